@@ -1,0 +1,1 @@
+"""Leadline: the domain layer (models, services, configuration, the ASGI app)."""

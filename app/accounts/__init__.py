@@ -1,0 +1,1 @@
+"""Organizations, users, API tokens and roles (SPEC R1)."""

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Role(StrEnum):
+    ADMIN = "ADMIN"
+    MANAGER = "MANAGER"
+    AGENT = "AGENT"
+
+
+class Organization(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    time_zone = fields.CharField(max_length=64, default="UTC")
+    phone_region = fields.CharField(max_length=2, default="US")
+    # The Status new prospects get. A plain column, not a foreign key: a key would
+    # make organization and status reference each other. Statuses are only ever
+    # soft-deleted, and deleting the default one moves it (app.workflows.service).
+    default_status_id = fields.IntField(null=True)
+    pull_from_other_agents = fields.BooleanField(default=False)
+    email_from = fields.CharField(max_length=320, null=True)
+    sms_from = fields.CharField(max_length=32, null=True)
+    postal_address = fields.TextField(null=True)
+    # The last agent that round robin gave a prospect to: the rotation's place.
+    round_robin_user_id = fields.IntField(null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "organization"
+
+
+class User(Model):
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "models.Organization", on_delete=fields.CASCADE, related_name=False
+    )
+    name = fields.CharField(max_length=200)
+    email = fields.CharField(max_length=320)
+    role = fields.CharEnumField(Role, max_length=16)
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField()
+
+    organization_id: int
+
+    class Meta:
+        table = "user"
+        unique_together = (("organization", "email"),)
+
+
+class ApiToken(Model):
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "models.Organization", on_delete=fields.CASCADE, related_name=False
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", on_delete=fields.CASCADE, related_name=False
+    )
+    name = fields.CharField(max_length=200)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField()
+    last_used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    organization_id: int
+    user_id: int
+
+    class Meta:
+        table = "api_token"

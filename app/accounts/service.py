@@ -1,0 +1,176 @@
+"""Organizations, users and API tokens.
+
+Invariants: a token is shown once (the return value of ``create_token``) and
+stored only as its SHA-256; a revoked token never authenticates again; users
+are never deleted, only deactivated, so history keeps its actors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tortoise.transactions import in_transaction
+
+from app import ids, validation
+from app.accounts.actor import Actor
+from app.accounts.models import ApiToken, Organization, Role, User
+from app.clock import Clock
+from app.errors import Conflict, InvalidInput, NotFound
+from app.workflows.models import Status
+
+TOKEN_PREFIX = "ll_"
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+"""lastUsedAt is written at most once a minute per token: one write, not one per request."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewOrganization:
+    organization: Organization
+    admin: User
+    token: str
+
+
+async def create_organization(*, name: str, admin_email: str, admin_name: str | None, clock: Clock) -> NewOrganization:
+    """A new organization with its first ADMIN and an API token for that admin."""
+    org_name = validation.name(name, ["name"])
+    email = validation.email(admin_email, ["adminEmail"])
+    now = clock.now()
+    async with in_transaction():
+        org = await Organization.create(name=org_name, created_at=now)
+        admin = await User.create(
+            organization=org,
+            name=validation.name(admin_name or email.split("@")[0], ["adminName"]),
+            email=email,
+            role=Role.ADMIN,
+            created_at=now,
+        )
+        token, _ = await _new_token(org.id, admin.id, "admin", clock)
+    return NewOrganization(org, admin, token)
+
+
+async def _new_token(organization_id: int, user_id: int, name: str, clock: Clock) -> tuple[str, ApiToken]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = await ApiToken.create(
+        organization_id=organization_id,
+        user_id=user_id,
+        name=name,
+        token_hash=hash_token(token),
+        created_at=clock.now(),
+    )
+    return token, row
+
+
+async def authenticate(token: str, clock: Clock) -> Actor | None:
+    """The actor a bearer token stands for, or None (unknown, revoked, inactive user)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = await ApiToken.get_or_none(token_hash=hash_token(token), revoked_at=None).select_related("user")
+    if row is None or not row.user.active:
+        return None
+    now = clock.now()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        await ApiToken.filter(id=row.id).update(last_used_at=now)
+    return Actor(organization_id=row.organization_id, user_id=row.user_id, role=row.user.role, clock=clock)
+
+
+async def get_user(actor: Actor, global_id: str, field: list[str]) -> User:
+    pk = ids.decode_as("User", global_id)
+    user = None if pk is None else await User.get_or_none(id=pk, organization_id=actor.organization_id)
+    if user is None:
+        raise NotFound("User", field)
+    return user
+
+
+async def create_user(*, actor: Actor, name: str, email: str, role: Role) -> User:
+    actor.require_admin()
+    clean_name = validation.name(name, ["input", "name"])
+    clean_email = validation.email(email, ["input", "email"])
+    async with in_transaction():
+        if await User.filter(organization_id=actor.organization_id, email=clean_email).exists():
+            raise Conflict("A user with this email already exists.", ["input", "email"])
+        return await User.create(
+            organization_id=actor.organization_id,
+            name=clean_name,
+            email=clean_email,
+            role=role,
+            created_at=actor.now(),
+        )
+
+
+async def create_token(*, actor: Actor, name: str, user_id: str | None) -> tuple[str, ApiToken]:
+    """A new token for ``user_id`` (default: the actor). The plain token is returned once."""
+    actor.require_admin()
+    clean_name = validation.name(name, ["input", "name"])
+    if user_id is not None:
+        user = await get_user(actor, user_id, ["input", "userId"])
+    elif actor.user_id is not None:
+        user = await User.get(id=actor.user_id)
+    else:
+        raise InvalidInput("userId is required.", ["input", "userId"])
+    if not user.active:
+        raise InvalidInput("The user is not active.", ["input", "userId"])
+    return await _new_token(actor.organization_id, user.id, clean_name, actor.clock)
+
+
+async def revoke_token(*, actor: Actor, token_id: str) -> ApiToken:
+    """Revokes a token; revoking it again changes nothing."""
+    actor.require_admin()
+    pk = ids.decode_as("ApiToken", token_id)
+    row = None if pk is None else await ApiToken.get_or_none(id=pk, organization_id=actor.organization_id)
+    if row is None:
+        raise NotFound("API token", ["input", "id"])
+    if row.revoked_at is None:
+        row.revoked_at = actor.now()
+        await ApiToken.filter(id=row.id, revoked_at=None).update(revoked_at=row.revoked_at)
+    return row
+
+
+@dataclass
+class OrganizationChanges:
+    name: str | None = None
+    time_zone: str | None = None
+    default_status_id: str | None = None
+    pull_from_other_agents: bool | None = None
+    email_from: str | None = None
+    sms_from: str | None = None
+    postal_address: str | None = None
+    phone_region: str | None = None
+
+
+async def update_organization(*, actor: Actor, changes: OrganizationChanges) -> Organization:
+    actor.require_admin()
+    org = await Organization.get(id=actor.organization_id)
+    field = ["input"]
+    if changes.name is not None:
+        org.name = validation.name(changes.name, [*field, "name"])
+    if changes.time_zone is not None:
+        org.time_zone = validation.time_zone(changes.time_zone, [*field, "timeZone"])
+    if changes.phone_region is not None:
+        org.phone_region = validation.region(changes.phone_region, [*field, "phoneRegion"])
+    if changes.default_status_id is not None:
+        pk = ids.decode_as("Status", changes.default_status_id)
+        status = None if pk is None else await Status.get_or_none(id=pk, organization_id=org.id, deleted_at=None)
+        if status is None:
+            raise NotFound("Status", [*field, "defaultStatusId"])
+        org.default_status_id = status.id
+    if changes.pull_from_other_agents is not None:
+        org.pull_from_other_agents = changes.pull_from_other_agents
+    if changes.email_from is not None:
+        org.email_from = validation.email(changes.email_from, [*field, "emailFrom"]) if changes.email_from else None
+    if changes.sms_from is not None:
+        org.sms_from = (
+            validation.phone(changes.sms_from, org.phone_region, [*field, "smsFrom"]) if changes.sms_from else None
+        )
+    if changes.postal_address is not None:
+        org.postal_address = validation.optional_text(  # type: ignore[assignment]
+            changes.postal_address, [*field, "postalAddress"], max_length=1000
+        )
+    await org.save()
+    return org

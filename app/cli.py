@@ -1,0 +1,259 @@
+"""The `leadline` command (a composition root: it starts the API and the worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from app import db, ids, presets
+from app.accounts import service as accounts
+from app.accounts.actor import Actor, system_actor
+from app.accounts.models import Organization, User
+from app.clock import SystemClock
+from app.config import ConfigError, Settings
+from app.errors import DomainError
+
+T = TypeVar("T")
+DEMO_ORGANIZATION = "Demo"
+DEMO_PRESET = "lead-workflow"
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _run(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
+    """Runs ``work`` with the database connected."""
+
+    async def main() -> T:
+        await db.init(settings)
+        try:
+            return await work()
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as error:
+        raise click.ClickException(error.message) from None
+
+
+async def _org_actor(org: str) -> Actor:
+    pk = ids.decode_as("Organization", org) or (int(org) if org.isdigit() else None)
+    if pk is None or not await Organization.exists(id=pk):
+        raise click.ClickException(f"No organization {org!r}.")
+    return system_actor(pk, SystemClock())
+
+
+@click.group()
+def main() -> None:
+    """Leadline: an open sales-engagement engine."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    settings = _settings()
+    asyncio.run(db.migrate(settings))
+    click.echo("migrations applied")
+
+
+@main.command()
+def serve() -> None:
+    """Run the API (GraphQL over HTTP and websockets, /healthz, /readyz)."""
+    import uvicorn
+
+    from app.web import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, lifespan="on", ws="websockets-sansio")
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Exit 0 if a running worker answers a ping job, else 1.")
+def worker(check: bool) -> None:
+    """Run the arq worker (or check that one is running)."""
+    from app.redis import locate
+    from tasks.worker import check as check_worker
+    from tasks.worker import create_worker
+
+    settings = _settings()
+    location = locate(settings)
+    try:
+        if check:
+            alive = asyncio.run(check_worker(location))
+            click.echo("worker: ok" if alive else "worker: no answer")
+            sys.exit(0 if alive else 1)
+        asyncio.run(create_worker(settings, location, own_database=True, handle_signals=True).async_run())
+    finally:
+        location.close()
+
+
+@main.command()
+def dev() -> None:
+    """Migrate, then run the API and the worker in one process on embedded defaults."""
+    import uvicorn
+
+    from app.redis import locate
+    from app.web import create_app
+    from tasks.worker import create_worker
+
+    settings = _settings()
+    asyncio.run(db.migrate(settings))
+    token = _run(settings, lambda: _demo_token(settings))
+    location = locate(settings)
+    base = f"http://{settings.host}:{settings.port}"
+    click.echo(
+        f"\nLeadline is running.\n  GraphiQL: {base}/graphql\n  Token:    {token}\n"
+        f'  In GraphiQL\'s headers: {{"Authorization": "Bearer {token}"}}\n'
+    )
+
+    async def both() -> None:
+        await db.init(settings)
+        worker = create_worker(settings, location, own_database=False, handle_signals=False)
+        app = create_app(settings, manage_resources=False)
+        from redis.asyncio import Redis
+
+        app.state.redis = Redis.from_url(location.url)
+        server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, ws="websockets-sansio"))
+        worker_task = asyncio.create_task(worker.async_run())
+        try:
+            await server.serve()
+        finally:
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
+            await worker.close()
+            await app.state.redis.aclose()
+            await db.close()
+
+    try:
+        asyncio.run(both())
+    finally:
+        location.close()
+
+
+async def _demo_token(settings: Settings) -> str:
+    """The development token: the Demo organization's admin token, made on first run
+    and kept in the data directory (like the generated secret key)."""
+    path = settings.data_dir / "dev-token"
+    clock = SystemClock()
+    if path.exists():
+        token = path.read_text().strip()
+        if await accounts.authenticate(token, clock) is not None:
+            return token
+    demo = await Organization.filter(name=DEMO_ORGANIZATION).order_by("id").first()
+    if demo is None:
+        created = await accounts.create_organization(
+            name=DEMO_ORGANIZATION, admin_email="admin@demo.example", admin_name="Demo Admin", clock=clock
+        )
+        await presets.apply(actor=system_actor(created.organization.id, clock), name=DEMO_PRESET)
+        token = created.token
+    else:
+        admin = await User.filter(organization_id=demo.id, role="ADMIN", active=True).order_by("id").first()
+        if admin is None:
+            raise click.ClickException("The Demo organization has no active admin.")
+        actor = Actor(organization_id=demo.id, user_id=admin.id, role=admin.role, clock=clock)
+        token, _ = await accounts.create_token(actor=actor, name="leadline dev", user_id=None)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+@main.group()
+def org() -> None:
+    """Organizations."""
+
+
+@org.command("create")
+@click.argument("name")
+@click.option("--admin-email", required=True)
+@click.option("--admin-name")
+def org_create(name: str, admin_email: str, admin_name: str | None) -> None:
+    """Create an organization with its first ADMIN; prints organization_id, user_id and token as JSON."""
+    settings = _settings()
+
+    async def work() -> dict[str, Any]:
+        created = await accounts.create_organization(
+            name=name, admin_email=admin_email, admin_name=admin_name, clock=SystemClock()
+        )
+        return {
+            "organization_id": ids.encode("Organization", created.organization.id),
+            "user_id": ids.encode("User", created.admin.id),
+            "token": created.token,
+        }
+
+    click.echo(json.dumps(_run(settings, work)))
+
+
+@main.group()
+def preset() -> None:
+    """Ready-made configurations."""
+
+
+@preset.command("list")
+def preset_list() -> None:
+    """List the presets."""
+    for name, description in presets.describe():
+        click.echo(f"{name}\t{description}")
+
+
+@preset.command("apply")
+@click.argument("name")
+@click.option("--org", "org_id", required=True, help="Organization id (as `org create` prints it).")
+def preset_apply(name: str, org_id: str) -> None:
+    """Apply preset NAME to an organization (applying it twice duplicates nothing)."""
+    settings = _settings()
+
+    async def work() -> list[str]:
+        workflows = await presets.apply(actor=await _org_actor(org_id), name=name)
+        return [w.name for w in workflows]
+
+    click.echo(f"applied {name}: workflows {', '.join(_run(settings, work))}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--org", "org_id", required=True, help="Organization id (as `org create` prints it).")
+def import_(file: Path, org_id: str) -> None:
+    """Import prospects from a CSV file; bad rows are reported by line and skipped."""
+    from tqdm import tqdm
+
+    from app.importer import import_csv
+
+    settings = _settings()
+    size = file.stat().st_size
+
+    async def work() -> Any:
+        actor = await _org_actor(org_id)
+        with tqdm(total=size, unit="B", unit_scale=True, desc="importing", file=sys.stderr) as bar:
+
+            def progress(done: int) -> None:
+                bar.update(max(0, done - bar.n))
+
+            return await import_csv(actor=actor, path=file, progress=progress)
+
+    result = _run(settings, work)
+    for error in result.errors:
+        click.echo(f"line {error.line}: {error.field}: {error.message}", err=True)
+    click.echo(json.dumps({"imported": result.imported, "rejected": len(result.errors)}))
+
+
+@main.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL)."""
+    from schema.build import sdl
+
+    click.echo(sdl(), nl=False)

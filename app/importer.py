@@ -1,0 +1,153 @@
+"""CSV import of prospects (R3.2): streams a file of any size, validates each row
+like the API does, inserts in batches, and reports bad rows by line number.
+
+Columns (header names are matched case-insensitively, ignoring spaces, dashes
+and underscores): first name, last name, email, phone, company, title,
+time zone, status (a status name), owner (a user's email). Any other column
+goes into the prospect's customFields.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from tortoise.transactions import in_transaction
+
+from app import ids
+from app.accounts.actor import Actor
+from app.accounts.models import Organization, User
+from app.errors import DomainError
+from app.prospects.models import ChangeCause
+from app.prospects.service import NewProspect, Preparer, insert
+from app.workflows.models import Status
+
+BATCH = 500
+COLUMNS = {
+    "firstname": "first_name",
+    "lastname": "last_name",
+    "email": "email",
+    "emailaddress": "email",
+    "phone": "phone",
+    "phonenumber": "phone",
+    "mobile": "phone",
+    "company": "company",
+    "title": "title",
+    "jobtitle": "title",
+    "timezone": "time_zone",
+    "tz": "time_zone",
+    "status": "status",
+    "owner": "owner",
+    "owneremail": "owner",
+}
+
+
+@dataclass
+class RowError:
+    line: int
+    field: str
+    message: str
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _key(header: str) -> str:
+    return re.sub(r"[\s_\-]+", "", header.strip().lower())
+
+
+async def import_csv(
+    *,
+    actor: Actor,
+    path: Path,
+    progress: Callable[[int], None] = lambda n: None,
+) -> ImportResult:
+    """Imports ``path``; ``progress`` is called with the bytes read so far."""
+    org = await Organization.get(id=actor.organization_id)
+    statuses = await _status_names(org.id)
+    owners = {u.email.lower(): ids.encode("User", u.id) for u in await User.filter(organization_id=org.id, active=True)}
+    preparer = Preparer(actor, org)
+    result = ImportResult()
+    batch: list[NewProspect] = []
+    with path.open("rb") as source, io.TextIOWrapper(source, encoding="utf-8-sig", newline="") as handle:
+        for line, row in _rows(handle):
+            try:
+                raw = _prospect(row, statuses, owners)
+                batch.append(await preparer.prepare(raw, []))
+            except DomainError as error:
+                result.errors.append(RowError(line, ".".join(error.field or []) or "row", error.message))
+            if len(batch) >= BATCH:
+                result.imported += await _flush(actor, batch)
+                progress(source.tell())
+        result.imported += await _flush(actor, batch)
+        progress(source.tell())
+    return result
+
+
+def _rows(handle: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header is None:
+        return
+    keys = [COLUMNS.get(_key(h), h.strip()) for h in header]
+    for values in reader:
+        if not any(v.strip() for v in values):
+            continue
+        yield reader.line_num, dict(zip(keys, values, strict=False))
+
+
+class _RowFault(DomainError):
+    pass
+
+
+def _prospect(row: dict[str, str], statuses: dict[str, str | None], owners: dict[str, str]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    custom: dict[str, str] = {}
+    for key, value in row.items():
+        value = (value or "").strip()
+        if key in ("first_name", "last_name", "email", "phone", "company", "title", "time_zone"):
+            if value:
+                raw[key] = value
+        elif key == "status":
+            if value:
+                found = statuses.get(value.lower(), "")
+                if not found:
+                    reason = "is ambiguous (several statuses have it)" if found is None else "is not a status"
+                    raise _RowFault(f"{value!r} {reason}.", ["status"])
+                raw["status_id"] = found
+        elif key == "owner":
+            if value:
+                if value.lower() not in owners:
+                    raise _RowFault(f"{value!r} is not an active user's email.", ["owner"])
+                raw["owner_id"] = owners[value.lower()]
+        elif value:
+            custom[key] = value
+    if custom:
+        raw["custom_fields"] = custom
+    return raw
+
+
+async def _status_names(organization_id: int) -> dict[str, str | None]:
+    """Status name (lower-cased) → global id; None where two statuses share the name."""
+    names: dict[str, str | None] = {}
+    for status in await Status.filter(organization_id=organization_id, deleted_at=None):
+        key = status.name.lower()
+        names[key] = None if key in names else ids.encode("Status", status.id)
+    return names
+
+
+async def _flush(actor: Actor, batch: list[NewProspect]) -> int:
+    if not batch:
+        return 0
+    async with in_transaction():
+        created = await insert(actor, batch, cause=ChangeCause.USER)
+    batch.clear()
+    return len(created)

@@ -1,0 +1,141 @@
+"""Presets (R9): ready-made configurations, kept as JSON data files beside this module.
+
+A preset names its statuses, and operations refer to statuses by name. Applying
+one creates what the organization lacks (matched by name) and leaves what it
+has alone, so applying it twice duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from app import ids
+from app.accounts.actor import Actor
+from app.errors import InvalidInput
+from app.workflows import service
+from app.workflows.models import (
+    Action,
+    ActionCategory,
+    AutomationRule,
+    Interaction,
+    Status,
+    SystemStatus,
+    TriggerEvent,
+    Workflow,
+)
+from app.workflows.operations import OperationSpec, OperationType
+
+HERE = Path(__file__).parent
+
+
+@lru_cache
+def load(name: str) -> dict[str, Any]:
+    path = HERE / f"{name}.json"
+    if name not in names():
+        raise InvalidInput(f"Unknown preset {name!r}; known: {', '.join(names())}.", ["input", "name"])
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in HERE.glob("*.json"))
+
+
+def describe() -> list[tuple[str, str]]:
+    return [(n, load(n)["description"]) for n in names()]
+
+
+async def apply(*, actor: Actor, name: str) -> list[Workflow]:
+    """Loads preset ``name`` into the actor's organization; returns its workflows."""
+    actor.require_manager()
+    preset = load(name)
+    async with in_transaction():
+        workflows, statuses = await _workflows(actor, preset["workflows"])
+        for category in preset.get("categories", []):
+            await _category(actor, category, statuses)
+        for action in preset.get("actions", []):
+            await _action(actor, action, None, statuses)
+        for rule in preset.get("rules", []):
+            await _rule(actor, rule, statuses)
+    return workflows
+
+
+async def _workflows(actor: Actor, specs: list[dict[str, Any]]) -> tuple[list[Workflow], dict[str, Status]]:
+    org = actor.organization_id
+    workflows = []
+    statuses: dict[str, Status] = {}
+    for spec in specs:
+        workflow = await Workflow.get_or_none(organization_id=org, name=spec["name"], deleted_at=None)
+        if workflow is None:
+            workflow = await service.create_workflow(actor=actor, name=spec["name"], position=None)
+        workflows.append(workflow)
+        for status_spec in spec["statuses"]:
+            status = await Status.get_or_none(workflow_id=workflow.id, name=status_spec["name"], deleted_at=None)
+            if status is None:
+                status = await service.create_status(
+                    actor=actor,
+                    workflow_id=ids.encode("Workflow", workflow.id),
+                    name=status_spec["name"],
+                    system_status=SystemStatus(status_spec["system_status"]),
+                    pipeline_percent=status_spec.get("pipeline_percent", 0),
+                    max_assignment_seconds=status_spec.get("max_assignment_seconds"),
+                    position=None,
+                )
+            statuses[status_spec["name"]] = status
+    return workflows, statuses
+
+
+def _operations(specs: list[dict[str, Any]], statuses: dict[str, Status]) -> list[OperationSpec]:
+    return [
+        OperationSpec(
+            type=OperationType(op["type"]),
+            status_id=ids.encode("Status", statuses[op["status"]].id) if "status" in op else None,
+            delay_seconds=op.get("delay_seconds"),
+        )
+        for op in specs
+    ]
+
+
+async def _category(actor: Actor, spec: dict[str, Any], statuses: dict[str, Status]) -> None:
+    category = await ActionCategory.get_or_none(organization_id=actor.organization_id, name=spec["name"])
+    if category is None:
+        category = await service.create_category(actor=actor, name=spec["name"])
+    for action in spec["actions"]:
+        await _action(actor, action, category, statuses)
+
+
+async def _action(
+    actor: Actor, spec: dict[str, Any], category: ActionCategory | None, statuses: dict[str, Status]
+) -> None:
+    if await Action.filter(
+        organization_id=actor.organization_id, name=spec["name"], category_id=category.id if category else None
+    ).exists():
+        return
+    await service.create_action(
+        actor=actor,
+        fields=service.ActionFields(
+            name=spec["name"],
+            category_id=ids.encode("ActionCategory", category.id) if category else None,
+            interactions=[Interaction(i) for i in spec.get("interactions", [])],
+            available_in_status_ids=[ids.encode("Status", statuses[s].id) for s in spec.get("available_in", [])],
+            operations=_operations(spec["operations"], statuses),
+        ),
+    )
+
+
+async def _rule(actor: Actor, spec: dict[str, Any], statuses: dict[str, Status]) -> None:
+    if await AutomationRule.filter(organization_id=actor.organization_id, name=spec["name"]).exists():
+        return
+    await service.create_rule(
+        actor=actor,
+        name=spec["name"],
+        event=TriggerEvent(spec["event"]),
+        status_id=ids.encode("Status", statuses[spec["status"]].id) if "status" in spec else None,
+        operations=_operations(spec["operations"], statuses),
+        enabled=spec.get("enabled", True),
+    )

@@ -1,0 +1,1 @@
+"""Prospects, their activities, status history and tasks (SPEC R3)."""

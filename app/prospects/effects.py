@@ -1,0 +1,177 @@
+"""What happens to a prospect: status changes, operations and automation rules.
+
+Every function here runs inside the caller's transaction, on a prospect row
+the caller has locked, and changes nothing outside it; an exception rolls
+back every operation before it (R2.2). Automation (R8) runs in the same
+transaction: a rule fires at most once per chain and chains stop at depth 5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from app.accounts.actor import Actor
+from app.accounts.models import Organization, Role, User
+from app.errors import Conflict
+from app.prospects.models import ChangeCause, Prospect, StatusChange, Task, TaskKind
+from app.workflows.models import AutomationRule, Status, TriggerEvent
+from app.workflows.operations import OperationType
+
+MAX_CHAIN_DEPTH = 5
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The automation rules already fired in this chain of events."""
+
+    depth: int = 0
+    fired: frozenset[int] = field(default_factory=frozenset)
+
+    def allows(self, rule_id: int) -> bool:
+        return self.depth < MAX_CHAIN_DEPTH and rule_id not in self.fired
+
+    def after(self, rule_id: int) -> Chain:
+        return Chain(self.depth + 1, self.fired | {rule_id})
+
+
+async def change_status(
+    prospect: Prospect,
+    status: Status,
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    chain: Chain,
+    note: str | None = None,
+) -> None:
+    """Moves the prospect to ``status`` (any workflow), records the change and
+    fires STATUS_ENTERED rules. Moving to the current status changes nothing."""
+    if prospect.status_id == status.id:
+        return
+    now = actor.now()
+    await StatusChange.create(
+        organization_id=prospect.organization_id,
+        prospect_id=prospect.id,
+        from_status_id=prospect.status_id,
+        to_status_id=status.id,
+        cause=cause,
+        actor_id=actor.user_id,
+        note=note,
+        at=now,
+    )
+    prospect.status_id = status.id
+    prospect.updated_at = now
+    await prospect.save(update_fields=["status_id", "updated_at"])
+    await fire_rules(TriggerEvent.STATUS_ENTERED, prospect, actor=actor, chain=chain, status_id=status.id)
+
+
+async def has_rules(organization_id: int, event: TriggerEvent) -> bool:
+    return await AutomationRule.filter(organization_id=organization_id, event=event, enabled=True).exists()
+
+
+async def fire_rules(
+    event: TriggerEvent,
+    prospect: Prospect,
+    *,
+    actor: Actor,
+    chain: Chain,
+    status_id: int | None = None,
+) -> None:
+    rules = AutomationRule.filter(organization_id=prospect.organization_id, event=event, enabled=True)
+    if event is TriggerEvent.STATUS_ENTERED:
+        rules = rules.filter(status_id=status_id)
+    for rule in await rules.order_by("id"):
+        if chain.allows(rule.id):
+            await run_operations(
+                prospect, rule.operations, actor=actor, cause=ChangeCause.AUTOMATION, chain=chain.after(rule.id)
+            )
+
+
+async def run_operations(
+    prospect: Prospect,
+    operations: Sequence[dict[str, Any]],
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    chain: Chain,
+) -> None:
+    """Runs stored operations in order on a locked prospect row."""
+    for op in operations:
+        kind = OperationType(op["type"])
+        now = actor.now()
+        if kind is OperationType.SET_STATUS:
+            status = await Status.get_or_none(
+                id=op["status_id"], organization_id=prospect.organization_id, deleted_at=None
+            )
+            if status is None:
+                raise Conflict("The status this operation moves to no longer exists.")
+            await change_status(prospect, status, actor=actor, cause=cause, chain=chain)
+        elif kind is OperationType.MARK_CONTACT_ATTEMPTED:
+            prospect.contact_attempts += 1
+            prospect.last_contact_attempt_at = now
+            await _save(prospect, now, "contact_attempts", "last_contact_attempt_at")
+        elif kind is OperationType.MARK_CONTACT_MADE:
+            if prospect.contact_made_at is None:
+                prospect.contact_made_at = now
+                await _save(prospect, now, "contact_made_at")
+        elif kind is OperationType.SCHEDULE_CALLBACK:
+            await Task.create(
+                organization_id=prospect.organization_id,
+                prospect_id=prospect.id,
+                assignee_id=prospect.owner_id,
+                kind=TaskKind.CALLBACK,
+                due_at=now + timedelta(seconds=op["delay_seconds"]),
+                created_at=now,
+            )
+        elif kind is OperationType.MARK_DO_NOT_CONTACT:
+            if not prospect.do_not_contact:
+                prospect.do_not_contact = True
+                await _save(prospect, now, "do_not_contact")
+        elif kind is OperationType.ASSIGN:
+            user_id = op.get("user_id")
+            if user_id is None:
+                user_id = (await next_in_rotation(prospect.organization_id, 1))[0]
+            elif not await User.filter(id=user_id, organization_id=prospect.organization_id, active=True).exists():
+                raise Conflict("The user this operation assigns to is no longer active.")
+            await assign(prospect, user_id, actor=actor)
+        elif kind is OperationType.UNASSIGN:
+            await assign(prospect, None, actor=actor)
+
+
+async def assign(prospect: Prospect, user_id: int | None, *, actor: Actor) -> None:
+    """Gives the prospect to ``user_id`` (None: unassigned); the assignment clock restarts."""
+    if prospect.owner_id == user_id:
+        return
+    now = actor.now()
+    prospect.owner_id = user_id
+    prospect.assigned_at = now if user_id is not None else None
+    await _save(prospect, now, "owner_id", "assigned_at")
+
+
+async def next_in_rotation(organization_id: int, count: int) -> list[int]:
+    """The next ``count`` active agents in the organization's round robin.
+
+    The rotation's place is kept on the organization row, locked here, so
+    concurrent distributions neither skip an agent nor double up.
+    """
+    org = await Organization.select_for_update().get(id=organization_id)
+    agent_ids = [
+        user.id
+        for user in await User.filter(organization_id=organization_id, role=Role.AGENT, active=True)
+        .order_by("id")
+        .only("id")
+    ]
+    if not agent_ids:
+        raise Conflict("There is no active agent to assign to.")
+    last = org.round_robin_user_id
+    start = next((i for i, a in enumerate(agent_ids) if last is not None and a > last), 0)
+    picked = [agent_ids[(start + i) % len(agent_ids)] for i in range(count)]
+    await Organization.filter(id=organization_id).update(round_robin_user_id=picked[-1])
+    return picked
+
+
+async def _save(prospect: Prospect, now: Any, *fields: str) -> None:
+    prospect.updated_at = now
+    await prospect.save(update_fields=[*fields, "updated_at"])

@@ -1,0 +1,53 @@
+"""Validation of a prospect's own fields (R3.1), shared by the API, bulk creation and CSV import."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from app import validation
+from app.errors import InvalidInput
+
+TEXT_FIELDS = {"first_name": "firstName", "last_name": "lastName", "company": "company", "title": "title"}
+EDITABLE = (*TEXT_FIELDS, "email", "phone", "time_zone", "custom_fields")
+MAX_CUSTOM_FIELDS_BYTES = 16_384
+
+
+def clean(values: Mapping[str, Any], *, region: str, field: list[str]) -> dict[str, Any]:
+    """Validated, normalized column values for the keys present in ``values``
+    (snake_case keys; None clears). Raises InvalidInput naming the field."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in TEXT_FIELDS:
+            out[key] = validation.optional_text(value, [*field, TEXT_FIELDS[key]])
+        elif key == "email":
+            out[key] = validation.email(value, [*field, "email"]) if value and value.strip() else None
+        elif key == "phone":
+            out[key] = validation.phone(value, region, [*field, "phone"]) if value and value.strip() else None
+        elif key == "time_zone":
+            out[key] = validation.time_zone(value.strip(), [*field, "timeZone"]) if value and value.strip() else None
+        elif key == "custom_fields":
+            out[key] = custom_fields(value, [*field, "customFields"])
+        else:
+            raise KeyError(key)
+    return out
+
+
+def custom_fields(value: Any, field: list[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("customFields must be a JSON object.", field)
+    if len(json.dumps(value)) > MAX_CUSTOM_FIELDS_BYTES:
+        raise InvalidInput(f"customFields must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes as JSON.", field)
+    return value
+
+
+SEARCHED = ("first_name", "last_name", "email", "phone", "company")
+
+
+def search_text(row: Mapping[str, Any]) -> str:
+    """What ProspectFilter.search matches: name, email, phone and company, lower-cased."""
+    parts = (row.get(key) for key in SEARCHED)
+    return " ".join(p for p in parts if p).lower()

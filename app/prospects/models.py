@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Channel(StrEnum):
+    EMAIL = "EMAIL"
+    SMS = "SMS"
+    PHONE = "PHONE"
+
+
+class ChangeCause(StrEnum):
+    USER = "USER"
+    ACTION = "ACTION"
+    AUTOMATION = "AUTOMATION"
+
+
+class TaskKind(StrEnum):
+    CALL = "CALL"
+    CALLBACK = "CALLBACK"
+    TODO = "TODO"
+
+
+class Prospect(Model):
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Organization", on_delete=fields.CASCADE, related_name=False
+    )
+    first_name = fields.CharField(max_length=200, null=True)
+    last_name = fields.CharField(max_length=200, null=True)
+    email = fields.CharField(max_length=320, null=True)
+    phone = fields.CharField(max_length=32, null=True)
+    company = fields.CharField(max_length=200, null=True)
+    title = fields.CharField(max_length=200, null=True)
+    time_zone = fields.CharField(max_length=64, null=True)
+    custom_fields: dict[str, object] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    # Lower-cased name, email, phone and company: what ProspectFilter.search matches.
+    search_text = fields.TextField(default="")
+    status: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Status", on_delete=fields.RESTRICT, related_name=False
+    )
+    owner: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.User", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    assigned_at = fields.DatetimeField(null=True)
+    do_not_contact = fields.BooleanField(default=False)
+    opted_out_channels: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    unsubscribed_at = fields.DatetimeField(null=True)
+    contact_attempts = fields.IntField(default=0)
+    last_contact_attempt_at = fields.DatetimeField(null=True)
+    contact_made_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    organization_id: int
+    status_id: int
+    owner_id: int | None
+
+    class Meta:
+        table = "prospect"
+        indexes = (("organization", "status"), ("organization", "owner"))
+
+
+class Activity(Model):
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Organization", on_delete=fields.CASCADE, related_name=False
+    )
+    prospect: fields.ForeignKeyRelation[Prospect] = fields.ForeignKeyField(
+        "models.Prospect", on_delete=fields.CASCADE, related_name=False
+    )
+    action: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Action", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    interaction = fields.CharField(max_length=16)
+    note = fields.TextField(null=True)
+    actor: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.User", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    at = fields.DatetimeField()
+
+    organization_id: int
+    prospect_id: int
+    action_id: int | None
+    actor_id: int | None
+
+    class Meta:
+        table = "activity"
+
+
+class StatusChange(Model):
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Organization", on_delete=fields.CASCADE, related_name=False
+    )
+    prospect: fields.ForeignKeyRelation[Prospect] = fields.ForeignKeyField(
+        "models.Prospect", on_delete=fields.CASCADE, related_name=False
+    )
+    from_status: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Status", null=True, on_delete=fields.RESTRICT, related_name=False
+    )
+    to_status: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Status", on_delete=fields.RESTRICT, related_name=False
+    )
+    cause = fields.CharEnumField(ChangeCause, max_length=16)
+    actor: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.User", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    note = fields.TextField(null=True)
+    at = fields.DatetimeField()
+
+    organization_id: int
+    prospect_id: int
+    from_status_id: int | None
+    to_status_id: int
+    actor_id: int | None
+
+    class Meta:
+        table = "status_change"
+
+
+class Task(Model):
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Organization", on_delete=fields.CASCADE, related_name=False
+    )
+    prospect: fields.ForeignKeyRelation[Prospect] = fields.ForeignKeyField(
+        "models.Prospect", on_delete=fields.CASCADE, related_name=False
+    )
+    assignee: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.User", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    kind = fields.CharEnumField(TaskKind, max_length=16)
+    due_at = fields.DatetimeField()
+    completed_at = fields.DatetimeField(null=True)
+    note = fields.TextField(null=True)
+    created_at = fields.DatetimeField()
+
+    organization_id: int
+    prospect_id: int
+    assignee_id: int | None
+
+    class Meta:
+        table = "task"
+        indexes = (("organization", "due_at"),)

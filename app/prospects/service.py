@@ -1,0 +1,296 @@
+"""Prospects: creation (one, many), edits, status changes, activities, do-not-contact,
+erasure and tasks.
+
+Invariants: every status change writes a StatusChange (creation too, from
+null); an AGENT sees and works only its own and unassigned prospects, and
+anything else is NOT_FOUND to it; a service either completes or raises a
+DomainError with nothing changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from app import ids
+from app.accounts.actor import Actor
+from app.accounts.models import Organization, User
+from app.bulk import insert_returning_ids
+from app.errors import ActionNotAvailable, DomainError, Forbidden, InvalidInput, NotFound
+from app.prospects import effects, fields
+from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
+from app.workflows import service as workflows
+from app.workflows.models import Action, Interaction, Status, TriggerEvent
+
+MAX_BATCH = 1000
+
+
+def visible(actor: Actor) -> QuerySet[Prospect]:
+    """The prospects the actor may read and work."""
+    query = Prospect.filter(organization_id=actor.organization_id)
+    if actor.is_agent:
+        query = query.filter(Q(owner_id=actor.user_id) | Q(owner_id=None))
+    return query
+
+
+async def get_prospect(actor: Actor, global_id: str, field: list[str], *, lock: bool = False) -> Prospect:
+    pk = ids.decode_as("Prospect", global_id)
+    query = visible(actor).filter(id=pk)
+    if lock:
+        query = query.select_for_update()
+    prospect = None if pk is None else await query.first()
+    if prospect is None:
+        raise NotFound("Prospect", field)
+    return prospect
+
+
+# ---- creation ----
+
+
+@dataclass
+class NewProspect:
+    """Validated values for one prospect, ready to insert."""
+
+    values: dict[str, Any]
+    status_id: int
+    owner_id: int | None
+
+
+class Preparer:
+    """Validates raw prospect input against one organization (statuses, owners, region),
+    caching look-ups so that a batch of 1,000 costs a handful of queries."""
+
+    def __init__(self, actor: Actor, org: Organization) -> None:
+        self.actor = actor
+        self.org = org
+        self._statuses: dict[str, int | None] = {}
+        self._owners: dict[str, int | None] = {}
+
+    async def prepare(self, raw: Mapping[str, Any], field: list[str]) -> NewProspect:
+        own = {k: raw.get(k) for k in fields.EDITABLE if k in raw}
+        values = fields.clean(own, region=self.org.phone_region, field=field)
+        values.setdefault("custom_fields", {})
+        status_gid = raw.get("status_id")
+        if status_gid is None:
+            if self.org.default_status_id is None:
+                raise InvalidInput(
+                    "statusId is required: the organization has no default status.", [*field, "statusId"]
+                )
+            status_id = self.org.default_status_id
+        else:
+            if status_gid not in self._statuses:
+                pk = ids.decode_as("Status", status_gid)
+                row = (
+                    None
+                    if pk is None
+                    else await Status.get_or_none(id=pk, organization_id=self.org.id, deleted_at=None)
+                )
+                self._statuses[status_gid] = row.id if row else None
+            found = self._statuses[status_gid]
+            if found is None:
+                raise NotFound("Status", [*field, "statusId"])
+            status_id = found
+        owner_id = None
+        owner_gid = raw.get("owner_id")
+        if owner_gid is not None:
+            if owner_gid not in self._owners:
+                pk = ids.decode_as("User", owner_gid)
+                user = None if pk is None else await User.get_or_none(id=pk, organization_id=self.org.id, active=True)
+                self._owners[owner_gid] = user.id if user else None
+            owner_id = self._owners[owner_gid]
+            if owner_id is None:
+                raise NotFound("User", [*field, "ownerId"])
+            if self.actor.is_agent and owner_id != self.actor.user_id:
+                raise Forbidden("An AGENT may only take prospects for itself.", [*field, "ownerId"])
+        return NewProspect(values, status_id, owner_id)
+
+
+async def create_prospects(
+    *,
+    actor: Actor,
+    inputs: Sequence[Mapping[str, Any]],
+    field: list[str],
+) -> tuple[list[Prospect], list[DomainError]]:
+    """Creates the valid prospects in bulk; the invalid ones come back as errors
+    under ``field + [index]``. At most MAX_BATCH per call."""
+    if len(inputs) > MAX_BATCH:
+        raise InvalidInput(f"At most {MAX_BATCH} prospects per call.", field)
+    org = await Organization.get(id=actor.organization_id)
+    preparer = Preparer(actor, org)
+    ready: list[NewProspect] = []
+    errors: list[DomainError] = []
+    for index, raw in enumerate(inputs):
+        try:
+            ready.append(await preparer.prepare(raw, [*field, str(index)]))
+        except DomainError as error:
+            errors.append(error)
+    async with in_transaction():
+        created = await insert(actor, ready, cause=ChangeCause.USER)
+    return created, errors
+
+
+async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCause) -> list[Prospect]:
+    """Inserts prepared prospects with their first StatusChange and runs
+    PROSPECT_CREATED rules. Runs inside the caller's transaction."""
+    if not ready:
+        return []
+    now = actor.now()
+    rows = [
+        Prospect(
+            organization_id=actor.organization_id,
+            status_id=item.status_id,
+            owner_id=item.owner_id,
+            assigned_at=now if item.owner_id is not None else None,
+            search_text=fields.search_text(item.values),
+            created_at=now,
+            updated_at=now,
+            **item.values,
+        )
+        for item in ready
+    ]
+    created = await insert_returning_ids(rows)
+    await StatusChange.bulk_create(
+        [
+            StatusChange(
+                organization_id=actor.organization_id,
+                prospect_id=p.id,
+                from_status_id=None,
+                to_status_id=p.status_id,
+                cause=cause,
+                actor_id=actor.user_id,
+                at=now,
+            )
+            for p in created
+        ]
+    )
+    if await effects.has_rules(actor.organization_id, TriggerEvent.PROSPECT_CREATED):
+        for prospect in created:
+            await effects.fire_rules(TriggerEvent.PROSPECT_CREATED, prospect, actor=actor, chain=effects.Chain())
+    return list(created)
+
+
+# ---- edits ----
+
+
+async def update_prospect(*, actor: Actor, prospect_id: str, changes: Mapping[str, Any]) -> Prospect:
+    """Changes the given fields (None clears one)."""
+    org = await Organization.get(id=actor.organization_id)
+    values = fields.clean(changes, region=org.phone_region, field=["input"])
+    async with in_transaction():
+        prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
+        for key, value in values.items():
+            setattr(prospect, key, {} if key == "custom_fields" and value is None else value)
+        prospect.search_text = fields.search_text({k: getattr(prospect, k) for k in fields.SEARCHED})
+        prospect.updated_at = actor.now()
+        await prospect.save()
+    return prospect
+
+
+async def set_status(*, actor: Actor, prospect_id: str, status_id: str, note: str | None) -> Prospect:
+    async with in_transaction():
+        prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
+        status = await workflows.get_status(actor, status_id, ["input", "statusId"])
+        await effects.change_status(
+            prospect, status, actor=actor, cause=ChangeCause.USER, chain=effects.Chain(), note=note
+        )
+    return prospect
+
+
+async def log_activity(
+    *,
+    actor: Actor,
+    prospect_id: str,
+    interaction: Interaction,
+    action_id: str | None,
+    note: str | None,
+) -> tuple[Activity, Prospect]:
+    """Records the interaction and applies the action's operations, atomically (R2.3)."""
+    async with in_transaction():
+        prospect = await get_prospect(actor, prospect_id, ["input", "prospectId"], lock=True)
+        action = None
+        if action_id is not None:
+            action = await workflows.get_owned(actor, Action, "Action", action_id, ["input", "actionId"])
+            if action.interactions and interaction.value not in action.interactions:
+                raise ActionNotAvailable(
+                    f"{action.name!r} cannot be logged with {interaction.value}.", ["input", "interaction"]
+                )
+            if not await workflows.action_available(action, prospect.status_id):
+                raise ActionNotAvailable(
+                    f"{action.name!r} is not available in the prospect's status.", ["input", "actionId"]
+                )
+        activity = await Activity.create(
+            organization_id=actor.organization_id,
+            prospect_id=prospect.id,
+            action_id=action.id if action else None,
+            interaction=interaction.value,
+            note=note,
+            actor_id=actor.user_id,
+            at=actor.now(),
+        )
+        if action is not None:
+            await effects.run_operations(
+                prospect, action.operations, actor=actor, cause=ChangeCause.ACTION, chain=effects.Chain()
+            )
+    return activity, prospect
+
+
+async def mark_do_not_contact(*, actor: Actor, prospect_id: str, do_not_contact: bool) -> Prospect:
+    async with in_transaction():
+        prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
+        if prospect.do_not_contact != do_not_contact:
+            prospect.do_not_contact = do_not_contact
+            prospect.updated_at = actor.now()
+            await prospect.save(update_fields=["do_not_contact", "updated_at"])
+    return prospect
+
+
+async def opt_out(*, actor: Actor, prospect_id: str, channel: Channel) -> Prospect:
+    async with in_transaction():
+        prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
+        if channel.value not in prospect.opted_out_channels:
+            prospect.opted_out_channels = sorted({*prospect.opted_out_channels, channel.value})
+            prospect.updated_at = actor.now()
+            await prospect.save(update_fields=["opted_out_channels", "updated_at"])
+    return prospect
+
+
+async def delete_prospect(*, actor: Actor, prospect_id: str) -> int:
+    """Erases the prospect with its activities, history and tasks (R3.4)."""
+    actor.require_manager()
+    async with in_transaction():
+        prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
+        await Activity.filter(prospect_id=prospect.id).delete()
+        await StatusChange.filter(prospect_id=prospect.id).delete()
+        await Task.filter(prospect_id=prospect.id).delete()
+        await prospect.delete()
+    return prospect.id
+
+
+# ---- tasks ----
+
+
+def visible_tasks(actor: Actor) -> QuerySet[Task]:
+    query = Task.filter(organization_id=actor.organization_id)
+    if actor.is_agent:
+        query = query.filter(Q(prospect__owner_id=actor.user_id) | Q(prospect__owner_id=None))
+    return query
+
+
+async def complete_task(*, actor: Actor, task_id: str, note: str | None) -> Task:
+    """Marks the task done; completing it again changes nothing."""
+    pk = ids.decode_as("Task", task_id)
+    async with in_transaction():
+        task = None if pk is None else await visible_tasks(actor).filter(id=pk).select_for_update().first()
+        if task is None:
+            raise NotFound("Task", ["input", "id"])
+        if task.completed_at is None:
+            task.completed_at = actor.now()
+            if note is not None:
+                task.note = note
+            await task.save(update_fields=["completed_at", "note"])
+    return task

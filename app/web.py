@@ -1,0 +1,169 @@
+"""The ASGI application (composition root): GraphQL over HTTP and websockets,
+/healthz and /readyz. It is the one place in app/ that imports schema/."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+from tortoise import connections
+
+from app import db
+from app.accounts.actor import Actor
+from app.accounts.service import authenticate
+from app.clock import Clock, SystemClock
+from app.config import Settings
+from app.redis import RedisLocation, locate
+from schema.build import build_schema, scrub
+from schema.context import Context
+
+logger = logging.getLogger("leadline.web")
+
+
+def bearer(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class LeadlineGraphQL(GraphQL[Context, None]):
+    def __init__(self, clock: Clock, *, development: bool) -> None:
+        super().__init__(
+            build_schema(),
+            graphql_ide="graphiql" if development else None,
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            keep_alive=True,
+            keep_alive_interval=15,
+        )
+        self.clock = clock
+
+    async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
+        actor: Actor | None = request.scope.get("leadline.actor")
+        return Context(request=request, actor_or_none=actor)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        token = bearer((context.connection_params or {}).get("authorization"))
+        actor = await authenticate(token, self.clock) if token else None
+        if actor is None:
+            raise ConnectionRejectionError
+        context.actor_or_none = actor
+        context.reset_loaders()
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        for error in response.get("errors") or []:
+            error["message"] = scrub(str(error["message"]))  # type: ignore[index]
+        return response
+
+
+class GraphQLEndpoint:
+    """Authenticates HTTP requests before they reach Strawberry: no valid token, 401.
+    The GraphiQL page itself (a GET for HTML) needs none; it sends the token it is given."""
+
+    def __init__(self, view: LeadlineGraphQL, clock: Clock) -> None:
+        self.view = view
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            if not (self.view.graphql_ide and self.view.should_render_graphql_ide(cast(Any, _Adapter(request)))):
+                token = bearer(request.headers.get("authorization"))
+                actor = await authenticate(token, self.clock) if token else None
+                if actor is None:
+                    response = JSONResponse(
+                        {"errors": [{"message": "Authentication required: send Authorization: Bearer <token>."}]},
+                        status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+                    await response(scope, receive, send)
+                    return
+                scope["leadline.actor"] = actor
+        await self.view(scope, receive, send)
+
+
+class _Adapter:
+    def __init__(self, request: Request) -> None:
+        self.method = request.method
+        self.query_params = request.query_params
+        self.headers = request.headers
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    checks: dict[str, str] = {}
+    try:
+        await connections.get("default").execute_query("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as error:  # readiness reports any failure; it never raises
+        checks["database"] = f"unreachable ({type(error).__name__})"
+    try:
+        await request.app.state.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as error:
+        checks["redis"] = f"unreachable ({type(error).__name__})"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    redis: Redis | None = None,
+    manage_resources: bool = True,
+) -> Starlette:
+    """The ASGI app. With ``manage_resources`` its lifespan connects the database
+    and Redis; tests that hold their own pass ``redis`` and False."""
+    clock = clock or SystemClock()
+    view = LeadlineGraphQL(clock, development=settings.development)
+    endpoint = GraphQLEndpoint(view, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        location: RedisLocation | None = None
+        if manage_resources:
+            await db.init(settings)
+            location = locate(settings)
+            app.state.redis = Redis.from_url(location.url)
+        try:
+            yield
+        finally:
+            if manage_resources:
+                await app.state.redis.aclose()
+                await db.close()
+                if location is not None:
+                    location.close()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", endpoint, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", endpoint),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if redis is not None:
+        app.state.redis = redis
+    return app

@@ -1,0 +1,1 @@
+"""Workflows, statuses, actions, operations and automation rules (SPEC R2, R8)."""

@@ -1,0 +1,106 @@
+"""Operations: the steps an action or an automation rule performs, validated when saved.
+
+Stored form (Action.operations, AutomationRule.operations): a list of dicts
+``{"type", "status_id", "user_id", "delay_seconds"}`` with primary keys of the
+same organization. They are run by app.prospects.effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from app import ids
+from app.accounts.actor import Actor
+from app.accounts.models import User
+from app.errors import InvalidInput, NotFound
+from app.workflows.models import Status
+
+MAX_OPERATIONS = 20
+MAX_DELAY_SECONDS = 366 * 24 * 3600
+
+
+class OperationType(StrEnum):
+    SET_STATUS = "SET_STATUS"
+    MARK_CONTACT_ATTEMPTED = "MARK_CONTACT_ATTEMPTED"
+    MARK_CONTACT_MADE = "MARK_CONTACT_MADE"
+    SCHEDULE_CALLBACK = "SCHEDULE_CALLBACK"
+    MARK_DO_NOT_CONTACT = "MARK_DO_NOT_CONTACT"
+    ASSIGN = "ASSIGN"
+    UNASSIGN = "UNASSIGN"
+
+
+# Which of statusId / userId / delaySeconds each type takes, and which it requires.
+_ACCEPTS: dict[OperationType, tuple[set[str], set[str]]] = {
+    OperationType.SET_STATUS: ({"statusId"}, {"statusId"}),
+    OperationType.MARK_CONTACT_ATTEMPTED: (set(), set()),
+    OperationType.MARK_CONTACT_MADE: (set(), set()),
+    OperationType.SCHEDULE_CALLBACK: ({"delaySeconds"}, {"delaySeconds"}),
+    OperationType.MARK_DO_NOT_CONTACT: (set(), set()),
+    OperationType.ASSIGN: ({"userId"}, set()),
+    OperationType.UNASSIGN: (set(), set()),
+}
+
+
+@dataclass(frozen=True)
+class OperationSpec:
+    """An operation as the API gives it (global ids)."""
+
+    type: OperationType
+    status_id: str | None = None
+    user_id: str | None = None
+    delay_seconds: int | None = None
+
+
+async def validate(actor: Actor, specs: Sequence[OperationSpec], field: list[str]) -> list[dict[str, Any]]:
+    """The stored form of ``specs``; InvalidInput / NotFound naming the first fault."""
+    if len(specs) > MAX_OPERATIONS:
+        raise InvalidInput(f"At most {MAX_OPERATIONS} operations.", field)
+    stored = []
+    for index, spec in enumerate(specs):
+        at = [*field, str(index)]
+        accepts, requires = _ACCEPTS[spec.type]
+        given = {
+            name
+            for name, value in (
+                ("statusId", spec.status_id),
+                ("userId", spec.user_id),
+                ("delaySeconds", spec.delay_seconds),
+            )
+            if value is not None
+        }
+        for name in sorted(given - accepts):
+            raise InvalidInput(f"{spec.type.value} does not take {name}; it must be null.", [*at, name])
+        for name in sorted(requires - given):
+            raise InvalidInput(f"{spec.type.value} requires {name}.", [*at, name])
+        status_pk = user_pk = None
+        if spec.status_id is not None:
+            status_pk = ids.decode_as("Status", spec.status_id)
+            if (
+                status_pk is None
+                or not await Status.filter(
+                    id=status_pk, organization_id=actor.organization_id, deleted_at=None
+                ).exists()
+            ):
+                raise NotFound("Status", [*at, "statusId"])
+        if spec.user_id is not None:
+            user_pk = ids.decode_as("User", spec.user_id)
+            if user_pk is None or not await User.filter(id=user_pk, organization_id=actor.organization_id).exists():
+                raise NotFound("User", [*at, "userId"])
+        if spec.delay_seconds is not None and not 0 <= spec.delay_seconds <= MAX_DELAY_SECONDS:
+            raise InvalidInput(f"delaySeconds must be between 0 and {MAX_DELAY_SECONDS}.", [*at, "delaySeconds"])
+        stored.append(
+            {
+                "type": spec.type.value,
+                "status_id": status_pk,
+                "user_id": user_pk,
+                "delay_seconds": spec.delay_seconds,
+            }
+        )
+    return stored
+
+
+def referenced_status_ids(operations: Sequence[dict[str, Any]]) -> set[int]:
+    return {op["status_id"] for op in operations if op.get("status_id") is not None}

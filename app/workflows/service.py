@@ -1,0 +1,421 @@
+"""Configuration of the sales process: workflows, statuses, categories, actions, rules.
+
+Only MANAGER and ADMIN change configuration (R1.3). Workflows and statuses are
+deleted softly (``deleted_at``) so history keeps naming them; deleting one
+that holds prospects is a CONFLICT unless they are moved in the same call
+(R2.6), and so is deleting a status that an action or rule still moves to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from app import ids, validation
+from app.accounts.actor import Actor
+from app.accounts.models import Organization
+from app.errors import Conflict, InvalidInput, NotFound
+from app.prospects.models import ChangeCause, Prospect, StatusChange
+from app.workflows import operations as ops
+from app.workflows.models import (
+    Action,
+    ActionAvailability,
+    ActionCategory,
+    AutomationRule,
+    Interaction,
+    Status,
+    SystemStatus,
+    TriggerEvent,
+    Workflow,
+)
+
+M = TypeVar("M", bound=Model)
+UNCHANGED: Any = object()
+"""A keyword left at UNCHANGED keeps the stored value."""
+
+
+async def get_owned(actor: Actor, model: type[M], type_name: str, global_id: str, field: list[str], **extra: Any) -> M:
+    """The organization's row for ``global_id``; NotFound for anything else."""
+    pk = ids.decode_as(type_name, global_id)
+    row = None if pk is None else await model.get_or_none(id=pk, organization_id=actor.organization_id, **extra)
+    if row is None:
+        raise NotFound(type_name, field)
+    return row
+
+
+async def get_status(actor: Actor, global_id: str, field: list[str]) -> Status:
+    return await get_owned(actor, Status, "Status", global_id, field, deleted_at=None)
+
+
+async def get_workflow(actor: Actor, global_id: str, field: list[str]) -> Workflow:
+    return await get_owned(actor, Workflow, "Workflow", global_id, field, deleted_at=None)
+
+
+async def _place(rows: list[Any], row: Any, position: int | None) -> None:
+    """Puts ``row`` at index ``position`` (default: last) among ``rows`` and renumbers them 0…n-1."""
+    others = [r for r in rows if r.id != row.id]
+    index = len(others) if position is None else max(0, min(position, len(others)))
+    others.insert(index, row)
+    for number, item in enumerate(others):
+        if item.position != number or item is row:
+            item.position = number
+            await item.save(update_fields=["position"])
+
+
+def _position(value: int | None, field: list[str]) -> int | None:
+    if value is not None and value < 0:
+        raise InvalidInput("Position must be 0 or more.", field)
+    return value
+
+
+# ---- workflows ----
+
+
+async def create_workflow(*, actor: Actor, name: str, position: int | None) -> Workflow:
+    actor.require_manager()
+    clean = validation.name(name, ["input", "name"])
+    _position(position, ["input", "position"])
+    async with in_transaction():
+        siblings = await Workflow.filter(organization_id=actor.organization_id, deleted_at=None).order_by(
+            "position", "id"
+        )
+        workflow = await Workflow.create(organization_id=actor.organization_id, name=clean, position=len(siblings))
+        await _place([*siblings, workflow], workflow, position)
+    return workflow
+
+
+async def update_workflow(*, actor: Actor, workflow_id: str, name: str | None, position: int | None) -> Workflow:
+    actor.require_manager()
+    async with in_transaction():
+        workflow = await get_workflow(actor, workflow_id, ["input", "id"])
+        if name is not None:
+            workflow.name = validation.name(name, ["input", "name"])
+            await workflow.save(update_fields=["name"])
+        if position is not None:
+            _position(position, ["input", "position"])
+            siblings = await Workflow.filter(organization_id=actor.organization_id, deleted_at=None).order_by(
+                "position", "id"
+            )
+            await _place(siblings, workflow, position)
+    return workflow
+
+
+async def delete_workflow(*, actor: Actor, workflow_id: str, move_to_status_id: str | None = None) -> int:
+    """Deletes a workflow and its statuses; their prospects must be moved (CONFLICT otherwise)."""
+    actor.require_manager()
+    async with in_transaction():
+        workflow = await get_workflow(actor, workflow_id, ["input", "id"])
+        statuses = await Status.filter(workflow_id=workflow.id, deleted_at=None)
+        target = await _move_target(actor, move_to_status_id, exclude_workflow=workflow.id)
+        for status in statuses:
+            await _retire_status(actor, status, target)
+        await Workflow.filter(id=workflow.id).update(deleted_at=actor.now())
+        siblings = await Workflow.filter(organization_id=actor.organization_id, deleted_at=None).order_by(
+            "position", "id"
+        )
+        for number, sibling in enumerate(siblings):
+            if sibling.position != number:
+                await Workflow.filter(id=sibling.id).update(position=number)
+    return workflow.id
+
+
+# ---- statuses ----
+
+
+async def create_status(
+    *,
+    actor: Actor,
+    workflow_id: str,
+    name: str,
+    system_status: SystemStatus,
+    pipeline_percent: int | None,
+    max_assignment_seconds: int | None,
+    position: int | None,
+) -> Status:
+    actor.require_manager()
+    clean = validation.name(name, ["input", "name"])
+    percent = validation.bounded_int(pipeline_percent or 0, ["input", "pipelinePercent"], low=0, high=100)
+    _max_assignment(max_assignment_seconds)
+    _position(position, ["input", "position"])
+    async with in_transaction():
+        workflow = await get_workflow(actor, workflow_id, ["input", "workflowId"])
+        siblings = await Status.filter(workflow_id=workflow.id, deleted_at=None).order_by("position", "id")
+        status = await Status.create(
+            organization_id=actor.organization_id,
+            workflow_id=workflow.id,
+            name=clean,
+            position=len(siblings),
+            system_status=system_status,
+            pipeline_percent=percent,
+            max_assignment_seconds=max_assignment_seconds,
+        )
+        await _place([*siblings, status], status, position)
+        org = await Organization.get(id=actor.organization_id)
+        if org.default_status_id is None:
+            org.default_status_id = status.id
+            await org.save(update_fields=["default_status_id"])
+    return status
+
+
+def _max_assignment(value: int | None) -> None:
+    if value is not None:
+        validation.bounded_int(value, ["input", "maxAssignmentSeconds"], low=1, high=10 * 366 * 24 * 3600)
+
+
+async def update_status(
+    *,
+    actor: Actor,
+    status_id: str,
+    name: str | None = None,
+    workflow_id: str | None = None,
+    system_status: SystemStatus | None = None,
+    pipeline_percent: int | None = None,
+    max_assignment_seconds: int | None = UNCHANGED,
+    position: int | None = None,
+) -> Status:
+    actor.require_manager()
+    async with in_transaction():
+        status = await get_status(actor, status_id, ["input", "id"])
+        if name is not None:
+            status.name = validation.name(name, ["input", "name"])
+        if system_status is not None:
+            status.system_status = system_status
+        if pipeline_percent is not None:
+            status.pipeline_percent = validation.bounded_int(
+                pipeline_percent, ["input", "pipelinePercent"], low=0, high=100
+            )
+        if max_assignment_seconds is not UNCHANGED:
+            _max_assignment(max_assignment_seconds)
+            status.max_assignment_seconds = max_assignment_seconds
+        _position(position, ["input", "position"])
+        moved_from = None
+        if workflow_id is not None:
+            workflow = await get_workflow(actor, workflow_id, ["input", "workflowId"])
+            if workflow.id != status.workflow_id:
+                moved_from, status.workflow_id = status.workflow_id, workflow.id
+        await status.save()
+        if moved_from is not None or position is not None:
+            siblings = await Status.filter(workflow_id=status.workflow_id, deleted_at=None).order_by("position", "id")
+            await _place(siblings, status, position)
+        if moved_from is not None:
+            await _renumber_statuses(moved_from)
+    return status
+
+
+async def _renumber_statuses(workflow_id: int) -> None:
+    rows = await Status.filter(workflow_id=workflow_id, deleted_at=None).order_by("position", "id")
+    for number, row in enumerate(rows):
+        if row.position != number:
+            await Status.filter(id=row.id).update(position=number)
+
+
+async def delete_status(*, actor: Actor, status_id: str, move_to_status_id: str | None) -> int:
+    actor.require_manager()
+    async with in_transaction():
+        status = await get_status(actor, status_id, ["input", "id"])
+        target = await _move_target(actor, move_to_status_id, exclude_status=status.id)
+        await _retire_status(actor, status, target)
+        await _renumber_statuses(status.workflow_id)
+    return status.id
+
+
+async def _move_target(
+    actor: Actor,
+    move_to_status_id: str | None,
+    *,
+    exclude_status: int | None = None,
+    exclude_workflow: int | None = None,
+) -> Status | None:
+    if move_to_status_id is None:
+        return None
+    target = await get_status(actor, move_to_status_id, ["input", "moveToStatusId"])
+    if target.id == exclude_status or target.workflow_id == exclude_workflow:
+        raise InvalidInput("Prospects cannot be moved into what is being deleted.", ["input", "moveToStatusId"])
+    return target
+
+
+async def _retire_status(actor: Actor, status: Status, move_to: Status | None) -> None:
+    """Soft-deletes ``status`` after moving its prospects (and the default) to ``move_to``."""
+    org = await Organization.get(id=actor.organization_id)
+    prospect_ids = await Prospect.filter(status_id=status.id).values_list("id", flat=True)
+    is_default = org.default_status_id == status.id
+    if move_to is None and (prospect_ids or is_default):
+        reason = "holds prospects" if prospect_ids else "is the organization's default status"
+        raise Conflict(f"Status {status.name!r} {reason}; give moveToStatusId to move them.", ["input", "id"])
+    users = [
+        f"action {a.name!r}"
+        for a in await Action.filter(organization_id=actor.organization_id)
+        if status.id in ops.referenced_status_ids(a.operations)
+    ] + [
+        f"rule {r.name!r}"
+        for r in await AutomationRule.filter(organization_id=actor.organization_id)
+        if status.id in ops.referenced_status_ids(r.operations) or r.status_id == status.id
+    ]
+    if users:
+        raise Conflict(f"Status {status.name!r} is used by {', '.join(users)}; change those first.", ["input", "id"])
+    now = actor.now()
+    if move_to is not None and prospect_ids:
+        await StatusChange.bulk_create(
+            [
+                StatusChange(
+                    organization_id=actor.organization_id,
+                    prospect_id=pid,
+                    from_status_id=status.id,
+                    to_status_id=move_to.id,
+                    cause=ChangeCause.USER,
+                    actor_id=actor.user_id,
+                    at=now,
+                )
+                for pid in prospect_ids
+            ]
+        )
+        await Prospect.filter(status_id=status.id).update(status_id=move_to.id, updated_at=now)
+    if is_default and move_to is not None:
+        await Organization.filter(id=org.id).update(default_status_id=move_to.id)
+    await ActionAvailability.filter(status_id=status.id).delete()
+    await Status.filter(id=status.id).update(deleted_at=now)
+
+
+# ---- action categories and actions ----
+
+
+async def create_category(*, actor: Actor, name: str) -> ActionCategory:
+    actor.require_manager()
+    return await ActionCategory.create(
+        organization_id=actor.organization_id, name=validation.name(name, ["input", "name"])
+    )
+
+
+@dataclass
+class ActionFields:
+    name: str | None = None
+    category_id: str | None = UNCHANGED
+    interactions: Sequence[Interaction] | None = None
+    available_in_status_ids: Sequence[str] | None = None
+    operations: Sequence[ops.OperationSpec] | None = None
+
+
+async def create_action(*, actor: Actor, fields: ActionFields) -> Action:
+    actor.require_manager()
+    if fields.name is None or fields.operations is None:
+        raise InvalidInput("name and operations are required.", ["input"])
+    async with in_transaction():
+        action = Action(organization_id=actor.organization_id)
+        await _apply_action_fields(actor, action, fields)
+    return action
+
+
+async def update_action(*, actor: Actor, action_id: str, fields: ActionFields) -> Action:
+    actor.require_manager()
+    async with in_transaction():
+        action = await get_owned(actor, Action, "Action", action_id, ["input", "id"])
+        await _apply_action_fields(actor, action, fields)
+    return action
+
+
+async def _apply_action_fields(actor: Actor, action: Action, fields: ActionFields) -> None:
+    if fields.name is not None:
+        action.name = validation.name(fields.name, ["input", "name"])
+    if fields.category_id is not UNCHANGED:
+        action.category_id = (
+            None
+            if fields.category_id is None
+            else (
+                await get_owned(actor, ActionCategory, "ActionCategory", fields.category_id, ["input", "categoryId"])
+            ).id
+        )
+    if fields.interactions is not None:
+        action.interactions = sorted({i.value for i in fields.interactions})
+    if fields.operations is not None:
+        action.operations = await ops.validate(actor, fields.operations, ["input", "operations"])
+    status_pks = None
+    if fields.available_in_status_ids is not None:
+        status_pks = []
+        for index, gid in enumerate(fields.available_in_status_ids):
+            status = await get_status(actor, gid, ["input", "availableInStatusIds", str(index)])
+            status_pks.append(status.id)
+    await action.save()
+    if status_pks is not None:
+        await ActionAvailability.filter(action_id=action.id).delete()
+        await ActionAvailability.bulk_create(
+            [ActionAvailability(action_id=action.id, status_id=pk) for pk in dict.fromkeys(status_pks)]
+        )
+
+
+async def delete_action(*, actor: Actor, action_id: str) -> int:
+    actor.require_manager()
+    action = await get_owned(actor, Action, "Action", action_id, ["input", "id"])
+    await action.delete()
+    return action.id
+
+
+async def action_available(action: Action, status_id: int) -> bool:
+    limits = ActionAvailability.filter(action_id=action.id)
+    return not await limits.exists() or await limits.filter(status_id=status_id).exists()
+
+
+# ---- automation rules ----
+
+
+async def create_rule(
+    *,
+    actor: Actor,
+    name: str,
+    event: TriggerEvent,
+    status_id: str | None,
+    operations: Sequence[ops.OperationSpec],
+    enabled: bool | None,
+) -> AutomationRule:
+    actor.require_manager()
+    rule = AutomationRule(
+        organization_id=actor.organization_id, event=event, enabled=True if enabled is None else enabled
+    )
+    rule.name = validation.name(name, ["input", "name"])
+    rule.status_id = await _rule_status(actor, event, status_id)
+    rule.operations = await ops.validate(actor, operations, ["input", "operations"])
+    await rule.save()
+    return rule
+
+
+async def _rule_status(actor: Actor, event: TriggerEvent, status_id: str | None) -> int | None:
+    if event is TriggerEvent.STATUS_ENTERED:
+        if status_id is None:
+            raise InvalidInput("STATUS_ENTERED rules require statusId.", ["input", "statusId"])
+        return (await get_status(actor, status_id, ["input", "statusId"])).id
+    if status_id is not None:
+        raise InvalidInput(f"{event.value} rules take no statusId.", ["input", "statusId"])
+    return None
+
+
+async def update_rule(
+    *,
+    actor: Actor,
+    rule_id: str,
+    name: str | None,
+    enabled: bool | None,
+    status_id: str | None,
+    operations: Sequence[ops.OperationSpec] | None,
+) -> AutomationRule:
+    actor.require_manager()
+    rule = await get_owned(actor, AutomationRule, "AutomationRule", rule_id, ["input", "id"])
+    if name is not None:
+        rule.name = validation.name(name, ["input", "name"])
+    if enabled is not None:
+        rule.enabled = enabled
+    if status_id is not None:
+        rule.status_id = await _rule_status(actor, rule.event, status_id)
+    if operations is not None:
+        rule.operations = await ops.validate(actor, operations, ["input", "operations"])
+    await rule.save()
+    return rule
+
+
+async def delete_rule(*, actor: Actor, rule_id: str) -> int:
+    actor.require_manager()
+    rule = await get_owned(actor, AutomationRule, "AutomationRule", rule_id, ["input", "id"])
+    await rule.delete()
+    return rule.id

@@ -1,0 +1,1 @@
+"""The GraphQL layer: types, queries, mutations and loaders over the app/ services."""

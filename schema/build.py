@@ -1,0 +1,86 @@
+"""The executable schema: types, limits, error masking and error logging."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.types import ExecutionContext
+
+from schema import types
+from schema.context import AuthenticationError, PublicError
+from schema.mutations import Mutation
+from schema.queries import Query
+
+logger = logging.getLogger("leadline.graphql")
+
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 3000
+MASKED_MESSAGE = "Unexpected error."
+
+_EMAIL = re.compile(r"[^\s'\"<>@]+@[^\s'\"<>@]+")
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    """Our own public errors and GraphQL's validation errors pass; anything raised
+    by code that is not ours to show (a bug, the database) is masked."""
+    original = error.original_error
+    return original is not None and not isinstance(original, PublicError | AuthenticationError)
+
+
+def scrub(message: str) -> str:
+    """Error messages echo input values (graphql-core quotes bad variables): never an address."""
+    return _EMAIL.sub("[redacted]", message)
+
+
+class LeadlineSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Logs unexpected errors with the operation's name and the traceback's code
+        locations only: no message, no variables, so no personal data."""
+        operation = execution_context.operation_name if execution_context else None
+        for error in errors:
+            original = error.original_error
+            if original is None or isinstance(original, PublicError | AuthenticationError):
+                continue
+            logger.error(
+                "unexpected %s in operation %s at %s",
+                type(original).__name__,
+                operation or "(anonymous)",
+                _where(original),
+            )
+
+
+def _where(error: BaseException) -> str:
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(f"{tb.tb_frame.f_code.co_filename.rsplit('/', 2)[-1]}:{tb.tb_lineno}")
+        tb = tb.tb_next
+    return " < ".join(reversed(frames[-6:]))
+
+
+def build_schema() -> LeadlineSchema:
+    return LeadlineSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[types.ApiToken, types.Activity, types.StatusChange, types.Task],
+        extensions=[
+            functools.partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
+            functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+            functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
+            functools.partial(MaskErrors, should_mask_error=_should_mask, error_message=MASKED_MESSAGE),
+        ],
+    )
+
+
+def sdl() -> str:
+    return build_schema().as_str() + "\n"
+
+
+__all__: list[Any] = ["build_schema", "scrub", "sdl"]

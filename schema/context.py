@@ -1,0 +1,51 @@
+"""The per-request context: the viewer (an Actor) and the request's DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import strawberry
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+
+from app.accounts.actor import Actor
+from app.errors import DomainError
+from schema.loaders import Loaders
+
+
+class AuthenticationError(Exception):
+    """No valid token: HTTP 401, websocket close 4403."""
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket
+    actor_or_none: Actor | None
+    connection_params: dict[str, object] | None = None
+    """What a websocket client sent in connection_init."""
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reset_loaders()
+
+    @property
+    def actor(self) -> Actor:
+        if self.actor_or_none is None:
+            raise AuthenticationError
+        return self.actor_or_none
+
+    def reset_loaders(self) -> None:
+        """New loaders: after a mutation, nothing cached before it is served."""
+        self.loaders = Loaders(self.actor_or_none)
+
+
+Info = strawberry.Info[Context, None]
+
+
+class PublicError(Exception):
+    """An error whose message is safe to show the client as a GraphQL error
+    (bad pagination arguments and the like); everything else is masked."""
+
+
+def domain_to_public(error: DomainError) -> PublicError:
+    return PublicError(error.message)

@@ -1,0 +1,95 @@
+"""DataLoaders, built per request and scoped to the viewer's organization.
+
+Each turns the N look-ups of one GraphQL level into one SQL query, so a page
+of 100 prospects with their statuses, workflows, owners and tasks costs the
+same number of queries as a page of 1.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from strawberry.dataloader import DataLoader
+from tortoise.models import Model
+
+from app.accounts.actor import Actor
+from app.accounts.models import User
+from app.prospects.models import Activity, Prospect, StatusChange, Task
+from app.workflows.models import Action, ActionAvailability, ActionCategory, Status, Workflow
+
+M = TypeVar("M", bound=Model)
+K = TypeVar("K", bound=Hashable)
+
+
+def _by_id(model: type[M], organization_id: int | None) -> DataLoader[int, M | None]:
+    async def load(keys: list[int]) -> list[M | None]:
+        rows = {row.pk: row for row in await model.filter(id__in=keys, organization_id=organization_id)}
+        return [rows.get(key) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def _grouped(fetch: Callable[[list[int]], Any], key_of: Callable[[Any], int]) -> DataLoader[int, list[Any]]:
+    async def load(keys: list[int]) -> list[list[Any]]:
+        groups: dict[int, list[Any]] = defaultdict(list)
+        for row in await fetch(keys):
+            groups[key_of(row)].append(row)
+        return [groups.get(key, []) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    def __init__(self, actor: Actor | None) -> None:
+        org = actor.organization_id if actor else None
+        self.status = _by_id(Status, org)
+        self.workflow = _by_id(Workflow, org)
+        self.user = _by_id(User, org)
+        self.category = _by_id(ActionCategory, org)
+        self.action = _by_id(Action, org)
+        self.prospect = _by_id(Prospect, org)
+        self.statuses_by_workflow = _grouped(
+            lambda keys: Status.filter(workflow_id__in=keys, organization_id=org, deleted_at=None).order_by(
+                "position", "id"
+            ),
+            lambda row: row.workflow_id,
+        )
+        self.actions_by_category = _grouped(
+            lambda keys: Action.filter(category_id__in=keys, organization_id=org).order_by("position", "id"),
+            lambda row: row.category_id,
+        )
+        self.available_in = _grouped(self._available_in, lambda pair: pair[0])
+        self.actions_by_status: DataLoader[int, list[Action]] = DataLoader(load_fn=self._actions_by_status)
+        self._org = org
+        self.tasks_by_prospect = _grouped(
+            lambda keys: Task.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
+            lambda row: row.prospect_id,
+        )
+        self.activities_by_prospect = _grouped(
+            lambda keys: Activity.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
+            lambda row: row.prospect_id,
+        )
+        self.history_by_prospect = _grouped(
+            lambda keys: StatusChange.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
+            lambda row: row.prospect_id,
+        )
+
+    async def _available_in(self, action_ids: list[int]) -> list[tuple[int, Status]]:
+        links = (
+            await ActionAvailability.filter(action_id__in=action_ids, status__deleted_at=None)
+            .select_related("status")
+            .order_by("status__position")
+        )
+        return [(link.action_id, link.status) for link in links if link.status.organization_id == self._org]
+
+    async def _actions_by_status(self, status_ids: list[int]) -> list[list[Action]]:
+        """Actions available in each status: those limited to it, and those limited to none."""
+        actions = await Action.filter(organization_id=self._org).order_by("position", "id")
+        limits: dict[int, set[int]] = defaultdict(set)
+        for action_id, status_id in await ActionAvailability.filter(action__organization_id=self._org).values_list(
+            "action_id", "status_id"
+        ):
+            limits[action_id].add(status_id)
+        return [[a for a in actions if not limits.get(a.id) or status_id in limits[a.id]] for status_id in status_ids]

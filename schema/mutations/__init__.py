@@ -1,0 +1,9 @@
+"""Mutations, grouped by domain; each one loads, calls one service and wraps the result."""
+
+from strawberry.tools import merge_types
+
+from schema.mutations.accounts import AccountMutations
+from schema.mutations.prospects import ProspectMutations
+from schema.mutations.workflows import WorkflowMutations
+
+Mutation = merge_types("Mutation", (AccountMutations, WorkflowMutations, ProspectMutations))

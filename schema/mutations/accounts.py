@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from app import presets
+from app.accounts import service
+from app.accounts.models import Role
+from schema import types
+from schema.context import Info
+from schema.relay import UserError, guarded
+
+
+@strawberry.input
+class UpdateOrganizationInput:
+    name: str | None = None
+    time_zone: str | None = None
+    default_status_id: strawberry.ID | None = None
+    pull_from_other_agents: bool | None = None
+    email_from: str | None = None
+    sms_from: str | None = None
+    postal_address: str | None = None
+    phone_region: str | None = strawberry.field(
+        default=None, description="Region for reading national phone numbers (ISO 3166 alpha-2)."
+    )
+
+
+@strawberry.type
+class UpdateOrganizationPayload:
+    organization: types.Organization | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CreateUserInput:
+    name: str
+    email: str
+    role: Role
+
+
+@strawberry.type
+class CreateUserPayload:
+    user: types.User | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CreateApiTokenInput:
+    name: str
+    user_id: strawberry.ID | None = None
+
+
+@strawberry.type(description="`token` is shown once, here, and never again.")
+class CreateApiTokenPayload:
+    api_token: types.ApiToken | None = None
+    token: str | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class RevokeApiTokenInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class RevokeApiTokenPayload:
+    api_token: types.ApiToken | None = None
+    errors: list[UserError]
+
+
+@strawberry.input(
+    description="Loads a named, ready-made configuration (workflows, statuses, actions, rules; sequences once they exist)."
+)
+class ApplyPresetInput:
+    name: str
+
+
+@strawberry.type
+class ApplyPresetPayload:
+    workflows: list[types.Workflow] = strawberry.field(default_factory=list)
+    errors: list[UserError]
+
+
+@strawberry.type
+class AccountMutations:
+    @strawberry.mutation
+    async def update_organization(self, info: Info, input: UpdateOrganizationInput) -> UpdateOrganizationPayload:
+        async def run() -> dict[str, Any]:
+            org = await service.update_organization(
+                actor=info.context.actor,
+                changes=service.OrganizationChanges(
+                    name=input.name,
+                    time_zone=input.time_zone,
+                    default_status_id=input.default_status_id,
+                    pull_from_other_agents=input.pull_from_other_agents,
+                    email_from=input.email_from,
+                    sms_from=input.sms_from,
+                    postal_address=input.postal_address,
+                    phone_region=input.phone_region,
+                ),
+            )
+            return {"organization": types.Organization(row=org)}
+
+        return await guarded(info, UpdateOrganizationPayload, run)
+
+    @strawberry.mutation
+    async def create_user(self, info: Info, input: CreateUserInput) -> CreateUserPayload:
+        async def run() -> dict[str, Any]:
+            user = await service.create_user(
+                actor=info.context.actor, name=input.name, email=input.email, role=input.role
+            )
+            return {"user": types.User(row=user)}
+
+        return await guarded(info, CreateUserPayload, run)
+
+    @strawberry.mutation
+    async def create_api_token(self, info: Info, input: CreateApiTokenInput) -> CreateApiTokenPayload:
+        async def run() -> dict[str, Any]:
+            token, row = await service.create_token(actor=info.context.actor, name=input.name, user_id=input.user_id)
+            return {"api_token": types.ApiToken(row=row), "token": token}
+
+        return await guarded(info, CreateApiTokenPayload, run)
+
+    @strawberry.mutation
+    async def revoke_api_token(self, info: Info, input: RevokeApiTokenInput) -> RevokeApiTokenPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.revoke_token(actor=info.context.actor, token_id=input.id)
+            return {"api_token": types.ApiToken(row=row)}
+
+        return await guarded(info, RevokeApiTokenPayload, run)
+
+    @strawberry.mutation
+    async def apply_preset(self, info: Info, input: ApplyPresetInput) -> ApplyPresetPayload:
+        async def run() -> dict[str, Any]:
+            rows = await presets.apply(actor=info.context.actor, name=input.name)
+            return {"workflows": [types.Workflow(row=w) for w in rows]}
+
+        return await guarded(info, ApplyPresetPayload, run)

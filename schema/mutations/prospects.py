@@ -1,0 +1,268 @@
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.errors import DomainError
+from app.prospects import service
+from schema import types
+from schema.context import Info
+from schema.enums import Channel, Interaction
+from schema.relay import UserError, guarded
+
+_FIELD_NAMES = ["first_name", "last_name", "email", "phone", "company", "title", "time_zone", "custom_fields"]
+
+
+@strawberry.input
+class ProspectInput:
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    company: str | None = None
+    title: str | None = None
+    time_zone: str | None = None
+    custom_fields: JSON | None = None
+    status_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Defaults to the organization's default status."
+    )
+    owner_id: strawberry.ID | None = None
+
+
+def _given(obj: object, names: list[str]) -> dict[str, Any]:
+    """The input fields the client gave (explicit nulls included; omitted ones left out)."""
+    return {name: value for name in names if (value := getattr(obj, name)) is not strawberry.UNSET}
+
+
+_PROSPECT_FIELDS = [*_FIELD_NAMES, "status_id", "owner_id"]
+
+
+def _raw(prospect: ProspectInput) -> dict[str, Any]:
+    return {k: v for k, v in _given(prospect, _PROSPECT_FIELDS).items() if v is not None}
+
+
+@strawberry.input
+class CreateProspectInput:
+    prospect: ProspectInput
+
+
+@strawberry.type
+class CreateProspectPayload:
+    prospect: types.Prospect | None = None
+    errors: list[UserError]
+
+
+@strawberry.input(
+    description="Creates many prospects in one call; valid rows are created, invalid rows are reported by index."
+)
+class CreateProspectsInput:
+    prospects: list[ProspectInput]
+
+
+@strawberry.type
+class CreateProspectsPayload:
+    prospects: list[types.Prospect] = strawberry.field(default_factory=list)
+    errors: list[UserError]
+
+
+@strawberry.input
+class UpdateProspectInput:
+    id: strawberry.ID
+    first_name: str | None = strawberry.UNSET
+    last_name: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    company: str | None = strawberry.UNSET
+    title: str | None = strawberry.UNSET
+    time_zone: str | None = strawberry.UNSET
+    custom_fields: JSON | None = strawberry.UNSET
+
+
+@strawberry.type
+class UpdateProspectPayload:
+    prospect: types.Prospect | None = None
+    errors: list[UserError]
+
+
+@strawberry.input(description="Erases the prospect and its personal data (messages, activities).")
+class DeleteProspectInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class DeleteProspectPayload:
+    deleted_id: strawberry.ID | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class SetProspectStatusInput:
+    id: strawberry.ID
+    status_id: strawberry.ID
+    note: str | None = None
+
+
+@strawberry.type
+class SetProspectStatusPayload:
+    prospect: types.Prospect | None = None
+    errors: list[UserError]
+
+
+@strawberry.input(description="Records an interaction and applies the action's operations, atomically.")
+class LogActivityInput:
+    prospect_id: strawberry.ID
+    interaction: Interaction
+    action_id: strawberry.ID | None = None
+    note: str | None = None
+
+
+@strawberry.type
+class LogActivityPayload:
+    activity: types.Activity | None = None
+    prospect: types.Prospect | None = None
+    errors: list[UserError]
+
+
+@strawberry.input(
+    description="Blocks every channel (and, once sequences exist, finishes active enrollments as OPTED_OUT)."
+)
+class MarkDoNotContactInput:
+    id: strawberry.ID
+    do_not_contact: bool
+
+
+@strawberry.type
+class MarkDoNotContactPayload:
+    prospect: types.Prospect | None = None
+    errors: list[UserError]
+
+
+@strawberry.input(
+    description="Opts the prospect out of one channel (and, once sequences exist, finishes active enrollments as OPTED_OUT)."
+)
+class OptOutProspectInput:
+    id: strawberry.ID
+    channel: Channel
+
+
+@strawberry.type
+class OptOutProspectPayload:
+    prospect: types.Prospect | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CompleteTaskInput:
+    id: strawberry.ID
+    note: str | None = None
+
+
+@strawberry.type
+class CompleteTaskPayload:
+    task: types.Task | None = None
+    errors: list[UserError]
+
+
+def _prospect(row: Any) -> dict[str, Any]:
+    return {"prospect": types.Prospect(row=row)}
+
+
+@strawberry.type
+class ProspectMutations:
+    @strawberry.mutation
+    async def create_prospect(self, info: Info, input: CreateProspectInput) -> CreateProspectPayload:
+        async def run() -> dict[str, Any]:
+            created, errors = await service.create_prospects(
+                actor=info.context.actor, inputs=[_raw(input.prospect)], field=["input", "prospect"]
+            )
+            if errors:
+                # One prospect: its fault is reported at input.prospect.<field>, not by index.
+                error = errors[0]
+                error.field = ["input", "prospect", *(error.field or [])[3:]]
+                raise error
+            return _prospect(created[0])
+
+        return await guarded(info, CreateProspectPayload, run)
+
+    @strawberry.mutation
+    async def create_prospects(self, info: Info, input: CreateProspectsInput) -> CreateProspectsPayload:
+        try:
+            created, errors = await service.create_prospects(
+                actor=info.context.actor, inputs=[_raw(p) for p in input.prospects], field=["input", "prospects"]
+            )
+        except DomainError as error:
+            return CreateProspectsPayload(errors=[UserError.of(error)])
+        finally:
+            info.context.reset_loaders()
+        return CreateProspectsPayload(
+            prospects=[types.Prospect(row=p) for p in created], errors=[UserError.of(e) for e in errors]
+        )
+
+    @strawberry.mutation
+    async def update_prospect(self, info: Info, input: UpdateProspectInput) -> UpdateProspectPayload:
+        async def run() -> dict[str, Any]:
+            changes = _given(input, _FIELD_NAMES)
+            row = await service.update_prospect(actor=info.context.actor, prospect_id=input.id, changes=changes)
+            return _prospect(row)
+
+        return await guarded(info, UpdateProspectPayload, run)
+
+    @strawberry.mutation
+    async def delete_prospect(self, info: Info, input: DeleteProspectInput) -> DeleteProspectPayload:
+        async def run() -> dict[str, Any]:
+            pk = await service.delete_prospect(actor=info.context.actor, prospect_id=input.id)
+            return {"deleted_id": types._gid("Prospect", pk)}
+
+        return await guarded(info, DeleteProspectPayload, run)
+
+    @strawberry.mutation
+    async def set_prospect_status(self, info: Info, input: SetProspectStatusInput) -> SetProspectStatusPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.set_status(
+                actor=info.context.actor, prospect_id=input.id, status_id=input.status_id, note=input.note
+            )
+            return _prospect(row)
+
+        return await guarded(info, SetProspectStatusPayload, run)
+
+    @strawberry.mutation
+    async def log_activity(self, info: Info, input: LogActivityInput) -> LogActivityPayload:
+        async def run() -> dict[str, Any]:
+            activity, prospect = await service.log_activity(
+                actor=info.context.actor,
+                prospect_id=input.prospect_id,
+                interaction=input.interaction,
+                action_id=input.action_id,
+                note=input.note,
+            )
+            return {"activity": types.Activity(row=activity), **_prospect(prospect)}
+
+        return await guarded(info, LogActivityPayload, run)
+
+    @strawberry.mutation
+    async def mark_do_not_contact(self, info: Info, input: MarkDoNotContactInput) -> MarkDoNotContactPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.mark_do_not_contact(
+                actor=info.context.actor, prospect_id=input.id, do_not_contact=input.do_not_contact
+            )
+            return _prospect(row)
+
+        return await guarded(info, MarkDoNotContactPayload, run)
+
+    @strawberry.mutation
+    async def opt_out_prospect(self, info: Info, input: OptOutProspectInput) -> OptOutProspectPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.opt_out(actor=info.context.actor, prospect_id=input.id, channel=input.channel)
+            return _prospect(row)
+
+        return await guarded(info, OptOutProspectPayload, run)
+
+    @strawberry.mutation
+    async def complete_task(self, info: Info, input: CompleteTaskInput) -> CompleteTaskPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.complete_task(actor=info.context.actor, task_id=input.id, note=input.note)
+            return {"task": types.Task(row=row)}
+
+        return await guarded(info, CompleteTaskPayload, run)

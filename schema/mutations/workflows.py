@@ -1,0 +1,386 @@
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from app.workflows import service
+from app.workflows.operations import OperationSpec
+from schema import types
+from schema.context import Info
+from schema.enums import Interaction, OperationType, SystemStatus, TriggerEvent
+from schema.relay import UserError, guarded
+
+
+@strawberry.input(
+    description="Fields that an operation type does not use must be null; missing required ones are INVALID_INPUT."
+)
+class OperationInput:
+    type: OperationType
+    status_id: strawberry.ID | None = None
+    user_id: strawberry.ID | None = None
+    delay_seconds: int | None = None
+
+
+def _specs(inputs: list[OperationInput] | None) -> list[OperationSpec] | None:
+    if inputs is None:
+        return None
+    return [
+        OperationSpec(
+            type=op.type,
+            status_id=op.status_id,
+            user_id=op.user_id,
+            delay_seconds=op.delay_seconds,
+        )
+        for op in inputs
+    ]
+
+
+@strawberry.input
+class CreateWorkflowInput:
+    name: str
+    position: int | None = None
+
+
+@strawberry.type
+class CreateWorkflowPayload:
+    workflow: types.Workflow | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class UpdateWorkflowInput:
+    id: strawberry.ID
+    name: str | None = None
+    position: int | None = None
+
+
+@strawberry.type
+class UpdateWorkflowPayload:
+    workflow: types.Workflow | None = None
+    errors: list[UserError]
+
+
+@strawberry.input(description="Fails with CONFLICT while its statuses hold prospects unless moveToStatusId is given.")
+class DeleteWorkflowInput:
+    id: strawberry.ID
+    move_to_status_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A status in another workflow that receives the prospects."
+    )
+
+
+@strawberry.type
+class DeleteWorkflowPayload:
+    deleted_id: strawberry.ID | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CreateStatusInput:
+    workflow_id: strawberry.ID
+    name: str
+    system_status: SystemStatus
+    pipeline_percent: int | None = None
+    max_assignment_seconds: int | None = None
+    position: int | None = None
+
+
+@strawberry.type
+class CreateStatusPayload:
+    status: types.Status | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class UpdateStatusInput:
+    id: strawberry.ID
+    name: str | None = None
+    workflow_id: strawberry.ID | None = None
+    system_status: SystemStatus | None = None
+    pipeline_percent: int | None = None
+    max_assignment_seconds: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Null removes the limit."
+    )
+    position: int | None = None
+
+
+@strawberry.type
+class UpdateStatusPayload:
+    status: types.Status | None = None
+    errors: list[UserError]
+
+
+@strawberry.input(description="Fails with CONFLICT while prospects are in the status unless moveToStatusId is given.")
+class DeleteStatusInput:
+    id: strawberry.ID
+    move_to_status_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class DeleteStatusPayload:
+    deleted_id: strawberry.ID | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CreateActionCategoryInput:
+    name: str
+
+
+@strawberry.type
+class CreateActionCategoryPayload:
+    action_category: types.ActionCategory | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CreateActionInput:
+    name: str
+    category_id: strawberry.ID | None = None
+    interactions: list[Interaction] | None = None
+    available_in_status_ids: list[strawberry.ID] | None = None
+    operations: list[OperationInput]
+
+
+@strawberry.type
+class CreateActionPayload:
+    action: types.Action | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class UpdateActionInput:
+    id: strawberry.ID
+    name: str | None = None
+    category_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET, description="Null: no category.")
+    interactions: list[Interaction] | None = None
+    available_in_status_ids: list[strawberry.ID] | None = None
+    operations: list[OperationInput] | None = None
+
+
+@strawberry.type
+class UpdateActionPayload:
+    action: types.Action | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class DeleteActionInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class DeleteActionPayload:
+    deleted_id: strawberry.ID | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class CreateAutomationRuleInput:
+    name: str
+    event: TriggerEvent
+    status_id: strawberry.ID | None = None
+    operations: list[OperationInput]
+    enabled: bool | None = None
+
+
+@strawberry.type
+class CreateAutomationRulePayload:
+    automation_rule: types.AutomationRule | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class UpdateAutomationRuleInput:
+    id: strawberry.ID
+    name: str | None = None
+    enabled: bool | None = None
+    status_id: strawberry.ID | None = None
+    operations: list[OperationInput] | None = None
+
+
+@strawberry.type
+class UpdateAutomationRulePayload:
+    automation_rule: types.AutomationRule | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class DeleteAutomationRuleInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class DeleteAutomationRulePayload:
+    deleted_id: strawberry.ID | None = None
+    errors: list[UserError]
+
+
+def _deleted(type_name: str, pk: int) -> dict[str, Any]:
+    return {"deleted_id": types._gid(type_name, pk)}
+
+
+def _unset_to(value: Any, default: Any) -> Any:
+    return default if value is strawberry.UNSET else value
+
+
+@strawberry.type
+class WorkflowMutations:
+    @strawberry.mutation
+    async def create_workflow(self, info: Info, input: CreateWorkflowInput) -> CreateWorkflowPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.create_workflow(actor=info.context.actor, name=input.name, position=input.position)
+            return {"workflow": types.Workflow(row=row)}
+
+        return await guarded(info, CreateWorkflowPayload, run)
+
+    @strawberry.mutation
+    async def update_workflow(self, info: Info, input: UpdateWorkflowInput) -> UpdateWorkflowPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.update_workflow(
+                actor=info.context.actor, workflow_id=input.id, name=input.name, position=input.position
+            )
+            return {"workflow": types.Workflow(row=row)}
+
+        return await guarded(info, UpdateWorkflowPayload, run)
+
+    @strawberry.mutation
+    async def delete_workflow(self, info: Info, input: DeleteWorkflowInput) -> DeleteWorkflowPayload:
+        async def run() -> dict[str, Any]:
+            pk = await service.delete_workflow(
+                actor=info.context.actor, workflow_id=input.id, move_to_status_id=input.move_to_status_id
+            )
+            return _deleted("Workflow", pk)
+
+        return await guarded(info, DeleteWorkflowPayload, run)
+
+    @strawberry.mutation
+    async def create_status(self, info: Info, input: CreateStatusInput) -> CreateStatusPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.create_status(
+                actor=info.context.actor,
+                workflow_id=input.workflow_id,
+                name=input.name,
+                system_status=input.system_status,
+                pipeline_percent=input.pipeline_percent,
+                max_assignment_seconds=input.max_assignment_seconds,
+                position=input.position,
+            )
+            return {"status": types.Status(row=row)}
+
+        return await guarded(info, CreateStatusPayload, run)
+
+    @strawberry.mutation
+    async def update_status(self, info: Info, input: UpdateStatusInput) -> UpdateStatusPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.update_status(
+                actor=info.context.actor,
+                status_id=input.id,
+                name=input.name,
+                workflow_id=input.workflow_id,
+                system_status=input.system_status,
+                pipeline_percent=input.pipeline_percent,
+                position=input.position,
+                max_assignment_seconds=_unset_to(input.max_assignment_seconds, service.UNCHANGED),
+            )
+            return {"status": types.Status(row=row)}
+
+        return await guarded(info, UpdateStatusPayload, run)
+
+    @strawberry.mutation
+    async def delete_status(self, info: Info, input: DeleteStatusInput) -> DeleteStatusPayload:
+        async def run() -> dict[str, Any]:
+            pk = await service.delete_status(
+                actor=info.context.actor, status_id=input.id, move_to_status_id=input.move_to_status_id
+            )
+            return _deleted("Status", pk)
+
+        return await guarded(info, DeleteStatusPayload, run)
+
+    @strawberry.mutation
+    async def create_action_category(self, info: Info, input: CreateActionCategoryInput) -> CreateActionCategoryPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.create_category(actor=info.context.actor, name=input.name)
+            return {"action_category": types.ActionCategory(row=row)}
+
+        return await guarded(info, CreateActionCategoryPayload, run)
+
+    @strawberry.mutation
+    async def create_action(self, info: Info, input: CreateActionInput) -> CreateActionPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.create_action(
+                actor=info.context.actor,
+                fields=service.ActionFields(
+                    name=input.name,
+                    category_id=input.category_id,
+                    interactions=input.interactions,
+                    available_in_status_ids=input.available_in_status_ids,
+                    operations=_specs(input.operations),
+                ),
+            )
+            return {"action": types.Action(row=row)}
+
+        return await guarded(info, CreateActionPayload, run)
+
+    @strawberry.mutation
+    async def update_action(self, info: Info, input: UpdateActionInput) -> UpdateActionPayload:
+        async def run() -> dict[str, Any]:
+            row = await service.update_action(
+                actor=info.context.actor,
+                action_id=input.id,
+                fields=service.ActionFields(
+                    name=input.name,
+                    category_id=_unset_to(input.category_id, service.UNCHANGED),
+                    interactions=input.interactions,
+                    available_in_status_ids=input.available_in_status_ids,
+                    operations=_specs(input.operations),
+                ),
+            )
+            return {"action": types.Action(row=row)}
+
+        return await guarded(info, UpdateActionPayload, run)
+
+    @strawberry.mutation
+    async def delete_action(self, info: Info, input: DeleteActionInput) -> DeleteActionPayload:
+        async def run() -> dict[str, Any]:
+            return _deleted("Action", await service.delete_action(actor=info.context.actor, action_id=input.id))
+
+        return await guarded(info, DeleteActionPayload, run)
+
+    @strawberry.mutation
+    async def create_automation_rule(self, info: Info, input: CreateAutomationRuleInput) -> CreateAutomationRulePayload:
+        async def run() -> dict[str, Any]:
+            row = await service.create_rule(
+                actor=info.context.actor,
+                name=input.name,
+                event=input.event,
+                status_id=input.status_id,
+                operations=_specs(input.operations) or [],
+                enabled=input.enabled,
+            )
+            return {"automation_rule": types.AutomationRule(row=row)}
+
+        return await guarded(info, CreateAutomationRulePayload, run)
+
+    @strawberry.mutation
+    async def update_automation_rule(self, info: Info, input: UpdateAutomationRuleInput) -> UpdateAutomationRulePayload:
+        async def run() -> dict[str, Any]:
+            row = await service.update_rule(
+                actor=info.context.actor,
+                rule_id=input.id,
+                name=input.name,
+                enabled=input.enabled,
+                status_id=input.status_id,
+                operations=_specs(input.operations),
+            )
+            return {"automation_rule": types.AutomationRule(row=row)}
+
+        return await guarded(info, UpdateAutomationRulePayload, run)
+
+    @strawberry.mutation
+    async def delete_automation_rule(self, info: Info, input: DeleteAutomationRuleInput) -> DeleteAutomationRulePayload:
+        async def run() -> dict[str, Any]:
+            pk = await service.delete_rule(actor=info.context.actor, rule_id=input.id)
+            return _deleted("AutomationRule", pk)
+
+        return await guarded(info, DeleteAutomationRulePayload, run)

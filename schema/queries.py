@@ -1,0 +1,171 @@
+"""Query fields: each reads through one organization-scoped query or loader."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from app import ids
+from app.accounts import models as accounts
+from app.prospects import models as prospects
+from app.prospects import service as prospect_service
+from app.workflows import models as workflows
+from schema import types
+from schema.context import Info
+from schema.enums import SystemStatus
+from schema.relay import Connection, Node, decode_ids, paginate
+
+
+@strawberry.input
+class ProspectFilter:
+    status_ids: list[strawberry.ID] | None = None
+    workflow_ids: list[strawberry.ID] | None = None
+    system_statuses: list[SystemStatus] | None = None
+    owner_ids: list[strawberry.ID] | None = None
+    unassigned: bool | None = None
+    do_not_contact: bool | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive substring of name, email, phone or company."
+    )
+
+
+@strawberry.input
+class TaskFilter:
+    assignee_ids: list[strawberry.ID] | None = None
+    open: bool | None = strawberry.field(default=None, description="true: only open tasks; false: only completed ones.")
+    due_before: datetime | None = None
+
+
+async def _node(info: Info, global_id: str) -> Node | None:
+    decoded = ids.decode(global_id)
+    if decoded is None:
+        return None
+    type_name, pk = decoded
+    actor = info.context.actor
+    org = actor.organization_id
+    if type_name == "Organization":
+        return types.Organization(row=await accounts.Organization.get(id=org)) if pk == org else None
+    if type_name == "User":
+        user = await accounts.User.get_or_none(id=pk, organization_id=org)
+        return types.User(row=user) if user else None
+    if type_name == "ApiToken":
+        token = await accounts.ApiToken.get_or_none(id=pk, organization_id=org)
+        return types.ApiToken(row=token) if token and actor.role is accounts.Role.ADMIN else None
+    if type_name == "Workflow":
+        workflow = await workflows.Workflow.get_or_none(id=pk, organization_id=org, deleted_at=None)
+        return types.Workflow(row=workflow) if workflow else None
+    if type_name == "Status":
+        status = await workflows.Status.get_or_none(id=pk, organization_id=org, deleted_at=None)
+        return types.Status(row=status) if status else None
+    if type_name == "ActionCategory":
+        category = await workflows.ActionCategory.get_or_none(id=pk, organization_id=org)
+        return types.ActionCategory(row=category) if category else None
+    if type_name == "Action":
+        action = await workflows.Action.get_or_none(id=pk, organization_id=org)
+        return types.Action(row=action) if action else None
+    if type_name == "AutomationRule":
+        rule = await workflows.AutomationRule.get_or_none(id=pk, organization_id=org)
+        return types.AutomationRule(row=rule) if rule else None
+    if type_name == "Prospect":
+        prospect = await prospect_service.visible(actor).get_or_none(id=pk)
+        return types.Prospect(row=prospect) if prospect else None
+    if type_name == "Task":
+        task = await prospect_service.visible_tasks(actor).get_or_none(id=pk)
+        return types.Task(row=task) if task else None
+    if type_name in ("Activity", "StatusChange"):
+        model = prospects.Activity if type_name == "Activity" else prospects.StatusChange
+        row = await model.get_or_none(id=pk, organization_id=org)
+        if row is None or not await prospect_service.visible(actor).filter(id=row.prospect_id).exists():
+            return None
+        return types.Activity(row=row) if type_name == "Activity" else types.StatusChange(row=row)  # type: ignore[arg-type]
+    return None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return await _node(info, id)
+
+    @strawberry.field
+    async def viewer(self, info: Info) -> types.User:
+        user = await accounts.User.get(id=info.context.actor.user_id)
+        return types.User(row=user)
+
+    @strawberry.field
+    async def organization(self, info: Info) -> types.Organization:
+        return types.Organization(row=await accounts.Organization.get(id=info.context.actor.organization_id))
+
+    @strawberry.field
+    async def users(self, info: Info) -> list[types.User]:
+        rows = await accounts.User.filter(organization_id=info.context.actor.organization_id).order_by("id")
+        return [types.User(row=r) for r in rows]
+
+    @strawberry.field(description="The organization's API tokens (ADMIN only; empty for other roles).")
+    async def api_tokens(self, info: Info) -> list[types.ApiToken]:
+        actor = info.context.actor
+        if actor.role is not accounts.Role.ADMIN:
+            return []
+        rows = await accounts.ApiToken.filter(organization_id=actor.organization_id).order_by("id")
+        return [types.ApiToken(row=r) for r in rows]
+
+    @strawberry.field
+    async def workflows(self, info: Info) -> list[types.Workflow]:
+        rows = await workflows.Workflow.filter(
+            organization_id=info.context.actor.organization_id, deleted_at=None
+        ).order_by("position", "id")
+        return [types.Workflow(row=r) for r in rows]
+
+    @strawberry.field
+    async def action_categories(self, info: Info) -> list[types.ActionCategory]:
+        rows = await workflows.ActionCategory.filter(organization_id=info.context.actor.organization_id).order_by("id")
+        return [types.ActionCategory(row=r) for r in rows]
+
+    @strawberry.field
+    async def actions(self, info: Info) -> list[types.Action]:
+        rows = await workflows.Action.filter(organization_id=info.context.actor.organization_id).order_by(
+            "position", "id"
+        )
+        return [types.Action(row=r) for r in rows]
+
+    @strawberry.field
+    async def automation_rules(self, info: Info) -> list[types.AutomationRule]:
+        rows = await workflows.AutomationRule.filter(organization_id=info.context.actor.organization_id).order_by("id")
+        return [types.AutomationRule(row=r) for r in rows]
+
+    @strawberry.field
+    async def prospects(
+        self, info: Info, filter: ProspectFilter | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[types.Prospect]:
+        query = prospect_service.visible(info.context.actor)
+        if filter is not None:
+            if (status_ids := decode_ids("Status", filter.status_ids)) is not None:
+                query = query.filter(status_id__in=status_ids)
+            if (workflow_ids := decode_ids("Workflow", filter.workflow_ids)) is not None:
+                query = query.filter(status__workflow_id__in=workflow_ids)
+            if filter.system_statuses is not None:
+                query = query.filter(status__system_status__in=[s.value for s in filter.system_statuses])
+            if (owner_ids := decode_ids("User", filter.owner_ids)) is not None:
+                query = query.filter(owner_id__in=owner_ids)
+            if filter.unassigned is not None:
+                query = query.filter(owner_id__isnull=filter.unassigned)
+            if filter.do_not_contact is not None:
+                query = query.filter(do_not_contact=filter.do_not_contact)
+            if filter.search:
+                query = query.filter(search_text__contains=filter.search.strip().lower())
+        return await paginate(query, first, after, lambda r: types.Prospect(row=r))
+
+    @strawberry.field
+    async def tasks(
+        self, info: Info, filter: TaskFilter | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[types.Task]:
+        query = prospect_service.visible_tasks(info.context.actor)
+        if filter is not None:
+            if (assignee_ids := decode_ids("User", filter.assignee_ids)) is not None:
+                query = query.filter(assignee_id__in=assignee_ids)
+            if filter.open is not None:
+                query = query.filter(completed_at__isnull=filter.open)
+            if filter.due_before is not None:
+                query = query.filter(due_at__lt=filter.due_before)
+        return await paginate(query, first, after, lambda r: types.Task(row=r))

@@ -1,0 +1,153 @@
+"""Relay conventions: Node, connections (at most 100 a page), and mutation payload errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from tortoise.queryset import QuerySet
+
+from app import ids
+from app.errors import DomainError
+from schema.context import Info, PublicError
+
+T = TypeVar("T")
+R = TypeVar("R")
+P = TypeVar("P")
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 50
+
+
+@strawberry.interface(description="Relay object identification: an opaque global id.")
+class Node:
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        """Every implementation resolves its own id (from its row)."""
+        raise NotImplementedError(type(self).__name__)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    page_info: PageInfo
+    edges: list[Edge[T]]
+    total_count: int
+
+
+def page_size(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE
+    if not 0 <= first <= MAX_PAGE:
+        raise PublicError(f"`first` must be between 0 and {MAX_PAGE}.")
+    return first
+
+
+def after_pk(after: str | None) -> int | None:
+    if after is None:
+        return None
+    pk = ids.decode_as("Cursor", after)
+    if pk is None:
+        raise PublicError("`after` is not a cursor from this connection.")
+    return pk
+
+
+def _connection(rows: Sequence[R], size: int, total: int, had_after: bool, wrap: Callable[[R], T]) -> Connection[T]:
+    page = rows[:size]
+    edges = [Edge(cursor=ids.encode("Cursor", row.pk), node=wrap(row)) for row in page]  # type: ignore[attr-defined]
+    return Connection(
+        page_info=PageInfo(
+            has_next_page=len(rows) > size,
+            has_previous_page=had_after,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        edges=edges,
+        total_count=total,
+    )
+
+
+async def paginate(
+    query: QuerySet[Any], first: int | None, after: str | None, wrap: Callable[[Any], T]
+) -> Connection[T]:
+    """A page of ``query`` in id order (keyset pagination: stable under inserts)."""
+    size = page_size(first)
+    start = after_pk(after)
+    total = await query.count()
+    page_query = query.order_by("id")
+    if start is not None:
+        page_query = page_query.filter(id__gt=start)
+    rows = await page_query.limit(size + 1)
+    return _connection(rows, size, total, start is not None, wrap)
+
+
+def paginate_loaded(
+    rows: Sequence[Any], first: int | None, after: str | None, wrap: Callable[[Any], T]
+) -> Connection[T]:
+    """The same page over rows a DataLoader already fetched (ordered by id)."""
+    size = page_size(first)
+    start = after_pk(after)
+    remaining = [row for row in rows if start is None or row.pk > start]
+    return _connection(remaining[: size + 1], size, len(rows), start is not None, wrap)
+
+
+@strawberry.enum
+class ErrorCode(Enum):
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_INPUT = "INVALID_INPUT"
+    INVALID_TRANSITION = "INVALID_TRANSITION"
+    DO_NOT_CONTACT = "DO_NOT_CONTACT"
+    ALREADY_ENROLLED = "ALREADY_ENROLLED"
+    ACTION_NOT_AVAILABLE = "ACTION_NOT_AVAILABLE"
+    NOT_PULLABLE = "NOT_PULLABLE"
+    FORBIDDEN = "FORBIDDEN"
+    CONFLICT = "CONFLICT"
+
+
+@strawberry.type(
+    description="An expected, user-facing failure. Mutations return these in `errors`, never as GraphQL errors."
+)
+class UserError:
+    code: ErrorCode
+    message: str
+    field: list[str] | None = strawberry.field(
+        description='Path to the input value at fault, e.g. ["input", "prospectIds", "3"].'
+    )
+
+    @classmethod
+    def of(cls, error: DomainError) -> UserError:
+        return cls(code=ErrorCode(error.code), message=error.message, field=error.field)
+
+
+async def guarded(info: Info, payload: Callable[..., P], run: Callable[[], Awaitable[dict[str, Any]]]) -> P:
+    """Runs a mutation's service call; DomainErrors become the payload's errors.
+    The request's loaders are renewed so the payload shows the state after the change."""
+    try:
+        result = await run()
+    except DomainError as error:
+        return payload(errors=[UserError.of(error)])
+    finally:
+        info.context.reset_loaders()
+    return payload(errors=[], **result)
+
+
+def decode_ids(type_name: str, global_ids: Sequence[str] | None) -> list[int] | None:
+    """Primary keys for a filter; ids of anything else match nothing (like unknown ids)."""
+    if global_ids is None:
+        return None
+    return [pk for pk in (ids.decode_as(type_name, g) for g in global_ids) if pk is not None]

@@ -1,0 +1,171 @@
+"""Fixtures: a fresh database per test (SQLite in memory by default; with
+DATABASE_URL, a fresh PostgreSQL database beside the one named), a frozen
+clock, the ASGI app on an in-process transport, and organizations with
+one token per role."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from tortoise.context import tortoise_test_context
+
+from app import ids
+from app.accounts import service as accounts
+from app.accounts.actor import Actor
+from app.accounts.models import Role, User
+from app.clock import FrozenClock
+from app.config import Settings
+from app.db import MODEL_MODULES
+from app.web import create_app
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+ON_POSTGRES = DATABASE_URL.startswith(("postgres://", "postgresql://"))
+
+
+def _postgres_url(database: str) -> str:
+    url = urlsplit(DATABASE_URL)
+    return urlunsplit(("postgres", url.netloc, "/" + database, url.query, ""))
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """The URL of an empty database, dropped afterwards (SQLite: in memory)."""
+    if not ON_POSTGRES:
+        yield "sqlite://:memory:"
+        return
+    name = f"test_leadline_{uuid.uuid4().hex[:16]}"
+    try:
+        yield _postgres_url(name)
+    finally:
+        conn = await asyncpg.connect(_postgres_url(urlsplit(DATABASE_URL).path.lstrip("/") or "postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ON_POSTGRES:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: runs in CI's DATABASE_URL pass")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[None]:
+    async with fresh_database() as url, tortoise_test_context(MODEL_MODULES, db_url=url):
+        yield
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")})
+
+
+@pytest.fixture
+async def client(db: None, settings: Settings, clock: FrozenClock) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, clock=clock, manage_resources=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://leadline.test") as c:
+        yield c
+
+
+@dataclass
+class Org:
+    id: int
+    gid: str
+    tokens: dict[Role, str]
+    users: dict[Role, User]
+
+    def actor(self, role: Role, clock: FrozenClock) -> Actor:
+        return Actor(organization_id=self.id, user_id=self.users[role].id, role=role, clock=clock)
+
+    def user_gid(self, role: Role) -> str:
+        return ids.encode("User", self.users[role].id)
+
+
+async def make_org(name: str, clock: FrozenClock) -> Org:
+    created = await accounts.create_organization(
+        name=name, admin_email=f"admin@{name.lower()}.example", admin_name="Admin", clock=clock
+    )
+    admin = Actor(organization_id=created.organization.id, user_id=created.admin.id, role=Role.ADMIN, clock=clock)
+    tokens = {Role.ADMIN: created.token}
+    users = {Role.ADMIN: created.admin}
+    for role in (Role.MANAGER, Role.AGENT):
+        user = await accounts.create_user(
+            actor=admin, name=role.value.title(), email=f"{role.value.lower()}@{name.lower()}.example", role=role
+        )
+        token, _ = await accounts.create_token(actor=admin, name=role.value, user_id=ids.encode("User", user.id))
+        tokens[role], users[role] = token, user
+    return Org(created.organization.id, ids.encode("Organization", created.organization.id), tokens, users)
+
+
+@pytest.fixture
+async def org(db: None, clock: FrozenClock) -> Org:
+    return await make_org("Acme", clock)
+
+
+@pytest.fixture
+async def other_org(db: None, clock: FrozenClock) -> Org:
+    return await make_org("Globex", clock)
+
+
+class GraphQL:
+    """Posts GraphQL documents as a given token; returns the decoded JSON."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def __call__(self, token: str, query: str, **variables: Any) -> dict[str, Any]:
+        response = await self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQL:
+    return GraphQL(client)
+
+
+class QueryCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def sql_queries() -> Iterator[QueryCounter]:
+    """Counts the SQL statements Tortoise sends while the test runs."""
+    logger = logging.getLogger("tortoise.db_client")
+    counter = QueryCounter()
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(counter)
+    yield counter
+    logger.removeHandler(counter)
+    logger.setLevel(level)

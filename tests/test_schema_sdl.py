@@ -1,0 +1,21 @@
+"""The committed SDL is the served schema, and it keeps the contract."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from schema.build import sdl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_sdl_is_the_served_schema() -> None:
+    committed = (ROOT / "schema" / "schema.graphql").read_text()
+    assert committed == sdl(), "schema/schema.graphql is stale: run `leadline schema > schema/schema.graphql`"
+
+
+def test_served_schema_keeps_contract_part_10() -> None:
+    checker = ROOT.parent / "shared" / "tools" / "contract-check"
+    result = subprocess.run([str(checker), "10"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
