@@ -42,7 +42,7 @@ async def insert_returning_ids(objects: Sequence[M]) -> list[M]:
                 marks.append(f"${len(params)}" if postgres else "?")
             groups.append("(" + ", ".join(marks) + ")")
         sql = f'INSERT INTO "{meta.db_table}" ({column_sql}) VALUES {", ".join(groups)} RETURNING "{meta.db_pk_column}"'
-        _, rows = await db.execute_query(sql, params)
+        rows = await db.execute_query_dict(sql, params)
         new_ids = sorted(int(row[meta.db_pk_column]) for row in rows)
         for obj, pk in zip(chunk, new_ids, strict=True):
             obj.pk = pk

@@ -1,0 +1,69 @@
+"""Builds an organization with one of everything, through the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import ids, presets
+from app.accounts import service as accounts
+from app.accounts.models import Role
+from app.clock import FrozenClock
+from app.prospects import service as prospects
+from app.prospects.models import Task
+from app.workflows import service as workflows
+from app.workflows.models import Action, ActionCategory, Interaction, Status, TriggerEvent, Workflow
+from app.workflows.operations import OperationSpec, OperationType
+from tests.conftest import Org
+
+
+async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
+    """Global ids of one entity of each type in ``org`` (its lead-workflow preset,
+    a rule, an extra token, a prospect with an activity, a callback task)."""
+    admin = org.actor(Role.ADMIN, clock)
+    await presets.apply(actor=admin, name="lead-workflow")
+    new_lead = await Status.get(organization_id=org.id, name="New Lead")
+    voicemail = await Action.get(organization_id=org.id, name="Left Voicemail")
+    rule = await workflows.create_rule(
+        actor=admin,
+        name="on new lead",
+        event=TriggerEvent.STATUS_ENTERED,
+        status_id=ids.encode("Status", new_lead.id),
+        operations=[OperationSpec(type=OperationType.MARK_CONTACT_ATTEMPTED)],
+        enabled=False,
+    )
+    _, token = await accounts.create_token(actor=admin, name="spare", user_id=None)
+    created, errors = await prospects.create_prospects(
+        actor=admin,
+        inputs=[{"first_name": "Pat", "email": "pat@client.example", "owner_id": org.user_gid(Role.AGENT)}],
+        field=["input"],
+    )
+    assert not errors
+    prospect = created[0]
+    activity, _ = await prospects.log_activity(
+        actor=admin,
+        prospect_id=ids.encode("Prospect", prospect.id),
+        interaction=Interaction.CALL,
+        action_id=ids.encode("Action", voicemail.id),
+        note=None,
+    )
+    task = await Task.get(prospect_id=prospect.id)
+    await prospect.refresh_from_db()
+    workflow = await Workflow.get(id=(await Status.get(id=prospect.status_id)).workflow_id)
+    category = await ActionCategory.get(organization_id=org.id, name="Contact Attempt")
+    history = await prospects.StatusChange.filter(prospect_id=prospect.id).first()
+    assert history is not None
+    rows: dict[str, Any] = {
+        "Organization": org.id,
+        "User": org.users[Role.AGENT].id,
+        "ApiToken": token.id,
+        "Workflow": workflow.id,
+        "Status": prospect.status_id,
+        "ActionCategory": category.id,
+        "Action": voicemail.id,
+        "AutomationRule": rule.id,
+        "Prospect": prospect.id,
+        "Activity": activity.id,
+        "StatusChange": history.id,
+        "Task": task.id,
+    }
+    return {type_name: ids.encode(type_name, pk) for type_name, pk in rows.items()}
