@@ -169,3 +169,17 @@ def sql_queries() -> Iterator[QueryCounter]:
     yield counter
     logger.removeHandler(counter)
     logger.setLevel(level)
+
+
+async def mutate(gql: GraphQL, token: str, name: str, payload: str, /, **input_: Any) -> dict[str, Any]:
+    """Runs mutation ``name`` with ``input`` and returns its payload (``payload`` is
+    the selection besides errors)."""
+    input_type = name[0].upper() + name[1:] + "Input"
+    body = await gql(
+        token,
+        f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ {payload} errors {{ code message field }} }} }}",
+        input=input_,
+    )
+    assert "errors" not in body, body
+    result: dict[str, Any] = body["data"][name]
+    return result

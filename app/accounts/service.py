@@ -40,7 +40,7 @@ class NewOrganization:
 async def create_organization(*, name: str, admin_email: str, admin_name: str | None, clock: Clock) -> NewOrganization:
     """A new organization with its first ADMIN and an API token for that admin."""
     org_name = validation.name(name, ["name"])
-    email = validation.email(admin_email, ["adminEmail"])
+    email = validation.email(admin_email, ["adminEmail"]).lower()
     now = clock.now()
     async with in_transaction():
         org = await Organization.create(name=org_name, created_at=now)
@@ -91,7 +91,7 @@ async def get_user(actor: Actor, global_id: str, field: list[str]) -> User:
 async def create_user(*, actor: Actor, name: str, email: str, role: Role) -> User:
     actor.require_admin()
     clean_name = validation.name(name, ["input", "name"])
-    clean_email = validation.email(email, ["input", "email"])
+    clean_email = validation.email(email, ["input", "email"]).lower()  # logins are case-blind
     async with in_transaction():
         if await User.filter(organization_id=actor.organization_id, email=clean_email).exists():
             raise Conflict("A user with this email already exists.", ["input", "email"])
