@@ -20,6 +20,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 from tortoise import connections
 
 from app import db
@@ -57,13 +58,14 @@ class LeadlineGraphQL(GraphQL[Context, None]):
         actor: Actor | None = request.scope.get("leadline.actor")
         return Context(request=request, actor_or_none=actor)
 
-    async def on_ws_connect(self, context: Context) -> None:
+    async def on_ws_connect(self, context: Context) -> UnsetType:
         token = bearer((context.connection_params or {}).get("authorization"))
         actor = await authenticate(token, self.clock) if token else None
         if actor is None:
             raise ConnectionRejectionError
         context.actor_or_none = actor
         context.reset_loaders()
+        return cast(UnsetType, UNSET)
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)

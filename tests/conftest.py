@@ -183,3 +183,26 @@ async def mutate(gql: GraphQL, token: str, name: str, payload: str, /, **input_:
     assert "errors" not in body, body
     result: dict[str, Any] = body["data"][name]
     return result
+
+
+@pytest.fixture
+async def live_server(db: None, settings: Settings, clock: FrozenClock) -> AsyncIterator[str]:
+    """The app served by uvicorn on a loopback port, in this test's event loop
+    (so it shares the test's database context)."""
+    import asyncio
+
+    import uvicorn
+
+    app = create_app(settings, clock=clock, manage_resources=False)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -285,8 +285,10 @@ async def complete_task(*, actor: Actor, task_id: str, note: str | None) -> Task
     """Marks the task done; completing it again changes nothing."""
     pk = ids.decode_as("Task", task_id)
     async with in_transaction():
-        task = None if pk is None else await visible_tasks(actor).filter(id=pk).select_for_update().first()
-        if task is None:
+        task = None
+        if pk is not None:
+            task = await Task.filter(id=pk, organization_id=actor.organization_id).select_for_update().first()
+        if task is None or not await visible(actor).filter(id=task.prospect_id).exists():
             raise NotFound("Task", ["input", "id"])
         if task.completed_at is None:
             task.completed_at = actor.now()

@@ -1,0 +1,136 @@
+"""Quality bars of the API: no N+1, limits before resolvers, masked errors, websocket auth."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+import websockets
+from websockets.typing import Subprotocol
+
+from app.accounts.models import Role
+from app.clock import FrozenClock
+from app.config import Settings
+from app.prospects import service as prospect_service
+from app.web import create_app
+from tests.conftest import GraphQL, Org, QueryCounter, mutate
+from tests.factories import populate
+
+PAGE = """query { prospects(first: 100) { totalCount edges { node {
+    firstName status { name workflow { name statuses { name } } } owner { name }
+    tasks { totalCount edges { node { kind assignee { name } } } } statusHistory { totalCount } } } } }"""
+
+
+async def _page_cost(gql: GraphQL, org: Org, sql_queries: QueryCounter, expected: int) -> int:
+    await gql(org.tokens[Role.MANAGER], "{ viewer { id } }")  # the token's lastUsedAt is written once
+    sql_queries.count = 0
+    body = await gql(org.tokens[Role.MANAGER], PAGE)
+    assert len(body["data"]["prospects"]["edges"]) == expected
+    return sql_queries.count
+
+
+async def test_a_page_of_100_prospects_costs_the_same_queries_as_a_page_of_1(
+    gql: GraphQL, org: Org, clock: FrozenClock, sql_queries: QueryCounter
+) -> None:
+    await populate(org, clock)
+    one = await _page_cost(gql, org, sql_queries, 1)
+    rows = [{"firstName": f"P{i}", "ownerId": org.user_gid(Role.AGENT if i % 2 else Role.MANAGER)} for i in range(99)]
+    await mutate(gql, org.tokens[Role.MANAGER], "createProspects", "prospects { id }", prospects=rows)
+    hundred = await _page_cost(gql, org, sql_queries, 100)
+    assert one == hundred
+    assert hundred <= 10
+
+
+async def _rejected_cost(gql: GraphQL, org: Org, sql_queries: QueryCounter, query: str) -> tuple[int, str]:
+    await gql(org.tokens[Role.MANAGER], "{ viewer { id } }")
+    sql_queries.count = 0
+    body = await gql(org.tokens[Role.MANAGER], query)
+    return sql_queries.count, body["errors"][0]["message"]
+
+
+async def test_depth_alias_and_token_limits_reject_before_any_resolver(
+    gql: GraphQL, org: Org, sql_queries: QueryCounter
+) -> None:
+    auth_only, _ = await _rejected_cost(gql, org, sql_queries, "{ viewer { nope } }")
+    deep = "{ prospects { edges { node { " + "status { workflow { statuses { " * 4 + "name" + " } } }" * 4 + " } } } }"
+    aliases = "{ " + " ".join(f"a{i}: viewer {{ id }}" for i in range(31)) + " }"
+    tokens = "{ viewer { " + " ".join(["id"] * 3000) + " } }"
+    for query, words in ((deep, "exceeds maximum operation depth"), (aliases, "aliases"), (tokens, "token")):
+        cost, message = await _rejected_cost(gql, org, sql_queries, query)
+        assert cost == auth_only, message
+        assert words in message.lower()
+
+
+async def test_unexpected_errors_are_masked_and_logged_without_personal_data(
+    gql: GraphQL, org: Org, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    own = await populate(org, clock)
+
+    async def broken(**kwargs: object) -> None:
+        raise RuntimeError("duplicate key: SELECT * FROM prospect WHERE email = 'pat@client.example'")
+
+    monkeypatch.setattr(prospect_service, "mark_do_not_contact", broken)
+    with caplog.at_level(logging.ERROR):
+        body = await gql(
+            org.tokens[Role.AGENT],
+            """mutation($input: MarkDoNotContactInput!) {
+            markDoNotContact(input: $input) { errors { code } } }""",
+            input={"id": own["Prospect"], "doNotContact": True},
+        )
+    assert body["data"] is None
+    assert body["errors"] == [
+        {"message": "Unexpected error.", "locations": [{"line": 2, "column": 13}], "path": ["markDoNotContact"]}
+    ]
+    assert "RuntimeError" in caplog.text and "markDoNotContact" not in body["errors"][0]["message"]
+    assert "pat@client.example" not in caplog.text and "SELECT" not in caplog.text
+
+
+async def test_error_messages_never_echo_an_email_address(gql: GraphQL, org: Org) -> None:
+    body = await gql(
+        org.tokens[Role.AGENT], "query($n: Int) { prospects(first: $n) { totalCount } }", n="pat@client.example"
+    )
+    text = str(body)
+    assert "errors" in body and "pat@client.example" not in text and "Traceback" not in text
+
+
+async def test_graphiql_is_served_only_in_development(client: httpx.AsyncClient, tmp_path: object) -> None:
+    page = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    production = Settings.from_env(
+        {"LEADLINE_DATA_DIR": str(tmp_path), "LEADLINE_ENV": "production", "SECRET_KEY": "k" * 40}
+    )
+    app = create_app(production, manage_resources=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as prod:
+        response = await prod.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 401
+
+
+async def _connection_init(url: str, token: str | None) -> dict[str, object] | int:
+    """The server's answer to connection_init: its first message, or the close code."""
+    async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"} if token else {}})
+        )
+        try:
+            answer: dict[str, object] = json.loads(await ws.recv())
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return closed.rcvd.code
+        return answer
+
+
+async def test_websocket_clients_authenticate_in_connection_init(live_server: str, org: Org) -> None:
+    url = live_server.replace("http://", "ws://") + "/graphql"
+    assert await _connection_init(url, org.tokens[Role.AGENT]) == {"type": "connection_ack"}
+    assert await _connection_init(url, None) == 4403
+    assert await _connection_init(url, "ll_not-a-token") == 4403
+
+
+async def test_only_the_graphql_transport_ws_protocol_is_offered(live_server: str, org: Org) -> None:
+    url = live_server.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=[Subprotocol("graphql-ws")]) as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4406
