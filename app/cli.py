@@ -83,7 +83,8 @@ def serve() -> None:
 
 @main.command()
 @click.option("--check", is_flag=True, help="Exit 0 if a running worker answers a ping job, else 1.")
-def worker(check: bool) -> None:
+@click.option("--wait", default=10.0, show_default=True, help="Seconds --check waits for the answer.")
+def worker(check: bool, wait: float) -> None:
     """Run the arq worker (or check that one is running)."""
     from app.redis import locate
     from tasks.worker import check as check_worker
@@ -93,10 +94,21 @@ def worker(check: bool) -> None:
     location = locate(settings)
     try:
         if check:
-            alive = asyncio.run(check_worker(location))
+            alive = asyncio.run(check_worker(location, wait))
             click.echo("worker: ok" if alive else "worker: no answer")
             sys.exit(0 if alive else 1)
-        asyncio.run(create_worker(settings, location, own_database=True, handle_signals=True).async_run())
+
+        async def run() -> None:
+            # arq binds a worker to the event loop running when it is made.
+            worker = create_worker(settings, location, own_database=True, handle_signals=True)
+            try:
+                await worker.async_run()
+            except asyncio.CancelledError:
+                click.echo("worker stopped", err=True)  # arq cancels its main task on SIGINT / SIGTERM
+            finally:
+                await worker.close()
+
+        asyncio.run(run())
     finally:
         location.close()
 

@@ -38,21 +38,29 @@ def _postgres_url(database: str) -> str:
     return urlunsplit(("postgres", url.netloc, "/" + database, url.query, ""))
 
 
+async def _on_server(statement: str) -> None:
+    conn = await asyncpg.connect(_postgres_url(urlsplit(DATABASE_URL).path.lstrip("/") or "postgres"))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 @asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """The URL of an empty database, dropped afterwards (SQLite: in memory)."""
+async def fresh_database(*, file: Path | None = None) -> AsyncIterator[str]:
+    """The URL of a new database, dropped afterwards: on PostgreSQL (with
+    DATABASE_URL) a database of its own, created here when ``file`` is given
+    (else by Tortoise); otherwise SQLite in ``file``, or in memory."""
     if not ON_POSTGRES:
-        yield "sqlite://:memory:"
+        yield f"sqlite://{file}" if file else "sqlite://:memory:"
         return
     name = f"test_leadline_{uuid.uuid4().hex[:16]}"
+    if file is not None:
+        await _on_server(f'CREATE DATABASE "{name}"')
     try:
         yield _postgres_url(name)
     finally:
-        conn = await asyncpg.connect(_postgres_url(urlsplit(DATABASE_URL).path.lstrip("/") or "postgres"))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await _on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

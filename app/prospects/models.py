@@ -61,7 +61,7 @@ class Prospect(Model):
 
     class Meta:
         table = "prospect"
-        indexes = (("organization", "status"), ("organization", "owner"))
+        indexes = (("organization_id", "status_id"), ("organization_id", "owner_id"))
 
 
 class Activity(Model):
@@ -145,4 +145,4 @@ class Task(Model):
 
     class Meta:
         table = "task"
-        indexes = (("organization", "due_at"),)
+        indexes = (("organization_id", "due_at"),)

@@ -1,0 +1,140 @@
+"""The processes: `leadline dev`, `worker` (start, health, clean stop), /healthz and /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.redis import locate
+from app.web import create_app
+from tests.conftest import fresh_database
+
+LEADLINE = str(Path(sys.executable).parent / "leadline")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    async with fresh_database(file=tmp_path / "leadline.sqlite3") as url:
+        yield {
+            **os.environ,
+            "LEADLINE_DATA_DIR": str(tmp_path / "data"),
+            "DATABASE_URL": url,
+            "PORT": str(_free_port()),
+        }
+
+
+async def _start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        LEADLINE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+
+
+async def _read_until(process: asyncio.subprocess.Process, marker: str, seconds: float = 60) -> str:
+    seen = ""
+    assert process.stdout is not None
+    async with asyncio.timeout(seconds):
+        while marker not in seen:
+            line = await process.stdout.readline()
+            if not line:
+                raise AssertionError(f"exited before {marker!r}:\n{seen}")
+            seen += line.decode()
+    return seen
+
+
+async def _stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> int:
+    process.send_signal(sig)
+    async with asyncio.timeout(30):
+        await process.communicate()
+    assert process.returncode is not None
+    return process.returncode
+
+
+async def test_dev_starts_the_api_and_worker_and_keeps_its_demo_token(env: dict[str, str]) -> None:
+    base = f"http://127.0.0.1:{env['PORT']}"
+    dev = await _start(env, "dev")
+    output = await _read_until(dev, "Application startup complete")
+    token = output.split("Token:")[1].split()[0]
+    async with httpx.AsyncClient(base_url=base) as client:
+        ready = await client.get("/readyz")
+        alive = await client.get("/healthz")
+        body = (
+            await client.post(
+                "/graphql",
+                json={"query": "{ viewer { role } organization { name } workflows { name } }"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        ).json()
+    worker_check = await asyncio.create_subprocess_exec(
+        LEADLINE, "worker", "--check", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    check_out, _ = await worker_check.communicate()
+    assert await _stop(dev, signal.SIGINT) == 0
+
+    assert f"GraphiQL: {base}/graphql" in output
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "database": "ok", "redis": "ok"}
+    assert alive.json() == {"status": "ok"}
+    assert body["data"]["viewer"] == {"role": "ADMIN"} and body["data"]["organization"] == {"name": "Demo"}
+    assert [w["name"] for w in body["data"]["workflows"]] == ["New", "Attempting Contact", "Contacted", "Closed"]
+    assert worker_check.returncode == 0 and check_out.decode().strip() == "worker: ok"
+
+    again = await _start(env, "dev")
+    second = await _read_until(again, "Application startup complete")
+    assert await _stop(again, signal.SIGINT) == 0
+    assert second.split("Token:")[1].split()[0] == token
+
+
+async def test_the_worker_starts_answers_and_stops_cleanly(env: dict[str, str]) -> None:
+    await (await _start(env, "migrate")).communicate()
+    worker = await _start(env, "worker")
+    await _read_until(worker, "Starting worker")
+    check = await asyncio.create_subprocess_exec(
+        LEADLINE, "worker", "--check", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    out, _ = await check.communicate()
+    assert check.returncode == 0 and out.decode().strip() == "worker: ok"
+    assert await _stop(worker) == 0
+    nobody = await asyncio.create_subprocess_exec(
+        LEADLINE,
+        "worker",
+        "--check",
+        "--wait",
+        "2",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await asyncio.wait_for(nobody.communicate(), 60)
+    assert nobody.returncode == 1 and out.decode().strip() == "worker: no answer"
+
+
+async def test_readyz_reports_what_is_unreachable(db: None, settings: Settings, tmp_path: Path) -> None:
+    location = locate(settings)
+    good = Redis.from_url(location.url)
+    bad = Redis.from_url(f"unix://{tmp_path / 'no-such.socket'}")
+    try:
+        for redis, status, expected in ((good, 200, "ok"), (bad, 503, "unreachable (ConnectionError)")):
+            app = create_app(settings, redis=redis, manage_resources=False)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
+                response = await client.get("/readyz")
+            assert response.status_code == status
+            assert response.json()["redis"] == expected and response.json()["database"] == "ok"
+    finally:
+        await good.aclose()
+        await bad.aclose()
+        location.close()
