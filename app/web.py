@@ -45,7 +45,7 @@ def bearer(value: object) -> str | None:
 class LeadlineGraphQL(GraphQL[Context, None]):
     def __init__(self, clock: Clock, *, development: bool) -> None:
         super().__init__(
-            build_schema(),
+            build_schema(field_suggestions=development),
             graphql_ide="graphiql" if development else None,
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),

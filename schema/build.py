@@ -10,6 +10,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema import types
@@ -65,8 +66,10 @@ def _where(error: BaseException) -> str:
     return " < ".join(reversed(frames[-6:]))
 
 
-def build_schema() -> LeadlineSchema:
+def build_schema(*, field_suggestions: bool = True) -> LeadlineSchema:
+    """The schema; production turns off "did you mean" field suggestions."""
     return LeadlineSchema(
+        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
         query=Query,
         mutation=Mutation,
         types=[types.ApiToken, types.Activity, types.StatusChange, types.Task],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
@@ -95,7 +96,7 @@ async def test_error_messages_never_echo_an_email_address(gql: GraphQL, org: Org
     assert "errors" in body and "pat@client.example" not in text and "Traceback" not in text
 
 
-async def test_graphiql_is_served_only_in_development(client: httpx.AsyncClient, tmp_path: object) -> None:
+async def test_graphiql_is_served_only_in_development(client: httpx.AsyncClient, tmp_path: Path) -> None:
     page = await client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "graphiql" in page.text.lower()
     production = Settings.from_env(
@@ -105,6 +106,25 @@ async def test_graphiql_is_served_only_in_development(client: httpx.AsyncClient,
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as prod:
         response = await prod.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 401
+
+
+async def test_field_suggestions_only_in_development(
+    gql: GraphQL, org: Org, settings: Settings, tmp_path: Path
+) -> None:
+    development = await gql(org.tokens[Role.AGENT], "{ viewer { nam } }")
+    assert "Did you mean 'name'?" in development["errors"][0]["message"]
+    production = Settings.from_env(
+        {"LEADLINE_DATA_DIR": str(tmp_path), "LEADLINE_ENV": "production", "SECRET_KEY": "k" * 40}
+    )
+    app = create_app(production, manage_resources=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as prod:
+        response = await prod.post(
+            "/graphql",
+            json={"query": "{ viewer { nam } }"},
+            headers={"Authorization": f"Bearer {org.tokens[Role.AGENT]}"},
+        )
+    message = response.json()["errors"][0]["message"]
+    assert "nam" in message and "Did you mean" not in message
 
 
 async def _connection_init(url: str, token: str | None) -> dict[str, object] | int:

@@ -84,7 +84,10 @@ async def test_dev_starts_the_api_and_worker_and_keeps_its_demo_token(env: dict[
         LEADLINE, "worker", "--check", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     check_out, _ = await worker_check.communicate()
+    async with httpx.AsyncClient(base_url=base) as client:
+        still_ready = await client.get("/readyz")  # the CLI left the shared embedded Redis running
     assert await _stop(dev, signal.SIGINT) == 0
+    assert still_ready.status_code == 200
 
     assert f"GraphiQL: {base}/graphql" in output
     assert ready.status_code == 200 and ready.json() == {"status": "ready", "database": "ok", "redis": "ok"}

@@ -110,6 +110,14 @@ class Preparer:
         return NewProspect(values, status_id, owner_id)
 
 
+async def create_prospect(*, actor: Actor, values: Mapping[str, Any], field: list[str]) -> Prospect:
+    """Creates one prospect; a fault is reported under ``field``."""
+    org = await Organization.get(id=actor.organization_id)
+    ready = await Preparer(actor, org).prepare(values, field)
+    async with in_transaction():
+        return (await insert(actor, [ready], cause=ChangeCause.USER))[0]
+
+
 async def create_prospects(
     *,
     actor: Actor,

@@ -174,15 +174,10 @@ class ProspectMutations:
     @strawberry.mutation
     async def create_prospect(self, info: Info, input: CreateProspectInput) -> CreateProspectPayload:
         async def run() -> dict[str, Any]:
-            created, errors = await service.create_prospects(
-                actor=info.context.actor, inputs=[_raw(input.prospect)], field=["input", "prospect"]
+            row = await service.create_prospect(
+                actor=info.context.actor, values=_raw(input.prospect), field=["input", "prospect"]
             )
-            if errors:
-                # One prospect: its fault is reported at input.prospect.<field>, not by index.
-                error = errors[0]
-                error.field = ["input", "prospect", *(error.field or [])[3:]]
-                raise error
-            return _prospect(created[0])
+            return _prospect(row)
 
         return await guarded(info, CreateProspectPayload, run)
 
