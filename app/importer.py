@@ -10,12 +10,11 @@ goes into the prospect's customFields.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from tortoise.transactions import in_transaction
 
@@ -77,23 +76,34 @@ async def import_csv(
     preparer = Preparer(actor, org)
     result = ImportResult()
     batch: list[NewProspect] = []
-    with path.open("rb") as source, io.TextIOWrapper(source, encoding="utf-8-sig", newline="") as handle:
-        for line, row in _rows(handle):
-            try:
-                raw = _prospect(row, statuses, owners)
-                batch.append(await preparer.prepare(raw, []))
-            except DomainError as error:
-                result.errors.append(RowError(line, ".".join(error.field or []) or "row", error.message))
-            if len(batch) >= BATCH:
-                result.imported += await _flush(actor, batch)
-                progress(source.tell())
+    with path.open("rb") as source:
+        reader = csv.reader(_decoded(source))
+        try:
+            for line, row in _rows(reader):
+                try:
+                    raw = _prospect(row, statuses, owners)
+                    batch.append(await preparer.prepare(raw, []))
+                except DomainError as error:
+                    result.errors.append(RowError(line, ".".join(error.field or []) or "row", error.message))
+                if len(batch) >= BATCH:
+                    result.imported += await _flush(actor, batch)
+                    progress(source.tell())
+        except (UnicodeDecodeError, csv.Error) as error:
+            # The rest of the file cannot be read: keep what came before, say where it stopped.
+            reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error)
+            result.errors.append(RowError(reader.line_num + 1, "file", f"unreadable from here on ({reason})."))
         result.imported += await _flush(actor, batch)
         progress(source.tell())
     return result
 
 
-def _rows(handle: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.reader(handle)
+def _decoded(source: BinaryIO) -> Iterator[str]:
+    """The file's lines as text, decoded one by one, so a bad byte is caught at its line."""
+    for number, raw in enumerate(source, 1):
+        yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+
+
+def _rows(reader: Any) -> Iterator[tuple[int, dict[str, str]]]:
     header = next(reader, None)
     if header is None:
         return

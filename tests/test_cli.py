@@ -110,3 +110,15 @@ async def test_import_of_10000_rows_reports_bad_rows_by_line(cli: Cli, tmp_path:
     assert "line 503: status: 'No Such Status' is not a status." in err
     assert "importing" in err  # the progress bar
     print(f"\nimported 10,000 rows in {elapsed:.2f} s (process start included)")
+
+
+async def test_import_stops_at_unreadable_bytes_and_keeps_the_rows_before(cli: Cli, tmp_path: Path) -> None:
+    org = json.loads((await cli("org", "create", "Initech", "--admin-email", "bill@initech.example"))[1])[
+        "organization_id"
+    ]
+    await cli("preset", "apply", "lead-workflow", "--org", org)
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"first name,email\nAda,ada@client.example\nJos\xe9,jose@client.example\n")
+    _, out, err = await cli("import", str(path), "--org", org)
+    assert json.loads(out) == {"imported": 1, "rejected": 1}
+    assert "line 3: file: unreadable from here on (not UTF-8 text)." in err
