@@ -1,0 +1,1 @@
+"""Sequences, steps, enrollments and their state machine (SPEC R4)."""
