@@ -9,6 +9,8 @@ import strawberry
 
 from app.accounts.models import Role
 from app.prospects.models import ChangeCause, Channel, TaskKind
+from app.sequences.models import StepType
+from app.sequences.state import Stage as EnrollmentStage
 from app.workflows.models import Interaction, SystemStatus, TriggerEvent
 from app.workflows.operations import OperationType
 
@@ -23,5 +25,20 @@ strawberry.enum(ChangeCause, description="What caused a change.")
 strawberry.enum(OperationType)
 strawberry.enum(TriggerEvent)
 strawberry.enum(TaskKind)
+strawberry.enum(
+    EnrollmentStage, name="EnrollmentStage", description="Life-cycle stage of one prospect in one sequence."
+)
+strawberry.enum(StepType)
 
-__all__ = ["ChangeCause", "Channel", "Interaction", "OperationType", "Role", "SystemStatus", "TaskKind", "TriggerEvent"]
+__all__ = [
+    "ChangeCause",
+    "Channel",
+    "EnrollmentStage",
+    "Interaction",
+    "OperationType",
+    "Role",
+    "StepType",
+    "SystemStatus",
+    "TaskKind",
+    "TriggerEvent",
+]

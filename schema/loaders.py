@@ -17,6 +17,7 @@ from tortoise.models import Model
 from app.accounts.actor import Actor
 from app.accounts.models import User
 from app.prospects.models import Activity, Prospect, StatusChange, Task
+from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange
 from app.workflows.models import Action, ActionAvailability, ActionCategory, Status, Workflow
 
 M = TypeVar("M", bound=Model)
@@ -74,6 +75,24 @@ class Loaders:
         self.history_by_prospect = _grouped(
             lambda keys: StatusChange.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
             lambda row: row.prospect_id,
+        )
+
+        self.sequence = _by_id(Sequence, org)
+        self.step = _by_id(SequenceStep, org)
+        self.enrollment = _by_id(Enrollment, org)
+        self.steps_by_sequence = _grouped(
+            lambda keys: SequenceStep.filter(sequence_id__in=keys, organization_id=org, deleted_at=None).order_by(
+                "position", "id"
+            ),
+            lambda row: row.sequence_id,
+        )
+        self.enrollments_by_prospect = _grouped(
+            lambda keys: Enrollment.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
+            lambda row: row.prospect_id,
+        )
+        self.stage_changes_by_enrollment = _grouped(
+            lambda keys: StageChange.filter(enrollment_id__in=keys, organization_id=org).order_by("id"),
+            lambda row: row.enrollment_id,
         )
 
     async def _available_in(self, action_ids: list[int]) -> list[tuple[int, Status]]:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 import strawberry
+from tortoise.models import Model
 
 from app import ids
 from app.accounts import models as accounts
 from app.prospects import models as prospects
 from app.prospects import service as prospect_service
+from app.sequences import models as sequences
 from app.workflows import models as workflows
+from schema import sequences as sequence_types
 from schema import types
 from schema.context import Info
-from schema.enums import SystemStatus
+from schema.enums import EnrollmentStage, SystemStatus
 from schema.relay import Connection, Node, decode_ids, paginate
 
 
@@ -31,13 +35,42 @@ class ProspectFilter:
 
 
 @strawberry.input
+class EnrollmentFilter:
+    sequence_ids: list[strawberry.ID] | None = None
+    prospect_ids: list[strawberry.ID] | None = None
+    stages: list[EnrollmentStage] | None = None
+    finished: bool | None = None
+
+
+@strawberry.input
 class TaskFilter:
     assignee_ids: list[strawberry.ID] | None = None
     open: bool | None = strawberry.field(default=None, description="true: only open tasks; false: only completed ones.")
     due_before: datetime | None = None
 
 
+# Node types whose rows any member of the organization may read: model, type, filters.
+_CONFIGURATION: dict[str, tuple[type[Model], type[Any], dict[str, Any]]] = {
+    "User": (accounts.User, types.User, {}),
+    "Workflow": (workflows.Workflow, types.Workflow, {"deleted_at": None}),
+    "Status": (workflows.Status, types.Status, {"deleted_at": None}),
+    "ActionCategory": (workflows.ActionCategory, types.ActionCategory, {}),
+    "Action": (workflows.Action, types.Action, {}),
+    "AutomationRule": (workflows.AutomationRule, types.AutomationRule, {}),
+    "Sequence": (sequences.Sequence, sequence_types.Sequence, {}),
+    "SequenceStep": (sequences.SequenceStep, sequence_types.SequenceStep, {"deleted_at": None}),
+}
+# Node types readable only while their prospect is visible to the viewer (R1.3).
+_PROSPECT_DATA: dict[str, tuple[type[Model], type[Any]]] = {
+    "Activity": (prospects.Activity, types.Activity),
+    "StatusChange": (prospects.StatusChange, types.StatusChange),
+    "Task": (prospects.Task, types.Task),
+    "Enrollment": (sequences.Enrollment, sequence_types.Enrollment),
+}
+
+
 async def _node(info: Info, global_id: str) -> Node | None:
+    """The node for ``global_id`` if the viewer may read it; None for anything else."""
     decoded = ids.decode(global_id)
     if decoded is None:
         return None
@@ -46,39 +79,27 @@ async def _node(info: Info, global_id: str) -> Node | None:
     org = actor.organization_id
     if type_name == "Organization":
         return types.Organization(row=await accounts.Organization.get(id=org)) if pk == org else None
-    if type_name == "User":
-        user = await accounts.User.get_or_none(id=pk, organization_id=org)
-        return types.User(row=user) if user else None
     if type_name == "ApiToken":
         token = await accounts.ApiToken.get_or_none(id=pk, organization_id=org)
         return types.ApiToken(row=token) if token and actor.role is accounts.Role.ADMIN else None
-    if type_name == "Workflow":
-        workflow = await workflows.Workflow.get_or_none(id=pk, organization_id=org, deleted_at=None)
-        return types.Workflow(row=workflow) if workflow else None
-    if type_name == "Status":
-        status = await workflows.Status.get_or_none(id=pk, organization_id=org, deleted_at=None)
-        return types.Status(row=status) if status else None
-    if type_name == "ActionCategory":
-        category = await workflows.ActionCategory.get_or_none(id=pk, organization_id=org)
-        return types.ActionCategory(row=category) if category else None
-    if type_name == "Action":
-        action = await workflows.Action.get_or_none(id=pk, organization_id=org)
-        return types.Action(row=action) if action else None
-    if type_name == "AutomationRule":
-        rule = await workflows.AutomationRule.get_or_none(id=pk, organization_id=org)
-        return types.AutomationRule(row=rule) if rule else None
     if type_name == "Prospect":
         prospect = await prospect_service.visible(actor).get_or_none(id=pk)
         return types.Prospect(row=prospect) if prospect else None
-    if type_name == "Task":
-        task = await prospect_service.visible_tasks(actor).get_or_none(id=pk)
-        return types.Task(row=task) if task else None
-    if type_name in ("Activity", "StatusChange"):
-        model = prospects.Activity if type_name == "Activity" else prospects.StatusChange
+    if type_name in _CONFIGURATION:
+        model, wrap, filters = _CONFIGURATION[type_name]
+        row = await model.get_or_none(id=pk, organization_id=org, **filters)
+        return wrap(row=row) if row else None
+    if type_name in _PROSPECT_DATA:
+        model, wrap = _PROSPECT_DATA[type_name]
         row = await model.get_or_none(id=pk, organization_id=org)
-        if row is None or not await prospect_service.visible(actor).filter(id=row.prospect_id).exists():
-            return None
-        return types.Activity(row=row) if type_name == "Activity" else types.StatusChange(row=row)  # type: ignore[arg-type]
+        visible = (
+            row is not None and await prospect_service.visible(actor).filter(id=cast(Any, row).prospect_id).exists()
+        )
+        return wrap(row=row) if visible else None
+    if type_name == "StageChange":
+        change = await sequences.StageChange.get_or_none(id=pk, organization_id=org)
+        enrollment = None if change is None else await _node(info, ids.encode("Enrollment", change.enrollment_id))
+        return sequence_types.StageChange(row=change) if change and enrollment else None
     return None
 
 
@@ -169,3 +190,29 @@ class Query:
             if filter.due_before is not None:
                 query = query.filter(due_at__lt=filter.due_before)
         return await paginate(query, first, after, lambda r: types.Task(row=r))
+
+    @strawberry.field
+    async def sequences(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[sequence_types.Sequence]:
+        query = sequences.Sequence.filter(organization_id=info.context.actor.organization_id)
+        return await paginate(query, first, after, lambda r: sequence_types.Sequence(row=r))
+
+    @strawberry.field
+    async def enrollments(
+        self, info: Info, filter: EnrollmentFilter | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[sequence_types.Enrollment]:
+        actor = info.context.actor
+        query = sequences.Enrollment.filter(organization_id=actor.organization_id)
+        if actor.is_agent:
+            query = query.filter(prospect_id__in=prospect_service.visible(actor).values("id"))
+        if filter is not None:
+            if (sequence_ids := decode_ids("Sequence", filter.sequence_ids)) is not None:
+                query = query.filter(sequence_id__in=sequence_ids)
+            if (prospect_ids := decode_ids("Prospect", filter.prospect_ids)) is not None:
+                query = query.filter(prospect_id__in=prospect_ids)
+            if filter.stages is not None:
+                query = query.filter(stage__in=[s.value for s in filter.stages])
+            if filter.finished is not None:
+                query = query.filter(finished_at__isnull=not filter.finished)
+        return await paginate(query, first, after, lambda r: sequence_types.Enrollment(row=r))

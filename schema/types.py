@@ -4,7 +4,7 @@ relations through the request's DataLoaders."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,6 +16,9 @@ from app.workflows import models as workflows
 from schema.context import Info
 from schema.enums import ChangeCause, Channel, Interaction, OperationType, Role, SystemStatus, TaskKind, TriggerEvent
 from schema.relay import Connection, Node, paginate_loaded
+
+if TYPE_CHECKING:
+    from schema.sequences import Enrollment
 
 
 def _gid(type_name: str, pk: int) -> strawberry.ID:
@@ -406,6 +409,15 @@ class Prospect(Node):
     async def tasks(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Task]:
         rows = await info.context.loaders.tasks_by_prospect.load(self.row.id)
         return paginate_loaded(rows, first, after, lambda r: Task(row=r))
+
+    @strawberry.field
+    async def enrollments(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Enrollment, strawberry.lazy("schema.sequences")]]:
+        from schema.sequences import Enrollment
+
+        rows = await info.context.loaders.enrollments_by_prospect.load(self.row.id)
+        return paginate_loaded(rows, first, after, lambda r: Enrollment(row=r))
 
 
 async def _prospect(info: Info, prospect_id: int) -> Prospect:

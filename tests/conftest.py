@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -179,13 +180,22 @@ def sql_queries() -> Iterator[QueryCounter]:
     logger.setLevel(level)
 
 
+@lru_cache(maxsize=1)
+def _mutation_fields() -> dict[str, Any]:
+    from schema.build import build_schema
+
+    mutation_type = build_schema()._schema.mutation_type
+    assert mutation_type is not None
+    return dict(mutation_type.fields)
+
+
 async def mutate(gql: GraphQL, token: str, name: str, payload: str, /, **input_: Any) -> dict[str, Any]:
     """Runs mutation ``name`` with ``input`` and returns its payload (``payload`` is
     the selection besides errors)."""
-    input_type = name[0].upper() + name[1:] + "Input"
+    input_type = _mutation_fields()[name].args["input"].type
     body = await gql(
         token,
-        f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ {payload} errors {{ code message field }} }} }}",
+        f"mutation($input: {input_type}) {{ {name}(input: $input) {{ {payload} errors {{ code message field }} }} }}",
         input=input_,
     )
     assert "errors" not in body, body

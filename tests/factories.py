@@ -10,6 +10,10 @@ from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.prospects import service as prospects
 from app.prospects.models import Task
+from app.sequences import enrollments
+from app.sequences import service as sequence_service
+from app.sequences.models import SequenceStep, StageChange, StepType
+from app.sequences.service import StepSpec
 from app.workflows import service as workflows
 from app.workflows.models import Action, ActionCategory, Interaction, Status, TriggerEvent, Workflow
 from app.workflows.operations import OperationSpec, OperationType
@@ -52,6 +56,24 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
     category = await ActionCategory.get(organization_id=org.id, name="Contact Attempt")
     history = await prospects.StatusChange.filter(prospect_id=prospect.id).first()
     assert history is not None
+    sequence = await sequence_service.create_sequence(
+        actor=admin,
+        name="Follow up",
+        stop_on_reply=None,
+        unresponsive_after_seconds=None,
+        send_window=None,
+        steps=[StepSpec(type=StepType.SMS, delay_seconds=3600, body="Hi {{ first_name }}")],
+        active=True,
+    )
+    step = await SequenceStep.get(sequence_id=sequence.id)
+    enrolled, errors = await enrollments.enroll(
+        actor=admin,
+        sequence_id=ids.encode("Sequence", sequence.id),
+        prospect_ids=[ids.encode("Prospect", prospect.id)],
+        activate=None,
+    )
+    assert not errors
+    stage_change = await StageChange.get(enrollment_id=enrolled[0].id)
     rows: dict[str, Any] = {
         "Organization": org.id,
         "User": org.users[Role.AGENT].id,
@@ -65,5 +87,9 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
         "Activity": activity.id,
         "StatusChange": history.id,
         "Task": task.id,
+        "Sequence": sequence.id,
+        "SequenceStep": step.id,
+        "Enrollment": enrolled[0].id,
+        "StageChange": stage_change.id,
     }
     return {type_name: ids.encode(type_name, pk) for type_name, pk in rows.items()}

@@ -26,6 +26,10 @@ UNKNOWN = {
         "Organization",
         "User",
         "ApiToken",
+        "Sequence",
+        "SequenceStep",
+        "Enrollment",
+        "StageChange",
         "Workflow",
         "Status",
         "ActionCategory",
@@ -39,8 +43,15 @@ UNKNOWN = {
 }
 
 
+ID_OVERRIDES = {("updateSequenceStep", "id"): "SequenceStep", ("removeSequenceStep", "id"): "SequenceStep"}
+
+
 def id_type(field_name: str, mutation: str) -> str:
     """The entity type an ID input field names."""
+    if (mutation, field_name) in ID_OVERRIDES:
+        return ID_OVERRIDES[mutation, field_name]
+    if field_name == "ids":
+        return "Enrollment"
     if field_name == "id":
         if mutation.startswith("delete"):
             return mutation.removeprefix("delete")
@@ -111,6 +122,8 @@ def _object(
         out["type"] = "SET_STATUS" if "statusId" in out else "ASSIGN" if "userId" in out else "MARK_CONTACT_MADE"
         if out["type"] == "SET_STATUS" and "statusId" not in out:
             out["statusId"] = own["Status"]
+    if t.name == "SequenceStepInput":
+        out["type"] = "SMS"
     if t.name == "CreateAutomationRuleInput" and "statusId" in out:
         out["event"] = "STATUS_ENTERED"
     return out

@@ -21,7 +21,8 @@ from tests.factories import populate
 
 PAGE = """query { prospects(first: 100) { totalCount edges { node {
     firstName status { name workflow { name statuses { name } } } owner { name }
-    tasks { totalCount edges { node { kind assignee { name } } } } statusHistory { totalCount } } } } }"""
+    tasks { totalCount edges { node { kind assignee { name } } } } statusHistory { totalCount }
+    enrollments { totalCount edges { node { stage currentStep { position } sequence { name steps { type } } } } } } } } }"""
 
 
 async def _page_cost(gql: GraphQL, org: Org, sql_queries: QueryCounter, expected: int) -> int:
@@ -41,7 +42,7 @@ async def test_a_page_of_100_prospects_costs_the_same_queries_as_a_page_of_1(
     await mutate(gql, org.tokens[Role.MANAGER], "createProspects", "prospects { id }", prospects=rows)
     hundred = await _page_cost(gql, org, sql_queries, 100)
     assert one == hundred
-    assert hundred <= 10
+    assert hundred <= 16  # one per loader level, whatever the page size
 
 
 async def _rejected_cost(gql: GraphQL, org: Org, sql_queries: QueryCounter, query: str) -> tuple[int, str]:

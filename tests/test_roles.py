@@ -30,6 +30,12 @@ CONFIGURATION = {
     "deleteAutomationRule",
     "applyPreset",
     "deleteProspect",
+    "createSequence",
+    "updateSequence",
+    "setSequenceActive",
+    "addSequenceStep",
+    "updateSequenceStep",
+    "removeSequenceStep",
 }
 WORK = {
     "createProspect",
@@ -40,6 +46,13 @@ WORK = {
     "markDoNotContact",
     "optOutProspect",
     "completeTask",
+    "enrollProspects",
+    "activateEnrollments",
+    "pauseEnrollments",
+    "resumeEnrollments",
+    "jumpEnrollments",
+    "finishEnrollments",
+    "removeEnrollments",
 }
 ALLOWED = {
     Role.ADMIN: ADMIN_ONLY | CONFIGURATION | WORK,

@@ -16,6 +16,8 @@ class ChangeCause(StrEnum):
     USER = "USER"
     ACTION = "ACTION"
     AUTOMATION = "AUTOMATION"
+    SCHEDULER = "SCHEDULER"
+    INBOUND = "INBOUND"
 
 
 class TaskKind(StrEnum):

@@ -4,6 +4,7 @@ from strawberry.tools import merge_types
 
 from schema.mutations.accounts import AccountMutations
 from schema.mutations.prospects import ProspectMutations
+from schema.mutations.sequences import SequenceMutations
 from schema.mutations.workflows import WorkflowMutations
 
-Mutation = merge_types("Mutation", (AccountMutations, WorkflowMutations, ProspectMutations))
+Mutation = merge_types("Mutation", (AccountMutations, WorkflowMutations, ProspectMutations, SequenceMutations))

@@ -1,0 +1,206 @@
+"""Sequences and their steps (SPEC R4.1, R4.5): configuration, MANAGER and ADMIN only.
+
+Steps are numbered 1…n. Editing never re-runs a step: an enrollment points at
+the step it runs next, by id, so inserting, moving or editing steps leaves it
+where it was; removing its next step moves it on to the step that followed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from app import validation
+from app.accounts.actor import Actor
+from app.errors import InvalidInput
+from app.sequences import templates
+from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
+from app.sequences.windows import SendWindow
+from app.workflows.service import get_owned
+
+MAX_DELAY_SECONDS = 366 * 24 * 3600
+MAX_STEPS = 50
+UNCHANGED: Any = object()
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    type: StepType
+    delay_seconds: int
+    body: str
+    subject: str | None = None
+
+
+def clean_step(spec: StepSpec, field: list[str]) -> dict[str, Any]:
+    """Validated column values of a step; templates checked (R4.1)."""
+    validation.bounded_int(spec.delay_seconds, [*field, "delaySeconds"], low=0, high=MAX_DELAY_SECONDS)
+    subject = spec.subject
+    if spec.type is StepType.EMAIL:
+        if not subject or not subject.strip():
+            raise InvalidInput("An EMAIL step needs a subject.", [*field, "subject"])
+        templates.check(subject, [*field, "subject"])
+    elif subject is not None:
+        raise InvalidInput(f"A {spec.type.value} step has no subject; it must be null.", [*field, "subject"])
+    if not spec.body.strip():
+        raise InvalidInput("The body must not be empty.", [*field, "body"])
+    templates.check(spec.body, [*field, "body"])
+    return {"type": spec.type, "delay_seconds": spec.delay_seconds, "subject": subject, "body": spec.body}
+
+
+async def get_sequence(actor: Actor, global_id: str, field: list[str]) -> Sequence:
+    return await get_owned(actor, Sequence, "Sequence", global_id, field)
+
+
+async def live_steps(sequence_id: int) -> list[SequenceStep]:
+    return await SequenceStep.filter(sequence_id=sequence_id, deleted_at=None).order_by("position", "id")
+
+
+def _unresponsive(value: int, field: list[str]) -> int:
+    return validation.bounded_int(value, field, low=60, high=MAX_DELAY_SECONDS)
+
+
+async def create_sequence(
+    *,
+    actor: Actor,
+    name: str,
+    stop_on_reply: bool | None,
+    unresponsive_after_seconds: int | None,
+    send_window: SendWindow | None,
+    steps: Seq[StepSpec],
+    active: bool | None,
+) -> Sequence:
+    actor.require_manager()
+    clean_name = validation.name(name, ["input", "name"])
+    if len(steps) > MAX_STEPS:
+        raise InvalidInput(f"At most {MAX_STEPS} steps.", ["input", "steps"])
+    rows = [clean_step(step, ["input", "steps", str(i)]) for i, step in enumerate(steps)]
+    unresponsive = _unresponsive(
+        604800 if unresponsive_after_seconds is None else unresponsive_after_seconds,
+        ["input", "unresponsiveAfterSeconds"],
+    )
+    async with in_transaction():
+        sequence = await Sequence.create(
+            organization_id=actor.organization_id,
+            name=clean_name,
+            active=bool(active),
+            stop_on_reply=True if stop_on_reply is None else stop_on_reply,
+            unresponsive_after_seconds=unresponsive,
+            send_window=send_window.to_json() if send_window else None,
+            created_at=actor.now(),
+        )
+        for position, row in enumerate(rows, 1):
+            await SequenceStep.create(
+                organization_id=actor.organization_id, sequence_id=sequence.id, position=position, **row
+            )
+    return sequence
+
+
+async def update_sequence(
+    *,
+    actor: Actor,
+    sequence_id: str,
+    name: str | None,
+    stop_on_reply: bool | None,
+    unresponsive_after_seconds: int | None,
+    send_window: SendWindow | None,
+    clear_send_window: bool | None,
+) -> Sequence:
+    actor.require_manager()
+    sequence = await get_sequence(actor, sequence_id, ["input", "id"])
+    if send_window is not None and clear_send_window:
+        raise InvalidInput("Give sendWindow or clearSendWindow, not both.", ["input", "clearSendWindow"])
+    if name is not None:
+        sequence.name = validation.name(name, ["input", "name"])
+    if stop_on_reply is not None:
+        sequence.stop_on_reply = stop_on_reply
+    if unresponsive_after_seconds is not None:
+        sequence.unresponsive_after_seconds = _unresponsive(
+            unresponsive_after_seconds, ["input", "unresponsiveAfterSeconds"]
+        )
+    if send_window is not None:
+        sequence.send_window = send_window.to_json()
+    if clear_send_window:
+        sequence.send_window = None
+    await sequence.save()
+    return sequence
+
+
+async def add_step(*, actor: Actor, sequence_id: str, step: StepSpec, position: int | None) -> Sequence:
+    """Inserts a step at ``position`` (1-based; default last)."""
+    actor.require_manager()
+    row = clean_step(step, ["input", "step"])
+    async with in_transaction():
+        sequence = await get_sequence(actor, sequence_id, ["input", "sequenceId"])
+        steps = await live_steps(sequence.id)
+        if len(steps) >= MAX_STEPS:
+            raise InvalidInput(f"At most {MAX_STEPS} steps.", ["input", "step"])
+        index = _index(position, len(steps) + 1)
+        new = await SequenceStep.create(
+            organization_id=actor.organization_id, sequence_id=sequence.id, position=0, **row
+        )
+        steps.insert(index, new)
+        await _renumber(steps)
+    return sequence
+
+
+async def update_step(
+    *,
+    actor: Actor,
+    step_id: str,
+    delay_seconds: int | None,
+    subject: str | None,
+    body: str | None,
+    position: int | None,
+) -> Sequence:
+    actor.require_manager()
+    async with in_transaction():
+        step = await get_owned(actor, SequenceStep, "SequenceStep", step_id, ["input", "id"], deleted_at=None)
+        merged = StepSpec(
+            type=step.type,
+            delay_seconds=step.delay_seconds if delay_seconds is None else delay_seconds,
+            subject=step.subject if subject is None else subject,
+            body=step.body if body is None else body,
+        )
+        for key, value in clean_step(merged, ["input"]).items():
+            setattr(step, key, value)
+        await step.save()
+        if position is not None:
+            steps = [s for s in await live_steps(step.sequence_id) if s.id != step.id]
+            steps.insert(_index(position, len(steps) + 1), step)
+            await _renumber(steps)
+        return await Sequence.get(id=step.sequence_id)
+
+
+async def remove_step(*, actor: Actor, step_id: str) -> Sequence:
+    """Removes a step; enrollments about to run it move on to the step after it."""
+    actor.require_manager()
+    async with in_transaction():
+        step = await get_owned(actor, SequenceStep, "SequenceStep", step_id, ["input", "id"], deleted_at=None)
+        steps = await live_steps(step.sequence_id)
+        following = next((s for s in steps if s.position > step.position), None)
+        await Enrollment.filter(current_step_id=step.id, finished_at=None).update(
+            current_step_id=following.id if following else None
+        )
+        step.deleted_at = actor.now()
+        await step.save(update_fields=["deleted_at"])
+        await _renumber([s for s in steps if s.id != step.id])
+        return await Sequence.get(id=step.sequence_id)
+
+
+def _index(position: int | None, count: int) -> int:
+    """A 1-based position (clamped to 1…count) as a list index."""
+    if position is None:
+        return count - 1
+    if position < 1:
+        raise InvalidInput("Positions start at 1.", ["input", "position"])
+    return min(position, count) - 1
+
+
+async def _renumber(steps: list[SequenceStep]) -> None:
+    for number, step in enumerate(steps, 1):
+        if step.position != number:
+            step.position = number
+            await SequenceStep.filter(id=step.id).update(position=number)

@@ -1,0 +1,204 @@
+"""Sequence, step and enrollment types (contract part 20)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from app.sequences import models
+from app.sequences.windows import SendWindow as SendWindowValue
+from schema.context import Info
+from schema.enums import ChangeCause, EnrollmentStage, StepType
+from schema.relay import Connection, Node, paginate_loaded
+from schema.types import Prospect, User, _gid, _prospect, _user
+
+
+@strawberry.enum
+class Weekday(Enum):
+    MON = "MON"
+    TUE = "TUE"
+    WED = "WED"
+    THU = "THU"
+    FRI = "FRI"
+    SAT = "SAT"
+    SUN = "SUN"
+
+
+@strawberry.type(description="Hours in which steps may run; a step due outside them waits for the next opening.")
+class SendWindow:
+    days: list[Weekday]
+    start: str = strawberry.field(description="HH:MM, inclusive.")
+    end: str = strawberry.field(description="HH:MM, exclusive.")
+    time_zone: str | None = strawberry.field(
+        description="IANA zone; null means the prospect's zone (else the organization's)."
+    )
+
+    @classmethod
+    def of(cls, value: SendWindowValue) -> SendWindow:
+        return cls(
+            days=[Weekday(d) for d in value.days],
+            start=value.start.strftime("%H:%M"),
+            end=value.end.strftime("%H:%M"),
+            time_zone=value.time_zone,
+        )
+
+
+@strawberry.type
+class Sequence(Node):
+    row: strawberry.Private[models.Sequence]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return _gid("Sequence", self.row.id)
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field
+    def active(self) -> bool:
+        return self.row.active
+
+    @strawberry.field(description="A reply (not an auto-reply) finishes the enrollment as REPLIED.")
+    def stop_on_reply(self) -> bool:
+        return self.row.stop_on_reply
+
+    @strawberry.field(description="Default 604800 (one week).")
+    def unresponsive_after_seconds(self) -> int:
+        return self.row.unresponsive_after_seconds
+
+    @strawberry.field
+    def send_window(self) -> SendWindow | None:
+        window = self.row.send_window
+        return SendWindow.of(SendWindowValue.from_json(window)) if window else None
+
+    @strawberry.field
+    async def steps(self, info: Info) -> list[SequenceStep]:
+        return [SequenceStep(row=s) for s in await info.context.loaders.steps_by_sequence.load(self.row.id)]
+
+
+@strawberry.type
+class SequenceStep(Node):
+    row: strawberry.Private[models.SequenceStep]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return _gid("SequenceStep", self.row.id)
+
+    @strawberry.field(description="1-based.")
+    def position(self) -> int:
+        return self.row.position
+
+    @strawberry.field
+    def type(self) -> StepType:
+        return self.row.type
+
+    @strawberry.field(description="Wait after the previous step ran (for step 1: after the enrollment started).")
+    def delay_seconds(self) -> int:
+        return self.row.delay_seconds
+
+    @strawberry.field(description="Template; EMAIL only.")
+    def subject(self) -> str | None:
+        return self.row.subject
+
+    @strawberry.field(description="Template with prospect fields, e.g. {{ first_name }}.")
+    def body(self) -> str:
+        return self.row.body
+
+
+@strawberry.type
+class Enrollment(Node):
+    row: strawberry.Private[models.Enrollment]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return _gid("Enrollment", self.row.id)
+
+    @strawberry.field
+    async def prospect(self, info: Info) -> Prospect:
+        return await _prospect(info, self.row.prospect_id)
+
+    @strawberry.field
+    async def sequence(self, info: Info) -> Sequence:
+        row = await info.context.loaders.sequence.load(self.row.sequence_id)
+        assert row is not None
+        return Sequence(row=row)
+
+    @strawberry.field
+    def stage(self) -> EnrollmentStage:
+        return self.row.stage
+
+    @strawberry.field
+    def finished(self) -> bool:
+        return self.row.finished_at is not None
+
+    @strawberry.field(description="The step that runs next; null when finished.")
+    async def current_step(self, info: Info) -> SequenceStep | None:
+        if self.row.finished_at is not None or self.row.current_step_id is None:
+            return None
+        row = await info.context.loaders.step.load(self.row.current_step_id)
+        return SequenceStep(row=row) if row is not None else None
+
+    @strawberry.field
+    def next_step_at(self) -> datetime | None:
+        return self.row.due_at if self.row.current_step_id is not None else None
+
+    @strawberry.field
+    def last_step_at(self) -> datetime | None:
+        return self.row.last_step_at
+
+    @strawberry.field
+    def enrolled_at(self) -> datetime:
+        return self.row.enrolled_at
+
+    @strawberry.field
+    def finished_at(self) -> datetime | None:
+        return self.row.finished_at
+
+    @strawberry.field
+    async def history(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[StageChange]:
+        rows = await info.context.loaders.stage_changes_by_enrollment.load(self.row.id)
+        return paginate_loaded(rows, first, after, lambda r: StageChange(row=r))
+
+
+@strawberry.type
+class StageChange(Node):
+    row: strawberry.Private[models.StageChange]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return _gid("StageChange", self.row.id)
+
+    @strawberry.field
+    async def enrollment(self, info: Info) -> Enrollment:
+        row = await info.context.loaders.enrollment.load(self.row.enrollment_id)
+        assert row is not None
+        return Enrollment(row=row)
+
+    @strawberry.field(name="from")
+    def from_(self) -> EnrollmentStage | None:
+        return self.row.from_stage
+
+    @strawberry.field
+    def to(self) -> EnrollmentStage:
+        return self.row.to_stage
+
+    @strawberry.field
+    def cause(self) -> ChangeCause:
+        return ChangeCause(self.row.cause)
+
+    @strawberry.field(
+        description="Machine-readable slug, e.g. replied, bounced_hard, unsubscribe_link, sms_stop, timeout, steps_done, manual."
+    )
+    def reason(self) -> str | None:
+        return self.row.reason
+
+    @strawberry.field
+    async def actor(self, info: Info) -> User | None:
+        return await _user(info, self.row.actor_id)
+
+    @strawberry.field
+    def at(self) -> datetime:
+        return self.row.at

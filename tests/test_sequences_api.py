@@ -1,0 +1,336 @@
+"""Sequences, steps and enrollments through the API (issue #3, first part: no sending yet)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from app import ids
+from app.accounts.models import Role
+from app.clock import FrozenClock
+from app.prospects.models import Prospect
+from app.sequences.models import Enrollment, SequenceStep
+from tests.conftest import GraphQL, Org, mutate
+from tests.factories import populate
+
+SEQUENCE = "sequence { id name active stopOnReply unresponsiveAfterSeconds sendWindow { days start end timeZone } steps { id position type delaySeconds subject body } }"
+ENROLLMENTS = "enrollments { id stage finished currentStep { position } nextStepAt lastStepAt enrolledAt finishedAt prospect { firstName } }"
+STEPS = [
+    {
+        "type": "EMAIL",
+        "delaySeconds": 0,
+        "subject": "Hello {{ first_name }}",
+        "body": "Hi {{ first_name }} at {{ company }}",
+    },
+    {"type": "SMS", "delaySeconds": 86400, "body": "Quick ping, {{ first_name }}"},
+    {"type": "CALL", "delaySeconds": 3600, "body": "Call {{ full_name }}"},
+]
+
+
+async def make_sequence(
+    gql: GraphQL, org: Org, *, active: bool = True, steps: list[dict[str, Any]] = STEPS
+) -> dict[str, Any]:
+    payload = await mutate(
+        gql, org.tokens[Role.MANAGER], "createSequence", SEQUENCE, name="Outreach", steps=steps, active=active
+    )
+    assert payload["errors"] == []
+    sequence: dict[str, Any] = payload["sequence"]
+    return sequence
+
+
+async def make_prospects(gql: GraphQL, org: Org, *names: str) -> list[str]:
+    payload = await mutate(
+        gql,
+        org.tokens[Role.MANAGER],
+        "createProspects",
+        "prospects { id }",
+        prospects=[{"firstName": n, "email": f"{n.lower()}@client.example", "phone": "+12025550143"} for n in names],
+    )
+    return [p["id"] for p in payload["prospects"]]
+
+
+async def test_create_a_sequence_with_steps_and_a_window(gql: GraphQL, org: Org) -> None:
+    payload = await mutate(
+        gql,
+        org.tokens[Role.MANAGER],
+        "createSequence",
+        SEQUENCE,
+        name=" Outreach ",
+        steps=STEPS,
+        sendWindow={"days": ["MON", "FRI"], "start": "09:00", "end": "17:30", "timeZone": "America/New_York"},
+    )
+    sequence = payload["sequence"]
+    assert payload["errors"] == []
+    assert {k: v for k, v in sequence.items() if k not in ("id", "steps")} == {
+        "name": "Outreach",
+        "active": False,
+        "stopOnReply": True,
+        "unresponsiveAfterSeconds": 604800,
+        "sendWindow": {"days": ["MON", "FRI"], "start": "09:00", "end": "17:30", "timeZone": "America/New_York"},
+    }
+    assert [(s["position"], s["type"], s["subject"]) for s in sequence["steps"]] == [
+        (1, "EMAIL", "Hello {{ first_name }}"),
+        (2, "SMS", None),
+        (3, "CALL", None),
+    ]
+
+
+async def test_bad_sequences_are_refused_with_the_field_at_fault(gql: GraphQL, org: Org) -> None:
+    cases = [
+        ({"steps": [{"type": "EMAIL", "delaySeconds": 0, "body": "x"}]}, ["input", "steps", "0", "subject"]),
+        (
+            {"steps": [{"type": "SMS", "delaySeconds": 0, "subject": "s", "body": "x"}]},
+            ["input", "steps", "0", "subject"],
+        ),
+        ({"steps": [{"type": "SMS", "delaySeconds": 0, "body": "Hi {{ nickname }}"}]}, ["input", "steps", "0", "body"]),
+        ({"steps": [{"type": "SMS", "delaySeconds": 0, "body": "Hi {{ first_name "}]}, ["input", "steps", "0", "body"]),
+        ({"steps": [{"type": "SMS", "delaySeconds": -5, "body": "x"}]}, ["input", "steps", "0", "delaySeconds"]),
+        ({"sendWindow": {"days": ["MON"], "start": "18:00", "end": "09:00"}}, ["input", "sendWindow", "end"]),
+        ({"unresponsiveAfterSeconds": 0}, ["input", "unresponsiveAfterSeconds"]),
+    ]
+    for values, field in cases:
+        payload = await mutate(
+            gql, org.tokens[Role.MANAGER], "createSequence", "sequence { id }", **{"name": "S", **values}
+        )
+        assert payload["sequence"] is None
+        assert [(e["code"], e["field"]) for e in payload["errors"]] == [("INVALID_INPUT", field)], values
+    body = await gql(org.tokens[Role.MANAGER], "{ sequences { totalCount } }")
+    assert body["data"]["sequences"]["totalCount"] == 0
+
+
+async def test_steps_are_added_moved_edited_and_removed(gql: GraphQL, org: Org) -> None:
+    token = org.tokens[Role.MANAGER]
+    sequence = await make_sequence(gql, org)
+    added = await mutate(
+        gql,
+        token,
+        "addSequenceStep",
+        "sequence { steps { position type body } }",
+        sequenceId=sequence["id"],
+        step={"type": "TASK", "delaySeconds": 0, "body": "Research {{ company }}"},
+        position=1,
+    )
+    assert [(s["position"], s["type"]) for s in added["sequence"]["steps"]] == [
+        (1, "TASK"),
+        (2, "EMAIL"),
+        (3, "SMS"),
+        (4, "CALL"),
+    ]
+    call = sequence["steps"][2]["id"]
+    moved = await mutate(
+        gql,
+        token,
+        "updateSequenceStep",
+        "sequence { steps { type delaySeconds body } }",
+        id=call,
+        position=1,
+        delaySeconds=60,
+        body="Ring {{ first_name }}",
+    )
+    assert [s["type"] for s in moved["sequence"]["steps"]] == ["CALL", "TASK", "EMAIL", "SMS"]
+    assert moved["sequence"]["steps"][0] == {"type": "CALL", "delaySeconds": 60, "body": "Ring {{ first_name }}"}
+    bad = await mutate(gql, token, "updateSequenceStep", "sequence { id }", id=sequence["steps"][0]["id"], subject="")
+    assert [(e["code"], e["field"]) for e in bad["errors"]] == [("INVALID_INPUT", ["input", "subject"])]
+    removed = await mutate(gql, token, "removeSequenceStep", "sequence { steps { position type } }", id=call)
+    again = await mutate(gql, token, "removeSequenceStep", "sequence { id }", id=call)
+    assert removed["sequence"]["steps"] == [
+        {"position": 1, "type": "TASK"},
+        {"position": 2, "type": "EMAIL"},
+        {"position": 3, "type": "SMS"},
+    ]
+    assert [e["code"] for e in again["errors"]] == ["NOT_FOUND"]
+    assert (
+        await SequenceStep.filter(sequence_id=ids.decode_as("Sequence", sequence["id"])).count() == 4
+    )  # kept, marked removed
+
+
+async def test_enrolling_reports_each_refused_prospect_by_index(gql: GraphQL, org: Org, clock: FrozenClock) -> None:
+    await populate(org, clock)
+    sequence = await make_sequence(gql, org)
+    ada, bob, cy = await make_prospects(gql, org, "Ada", "Bob", "Cy")
+    await mutate(gql, org.tokens[Role.MANAGER], "optOutProspect", "prospect { id }", id=bob, channel="SMS")
+    await mutate(gql, org.tokens[Role.MANAGER], "markDoNotContact", "prospect { id }", id=cy, doNotContact=True)
+    first = await mutate(
+        gql,
+        org.tokens[Role.AGENT],
+        "enrollProspects",
+        ENROLLMENTS,
+        sequenceId=sequence["id"],
+        prospectIds=[ada, bob, ids.encode("Prospect", 999), cy, ada],
+    )
+    assert [(e["code"], e["field"]) for e in first["errors"]] == [
+        ("DO_NOT_CONTACT", ["input", "prospectIds", "1"]),
+        ("NOT_FOUND", ["input", "prospectIds", "2"]),
+        ("DO_NOT_CONTACT", ["input", "prospectIds", "3"]),
+        ("ALREADY_ENROLLED", ["input", "prospectIds", "4"]),
+    ]
+    [enrollment] = first["enrollments"]
+    now = clock.now().isoformat()
+    assert enrollment | {"id": None} == {
+        "id": None,
+        "stage": "STARTED",
+        "finished": False,
+        "currentStep": {"position": 1},
+        "nextStepAt": now,
+        "lastStepAt": None,
+        "enrolledAt": now,
+        "finishedAt": None,
+        "prospect": {"firstName": "Ada"},
+    }
+    listed = await gql(
+        org.tokens[Role.AGENT],
+        "query($id: ID!) { node(id: $id) { ... on Prospect { enrollments { totalCount edges { node { stage sequence { name } history { edges { node { from to cause reason actor { name } } } } } } } } } }",
+        id=ada,
+    )
+    node = listed["data"]["node"]["enrollments"]["edges"][0]["node"]
+    assert node["sequence"] == {"name": "Outreach"}
+    assert [e["node"] for e in node["history"]["edges"]] == [
+        {"from": None, "to": "STARTED", "cause": "USER", "reason": "enrolled", "actor": {"name": "Agent"}}
+    ]
+
+
+async def test_an_inactive_sequence_holds_enrollments_until_it_is_activated(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    await populate(org, clock)
+    sequence = await make_sequence(gql, org, active=False)
+    ada, bob = await make_prospects(gql, org, "Ada", "Bob")
+    held = await mutate(
+        gql,
+        org.tokens[Role.MANAGER],
+        "enrollProspects",
+        "enrollments { stage nextStepAt }",
+        sequenceId=sequence["id"],
+        prospectIds=[ada],
+    )
+    assert held["enrollments"] == [{"stage": "NOT_STARTED", "nextStepAt": None}]
+    clock.advance(10)
+    activated = await mutate(
+        gql, org.tokens[Role.MANAGER], "setSequenceActive", "sequence { active }", id=sequence["id"], active=True
+    )
+    assert activated == {"errors": [], "sequence": {"active": True}}
+    waiting = await mutate(
+        gql,
+        org.tokens[Role.MANAGER],
+        "enrollProspects",
+        "enrollments { id stage }",
+        sequenceId=sequence["id"],
+        prospectIds=[bob],
+        activate=False,
+    )
+    assert waiting["enrollments"][0]["stage"] == "NOT_STARTED"
+    started = await mutate(
+        gql,
+        org.tokens[Role.MANAGER],
+        "activateEnrollments",
+        "enrollments { stage nextStepAt }",
+        ids=[waiting["enrollments"][0]["id"]],
+    )
+    assert started["enrollments"] == [{"stage": "STARTED", "nextStepAt": clock.now().isoformat()}]
+    body = await gql(
+        org.tokens[Role.MANAGER],
+        "query($s: ID!) { enrollments(filter: {stages: [STARTED], sequenceIds: [$s]}) { totalCount } }",
+        s=sequence["id"],
+    )
+    assert body["data"]["enrollments"]["totalCount"] == 2
+    only_active = await mutate(
+        gql, org.tokens[Role.AGENT], "setSequenceActive", "sequence { id }", id=sequence["id"], active=False
+    )
+    assert [e["code"] for e in only_active["errors"]] == ["FORBIDDEN"]
+
+
+async def test_pause_resume_jump_finish_and_remove(gql: GraphQL, org: Org, clock: FrozenClock) -> None:
+    await populate(org, clock)
+    token = org.tokens[Role.AGENT]
+    sequence = await make_sequence(
+        gql,
+        org,
+        steps=[
+            {"type": "SMS", "delaySeconds": 3600, "body": "one"},
+            {"type": "SMS", "delaySeconds": 60, "body": "two"},
+        ],
+    )
+    ada, bob = await make_prospects(gql, org, "Ada", "Bob")
+    enrolled = await mutate(
+        gql, token, "enrollProspects", "enrollments { id }", sequenceId=sequence["id"], prospectIds=[ada, bob]
+    )
+    a, b = (e["id"] for e in enrolled["enrollments"])
+    due = clock.now() + timedelta(hours=1)
+
+    paused = await mutate(gql, token, "pauseEnrollments", "enrollments { stage nextStepAt }", ids=[a, b])
+    assert paused["enrollments"] == [{"stage": "PAUSED", "nextStepAt": None}] * 2
+    twice = await mutate(gql, token, "pauseEnrollments", "enrollments { id }", ids=[a])
+    assert [(e["code"], e["field"]) for e in twice["errors"]] == [("INVALID_TRANSITION", ["input", "ids", "0"])]
+
+    clock.advance(7200)  # the paused step is overdue now
+    resumed = await mutate(gql, token, "resumeEnrollments", "enrollments { stage nextStepAt }", ids=[a])
+    assert resumed["enrollments"] == [{"stage": "STARTED", "nextStepAt": clock.now().isoformat()}]
+    assert due < clock.now()
+
+    jumped = await mutate(
+        gql, token, "jumpEnrollments", "enrollments { stage currentStep { position } nextStepAt }", ids=[b], position=2
+    )
+    assert jumped["enrollments"] == [
+        {"stage": "STARTED", "currentStep": {"position": 2}, "nextStepAt": clock.now().isoformat()}
+    ]
+    out_of_range = await mutate(gql, token, "jumpEnrollments", "enrollments { id }", ids=[b], position=3)
+    assert [(e["code"], e["field"]) for e in out_of_range["errors"]] == [("INVALID_INPUT", ["input", "position"])]
+
+    not_an_outcome = await mutate(gql, token, "finishEnrollments", "enrollments { id }", ids=[a], outcome="REMOVED")
+    assert [e["code"] for e in not_an_outcome["errors"]] == ["INVALID_TRANSITION"]
+    replied = await mutate(
+        gql,
+        token,
+        "finishEnrollments",
+        "enrollments { stage finished finishedAt currentStep { id } }",
+        ids=[a],
+        outcome="REPLIED",
+    )
+    assert replied["enrollments"] == [
+        {"stage": "REPLIED", "finished": True, "finishedAt": clock.now().isoformat(), "currentStep": None}
+    ]
+    success = await mutate(gql, token, "finishEnrollments", "enrollments { stage }", ids=[a], outcome="SUCCESS")
+    assert success["enrollments"] == [{"stage": "SUCCESS"}]
+    removed = await mutate(gql, token, "removeEnrollments", "enrollments { stage }", ids=[b, a])
+    assert removed["enrollments"] == [{"stage": "REMOVED"}]
+    assert [(e["code"], e["field"]) for e in removed["errors"]] == [("INVALID_TRANSITION", ["input", "ids", "1"])]
+
+    again = await mutate(
+        gql, token, "enrollProspects", "enrollments { stage }", sequenceId=sequence["id"], prospectIds=[ada, bob]
+    )
+    assert again["errors"] == [] and len(again["enrollments"]) == 2  # finished enrollments do not block a new one
+    history = await gql(
+        token,
+        "query($id: ID!) { node(id: $id) { ... on Enrollment { history { edges { node { from to reason } } } } } }",
+        id=a,
+    )
+    assert [
+        (e["node"]["from"], e["node"]["to"], e["node"]["reason"]) for e in history["data"]["node"]["history"]["edges"]
+    ] == [
+        (None, "STARTED", "enrolled"),
+        ("STARTED", "PAUSED", "paused"),
+        ("PAUSED", "STARTED", "resumed"),
+        ("STARTED", "REPLIED", "manual"),
+        ("REPLIED", "SUCCESS", "manual"),
+    ]
+
+
+async def test_removing_the_step_an_enrollment_waits_for_moves_it_on(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    await populate(org, clock)
+    sequence = await make_sequence(gql, org)
+    [ada] = await make_prospects(gql, org, "Ada")
+    await mutate(
+        gql,
+        org.tokens[Role.MANAGER],
+        "enrollProspects",
+        "enrollments { id }",
+        sequenceId=sequence["id"],
+        prospectIds=[ada],
+    )
+    await mutate(gql, org.tokens[Role.MANAGER], "removeSequenceStep", "sequence { id }", id=sequence["steps"][0]["id"])
+    enrollment = await Enrollment.get(prospect_id=ids.decode_as("Prospect", ada))
+    assert enrollment.current_step_id == ids.decode_as("SequenceStep", sequence["steps"][1]["id"])
+    prospect = await Prospect.get(id=enrollment.prospect_id)
+    assert prospect.first_name == "Ada"
