@@ -14,7 +14,17 @@ from app.accounts import models as accounts
 from app.prospects import models as prospects
 from app.workflows import models as workflows
 from schema.context import Info
-from schema.enums import ChangeCause, Channel, Interaction, OperationType, Role, SystemStatus, TaskKind, TriggerEvent
+from schema.enums import (
+    ChangeCause,
+    Channel,
+    EnrollmentStage,
+    Interaction,
+    OperationType,
+    Role,
+    SystemStatus,
+    TaskKind,
+    TriggerEvent,
+)
 from schema.relay import Connection, Node, paginate_loaded
 
 if TYPE_CHECKING:
@@ -192,6 +202,10 @@ class Status(Node):
     )
     def max_assignment_seconds(self) -> int | None:
         return self.row.max_assignment_seconds
+
+    @strawberry.field(description="Entering this status finishes the prospect's active enrollments with this outcome.")
+    def enrollment_outcome(self) -> EnrollmentStage | None:
+        return self.row.enrollment_outcome
 
     @strawberry.field(description="Actions (dispositions) available while a prospect is in this status.")
     async def actions(self, info: Info) -> list[Action]:

@@ -9,7 +9,8 @@ from app import ids
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.prospects.models import Prospect
-from app.sequences.models import Enrollment, SequenceStep
+from app.sequences.models import Enrollment, SequenceStep, StageChange
+from app.workflows.models import Status
 from tests.conftest import GraphQL, Org, mutate
 from tests.factories import populate
 
@@ -334,3 +335,60 @@ async def test_removing_the_step_an_enrollment_waits_for_moves_it_on(
     assert enrollment.current_step_id == ids.decode_as("SequenceStep", sequence["steps"][1]["id"])
     prospect = await Prospect.get(id=enrollment.prospect_id)
     assert prospect.first_name == "Ada"
+
+
+async def test_entering_a_status_with_an_enrollment_outcome_finishes_enrollments(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    own = await populate(org, clock)
+    token = org.tokens[Role.MANAGER]
+    sold = ids.encode("Status", (await Status.get(organization_id=org.id, name="Sold")).id)
+    updated = await mutate(
+        gql, token, "updateStatus", "status { enrollmentOutcome }", id=sold, enrollmentOutcome="SUCCESS"
+    )
+    bad = await mutate(gql, token, "updateStatus", "status { id }", id=sold, enrollmentOutcome="PAUSED")
+    assert updated["status"] == {"enrollmentOutcome": "SUCCESS"}
+    assert [(e["code"], e["field"]) for e in bad["errors"]] == [("INVALID_INPUT", ["input", "enrollmentOutcome"])]
+
+    await mutate(gql, token, "setProspectStatus", "prospect { id }", id=own["Prospect"], statusId=sold)
+
+    enrollment = await Enrollment.get(id=ids.decode_as("Enrollment", own["Enrollment"]))
+    assert (enrollment.stage, enrollment.finished_at) == ("SUCCESS", clock.now())
+    change = await StageChange.filter(enrollment_id=enrollment.id).order_by("-id").first()
+    assert change is not None and (change.cause, change.reason) == ("USER", "status_outcome")
+    cleared = await mutate(gql, token, "updateStatus", "status { enrollmentOutcome }", id=sold, enrollmentOutcome=None)
+    assert cleared["status"] == {"enrollmentOutcome": None}
+
+
+async def test_do_not_contact_and_opt_out_finish_enrollments_as_opted_out(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    await populate(org, clock)
+    token = org.tokens[Role.MANAGER]
+    sms_only = await make_sequence(gql, org, steps=[{"type": "SMS", "delaySeconds": 0, "body": "hi"}])
+    email_only = await make_sequence(
+        gql, org, steps=[{"type": "EMAIL", "delaySeconds": 0, "subject": "s", "body": "b"}]
+    )
+    ada, bob = await make_prospects(gql, org, "Ada", "Bob")
+    for sequence in (sms_only, email_only):
+        await mutate(
+            gql, token, "enrollProspects", "enrollments { id }", sequenceId=sequence["id"], prospectIds=[ada, bob]
+        )
+
+    await mutate(gql, token, "optOutProspect", "prospect { id }", id=ada, channel="SMS")
+    await mutate(gql, token, "markDoNotContact", "prospect { id }", id=bob, doNotContact=True)
+
+    stages = {
+        (e.prospect_id, e.sequence_id): (e.stage, e.finished_at is not None)
+        for e in await Enrollment.filter(prospect_id__in=[ids.decode_as("Prospect", p) for p in (ada, bob)])
+    }
+    a, b = ids.decode_as("Prospect", ada), ids.decode_as("Prospect", bob)
+    sms, email = ids.decode_as("Sequence", sms_only["id"]), ids.decode_as("Sequence", email_only["id"])
+    assert stages == {
+        (a, sms): ("OPTED_OUT", True),
+        (a, email): ("STARTED", False),
+        (b, sms): ("OPTED_OUT", True),
+        (b, email): ("OPTED_OUT", True),
+    }
+    reasons = await StageChange.filter(to_stage="OPTED_OUT").order_by("id").values_list("reason", flat=True)
+    assert list(reasons) == ["opted_out", "do_not_contact", "do_not_contact"]

@@ -16,7 +16,9 @@ from typing import Any
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role, User
 from app.errors import Conflict
-from app.prospects.models import ChangeCause, Prospect, StatusChange, Task, TaskKind
+from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange, Task, TaskKind
+from app.sequences import lifecycle
+from app.sequences.state import Event
 from app.workflows.models import AutomationRule, Status, TriggerEvent
 from app.workflows.operations import OperationType
 
@@ -64,6 +66,15 @@ async def change_status(
     prospect.status_id = status.id
     prospect.updated_at = now
     await prospect.save(update_fields=["status_id", "updated_at"])
+    if status.enrollment_outcome is not None:
+        await lifecycle.for_prospect(
+            prospect.id,
+            Event.FINISH,
+            actor=actor,
+            cause=cause,
+            reason="status_outcome",
+            outcome=status.enrollment_outcome,
+        )
     await fire_rules(TriggerEvent.STATUS_ENTERED, prospect, actor=actor, chain=chain, status_id=status.id)
 
 
@@ -126,9 +137,7 @@ async def run_operations(
                 created_at=now,
             )
         elif kind is OperationType.MARK_DO_NOT_CONTACT:
-            if not prospect.do_not_contact:
-                prospect.do_not_contact = True
-                await _save(prospect, now, "do_not_contact")
+            await set_do_not_contact(prospect, True, actor=actor, cause=cause)
         elif kind is OperationType.ASSIGN:
             user_id = op.get("user_id")
             if user_id is None:
@@ -138,6 +147,27 @@ async def run_operations(
             await assign(prospect, user_id, actor=actor)
         elif kind is OperationType.UNASSIGN:
             await assign(prospect, None, actor=actor)
+
+
+async def set_do_not_contact(prospect: Prospect, value: bool, *, actor: Actor, cause: ChangeCause) -> None:
+    """Blocks (or unblocks) every channel; blocking finishes unfinished enrollments OPTED_OUT."""
+    if prospect.do_not_contact == value:
+        return
+    prospect.do_not_contact = value
+    await _save(prospect, actor.now(), "do_not_contact")
+    if value:
+        await lifecycle.for_prospect(prospect.id, Event.OPT_OUT, actor=actor, cause=cause, reason="do_not_contact")
+
+
+async def opt_out(prospect: Prospect, channel: Channel, *, actor: Actor, cause: ChangeCause) -> None:
+    """Blocks one channel; finishes OPTED_OUT the unfinished enrollments whose sequence uses it."""
+    if channel.value in prospect.opted_out_channels:
+        return
+    prospect.opted_out_channels = sorted({*prospect.opted_out_channels, channel.value})
+    await _save(prospect, actor.now(), "opted_out_channels")
+    await lifecycle.for_prospect(
+        prospect.id, Event.OPT_OUT, actor=actor, cause=cause, reason="opted_out", channel=channel
+    )
 
 
 async def assign(prospect: Prospect, user_id: int | None, *, actor: Actor) -> None:

@@ -248,22 +248,18 @@ async def log_activity(
 
 
 async def mark_do_not_contact(*, actor: Actor, prospect_id: str, do_not_contact: bool) -> Prospect:
+    """Blocks every channel (R3.3) and finishes the prospect's enrollments OPTED_OUT."""
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
-        if prospect.do_not_contact != do_not_contact:
-            prospect.do_not_contact = do_not_contact
-            prospect.updated_at = actor.now()
-            await prospect.save(update_fields=["do_not_contact", "updated_at"])
+        await effects.set_do_not_contact(prospect, do_not_contact, actor=actor, cause=ChangeCause.USER)
     return prospect
 
 
 async def opt_out(*, actor: Actor, prospect_id: str, channel: Channel) -> Prospect:
+    """Blocks one channel and finishes OPTED_OUT the enrollments whose sequence uses it."""
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
-        if channel.value not in prospect.opted_out_channels:
-            prospect.opted_out_channels = sorted({*prospect.opted_out_channels, channel.value})
-            prospect.updated_at = actor.now()
-            await prospect.save(update_fields=["opted_out_channels", "updated_at"])
+        await effects.opt_out(prospect, channel, actor=actor, cause=ChangeCause.USER)
     return prospect
 
 

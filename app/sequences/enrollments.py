@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from collections.abc import Sequence as Seq
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from tortoise.transactions import in_transaction
 
@@ -17,57 +17,14 @@ from app import ids
 from app.accounts.actor import Actor
 from app.errors import DomainError, InvalidInput, NotFound
 from app.prospects import service as prospects
-from app.prospects.models import ChangeCause, Channel, Prospect
-from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
+from app.prospects.models import ChangeCause
+from app.sequences import lifecycle
+from app.sequences.lifecycle import record
+from app.sequences.models import Enrollment, Sequence, SequenceStep
 from app.sequences.service import get_sequence, live_steps
 from app.sequences.state import Event, Facts, Stage, transition
 
 MAX_BATCH = 1000
-STEP_CHANNELS = {StepType.EMAIL: Channel.EMAIL, StepType.SMS: Channel.SMS, StepType.CALL: Channel.PHONE}
-
-
-class DoNotContact(DomainError):
-    code = "DO_NOT_CONTACT"
-
-
-class AlreadyEnrolled(DomainError):
-    code = "ALREADY_ENROLLED"
-
-
-def blocked_channels(prospect: Prospect) -> set[Channel]:
-    """The channels Leadline may not use for this prospect (R3.3)."""
-    if prospect.do_not_contact:
-        return set(Channel)
-    return {Channel(c) for c in prospect.opted_out_channels}
-
-
-async def record(
-    enrollment: Enrollment,
-    to: Stage,
-    *,
-    actor: Actor,
-    cause: ChangeCause,
-    reason: str,
-    now: datetime,
-) -> None:
-    """Saves the enrollment at stage ``to`` and writes its StageChange."""
-    before = enrollment.stage if enrollment.pk else None
-    enrollment.stage = to
-    if to not in (Stage.NOT_STARTED, Stage.STARTED, Stage.APPROACHING, Stage.PAUSED):
-        enrollment.finished_at = now
-        enrollment.due_at = None
-        enrollment.active_key = None
-    await enrollment.save()
-    await StageChange.create(
-        organization_id=enrollment.organization_id,
-        enrollment_id=enrollment.id,
-        from_stage=before,
-        to_stage=to,
-        cause=cause.value,
-        reason=reason,
-        actor_id=actor.user_id,
-        at=now,
-    )
 
 
 async def enroll(
@@ -86,8 +43,6 @@ async def enroll(
     steps = await live_steps(sequence.id)
     if not steps:
         raise InvalidInput("The sequence has no steps.", ["input", "sequenceId"])
-    channels = {STEP_CHANNELS[s.type] for s in steps if s.type in STEP_CHANNELS}
-    start = transition(None, Event.ENROLL, Facts(active=sequence.active and activate is not False))
     created: list[Enrollment] = []
     errors: list[DomainError] = []
     async with in_transaction():
@@ -95,25 +50,11 @@ async def enroll(
             field = ["input", "prospectIds", str(index)]
             try:
                 prospect = await prospects.get_prospect(actor, global_id, field, lock=True)
-                if blocked := sorted(channels & blocked_channels(prospect)):
-                    names = ", ".join(c.value for c in blocked)
-                    raise DoNotContact(f"The prospect may not be contacted by {names}.", field)
-                key = f"{prospect.id}:{sequence.id}"
-                if await Enrollment.filter(active_key=key).exists():
-                    raise AlreadyEnrolled("The prospect is already in this sequence.", field)
-                now = actor.now()
-                enrollment = Enrollment(
-                    organization_id=actor.organization_id,
-                    prospect_id=prospect.id,
-                    sequence_id=sequence.id,
-                    stage=start,
-                    current_step_id=steps[0].id,
-                    enrolled_at=now,
-                    active_key=key,
-                    due_at=now + timedelta(seconds=steps[0].delay_seconds) if start is Stage.STARTED else None,
+                created.append(
+                    await lifecycle.enroll_one(
+                        prospect, sequence, steps, actor=actor, cause=ChangeCause.USER, activate=activate, field=field
+                    )
                 )
-                await record(enrollment, start, actor=actor, cause=ChangeCause.USER, reason="enrolled", now=now)
-                created.append(enrollment)
             except DomainError as error:
                 errors.append(error)
     return created, errors
@@ -175,22 +116,14 @@ async def start(enrollment: Enrollment, *, actor: Actor, cause: ChangeCause, rea
 
 async def pause(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
     async def change(enrollment: Enrollment) -> None:
-        to = transition(enrollment.stage, Event.PAUSE)
-        enrollment.paused_stage, enrollment.paused_due_at = enrollment.stage, enrollment.due_at
-        enrollment.due_at = None
-        await record(enrollment, to, actor=actor, cause=ChangeCause.USER, reason="paused", now=actor.now())
+        await lifecycle.apply(enrollment, Event.PAUSE, actor=actor, cause=ChangeCause.USER, reason="paused")
 
     return await _each(actor, enrollment_ids, change)
 
 
 async def resume(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
     async def change(enrollment: Enrollment) -> None:
-        to = transition(enrollment.stage, Event.RESUME, Facts(remembered=enrollment.paused_stage))
-        now = actor.now()
-        due = enrollment.paused_due_at
-        enrollment.due_at = max(due, now) if due is not None else None  # an overdue step is due now
-        enrollment.paused_stage = enrollment.paused_due_at = None
-        await record(enrollment, to, actor=actor, cause=ChangeCause.USER, reason="resumed", now=now)
+        await lifecycle.apply(enrollment, Event.RESUME, actor=actor, cause=ChangeCause.USER, reason="resumed")
 
     return await _each(actor, enrollment_ids, change)
 
@@ -224,20 +157,16 @@ async def finish(
     outcome: Stage,
 ) -> tuple[list[Enrollment], list[DomainError]]:
     async def change(enrollment: Enrollment) -> None:
-        await finish_one(enrollment, outcome, actor=actor, cause=ChangeCause.USER, reason="manual")
+        await lifecycle.apply(
+            enrollment, Event.FINISH, actor=actor, cause=ChangeCause.USER, reason="manual", outcome=outcome
+        )
 
     return await _each(actor, enrollment_ids, change)
 
 
-async def finish_one(enrollment: Enrollment, outcome: Stage, *, actor: Actor, cause: ChangeCause, reason: str) -> None:
-    to = transition(enrollment.stage, Event.FINISH, Facts(outcome=outcome))
-    await record(enrollment, to, actor=actor, cause=cause, reason=reason, now=actor.now())
-
-
 async def remove(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
     async def change(enrollment: Enrollment) -> None:
-        to = transition(enrollment.stage, Event.REMOVE)
-        await record(enrollment, to, actor=actor, cause=ChangeCause.USER, reason="removed", now=actor.now())
+        await lifecycle.apply(enrollment, Event.REMOVE, actor=actor, cause=ChangeCause.USER, reason="removed")
 
     return await _each(actor, enrollment_ids, change)
 

@@ -5,6 +5,8 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from app.sequences.state import Stage
+
 
 class SystemStatus(StrEnum):
     NEW = "NEW"
@@ -61,6 +63,8 @@ class Status(Model):
     system_status = fields.CharEnumField(SystemStatus, max_length=32)
     pipeline_percent = fields.IntField(default=0)
     max_assignment_seconds = fields.IntField(null=True)
+    # Entering the status finishes the prospect's unfinished enrollments so (R2.5).
+    enrollment_outcome: Stage | None = fields.CharEnumField(Stage, max_length=16, null=True)  # type: ignore[assignment]
     deleted_at = fields.DatetimeField(null=True)
 
     organization_id: int

@@ -20,6 +20,7 @@ from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.errors import Conflict, InvalidInput, NotFound
 from app.prospects.models import ChangeCause, Prospect, StatusChange
+from app.sequences.state import OUTCOMES, Stage
 from app.workflows import operations as ops
 from app.workflows.models import (
     Action,
@@ -135,12 +136,14 @@ async def create_status(
     pipeline_percent: int | None,
     max_assignment_seconds: int | None,
     position: int | None,
+    enrollment_outcome: Stage | None = None,
 ) -> Status:
     actor.require_manager()
     clean = validation.name(name, ["input", "name"])
     percent = validation.bounded_int(pipeline_percent or 0, ["input", "pipelinePercent"], low=0, high=100)
     _max_assignment(max_assignment_seconds)
     _position(position, ["input", "position"])
+    _outcome(enrollment_outcome)
     async with in_transaction():
         workflow = await get_workflow(actor, workflow_id, ["input", "workflowId"])
         siblings = await Status.filter(workflow_id=workflow.id, deleted_at=None).order_by("position", "id")
@@ -152,6 +155,7 @@ async def create_status(
             system_status=system_status,
             pipeline_percent=percent,
             max_assignment_seconds=max_assignment_seconds,
+            enrollment_outcome=enrollment_outcome,
         )
         await _place([*siblings, status], status, position)
         org = await Organization.get(id=actor.organization_id)
@@ -159,6 +163,12 @@ async def create_status(
             org.default_status_id = status.id
             await org.save(update_fields=["default_status_id"])
     return status
+
+
+def _outcome(value: Stage | None) -> None:
+    if value is not None and value not in OUTCOMES:
+        names = ", ".join(sorted(OUTCOMES))
+        raise InvalidInput(f"An enrollment outcome is one of {names}.", ["input", "enrollmentOutcome"])
 
 
 def _max_assignment(value: int | None) -> None:
@@ -176,6 +186,7 @@ async def update_status(
     pipeline_percent: int | None = None,
     max_assignment_seconds: int | None = UNCHANGED,
     position: int | None = None,
+    enrollment_outcome: Stage | None = UNCHANGED,
 ) -> Status:
     actor.require_manager()
     async with in_transaction():
@@ -191,6 +202,9 @@ async def update_status(
         if max_assignment_seconds is not UNCHANGED:
             _max_assignment(max_assignment_seconds)
             status.max_assignment_seconds = max_assignment_seconds
+        if enrollment_outcome is not UNCHANGED:
+            _outcome(enrollment_outcome)
+            status.enrollment_outcome = enrollment_outcome
         _position(position, ["input", "position"])
         moved_from = None
         if workflow_id is not None:

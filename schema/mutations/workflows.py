@@ -8,7 +8,7 @@ from app.workflows import service
 from app.workflows.operations import OperationSpec
 from schema import types
 from schema.context import Info
-from schema.enums import Interaction, OperationType, SystemStatus, TriggerEvent
+from schema.enums import EnrollmentStage, Interaction, OperationType, SystemStatus, TriggerEvent
 from schema.relay import UserError, guarded
 
 
@@ -83,6 +83,7 @@ class CreateStatusInput:
     pipeline_percent: int | None = None
     max_assignment_seconds: int | None = None
     position: int | None = None
+    enrollment_outcome: EnrollmentStage | None = None
 
 
 @strawberry.type
@@ -102,6 +103,9 @@ class UpdateStatusInput:
         default=strawberry.UNSET, description="Null removes the limit."
     )
     position: int | None = None
+    enrollment_outcome: EnrollmentStage | None = strawberry.field(
+        default=strawberry.UNSET, description="Null removes the outcome."
+    )
 
 
 @strawberry.type
@@ -265,6 +269,7 @@ class WorkflowMutations:
                 pipeline_percent=input.pipeline_percent,
                 max_assignment_seconds=input.max_assignment_seconds,
                 position=input.position,
+                enrollment_outcome=input.enrollment_outcome,
             )
             return {"status": types.Status(row=row)}
 
@@ -282,6 +287,7 @@ class WorkflowMutations:
                 pipeline_percent=input.pipeline_percent,
                 position=input.position,
                 max_assignment_seconds=_unset_to(input.max_assignment_seconds, service.UNCHANGED),
+                enrollment_outcome=_unset_to(input.enrollment_outcome, service.UNCHANGED),
             )
             return {"status": types.Status(row=row)}
 

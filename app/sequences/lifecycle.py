@@ -1,0 +1,149 @@
+"""Enrollment changes that other domains start: enrolling one prospect, and
+finishing or pausing a prospect's enrollments when its status, consent or
+channels change. Runs inside the caller's transaction; imports no service
+above it, so prospects' effects can call it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from app.accounts.actor import Actor
+from app.errors import DomainError
+from app.prospects.models import ChangeCause, Channel, Prospect
+from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
+from app.sequences.state import ALLOWED_FROM, UNFINISHED, Event, Facts, Stage, transition
+
+STEP_CHANNELS = {StepType.EMAIL: Channel.EMAIL, StepType.SMS: Channel.SMS, StepType.CALL: Channel.PHONE}
+
+
+class DoNotContact(DomainError):
+    code = "DO_NOT_CONTACT"
+
+
+class AlreadyEnrolled(DomainError):
+    code = "ALREADY_ENROLLED"
+
+
+def blocked_channels(prospect: Prospect) -> set[Channel]:
+    """The channels Leadline may not use for this prospect (R3.3)."""
+    if prospect.do_not_contact:
+        return set(Channel)
+    return {Channel(c) for c in prospect.opted_out_channels}
+
+
+async def record(
+    enrollment: Enrollment,
+    to: Stage,
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Saves the enrollment at stage ``to`` and writes its StageChange."""
+    before = enrollment.stage if enrollment.pk else None
+    enrollment.stage = to
+    if to not in UNFINISHED:
+        enrollment.finished_at = now
+        enrollment.due_at = None
+        enrollment.active_key = None
+        enrollment.paused_stage = enrollment.paused_due_at = None
+    await enrollment.save()
+    await StageChange.create(
+        organization_id=enrollment.organization_id,
+        enrollment_id=enrollment.id,
+        from_stage=before,
+        to_stage=to,
+        cause=cause.value,
+        reason=reason,
+        actor_id=actor.user_id,
+        at=now,
+    )
+
+
+async def enroll_one(
+    prospect: Prospect,
+    sequence: Sequence,
+    steps: list[SequenceStep],
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    activate: bool | None,
+    field: list[str] | None = None,
+) -> Enrollment:
+    """Enrolls a locked prospect; DoNotContact / AlreadyEnrolled before any write."""
+    channels = {STEP_CHANNELS[s.type] for s in steps if s.type in STEP_CHANNELS}
+    if blocked := sorted(channels & blocked_channels(prospect)):
+        names = ", ".join(c.value for c in blocked)
+        raise DoNotContact(f"The prospect may not be contacted by {names}.", field)
+    key = f"{prospect.id}:{sequence.id}"
+    if await Enrollment.filter(active_key=key).exists():
+        raise AlreadyEnrolled("The prospect is already in this sequence.", field)
+    start = transition(None, Event.ENROLL, Facts(active=sequence.active and activate is not False))
+    now = actor.now()
+    enrollment = Enrollment(
+        organization_id=prospect.organization_id,
+        prospect_id=prospect.id,
+        sequence_id=sequence.id,
+        stage=start,
+        current_step_id=steps[0].id,
+        enrolled_at=now,
+        active_key=key,
+        due_at=now + timedelta(seconds=steps[0].delay_seconds) if start is Stage.STARTED else None,
+    )
+    await record(enrollment, start, actor=actor, cause=cause, reason="enrolled", now=now)
+    return enrollment
+
+
+async def apply(
+    enrollment: Enrollment,
+    event: Event,
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    reason: str,
+    outcome: Stage | None = None,
+) -> None:
+    """Moves a locked enrollment through ``event`` (any but ENROLL, ACTIVATE, JUMP,
+    which carry more facts): checks the table first, then writes."""
+    now = actor.now()
+    if event is Event.PAUSE:
+        to = transition(enrollment.stage, event)
+        enrollment.paused_stage, enrollment.paused_due_at = enrollment.stage, enrollment.due_at
+        enrollment.due_at = None
+    elif event is Event.RESUME:
+        to = transition(enrollment.stage, event, Facts(remembered=enrollment.paused_stage))
+        due = enrollment.paused_due_at
+        enrollment.due_at = max(due, now) if due is not None else None  # an overdue step is due now
+        enrollment.paused_stage = enrollment.paused_due_at = None
+    else:
+        to = transition(enrollment.stage, event, Facts(outcome=outcome))
+    await record(enrollment, to, actor=actor, cause=cause, reason=reason, now=now)
+
+
+async def for_prospect(
+    prospect_id: int,
+    event: Event,
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    reason: str,
+    outcome: Stage | None = None,
+    channel: Channel | None = None,
+) -> list[Enrollment]:
+    """Applies ``event`` to each of the prospect's unfinished enrollments that it
+    applies to (only those whose sequence uses ``channel``, when given)."""
+    enrollments = await Enrollment.filter(prospect_id=prospect_id, finished_at=None).select_for_update().order_by("id")
+    if channel is not None:
+        types = [t for t, c in STEP_CHANNELS.items() if c is channel]
+        steps = await SequenceStep.filter(
+            sequence_id__in=[e.sequence_id for e in enrollments], type__in=types, deleted_at=None
+        ).only("sequence_id")
+        using = {step.sequence_id for step in steps}
+        enrollments = [e for e in enrollments if e.sequence_id in using]
+    changed = []
+    for enrollment in enrollments:
+        if enrollment.stage in ALLOWED_FROM[event]:
+            await apply(enrollment, event, actor=actor, cause=cause, reason=reason, outcome=outcome)
+            changed.append(enrollment)
+    return changed
