@@ -28,7 +28,7 @@ from schema.enums import (
 from schema.relay import Connection, Node, paginate_loaded
 
 if TYPE_CHECKING:
-    from schema.sequences import Enrollment
+    from schema.sequences import Enrollment, Sequence
 
 
 def _gid(type_name: str, pk: int) -> strawberry.ID:
@@ -256,6 +256,19 @@ class Operation:
     def delay_seconds(self) -> int | None:
         value = self.data.get("delay_seconds")
         return None if value is None else int(value)
+
+    @strawberry.field
+    async def sequence(self, info: Info) -> Annotated[Sequence, strawberry.lazy("schema.sequences")] | None:
+        from schema.sequences import Sequence
+
+        pk = self.data.get("sequence_id")
+        row = None if pk is None else await info.context.loaders.sequence.load(pk)
+        return Sequence(row=row) if row is not None else None
+
+    @strawberry.field
+    def outcome(self) -> EnrollmentStage | None:
+        value = self.data.get("outcome")
+        return None if value is None else EnrollmentStage(value)
 
 
 @strawberry.type(description="A disposition: what can happen to a prospect, and the operations it performs.")

@@ -119,7 +119,15 @@ def _object(
         if isinstance(field.type, GraphQLNonNull) or holds_target:
             out[name] = sample(field.type, mutation, name, own, here, target, foreign)
     if t.name == "OperationInput":
-        out["type"] = "SET_STATUS" if "statusId" in out else "ASSIGN" if "userId" in out else "MARK_CONTACT_MADE"
+        out["type"] = (
+            "SET_STATUS"
+            if "statusId" in out
+            else "ASSIGN"
+            if "userId" in out
+            else "ENROLL_IN_SEQUENCE"
+            if "sequenceId" in out
+            else "MARK_CONTACT_MADE"
+        )
         if out["type"] == "SET_STATUS" and "statusId" not in out:
             out["statusId"] = own["Status"]
     if t.name == "SequenceStepInput":

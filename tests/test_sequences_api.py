@@ -392,3 +392,49 @@ async def test_do_not_contact_and_opt_out_finish_enrollments_as_opted_out(
     }
     reasons = await StageChange.filter(to_stage="OPTED_OUT").order_by("id").values_list("reason", flat=True)
     assert list(reasons) == ["opted_out", "do_not_contact", "do_not_contact"]
+
+
+async def test_actions_enroll_pause_resume_and_finish_enrollments(gql: GraphQL, org: Org, clock: FrozenClock) -> None:
+    await populate(org, clock)
+    token = org.tokens[Role.MANAGER]
+    sequence = await make_sequence(gql, org, steps=[{"type": "EMAIL", "delaySeconds": 60, "subject": "s", "body": "b"}])
+    [ada] = await make_prospects(gql, org, "Ada")
+
+    async def action(name: str, operations: list[dict[str, Any]]) -> str:
+        created = await mutate(
+            gql,
+            token,
+            "createAction",
+            "action { id operations { type sequence { name } outcome } }",
+            name=name,
+            operations=operations,
+        )
+        assert created["errors"] == [], created
+        return str(created["action"]["id"])
+
+    enroll = await action("Start outreach", [{"type": "ENROLL_IN_SEQUENCE", "sequenceId": sequence["id"]}])
+    hold = await action("Hold", [{"type": "PAUSE_ENROLLMENTS"}])
+    go = await action("Go on", [{"type": "RESUME_ENROLLMENTS"}])
+    won = await action("Won", [{"type": "FINISH_ENROLLMENTS", "outcome": "SUCCESS"}])
+
+    async def log(action_id: str) -> list[str]:
+        await mutate(
+            gql, token, "logActivity", "activity { id }", prospectId=ada, interaction="CALL", actionId=action_id
+        )
+        return [e.stage for e in await Enrollment.filter(prospect_id=ids.decode_as("Prospect", ada)).order_by("id")]
+
+    assert await log(enroll) == ["STARTED"]
+    assert await log(enroll) == ["STARTED"]  # already enrolled: left as it is
+    assert await log(hold) == ["PAUSED"]
+    assert await log(go) == ["STARTED"]
+    assert await log(won) == ["SUCCESS"]
+    assert await log(go) == ["SUCCESS"]  # nothing unfinished to resume
+
+    for operations, field in [
+        ([{"type": "ENROLL_IN_SEQUENCE"}], "sequenceId"),
+        ([{"type": "FINISH_ENROLLMENTS", "outcome": "PAUSED"}], "outcome"),
+        ([{"type": "PAUSE_ENROLLMENTS", "outcome": "SUCCESS"}], "outcome"),
+        ([{"type": "ENROLL_IN_SEQUENCE", "sequenceId": ids.encode("Sequence", 999)}], "sequenceId"),
+    ]:
+        bad = await mutate(gql, token, "createAction", "action { id }", name="bad", operations=operations)
+        assert [e["field"] for e in bad["errors"]] == [["input", "operations", "0", field]], operations

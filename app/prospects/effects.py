@@ -8,7 +8,8 @@ transaction: a rule fires at most once per chain and chains stop at depth 5.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,7 +19,8 @@ from app.accounts.models import Organization, Role, User
 from app.errors import Conflict
 from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange, Task, TaskKind
 from app.sequences import lifecycle
-from app.sequences.state import Event
+from app.sequences.models import Sequence
+from app.sequences.state import Event, Stage
 from app.workflows.models import AutomationRule, Status, TriggerEvent
 from app.workflows.operations import OperationType
 
@@ -102,7 +104,7 @@ async def fire_rules(
 
 async def run_operations(
     prospect: Prospect,
-    operations: Sequence[dict[str, Any]],
+    operations: Seq[dict[str, Any]],
     *,
     actor: Actor,
     cause: ChangeCause,
@@ -147,6 +149,29 @@ async def run_operations(
             await assign(prospect, user_id, actor=actor)
         elif kind is OperationType.UNASSIGN:
             await assign(prospect, None, actor=actor)
+        elif kind is OperationType.ENROLL_IN_SEQUENCE:
+            await _enroll(prospect, op["sequence_id"], actor=actor, cause=cause)
+        elif kind is OperationType.FINISH_ENROLLMENTS:
+            await lifecycle.for_prospect(
+                prospect.id, Event.FINISH, actor=actor, cause=cause, reason="operation", outcome=Stage(op["outcome"])
+            )
+        elif kind is OperationType.PAUSE_ENROLLMENTS:
+            await lifecycle.for_prospect(prospect.id, Event.PAUSE, actor=actor, cause=cause, reason="operation")
+        elif kind is OperationType.RESUME_ENROLLMENTS:
+            await lifecycle.for_prospect(prospect.id, Event.RESUME, actor=actor, cause=cause, reason="operation")
+
+
+async def _enroll(prospect: Prospect, sequence_id: int, *, actor: Actor, cause: ChangeCause) -> None:
+    """ENROLL_IN_SEQUENCE: a prospect already in the sequence, or blocked on one of
+    its channels, is left as it is (the operation is a no-op for it, not a failure)."""
+    sequence = await Sequence.get_or_none(id=sequence_id, organization_id=prospect.organization_id)
+    if sequence is None:
+        raise Conflict("The sequence this operation enrolls in no longer exists.")
+    steps = await lifecycle.steps_of(sequence.id)
+    if not steps:
+        return
+    with contextlib.suppress(lifecycle.DoNotContact, lifecycle.AlreadyEnrolled):
+        await lifecycle.enroll_one(prospect, sequence, steps, actor=actor, cause=cause, activate=None)
 
 
 async def set_do_not_contact(prospect: Prospect, value: bool, *, actor: Actor, cause: ChangeCause) -> None:

@@ -31,6 +31,11 @@ def blocked_channels(prospect: Prospect) -> set[Channel]:
     return {Channel(c) for c in prospect.opted_out_channels}
 
 
+async def steps_of(sequence_id: int) -> list[SequenceStep]:
+    """A sequence's steps in order (removed ones left out)."""
+    return await SequenceStep.filter(sequence_id=sequence_id, deleted_at=None).order_by("position", "id")
+
+
 async def record(
     enrollment: Enrollment,
     to: Stage,

@@ -17,6 +17,7 @@ from app import validation
 from app.accounts.actor import Actor
 from app.errors import InvalidInput
 from app.sequences import templates
+from app.sequences.lifecycle import steps_of
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
 from app.sequences.windows import SendWindow
 from app.workflows.service import get_owned
@@ -54,8 +55,7 @@ async def get_sequence(actor: Actor, global_id: str, field: list[str]) -> Sequen
     return await get_owned(actor, Sequence, "Sequence", global_id, field)
 
 
-async def live_steps(sequence_id: int) -> list[SequenceStep]:
-    return await SequenceStep.filter(sequence_id=sequence_id, deleted_at=None).order_by("position", "id")
+live_steps = steps_of
 
 
 def _unresponsive(value: int, field: list[str]) -> int:

@@ -7,7 +7,7 @@ same organization. They are run by app.prospects.effects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -16,6 +16,8 @@ from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import User
 from app.errors import InvalidInput, NotFound
+from app.sequences.models import Sequence
+from app.sequences.state import OUTCOMES, Stage
 from app.workflows.models import Status
 
 MAX_OPERATIONS = 20
@@ -30,6 +32,10 @@ class OperationType(StrEnum):
     MARK_DO_NOT_CONTACT = "MARK_DO_NOT_CONTACT"
     ASSIGN = "ASSIGN"
     UNASSIGN = "UNASSIGN"
+    ENROLL_IN_SEQUENCE = "ENROLL_IN_SEQUENCE"
+    FINISH_ENROLLMENTS = "FINISH_ENROLLMENTS"
+    PAUSE_ENROLLMENTS = "PAUSE_ENROLLMENTS"
+    RESUME_ENROLLMENTS = "RESUME_ENROLLMENTS"
 
 
 # Which of statusId / userId / delaySeconds each type takes, and which it requires.
@@ -41,6 +47,10 @@ _ACCEPTS: dict[OperationType, tuple[set[str], set[str]]] = {
     OperationType.MARK_DO_NOT_CONTACT: (set(), set()),
     OperationType.ASSIGN: ({"userId"}, set()),
     OperationType.UNASSIGN: (set(), set()),
+    OperationType.ENROLL_IN_SEQUENCE: ({"sequenceId"}, {"sequenceId"}),
+    OperationType.FINISH_ENROLLMENTS: ({"outcome"}, {"outcome"}),
+    OperationType.PAUSE_ENROLLMENTS: (set(), set()),
+    OperationType.RESUME_ENROLLMENTS: (set(), set()),
 }
 
 
@@ -52,9 +62,11 @@ class OperationSpec:
     status_id: str | None = None
     user_id: str | None = None
     delay_seconds: int | None = None
+    sequence_id: str | None = None
+    outcome: Stage | None = None
 
 
-async def validate(actor: Actor, specs: Sequence[OperationSpec], field: list[str]) -> list[dict[str, Any]]:
+async def validate(actor: Actor, specs: Seq[OperationSpec], field: list[str]) -> list[dict[str, Any]]:
     """The stored form of ``specs``; InvalidInput / NotFound naming the first fault."""
     if len(specs) > MAX_OPERATIONS:
         raise InvalidInput(f"At most {MAX_OPERATIONS} operations.", field)
@@ -68,6 +80,8 @@ async def validate(actor: Actor, specs: Sequence[OperationSpec], field: list[str
                 ("statusId", spec.status_id),
                 ("userId", spec.user_id),
                 ("delaySeconds", spec.delay_seconds),
+                ("sequenceId", spec.sequence_id),
+                ("outcome", spec.outcome),
             )
             if value is not None
         }
@@ -89,6 +103,17 @@ async def validate(actor: Actor, specs: Sequence[OperationSpec], field: list[str
             user_pk = ids.decode_as("User", spec.user_id)
             if user_pk is None or not await User.filter(id=user_pk, organization_id=actor.organization_id).exists():
                 raise NotFound("User", [*at, "userId"])
+        sequence_pk = None
+        if spec.sequence_id is not None:
+            sequence_pk = ids.decode_as("Sequence", spec.sequence_id)
+            if (
+                sequence_pk is None
+                or not await Sequence.filter(id=sequence_pk, organization_id=actor.organization_id).exists()
+            ):
+                raise NotFound("Sequence", [*at, "sequenceId"])
+        if spec.outcome is not None and spec.outcome not in OUTCOMES:
+            names = ", ".join(sorted(OUTCOMES))
+            raise InvalidInput(f"An enrollment outcome is one of {names}.", [*at, "outcome"])
         if spec.delay_seconds is not None and not 0 <= spec.delay_seconds <= MAX_DELAY_SECONDS:
             raise InvalidInput(f"delaySeconds must be between 0 and {MAX_DELAY_SECONDS}.", [*at, "delaySeconds"])
         stored.append(
@@ -97,10 +122,12 @@ async def validate(actor: Actor, specs: Sequence[OperationSpec], field: list[str
                 "status_id": status_pk,
                 "user_id": user_pk,
                 "delay_seconds": spec.delay_seconds,
+                "sequence_id": sequence_pk,
+                "outcome": spec.outcome.value if spec.outcome else None,
             }
         )
     return stored
 
 
-def referenced_status_ids(operations: Sequence[dict[str, Any]]) -> set[int]:
+def referenced_status_ids(operations: Seq[dict[str, Any]]) -> set[int]:
     return {op["status_id"] for op in operations if op.get("status_id") is not None}

@@ -20,6 +20,8 @@ class OperationInput:
     status_id: strawberry.ID | None = None
     user_id: strawberry.ID | None = None
     delay_seconds: int | None = None
+    sequence_id: strawberry.ID | None = None
+    outcome: EnrollmentStage | None = None
 
 
 def _specs(inputs: list[OperationInput] | None) -> list[OperationSpec] | None:
@@ -31,6 +33,8 @@ def _specs(inputs: list[OperationInput] | None) -> list[OperationSpec] | None:
             status_id=op.status_id,
             user_id=op.user_id,
             delay_seconds=op.delay_seconds,
+            sequence_id=op.sequence_id,
+            outcome=op.outcome,
         )
         for op in inputs
     ]
