@@ -9,7 +9,13 @@ from tortoise.migrations.api import migrate as run_migrations
 
 from app.config import Settings
 
-MODEL_MODULES = ["app.accounts.models", "app.workflows.models", "app.prospects.models", "app.sequences.models"]
+MODEL_MODULES = [
+    "app.accounts.models",
+    "app.workflows.models",
+    "app.prospects.models",
+    "app.sequences.models",
+    "app.messaging.models",
+]
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:

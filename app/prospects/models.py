@@ -140,10 +140,19 @@ class Task(Model):
     completed_at = fields.DatetimeField(null=True)
     note = fields.TextField(null=True)
     created_at = fields.DatetimeField()
+    # A CALL or TASK step's task: completing it lets the enrollment go on.
+    enrollment: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Enrollment", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    step: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.SequenceStep", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
 
     organization_id: int
     prospect_id: int
     assignee_id: int | None
+    enrollment_id: int | None
+    step_id: int | None
 
     class Meta:
         table = "task"

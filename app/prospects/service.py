@@ -24,6 +24,7 @@ from app.bulk import insert_returning_ids
 from app.errors import ActionNotAvailable, DomainError, Forbidden, InvalidInput, NotFound
 from app.prospects import effects, fields
 from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
+from app.sequences import scheduler
 from app.workflows import service as workflows
 from app.workflows.models import Action, Interaction, Status, TriggerEvent
 
@@ -286,7 +287,8 @@ def visible_tasks(actor: Actor) -> QuerySet[Task]:
 
 
 async def complete_task(*, actor: Actor, task_id: str, note: str | None) -> Task:
-    """Marks the task done; completing it again changes nothing."""
+    """Marks the task done (a step's task lets its enrollment go on, R4.3);
+    completing it again changes nothing."""
     pk = ids.decode_as("Task", task_id)
     async with in_transaction():
         task = None
@@ -299,4 +301,5 @@ async def complete_task(*, actor: Actor, task_id: str, note: str | None) -> Task
             if note is not None:
                 task.note = note
             await task.save(update_fields=["completed_at", "note"])
+            await scheduler.task_completed(task, actor.clock)
     return task

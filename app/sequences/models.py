@@ -83,6 +83,8 @@ class Enrollment(Model):
     # When the scheduler has work for it: the next step, or the unresponsive deadline.
     due_at = fields.DatetimeField(null=True)
     last_step_at = fields.DatetimeField(null=True)
+    # A CALL or TASK step ran: the enrollment waits until this task is completed.
+    waiting_task_id = fields.IntField(null=True)
     last_email_at = fields.DatetimeField(null=True)
     enrolled_at = fields.DatetimeField()
     finished_at = fields.DatetimeField(null=True)

@@ -1,0 +1,1 @@
+"""Messages: what Leadline sends and receives, and how it sends them (SPEC R5)."""

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from app.prospects.models import Channel
+
+
+class Direction(StrEnum):
+    OUTBOUND = "OUTBOUND"
+    INBOUND = "INBOUND"
+
+
+class MessageState(StrEnum):
+    QUEUED = "QUEUED"
+    SENDING = "SENDING"
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+    BOUNCED = "BOUNCED"
+    UNCERTAIN = "UNCERTAIN"
+    CANCELLED = "CANCELLED"
+    RECEIVED = "RECEIVED"
+
+
+class BounceType(StrEnum):
+    HARD = "HARD"
+    SOFT = "SOFT"
+
+
+class Message(Model):
+    """One message. A step's message is created once, under ``send_key``
+    (enrollment:step, unique), before any provider call; QUEUED → SENDING is a
+    compare-and-set, so no step is ever sent twice (R5.2)."""
+
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Organization", on_delete=fields.CASCADE, related_name=False
+    )
+    prospect: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Prospect", on_delete=fields.CASCADE, related_name=False
+    )
+    enrollment: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Enrollment", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    step: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.SequenceStep", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    channel = fields.CharEnumField(Channel, max_length=8)
+    direction = fields.CharEnumField(Direction, max_length=8)
+    state = fields.CharEnumField(MessageState, max_length=16)
+    to_address = fields.CharField(max_length=320, null=True)
+    from_address = fields.CharField(max_length=320, null=True)
+    subject = fields.TextField(null=True)
+    body = fields.TextField()
+    external_id = fields.CharField(max_length=255, null=True, db_index=True)
+    attempts = fields.IntField(default=0)
+    error = fields.TextField(null=True)
+    bounce_type: BounceType | None = fields.CharEnumField(BounceType, max_length=8, null=True)  # type: ignore[assignment]
+    auto_reply = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+    received_at = fields.DatetimeField(null=True)
+    # QUEUED: when the next attempt may start. SENDING: when its lease ends.
+    next_attempt_at = fields.DatetimeField(null=True)
+    lease_until = fields.DatetimeField(null=True)
+    send_key = fields.CharField(max_length=64, null=True, unique=True)
+
+    organization_id: int
+    prospect_id: int
+    enrollment_id: int | None
+    step_id: int | None
+
+    class Meta:
+        table = "message"
+        indexes = (("state", "next_attempt_at"), ("organization_id", "prospect_id"))

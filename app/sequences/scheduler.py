@@ -1,0 +1,310 @@
+"""The scheduler pass (SPEC R5.1): the database holds the schedule.
+
+Each unfinished, running enrollment has one ``due_at``: its next step, or its
+unresponsive deadline once no step is left. A pass claims due enrollments in
+bounded batches (PostgreSQL: FOR UPDATE SKIP LOCKED, so two workers never
+claim one enrollment) and, for each, in one transaction: waits for the send
+window, queues the step's message under its unique key (EMAIL, SMS), opens
+its task (CALL, TASK), or times the enrollment out. Every change is a
+compare-and-set on the claimed row's due time, which is also what keeps
+SQLite (no row locks) from running a step twice. Sending happens after
+commit, from the message ids a pass returns; a lost job is found again by
+``queued_messages``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tortoise import connections
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from app.accounts.actor import Actor, system_actor
+from app.accounts.models import Organization
+from app.clock import Clock
+from app.errors import InvalidInput
+from app.messaging.models import Direction, Message, MessageState
+from app.prospects.models import ChangeCause, Channel, Prospect, Task, TaskKind
+from app.sequences import lifecycle, templates
+from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
+from app.sequences.state import RUNNING, Event, Facts, Stage, transition
+from app.sequences.windows import SendWindow, next_opening
+
+BATCH = 500
+LEASE = timedelta(minutes=5)
+
+
+@dataclass
+class PassResult:
+    claimed: int = 0
+    queued: list[int] = field(default_factory=list)
+    """Message ids to send now."""
+
+
+async def run_pass(clock: Clock, *, batch: int = BATCH) -> PassResult:
+    """One bounded batch of due enrollments; call again while ``claimed == batch``."""
+    now = clock.now()
+    result = PassResult()
+    postgres = connections.get("default").capabilities.dialect == "postgres"
+    async with in_transaction():
+        query = Enrollment.filter(due_at__lte=now, stage__in=list(RUNNING), sequence__active=True)
+        query = query.order_by("due_at", "id").limit(batch)
+        if postgres:
+            query = query.select_for_update(skip_locked=True, of=("enrollment",))
+        due = await query
+        result.claimed = len(due)
+        context = _Context(clock)
+        for enrollment in due:
+            message_id = await _advance(enrollment, context)
+            if message_id is not None:
+                result.queued.append(message_id)
+    return result
+
+
+class _Context:
+    """Rows a pass reads many times (sequences, steps, organizations), read once."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._sequences: dict[int, Sequence] = {}
+        self._steps: dict[int, list[SequenceStep]] = {}
+        self._orgs: dict[int, Organization] = {}
+
+    async def sequence(self, pk: int) -> Sequence:
+        if pk not in self._sequences:
+            self._sequences[pk] = await Sequence.get(id=pk)
+        return self._sequences[pk]
+
+    async def steps(self, sequence_id: int) -> list[SequenceStep]:
+        if sequence_id not in self._steps:
+            self._steps[sequence_id] = await lifecycle.steps_of(sequence_id)
+        return self._steps[sequence_id]
+
+    async def organization(self, pk: int) -> Organization:
+        if pk not in self._orgs:
+            self._orgs[pk] = await Organization.get(id=pk)
+        return self._orgs[pk]
+
+
+async def _claim(enrollment: Enrollment, **changes: object) -> bool:
+    """Compare-and-set on the due time this pass read; False if someone moved it."""
+    updated = await Enrollment.filter(
+        id=enrollment.id,
+        due_at=enrollment.due_at,
+        stage=enrollment.stage,
+        current_step_id=enrollment.current_step_id,
+    ).update(**changes)
+    for key, value in changes.items():
+        setattr(enrollment, key, value)
+    return updated == 1
+
+
+async def _advance(enrollment: Enrollment, context: _Context) -> int | None:
+    now = context.clock.now()
+    actor = system_actor(enrollment.organization_id, context.clock)
+    sequence = await context.sequence(enrollment.sequence_id)
+    if enrollment.current_step_id is None:
+        # No step left: the unresponsive deadline has passed (R4.2).
+        if enrollment.stage is Stage.APPROACHING and await _claim(enrollment, due_at=None):
+            await lifecycle.record(
+                enrollment,
+                transition(enrollment.stage, Event.TIMEOUT),
+                actor=actor,
+                cause=ChangeCause.SCHEDULER,
+                reason="timeout",
+                now=now,
+            )
+        return None
+    steps = await context.steps(sequence.id)
+    step = next((s for s in steps if s.id == enrollment.current_step_id), None)
+    if step is None:  # removed since it was scheduled: remove_step already moved pointers on
+        return None
+    prospect = await Prospect.get(id=enrollment.prospect_id)
+    organization = await context.organization(enrollment.organization_id)
+    zone = ZoneInfo(prospect.time_zone or organization.time_zone)
+    window = SendWindow.from_json(sequence.send_window) if sequence.send_window else None
+    try:
+        opening = next_opening(
+            enrollment.due_at or now,
+            window=window,
+            prospect_zone=zone,
+            quiet_hours=step.type in (StepType.SMS, StepType.CALL),
+        )
+    except InvalidInput:
+        await _fail(enrollment, Stage.FAILED, "no_send_time", actor, now)
+        return None
+    if opening > now:
+        await _claim(enrollment, due_at=opening)
+        return None
+    following = next((s for s in steps if s.position > step.position), None)
+    if step.type in (StepType.CALL, StepType.TASK):
+        await _open_task(enrollment, step, prospect, organization, following, actor, now)
+        return None
+    return await _queue(enrollment, sequence, step, prospect, organization, following, actor, now)
+
+
+def _after_step(
+    enrollment: Enrollment,
+    sequence: Sequence,
+    following: SequenceStep | None,
+    now: datetime,
+    emailed: bool,
+) -> dict[str, object]:
+    """The enrollment's schedule once a step ran: the next step after its delay,
+    or the unresponsive deadline (from the last email step, else the last step)."""
+    last_email = now if emailed else enrollment.last_email_at
+    if following is not None:
+        due = now + timedelta(seconds=following.delay_seconds)
+    else:
+        due = (last_email or now) + timedelta(seconds=sequence.unresponsive_after_seconds)
+    return {
+        "current_step_id": following.id if following else None,
+        "due_at": due,
+        "last_step_at": now,
+        "last_email_at": last_email,
+    }
+
+
+async def _queue(
+    enrollment: Enrollment,
+    sequence: Sequence,
+    step: SequenceStep,
+    prospect: Prospect,
+    organization: Organization,
+    following: SequenceStep | None,
+    actor: Actor,
+    now: datetime,
+) -> int | None:
+    channel = Channel.EMAIL if step.type is StepType.EMAIL else Channel.SMS
+    if channel in lifecycle.blocked_channels(prospect):
+        await _fail(enrollment, Stage.OPTED_OUT, "channel_blocked", actor, now)
+        return None
+    address = prospect.email if channel is Channel.EMAIL else prospect.phone
+    if not address:
+        await _fail(enrollment, Stage.FAILED, "no_address", actor, now)
+        return None
+    values = templates.variables(prospect, organization.name)
+    try:
+        subject = templates.render(step.subject, values) if step.subject else None
+        body = templates.render(step.body, values)
+    except templates.RenderError:
+        await _fail(enrollment, Stage.FAILED, "template", actor, now)
+        return None
+    before = enrollment.stage
+    if not await _claim(enrollment, **_after_step(enrollment, sequence, following, now, step.type is StepType.EMAIL)):
+        return None
+    try:
+        message = await Message.create(
+            organization_id=enrollment.organization_id,
+            prospect_id=prospect.id,
+            enrollment_id=enrollment.id,
+            step_id=step.id,
+            channel=channel,
+            direction=Direction.OUTBOUND,
+            state=MessageState.QUEUED,
+            to_address=address,
+            subject=subject,
+            body=body,
+            created_at=now,
+            next_attempt_at=now,
+            send_key=f"{enrollment.id}:{step.id}",
+        )
+    except IntegrityError:
+        return None  # this step's message exists already: never a second one
+    await _step_ran(enrollment, before, actor, now)
+    return message.id
+
+
+async def _open_task(
+    enrollment: Enrollment,
+    step: SequenceStep,
+    prospect: Prospect,
+    organization: Organization,
+    following: SequenceStep | None,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    values = templates.variables(prospect, organization.name)
+    try:
+        note = templates.render(step.body, values)
+    except templates.RenderError:
+        note = step.body
+    before = enrollment.stage
+    task = await Task.create(
+        organization_id=enrollment.organization_id,
+        prospect_id=prospect.id,
+        assignee_id=prospect.owner_id,
+        kind=TaskKind.CALL if step.type is StepType.CALL else TaskKind.TODO,
+        due_at=now,
+        note=note,
+        created_at=now,
+        enrollment_id=enrollment.id,
+        step_id=step.id,
+    )
+    # The next step's delay starts when the task is completed (R4.3).
+    claimed = await _claim(
+        enrollment,
+        current_step_id=following.id if following else None,
+        due_at=None,
+        last_step_at=now,
+        waiting_task_id=task.id,
+    )
+    if not claimed:
+        await task.delete()
+        return None
+    await _step_ran(enrollment, before, actor, now)
+    return None
+
+
+async def _step_ran(enrollment: Enrollment, before: Stage, actor: Actor, now: datetime) -> None:
+    to = transition(before, Event.STEP_RAN)
+    if to != before:
+        await lifecycle.record(enrollment, to, actor=actor, cause=ChangeCause.SCHEDULER, reason="step_ran", now=now)
+
+
+async def _fail(enrollment: Enrollment, outcome: Stage, reason: str, actor: Actor, now: datetime) -> None:
+    if await _claim(enrollment, due_at=None):
+        to = transition(enrollment.stage, Event.STEP_FAILED, Facts(outcome=outcome))
+        await lifecycle.record(enrollment, to, actor=actor, cause=ChangeCause.SCHEDULER, reason=reason, now=now)
+    return None
+
+
+async def task_completed(task: Task, clock: Clock) -> None:
+    """Completing a step's task lets its enrollment go on: the next step's delay starts now."""
+    if task.enrollment_id is None:
+        return
+    enrollment = await Enrollment.filter(id=task.enrollment_id, waiting_task_id=task.id).select_for_update().first()
+    if enrollment is None or enrollment.finished_at is not None:
+        return
+    now = clock.now()
+    sequence = await Sequence.get(id=enrollment.sequence_id)
+    following = await SequenceStep.get_or_none(id=enrollment.current_step_id) if enrollment.current_step_id else None
+    if following is not None:
+        due = now + timedelta(seconds=following.delay_seconds)
+    else:
+        due = (enrollment.last_email_at or now) + timedelta(seconds=sequence.unresponsive_after_seconds)
+    if enrollment.stage is Stage.PAUSED:
+        enrollment.paused_due_at = due
+    else:
+        enrollment.due_at = due
+    enrollment.waiting_task_id = None
+    await enrollment.save(update_fields=["due_at", "paused_due_at", "waiting_task_id"])
+
+
+async def queued_messages(clock: Clock, *, limit: int = BATCH) -> list[int]:
+    """QUEUED messages whose attempt is due: what a lost job would have sent."""
+    now = clock.now()
+    rows = (
+        await Message.filter(state=MessageState.QUEUED, next_attempt_at__lte=now).order_by("id").limit(limit).only("id")
+    )
+    return [row.id for row in rows]
+
+
+async def expire_leases(clock: Clock) -> int:
+    """SENDING past its lease: the worker died mid-call. UNCERTAIN, never resent (R5.2)."""
+    return await Message.filter(state=MessageState.SENDING, lease_until__lt=clock.now()).update(
+        state=MessageState.UNCERTAIN, error="the worker stopped while sending; not resent"
+    )

@@ -1,0 +1,188 @@
+"""The scheduler pass: steps become messages and tasks on time, once, within windows."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app import ids
+from app.accounts.models import Role
+from app.clock import FrozenClock
+from app.messaging.models import Message, MessageState
+from app.prospects import service as prospects
+from app.prospects.models import Task
+from app.sequences import enrollments, scheduler
+from app.sequences import service as sequences
+from app.sequences.models import Enrollment, StageChange, StepType
+from app.sequences.service import StepSpec
+from app.sequences.windows import parse_window
+from tests.conftest import Org
+
+STEPS = [
+    StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi {{ first_name }}, about {{ company }}"),
+    StepSpec(StepType.SMS, 86400, "Ping {{ first_name }}"),
+    StepSpec(StepType.CALL, 3600, "Call {{ full_name }}"),
+]
+
+
+async def setup(
+    org: Org,
+    clock: FrozenClock,
+    *,
+    steps: list[StepSpec] = STEPS,
+    window: object = None,
+    people: list[dict[str, object]] | None = None,
+) -> list[Enrollment]:
+    from app import presets
+
+    admin = org.actor(Role.ADMIN, clock)
+    await presets.apply(actor=admin, name="lead-workflow")
+    sequence = await sequences.create_sequence(
+        actor=admin,
+        name="Outreach",
+        stop_on_reply=None,
+        unresponsive_after_seconds=None,
+        send_window=window,
+        steps=steps,
+        active=True,  # type: ignore[arg-type]
+    )
+    people = people or [
+        {
+            "first_name": "Ada",
+            "last_name": "King",
+            "company": "Engines",
+            "email": "ada@client.example",
+            "phone": "+12025550143",
+            "owner_id": org.user_gid(Role.AGENT),
+        }
+    ]
+    created, errors = await prospects.create_prospects(actor=admin, inputs=people, field=["input"])
+    assert not errors
+    enrolled, errors = await enrollments.enroll(
+        actor=admin,
+        sequence_id=ids.encode("Sequence", sequence.id),
+        prospect_ids=[ids.encode("Prospect", p.id) for p in created],
+        activate=None,
+    )
+    assert not errors
+    return enrolled
+
+
+async def test_a_three_step_sequence_runs_to_unresponsive(org: Org, clock: FrozenClock) -> None:
+    [enrollment] = await setup(org, clock)
+    start = clock.now()
+
+    first = await scheduler.run_pass(clock)
+    again = await scheduler.run_pass(clock)
+
+    [email] = await Message.filter(enrollment_id=enrollment.id)
+    assert first.queued == [email.id] and again.queued == []
+    assert (email.channel, email.state, email.to_address) == ("EMAIL", "QUEUED", "ada@client.example")
+    assert (email.subject, email.body) == ("Hi Ada, about Engines", "Hello Ada")
+    await enrollment.refresh_from_db()
+    assert enrollment.stage == "APPROACHING" and enrollment.due_at == start + timedelta(days=1)
+
+    clock.advance(86400)
+    await scheduler.run_pass(clock)
+    sms = await Message.get(enrollment_id=enrollment.id, channel="SMS")
+    assert (sms.body, sms.to_address) == ("Ping Ada", "+12025550143")
+
+    clock.advance(3600)
+    await scheduler.run_pass(clock)
+    task = await Task.get(enrollment_id=enrollment.id)
+    await enrollment.refresh_from_db()
+    assert (task.kind, task.note, task.assignee_id) == ("CALL", "Call Ada King", org.users[Role.AGENT].id)
+    assert enrollment.due_at is None and enrollment.current_step_id is None  # waiting for the call
+
+    clock.advance(600)
+    await prospects.complete_task(actor=org.actor(Role.AGENT, clock), task_id=ids.encode("Task", task.id), note=None)
+    await enrollment.refresh_from_db()
+    assert enrollment.due_at == start + timedelta(days=7)  # a week after the last email step
+
+    clock.advance(7 * 86400)
+    await scheduler.run_pass(clock)
+    await enrollment.refresh_from_db()
+    assert enrollment.stage == "UNRESPONSIVE" and enrollment.finished_at == clock.now()
+    stages = await StageChange.filter(enrollment_id=enrollment.id).order_by("id").values_list("to_stage", "reason")
+    assert [tuple(s) for s in stages] == [
+        ("STARTED", "enrolled"),
+        ("APPROACHING", "step_ran"),
+        ("UNRESPONSIVE", "timeout"),
+    ]
+
+
+async def test_a_step_due_outside_its_window_waits_for_the_opening(org: Org, clock: FrozenClock) -> None:
+    clock._now = datetime(2026, 3, 7, 15, tzinfo=UTC)  # Saturday
+    window = parse_window(["MON", "TUE", "WED", "THU", "FRI"], "09:00", "17:00", "America/New_York", ["w"])
+    [enrollment] = await setup(org, clock, window=window)
+    result = await scheduler.run_pass(clock)
+    await enrollment.refresh_from_db()
+    assert result.queued == [] and enrollment.due_at == datetime(2026, 3, 9, 13, tzinfo=UTC)  # Monday 09:00 EDT
+    clock._now = datetime(2026, 3, 9, 13, tzinfo=UTC)
+    assert len((await scheduler.run_pass(clock)).queued) == 1
+
+
+@pytest.mark.parametrize(
+    ("person", "stage", "reason"),
+    [
+        ({"first_name": "No", "phone": "+12025550143"}, "FAILED", "no_address"),
+        ({"first_name": "Blocked", "email": "b@client.example"}, "OPTED_OUT", "channel_blocked"),
+    ],
+)
+async def test_a_step_that_cannot_be_sent_finishes_the_enrollment(
+    org: Org, clock: FrozenClock, person: dict[str, object], stage: str, reason: str
+) -> None:
+    [enrollment] = await setup(org, clock, people=[person])
+    if reason == "channel_blocked":
+        await Enrollment.filter(id=enrollment.id).update(stage="STARTED")
+        from app.prospects.models import Prospect
+
+        await Prospect.filter(id=enrollment.prospect_id).update(opted_out_channels=["EMAIL"])
+    await scheduler.run_pass(clock)
+    await enrollment.refresh_from_db()
+    change = await StageChange.filter(enrollment_id=enrollment.id).order_by("-id").first()
+    assert enrollment.stage == stage and change is not None and change.reason == reason
+    assert not await Message.filter(enrollment_id=enrollment.id).exists()
+
+
+async def test_a_missing_custom_field_fails_the_step_not_the_pass(org: Org, clock: FrozenClock) -> None:
+    steps = [StepSpec(StepType.SMS, 0, "About {{ custom.budget }}")]
+    [enrollment] = await setup(org, clock, steps=steps)
+    await scheduler.run_pass(clock)
+    await enrollment.refresh_from_db()
+    assert enrollment.stage == "FAILED"
+
+
+async def test_leases_expire_to_uncertain_and_queued_messages_are_found_again(org: Org, clock: FrozenClock) -> None:
+    [enrollment] = await setup(org, clock)
+    [message_id] = (await scheduler.run_pass(clock)).queued
+    assert await scheduler.queued_messages(clock) == [message_id]
+    await Message.filter(id=message_id).update(
+        state=MessageState.SENDING, lease_until=clock.now() + timedelta(minutes=5)
+    )
+    clock.advance(301)
+    assert await scheduler.expire_leases(clock) == 1
+    message = await Message.get(id=message_id)
+    assert message.state == "UNCERTAIN" and await scheduler.queued_messages(clock) == []
+    assert enrollment.id == message.enrollment_id
+
+
+@pytest.mark.postgres
+async def test_two_concurrent_passes_claim_each_enrollment_once(org: Org, clock: FrozenClock) -> None:
+    people = [{"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(500)]
+    await setup(org, clock, people=people, steps=[StepSpec(StepType.EMAIL, 0, "Hi", "s")])
+
+    async def drain() -> list[int]:
+        queued: list[int] = []
+        while True:
+            result = await scheduler.run_pass(clock, batch=50)
+            queued += result.queued
+            if result.claimed == 0:
+                return queued
+
+    first, second = await asyncio.gather(drain(), drain())
+    assert len(first) + len(second) == 500 == len(set(first) | set(second))
+    assert first and second  # both workers took a share
+    assert await Message.all().count() == 500
