@@ -1,0 +1,188 @@
+"""Providers: SMTP (aiosmtplib, one reused connection), Twilio's Messages API
+(httpx), and the file outbox used when neither is configured.
+
+    SendError                a provider did not take the message
+    ├── TransientError       worth retrying (SMTP 4xx, connection errors, HTTP 429/5xx)
+    └── PermanentError       never retried; ``hard_bounce`` for SMTP 5.1.x at RCPT
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+import httpx
+
+
+class SendError(Exception):
+    pass
+
+
+class TransientError(SendError):
+    pass
+
+
+class PermanentError(SendError):
+    def __init__(self, message: str, *, hard_bounce: bool = False) -> None:
+        super().__init__(message)
+        self.hard_bounce = hard_bounce
+
+
+@dataclass(frozen=True)
+class Email:
+    sender: str
+    recipient: str
+    data: bytes
+    message_id: str
+
+
+class EmailTransport(Protocol):
+    async def send(self, email: Email) -> str: ...
+    async def close(self) -> None: ...
+
+
+class SmsTransport(Protocol):
+    async def send(self, *, to: str, sender: str, body: str, reference: int) -> str: ...
+    async def close(self) -> None: ...
+
+
+class SmtpTransport:
+    """One SMTP connection, reused for every message and reopened when it drops."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("SMTP_URL must look like smtp://user:pass@host:port (smtps:// for TLS)")
+        query = parse_qs(parts.query)
+        self._options = {
+            "hostname": parts.hostname,
+            "port": parts.port or (465 if parts.scheme == "smtps" else 25),
+            "use_tls": parts.scheme == "smtps",
+            "start_tls": query.get("starttls", ["0"])[0] in ("1", "true") or None,
+            "username": unquote(parts.username) if parts.username else None,
+            "password": unquote(parts.password) if parts.password else None,
+            "timeout": 30,
+        }
+        self._client: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is None or not self._client.is_connected:
+            client = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
+            await client.connect()
+            self._client = client
+        return self._client
+
+    async def send(self, email: Email) -> str:
+        async with self._lock:
+            try:
+                client = await self._connected()
+                errors, _ = await client.sendmail(email.sender, [email.recipient], email.data)
+            except aiosmtplib.SMTPRecipientsRefused as error:
+                refused = error.recipients[0] if error.recipients else None
+                raise _classified(
+                    refused.code if refused else 550, refused.message if refused else str(error), at_recipient=True
+                ) from None
+            except aiosmtplib.SMTPResponseException as error:
+                raise _classified(error.code, error.message, at_recipient=False) from None
+            except (aiosmtplib.SMTPException, OSError) as error:
+                self._client = None
+                raise TransientError(f"SMTP connection: {type(error).__name__}") from None
+        if errors:
+            code, text = next(iter(errors.values()))
+            raise _classified(code, text, at_recipient=True)
+        return email.message_id
+
+    async def close(self) -> None:
+        if self._client is not None and self._client.is_connected:
+            try:
+                await self._client.quit()
+            except aiosmtplib.SMTPException:
+                self._client.close()
+        self._client = None
+
+
+def _classified(code: int, text: str, *, at_recipient: bool) -> SendError:
+    summary = f"SMTP {code} {text}".strip()[:500]
+    if 400 <= code < 500:
+        return TransientError(summary)
+    hard = at_recipient and code >= 500 and "5.1." in text
+    return PermanentError(summary, hard_bounce=hard)
+
+
+class TwilioTransport:
+    """Twilio's Messages API over one reused HTTP client."""
+
+    def __init__(self, api_url: str, account_sid: str, auth_token: str) -> None:
+        self._url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self._client = httpx.AsyncClient(auth=(account_sid, auth_token), timeout=30)
+
+    async def send(self, *, to: str, sender: str, body: str, reference: int) -> str:
+        try:
+            response = await self._client.post(self._url, data={"To": to, "From": sender, "Body": body})
+        except httpx.HTTPError as error:
+            raise TransientError(f"Twilio connection: {type(error).__name__}") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientError(f"Twilio HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise PermanentError(f"Twilio HTTP {response.status_code}: {response.text[:300]}")
+        return str(response.json()["sid"])
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class FileOutbox:
+    """Writes what would be sent into the data directory (a fresh install's default)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def send(self, email: Email) -> str:
+        await asyncio.to_thread(self._write, f"{_safe(email.message_id)}.eml", email.data)
+        return email.message_id
+
+    async def send_sms(self, *, to: str, sender: str, body: str, reference: int) -> str:
+        sid = f"outbox-{reference}"
+        data = json.dumps({"to": to, "from": sender, "body": body, "sid": sid}, indent=2).encode()
+        await asyncio.to_thread(self._write, f"sms-{reference}.json", data)
+        return sid
+
+    def _write(self, name: str, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / name).write_bytes(data)
+
+    async def close(self) -> None:
+        return None
+
+
+class OutboxSms:
+    """The file outbox seen as an SMS transport."""
+
+    def __init__(self, outbox: FileOutbox) -> None:
+        self.outbox = outbox
+
+    async def send(self, *, to: str, sender: str, body: str, reference: int) -> str:
+        return await self.outbox.send_sms(to=to, sender=sender, body=body, reference=reference)
+
+    async def close(self) -> None:
+        return None
+
+
+def _safe(message_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in message_id.strip("<>"))
+
+
+@dataclass
+class Transports:
+    email: EmailTransport
+    sms: SmsTransport
+
+    async def close(self) -> None:
+        await self.email.close()
+        await self.sms.close()

@@ -1,0 +1,50 @@
+"""A real SMTP server (aiosmtpd) on loopback that keeps what it receives,
+and can refuse recipients with a given reply."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Sink:
+    received: list[Message] = field(default_factory=list)
+    recipients: list[str] = field(default_factory=list)
+    rcpt_reply: str | None = None
+    """E.g. "451 4.3.0 Try again later" or "550 5.1.1 No such user"; None accepts."""
+    rcpt_attempts: int = 0
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
+        self.rcpt_attempts += 1
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(message_from_bytes(envelope.content))
+        self.recipients.extend(envelope.rcpt_tos)
+        return "250 Message accepted"
+
+
+@contextmanager
+def smtp_sink() -> Iterator[tuple[Sink, str]]:
+    """(the sink, an SMTP_URL for it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, f"smtp://127.0.0.1:{port}"
+    finally:
+        controller.stop()

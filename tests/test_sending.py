@@ -1,0 +1,161 @@
+"""Sending: a real SMTP server on loopback, the send gate, retries, bounces, the file outbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from app.accounts.models import Organization, Role
+from app.clock import FrozenClock
+from app.config import Settings
+from app.messaging import sending
+from app.messaging.models import Message
+from app.messaging.unsubscribe import read_token
+from app.prospects.models import Prospect
+from app.sequences import scheduler
+from app.sequences.models import Enrollment, StageChange, StepType
+from app.sequences.service import StepSpec
+from tests.conftest import Org
+from tests.smtp_sink import smtp_sink
+from tests.test_scheduler import setup
+
+EMAIL_STEP = [StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi {{ first_name }}")]
+
+
+def settings_for(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env(
+        {"LEADLINE_DATA_DIR": str(tmp_path / "data"), "PUBLIC_URL": "https://leads.example", **env}
+    )
+
+
+async def _queued(org: Org, clock: FrozenClock, steps: list[StepSpec] = EMAIL_STEP) -> tuple[Enrollment, int]:
+    await Organization.filter(id=org.id).update(
+        email_from="sales@acme.example", postal_address="1 Main St, Springfield"
+    )
+    [enrollment] = await setup(org, clock, steps=steps)
+    [message_id] = (await scheduler.run_pass(clock)).queued
+    return enrollment, message_id
+
+
+async def test_an_email_step_reaches_a_real_smtp_server_with_its_headers(
+    org: Org, clock: FrozenClock, tmp_path: Path
+) -> None:
+    _, message_id = await _queued(org, clock)
+    with smtp_sink() as (sink, url):
+        settings = settings_for(tmp_path, SMTP_URL=url)
+        transports = sending.transports_for(settings)
+        try:
+            state = await sending.send(message_id, transports=transports, settings=settings, clock=clock)
+            again = await sending.send(message_id, transports=transports, settings=settings, clock=clock)
+        finally:
+            await transports.close()
+    assert (state, again) == ("SENT", None)
+    [email] = sink.received
+    message = await Message.get(id=message_id)
+    assert sink.recipients == ["ada@client.example"]
+    assert (email["From"], email["To"], email["Subject"]) == ("sales@acme.example", "ada@client.example", "Hi Ada")
+    assert email["Message-ID"] == message.external_id and message.sent_at == clock.now() and message.attempts == 1
+    assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = email["List-Unsubscribe"].strip("<>")
+    assert link.startswith("https://leads.example/u/")
+    assert read_token(settings.secret_key, link.rsplit("/", 1)[1]) == (message.prospect_id, message.id)
+    body = email.get_payload(decode=True).decode()
+    assert body.startswith("Hello Ada") and link in body and "1 Main St, Springfield" in body
+
+
+async def test_transient_failures_are_retried_with_backoff_then_failed(
+    org: Org, clock: FrozenClock, tmp_path: Path
+) -> None:
+    enrollment, message_id = await _queued(org, clock)
+    waits = []
+    with smtp_sink() as (sink, url):
+        sink.rcpt_reply = "451 4.3.0 Try again later"
+        settings = settings_for(tmp_path, SMTP_URL=url)
+        transports = sending.transports_for(settings)
+        try:
+            for _ in range(5):
+                state = await sending.send(message_id, transports=transports, settings=settings, clock=clock)
+                message = await Message.get(id=message_id)
+                if state == "QUEUED":
+                    assert await sending.send(message_id, transports=transports, settings=settings, clock=clock) is None
+                    assert message.next_attempt_at is not None
+                    waits.append((message.next_attempt_at - clock.now()).total_seconds())
+                    clock._now = message.next_attempt_at
+        finally:
+            await transports.close()
+    message = await Message.get(id=message_id)
+    assert (message.state, message.attempts, sink.rcpt_attempts) == ("FAILED", 5, 5)
+    assert "451" in (message.error or "")
+    assert len(waits) == 4 and all(0.75 * 30 * 2**i <= w <= 1.25 * 30 * 2**i for i, w in enumerate(waits))
+    await enrollment.refresh_from_db()
+    assert enrollment.stage == "FAILED"
+
+
+async def test_a_5_1_1_refusal_is_a_hard_bounce(org: Org, clock: FrozenClock, tmp_path: Path) -> None:
+    enrollment, message_id = await _queued(org, clock)
+    with smtp_sink() as (sink, url):
+        sink.rcpt_reply = "550 5.1.1 No such user"
+        settings = settings_for(tmp_path, SMTP_URL=url)
+        transports = sending.transports_for(settings)
+        try:
+            state = await sending.send(message_id, transports=transports, settings=settings, clock=clock)
+        finally:
+            await transports.close()
+    message = await Message.get(id=message_id)
+    prospect = await Prospect.get(id=message.prospect_id)
+    await enrollment.refresh_from_db()
+    assert (state, message.bounce_type, sink.rcpt_attempts) == ("BOUNCED", "HARD", 1)
+    assert prospect.opted_out_channels == ["EMAIL"]
+    assert enrollment.stage == "BOUNCED"
+    change = await StageChange.filter(enrollment_id=enrollment.id).order_by("-id").first()
+    assert change is not None and change.reason == "bounced_hard"
+
+
+async def test_do_not_contact_between_queueing_and_sending_cancels(
+    org: Org, clock: FrozenClock, tmp_path: Path
+) -> None:
+    enrollment, message_id = await _queued(org, clock)
+    from app import ids
+    from app.prospects import service as prospects
+
+    await prospects.mark_do_not_contact(
+        actor=org.actor(Role.AGENT, clock),
+        prospect_id=ids.encode("Prospect", enrollment.prospect_id),
+        do_not_contact=True,
+    )
+    with smtp_sink() as (sink, url):
+        settings = settings_for(tmp_path, SMTP_URL=url)
+        transports = sending.transports_for(settings)
+        try:
+            state = await sending.send(message_id, transports=transports, settings=settings, clock=clock)
+        finally:
+            await transports.close()
+    assert state == "CANCELLED" and sink.received == [] and sink.rcpt_attempts == 0
+    await enrollment.refresh_from_db()
+    assert enrollment.stage == "OPTED_OUT"
+
+
+async def test_without_providers_messages_go_to_the_file_outbox(org: Org, clock: FrozenClock, tmp_path: Path) -> None:
+    steps = [
+        StepSpec(StepType.SMS, 0, body="Ping {{ first_name }}"),
+        StepSpec(StepType.EMAIL, 60, body="b", subject="s"),
+    ]
+    _, sms_id = await _queued(org, clock, steps)
+    settings = settings_for(tmp_path)
+    transports = sending.transports_for(settings)
+    assert await sending.send(sms_id, transports=transports, settings=settings, clock=clock) == "SENT"
+    clock.advance(60)
+    [email_id] = (await scheduler.run_pass(clock)).queued
+    assert await sending.send(email_id, transports=transports, settings=settings, clock=clock) == "SENT"
+    outbox = sorted(p.name for p in (settings.data_dir / "outbox").iterdir())
+    assert outbox[0].endswith(".eml") and outbox[1] == f"sms-{sms_id}.json"
+    assert '"body": "Ping Ada"' in (settings.data_dir / "outbox" / outbox[1]).read_text()
+
+
+async def test_sms_waits_for_quiet_hours_to_end(org: Org, clock: FrozenClock, tmp_path: Path) -> None:
+    _, sms_id = await _queued(org, clock, [StepSpec(StepType.SMS, 0, body="Ping")])
+    clock.advance(13 * 3600)  # 22:00 UTC, the prospect's zone (the organization's: UTC)
+    settings = settings_for(tmp_path)
+    state = await sending.send(sms_id, transports=sending.transports_for(settings), settings=settings, clock=clock)
+    message = await Message.get(id=sms_id)
+    assert state == "QUEUED" and message.next_attempt_at == clock.now() + timedelta(hours=10)
