@@ -59,7 +59,7 @@ live_steps = steps_of
 
 
 def _unresponsive(value: int, field: list[str]) -> int:
-    return validation.bounded_int(value, field, low=60, high=MAX_DELAY_SECONDS)
+    return validation.bounded_int(value, field, low=1, high=MAX_DELAY_SECONDS)
 
 
 async def create_sequence(

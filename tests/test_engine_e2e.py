@@ -1,0 +1,148 @@
+"""The engine end to end: a real `leadline worker` process, a real SMTP server and a
+real HTTP server standing in for Twilio, on loopback, with the system clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from tortoise.context import TortoiseContext
+
+from app import db, ids, presets
+from app.accounts import service as accounts
+from app.accounts.models import Organization, Role
+from app.clock import SystemClock
+from app.messaging.models import Message
+from app.prospects import service as prospects
+from app.prospects.models import Task
+from app.sequences import enrollments
+from app.sequences import service as sequences
+from app.sequences.models import Enrollment, StageChange, StepType
+from app.sequences.service import StepSpec
+from tests.conftest import fresh_database
+from tests.smtp_sink import smtp_sink
+from tests.twilio_standin import twilio_standin
+
+LEADLINE = str(Path(sys.executable).parent / "leadline")
+
+
+def daytime_zone() -> str:
+    """An IANA zone where it is now around noon, so SMS quiet hours never interfere."""
+    offset = 12 - datetime.now(UTC).hour
+    offset = offset - 24 if offset > 12 else offset
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[str]:
+    async with fresh_database(file=tmp_path / "engine.sqlite3") as url:
+        settings_env = {"LEADLINE_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": url}
+        from app.config import Settings
+
+        await db.migrate(Settings.from_env(settings_env))
+        async with TortoiseContext() as context:
+            await context.init(config=db.tortoise_config(url))
+            yield url
+
+
+async def test_email_sms_and_call_steps_through_the_real_worker(database: str, tmp_path: Path) -> None:
+    clock = SystemClock()
+    created = await accounts.create_organization(
+        name="Acme", admin_email="boss@acme.example", admin_name=None, clock=clock
+    )
+    await Organization.filter(id=created.organization.id).update(
+        email_from="sales@acme.example", sms_from="+12025550100", postal_address="1 Main St"
+    )
+    admin = await accounts.authenticate(created.token, clock)
+    assert admin is not None
+    await presets.apply(actor=admin, name="lead-workflow")
+    sequence = await sequences.create_sequence(
+        actor=admin,
+        name="Three steps",
+        stop_on_reply=None,
+        unresponsive_after_seconds=2,
+        send_window=None,
+        active=True,
+        steps=[
+            StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi {{ first_name }}"),
+            StepSpec(StepType.SMS, 0, body="Ping {{ first_name }}"),
+            StepSpec(StepType.CALL, 0, body="Call {{ full_name }}"),
+        ],
+    )
+    [prospect], _ = await prospects.create_prospects(
+        actor=admin,
+        inputs=[
+            {
+                "first_name": "Ada",
+                "last_name": "King",
+                "email": "ada@client.example",
+                "phone": "+12025550143",
+                "time_zone": daytime_zone(),
+            }
+        ],
+        field=["input"],
+    )
+    [enrollment], errors = await enrollments.enroll(
+        actor=admin,
+        sequence_id=ids.encode("Sequence", sequence.id),
+        prospect_ids=[ids.encode("Prospect", prospect.id)],
+        activate=None,
+    )
+    assert not errors
+
+    with smtp_sink() as (sink, smtp_url):
+        async with twilio_standin() as (twilio, twilio_url):
+            env = {
+                **os.environ,
+                "LEADLINE_DATA_DIR": str(tmp_path / "data"),
+                "DATABASE_URL": database,
+                "SMTP_URL": smtp_url,
+                "TWILIO_API_URL": twilio_url,
+                "TWILIO_ACCOUNT_SID": "AC0123",
+                "TWILIO_AUTH_TOKEN": "secret",
+                "SCHEDULER_INTERVAL": "0.1",
+            }
+            worker = await asyncio.create_subprocess_exec(
+                LEADLINE, "worker", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            )
+            try:
+                await eventually(lambda: Task.filter(enrollment_id=enrollment.id).exists())
+                task = await Task.get(enrollment_id=enrollment.id)
+                await prospects.complete_task(actor=admin, task_id=ids.encode("Task", task.id), note="spoke")
+                await eventually(lambda: Enrollment.filter(id=enrollment.id, stage="UNRESPONSIVE").exists())
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                _, stderr = await asyncio.wait_for(worker.communicate(), 30)
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+
+    [email] = sink.received
+    assert (email["Subject"], email["To"], email["From"]) == ("Hi Ada", "ada@client.example", "sales@acme.example")
+    assert (
+        email["List-Unsubscribe"].startswith("<http") and email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    )
+    assert email["Message-ID"] and "1 Main St" in email.get_payload(decode=True).decode()
+    assert twilio.messages == [{"To": "+12025550143", "From": "+12025550100", "Body": "Ping Ada"}]
+    assert twilio.credentials == ["AC0123:secret"]
+    assert (task.kind, task.note) == ("CALL", "Call Ada King")
+    states = sorted((m.channel, m.state) for m in await Message.filter(enrollment_id=enrollment.id))
+    assert states == [("EMAIL", "SENT"), ("SMS", "SENT")]
+    sms = await Message.get(enrollment_id=enrollment.id, channel="SMS")
+    assert sms.external_id == "SM" + "1".zfill(32)
+    stages = await StageChange.filter(enrollment_id=enrollment.id).order_by("id").values_list("to_stage", flat=True)
+    assert list(stages) == ["STARTED", "APPROACHING", "UNRESPONSIVE"]
+    assert Role.ADMIN
