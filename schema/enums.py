@@ -8,7 +8,8 @@ from __future__ import annotations
 import strawberry
 
 from app.accounts.models import Role
-from app.prospects.models import ChangeCause, Channel, TaskKind
+from app.messaging.models import BounceType, Direction, MessageState
+from app.prospects.models import ChangeCause, Channel, ConversationState, TaskKind
 from app.sequences.models import StepType
 from app.sequences.state import Stage as EnrollmentStage
 from app.workflows.models import Interaction, SystemStatus, TriggerEvent
@@ -29,12 +30,20 @@ strawberry.enum(
     EnrollmentStage, name="EnrollmentStage", description="Life-cycle stage of one prospect in one sequence."
 )
 strawberry.enum(StepType)
+strawberry.enum(Direction)
+strawberry.enum(MessageState)
+strawberry.enum(BounceType)
+strawberry.enum(ConversationState, description="Who sent the last message in the prospect's conversation.")
 
 __all__ = [
+    "BounceType",
     "ChangeCause",
     "Channel",
+    "ConversationState",
+    "Direction",
     "EnrollmentStage",
     "Interaction",
+    "MessageState",
     "OperationType",
     "Role",
     "StepType",

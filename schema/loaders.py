@@ -16,7 +16,9 @@ from tortoise.models import Model
 
 from app.accounts.actor import Actor
 from app.accounts.models import User
+from app.messaging.models import Message
 from app.prospects.models import Activity, Prospect, StatusChange, Task
+from app.sequences import service as sequence_service
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange
 from app.workflows.models import Action, ActionAvailability, ActionCategory, Status, Workflow
 
@@ -86,6 +88,11 @@ class Loaders:
             ),
             lambda row: row.sequence_id,
         )
+        self.sequence_stats: DataLoader[int, sequence_service.Stats] = DataLoader(load_fn=self._sequence_stats)
+        self.messages_by_prospect = _grouped(
+            lambda keys: Message.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
+            lambda row: row.prospect_id,
+        )
         self.enrollments_by_prospect = _grouped(
             lambda keys: Enrollment.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
             lambda row: row.prospect_id,
@@ -94,6 +101,10 @@ class Loaders:
             lambda keys: StageChange.filter(enrollment_id__in=keys, organization_id=org).order_by("id"),
             lambda row: row.enrollment_id,
         )
+
+    async def _sequence_stats(self, sequence_ids: list[int]) -> list[sequence_service.Stats]:
+        found = await sequence_service.stats(sequence_ids)
+        return [found[pk] for pk in sequence_ids]
 
     async def _available_in(self, action_ids: list[int]) -> list[tuple[int, Status]]:
         links = (

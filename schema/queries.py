@@ -6,18 +6,22 @@ from datetime import datetime
 from typing import Any, cast
 
 import strawberry
+from tortoise.expressions import Subquery
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from app import ids
 from app.accounts import models as accounts
+from app.messaging import models as messages
 from app.prospects import models as prospects
 from app.prospects import service as prospect_service
 from app.sequences import models as sequences
 from app.workflows import models as workflows
+from schema import messages as message_types
 from schema import sequences as sequence_types
 from schema import types
 from schema.context import Info
-from schema.enums import EnrollmentStage, SystemStatus
+from schema.enums import ConversationState, EnrollmentStage, SystemStatus
 from schema.relay import Connection, Node, decode_ids, paginate
 
 
@@ -31,6 +35,13 @@ class ProspectFilter:
     do_not_contact: bool | None = None
     search: str | None = strawberry.field(
         default=None, description="Case-insensitive substring of name, email, phone or company."
+    )
+    conversation_states: list[ConversationState] | None = None
+    sequence_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Has an enrollment in one of these sequences."
+    )
+    enrollment_stages: list[EnrollmentStage] | None = strawberry.field(
+        default=None, description="Has an enrollment in one of these stages."
     )
 
 
@@ -66,6 +77,7 @@ _PROSPECT_DATA: dict[str, tuple[type[Model], type[Any]]] = {
     "StatusChange": (prospects.StatusChange, types.StatusChange),
     "Task": (prospects.Task, types.Task),
     "Enrollment": (sequences.Enrollment, sequence_types.Enrollment),
+    "Message": (messages.Message, message_types.Message),
 }
 
 
@@ -175,6 +187,16 @@ class Query:
                 query = query.filter(do_not_contact=filter.do_not_contact)
             if filter.search:
                 query = query.filter(search_text__contains=filter.search.strip().lower())
+            if filter.conversation_states is not None:
+                query = query.filter(conversation_state__in=[c.value for c in filter.conversation_states])
+            enrolled = sequences.Enrollment.filter(organization_id=info.context.actor.organization_id)
+            if (sequence_ids := decode_ids("Sequence", filter.sequence_ids)) is not None:
+                query = query.filter(
+                    id__in=Subquery(enrolled.filter(sequence_id__in=sequence_ids).values("prospect_id"))
+                )
+            if filter.enrollment_stages is not None:
+                stages = [s.value for s in filter.enrollment_stages]
+                query = query.filter(id__in=Subquery(enrolled.filter(stage__in=stages).values("prospect_id")))
         return await paginate(query, first, after, lambda r: types.Prospect(row=r))
 
     @strawberry.field
@@ -202,17 +224,23 @@ class Query:
     async def enrollments(
         self, info: Info, filter: EnrollmentFilter | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[sequence_types.Enrollment]:
-        actor = info.context.actor
-        query = sequences.Enrollment.filter(organization_id=actor.organization_id)
-        if actor.is_agent:
-            query = query.filter(prospect_id__in=prospect_service.visible(actor).values("id"))
-        if filter is not None:
-            if (sequence_ids := decode_ids("Sequence", filter.sequence_ids)) is not None:
-                query = query.filter(sequence_id__in=sequence_ids)
-            if (prospect_ids := decode_ids("Prospect", filter.prospect_ids)) is not None:
-                query = query.filter(prospect_id__in=prospect_ids)
-            if filter.stages is not None:
-                query = query.filter(stage__in=[s.value for s in filter.stages])
-            if filter.finished is not None:
-                query = query.filter(finished_at__isnull=not filter.finished)
+        query = enrollments_query(info, filter)
         return await paginate(query, first, after, lambda r: sequence_types.Enrollment(row=r))
+
+
+def enrollments_query(info: Info, filter: EnrollmentFilter | None) -> QuerySet[sequences.Enrollment]:
+    """The viewer's enrollments (an AGENT's: those of prospects it may work), filtered."""
+    actor = info.context.actor
+    query = sequences.Enrollment.filter(organization_id=actor.organization_id)
+    if actor.is_agent:
+        query = query.filter(prospect_id__in=Subquery(prospect_service.visible(actor).values("id")))
+    if filter is not None:
+        if (sequence_ids := decode_ids("Sequence", filter.sequence_ids)) is not None:
+            query = query.filter(sequence_id__in=sequence_ids)
+        if (prospect_ids := decode_ids("Prospect", filter.prospect_ids)) is not None:
+            query = query.filter(prospect_id__in=prospect_ids)
+        if filter.stages is not None:
+            query = query.filter(stage__in=[s.value for s in filter.stages])
+        if filter.finished is not None:
+            query = query.filter(finished_at__isnull=not filter.finished)
+    return query

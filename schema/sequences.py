@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -11,8 +12,11 @@ from app.sequences import models
 from app.sequences.windows import SendWindow as SendWindowValue
 from schema.context import Info
 from schema.enums import ChangeCause, EnrollmentStage, StepType
-from schema.relay import Connection, Node, paginate_loaded
+from schema.relay import Connection, Node, paginate, paginate_loaded
 from schema.types import Prospect, User, _gid, _prospect, _user
+
+if TYPE_CHECKING:
+    from schema.queries import EnrollmentFilter
 
 
 @strawberry.enum
@@ -77,6 +81,48 @@ class Sequence(Node):
     @strawberry.field
     async def steps(self, info: Info) -> list[SequenceStep]:
         return [SequenceStep(row=s) for s in await info.context.loaders.steps_by_sequence.load(self.row.id)]
+
+    @strawberry.field
+    async def stats(self, info: Info) -> SequenceStats:
+        found = await info.context.loaders.sequence_stats.load(self.row.id)
+        by_stage = found.by_stage or {}
+        return SequenceStats(
+            enrolled=found.enrolled,
+            by_stage=[StageCount(stage=EnrollmentStage(s), count=c) for s, c in sorted(by_stage.items())],
+            sent=found.sent,
+            replied=by_stage.get("REPLIED", 0),
+            bounced=by_stage.get("BOUNCED", 0),
+            opted_out=by_stage.get("OPTED_OUT", 0) + by_stage.get("UNSUBSCRIBED", 0),
+        )
+
+    @strawberry.field
+    async def enrollments(
+        self,
+        info: Info,
+        filter: Annotated[EnrollmentFilter, strawberry.lazy("schema.queries")] | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Enrollment]:
+        from schema.queries import enrollments_query
+
+        query = enrollments_query(info, filter).filter(sequence_id=self.row.id)
+        return await paginate(query, first, after, lambda r: Enrollment(row=r))
+
+
+@strawberry.type
+class StageCount:
+    stage: EnrollmentStage
+    count: int
+
+
+@strawberry.type
+class SequenceStats:
+    enrolled: int
+    by_stage: list[StageCount]
+    sent: int
+    replied: int
+    bounced: int
+    opted_out: int
 
 
 @strawberry.type

@@ -17,6 +17,7 @@ from schema.context import Info
 from schema.enums import (
     ChangeCause,
     Channel,
+    ConversationState,
     EnrollmentStage,
     Interaction,
     OperationType,
@@ -28,7 +29,8 @@ from schema.enums import (
 from schema.relay import Connection, Node, paginate_loaded
 
 if TYPE_CHECKING:
-    from schema.sequences import Enrollment, Sequence
+    from schema.messages import Message
+    from schema.sequences import Enrollment, Sequence, SequenceStep
 
 
 def _gid(type_name: str, pk: int) -> strawberry.ID:
@@ -438,6 +440,23 @@ class Prospect(Node):
         return paginate_loaded(rows, first, after, lambda r: Task(row=r))
 
     @strawberry.field
+    def conversation_state(self) -> ConversationState:
+        return self.row.conversation_state
+
+    @strawberry.field
+    def last_message_at(self) -> datetime | None:
+        return self.row.last_message_at
+
+    @strawberry.field
+    async def messages(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Message, strawberry.lazy("schema.messages")]]:
+        from schema.messages import Message
+
+        rows = await info.context.loaders.messages_by_prospect.load(self.row.id)
+        return paginate_loaded(rows, first, after, lambda r: Message(row=r))
+
+    @strawberry.field
     async def enrollments(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[Enrollment, strawberry.lazy("schema.sequences")]]:
@@ -559,6 +578,24 @@ class Task(Node):
     @strawberry.field
     def note(self) -> str | None:
         return self.row.note
+
+    @strawberry.field
+    async def enrollment(self, info: Info) -> Annotated[Enrollment, strawberry.lazy("schema.sequences")] | None:
+        from schema.sequences import Enrollment
+
+        row = (
+            None
+            if self.row.enrollment_id is None
+            else await info.context.loaders.enrollment.load(self.row.enrollment_id)
+        )
+        return Enrollment(row=row) if row is not None else None
+
+    @strawberry.field
+    async def step(self, info: Info) -> Annotated[SequenceStep, strawberry.lazy("schema.sequences")] | None:
+        from schema.sequences import SequenceStep
+
+        row = None if self.row.step_id is None else await info.context.loaders.step.load(self.row.step_id)
+        return SequenceStep(row=row) if row is not None else None
 
     @strawberry.field
     def created_at(self) -> datetime:

@@ -8,8 +8,9 @@ from app import ids, presets
 from app.accounts import service as accounts
 from app.accounts.models import Role
 from app.clock import FrozenClock
+from app.messaging import inbound
 from app.prospects import service as prospects
-from app.prospects.models import Task
+from app.prospects.models import Channel, Task
 from app.sequences import enrollments
 from app.sequences import service as sequence_service
 from app.sequences.models import SequenceStep, StageChange, StepType
@@ -74,6 +75,15 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
     )
     assert not errors
     stage_change = await StageChange.get(enrollment_id=enrolled[0].id)
+    message, _ = await inbound.record_inbound(
+        actor=admin,
+        channel=Channel.EMAIL,
+        sender="pat@client.example",
+        body="Out of office",
+        subject=None,
+        in_reply_to=None,
+        auto_reply=True,
+    )
     rows: dict[str, Any] = {
         "Organization": org.id,
         "User": org.users[Role.AGENT].id,
@@ -91,5 +101,6 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
         "SequenceStep": step.id,
         "Enrollment": enrolled[0].id,
         "StageChange": stage_change.id,
+        "Message": message.id,
     }
     return {type_name: ids.encode(type_name, pk) for type_name, pk in rows.items()}

@@ -30,6 +30,7 @@ UNKNOWN = {
         "SequenceStep",
         "Enrollment",
         "StageChange",
+        "Message",
         "Workflow",
         "Status",
         "ActionCategory",

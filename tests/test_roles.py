@@ -53,6 +53,8 @@ WORK = {
     "jumpEnrollments",
     "finishEnrollments",
     "removeEnrollments",
+    "recordInboundMessage",
+    "recordBounce",
 }
 ALLOWED = {
     Role.ADMIN: ADMIN_ONLY | CONFIGURATION | WORK,

@@ -41,7 +41,7 @@ from app.messaging.transports import (
     TwilioTransport,
 )
 from app.messaging.unsubscribe import make_token
-from app.prospects.models import ChangeCause, Channel, Prospect
+from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect
 from app.sequences import lifecycle
 from app.sequences.models import Enrollment
 from app.sequences.state import Event, Stage
@@ -171,6 +171,10 @@ async def _record(message: Message, outcome: MessageState, error: SendError | No
     if outcome is MessageState.QUEUED and error is not None:
         message.next_attempt_at = now + backoff(message.attempts)
     async with in_transaction():
+        if outcome is MessageState.SENT:
+            await Prospect.filter(id=message.prospect_id).update(
+                conversation_state=ConversationState.AWAITING_REPLY, last_message_at=now
+            )
         await message.save(
             update_fields=[
                 "state",

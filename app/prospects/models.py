@@ -20,6 +20,14 @@ class ChangeCause(StrEnum):
     INBOUND = "INBOUND"
 
 
+class ConversationState(StrEnum):
+    """Who sent the last message (R7): none yet, we did, or they did."""
+
+    NEW = "NEW"
+    AWAITING_REPLY = "AWAITING_REPLY"
+    REPLY_NEEDED = "REPLY_NEEDED"
+
+
 class TaskKind(StrEnum):
     CALL = "CALL"
     CALLBACK = "CALLBACK"
@@ -54,6 +62,8 @@ class Prospect(Model):
     contact_attempts = fields.IntField(default=0)
     last_contact_attempt_at = fields.DatetimeField(null=True)
     contact_made_at = fields.DatetimeField(null=True)
+    conversation_state = fields.CharEnumField(ConversationState, max_length=16, default=ConversationState.NEW)
+    last_message_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 

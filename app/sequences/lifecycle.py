@@ -135,10 +135,14 @@ async def for_prospect(
     reason: str,
     outcome: Stage | None = None,
     channel: Channel | None = None,
+    sequence_ids: set[int] | None = None,
 ) -> list[Enrollment]:
     """Applies ``event`` to each of the prospect's unfinished enrollments that it
-    applies to (only those whose sequence uses ``channel``, when given)."""
+    applies to (only those whose sequence uses ``channel``, or is one of
+    ``sequence_ids``, when given)."""
     enrollments = await Enrollment.filter(prospect_id=prospect_id, finished_at=None).select_for_update().order_by("id")
+    if sequence_ids is not None:
+        enrollments = [e for e in enrollments if e.sequence_id in sequence_ids]
     if channel is not None:
         types = [t for t, c in STEP_CHANNELS.items() if c is channel]
         steps = await SequenceStep.filter(

@@ -11,11 +11,13 @@ from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from app import validation
 from app.accounts.actor import Actor
 from app.errors import InvalidInput
+from app.messaging.models import Message
 from app.sequences import templates
 from app.sequences.lifecycle import steps_of
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
@@ -204,3 +206,36 @@ async def _renumber(steps: list[SequenceStep]) -> None:
         if step.position != number:
             step.position = number
             await SequenceStep.filter(id=step.id).update(position=number)
+
+
+@dataclass
+class Stats:
+    enrolled: int = 0
+    by_stage: dict[str, int] | None = None
+    sent: int = 0
+
+
+async def stats(sequence_ids: list[int]) -> dict[int, Stats]:
+    """Per sequence: enrollments by stage and messages sent (bounced later or not),
+    in two grouped queries."""
+    result = {pk: Stats(by_stage={}) for pk in sequence_ids}
+    rows = await (
+        Enrollment.filter(sequence_id__in=sequence_ids)
+        .annotate(count=Count("id"))
+        .group_by("sequence_id", "stage")
+        .values("sequence_id", "stage", "count")
+    )
+    for row in rows:
+        entry = result[row["sequence_id"]]
+        assert entry.by_stage is not None
+        entry.by_stage[str(row["stage"])] = int(row["count"])
+        entry.enrolled += int(row["count"])
+    sent = await (
+        Message.filter(enrollment__sequence_id__in=sequence_ids, sent_at__isnull=False)
+        .annotate(count=Count("id"))
+        .group_by("enrollment__sequence_id")
+        .values("enrollment__sequence_id", "count")
+    )
+    for row in sent:
+        result[row["enrollment__sequence_id"]].sent = int(row["count"])
+    return result

@@ -3,8 +3,11 @@
 from strawberry.tools import merge_types
 
 from schema.mutations.accounts import AccountMutations
+from schema.mutations.messages import MessageMutations
 from schema.mutations.prospects import ProspectMutations
 from schema.mutations.sequences import SequenceMutations
 from schema.mutations.workflows import WorkflowMutations
 
-Mutation = merge_types("Mutation", (AccountMutations, WorkflowMutations, ProspectMutations, SequenceMutations))
+Mutation = merge_types(
+    "Mutation", (AccountMutations, WorkflowMutations, ProspectMutations, SequenceMutations, MessageMutations)
+)

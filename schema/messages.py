@@ -1,0 +1,93 @@
+"""The Message type (contract part 20)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from app.messaging import models
+from schema.context import Info
+from schema.enums import BounceType, Channel, Direction, MessageState
+from schema.relay import Node
+from schema.sequences import Enrollment, SequenceStep
+from schema.types import Prospect, _gid, _prospect
+
+
+@strawberry.type
+class Message(Node):
+    row: strawberry.Private[models.Message]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return _gid("Message", self.row.id)
+
+    @strawberry.field
+    async def prospect(self, info: Info) -> Prospect:
+        return await _prospect(info, self.row.prospect_id)
+
+    @strawberry.field
+    async def enrollment(self, info: Info) -> Enrollment | None:
+        if self.row.enrollment_id is None:
+            return None
+        row = await info.context.loaders.enrollment.load(self.row.enrollment_id)
+        return Enrollment(row=row) if row is not None else None
+
+    @strawberry.field
+    async def step(self, info: Info) -> SequenceStep | None:
+        if self.row.step_id is None:
+            return None
+        row = await info.context.loaders.step.load(self.row.step_id)
+        return SequenceStep(row=row) if row is not None else None
+
+    @strawberry.field
+    def channel(self) -> Channel:
+        return self.row.channel
+
+    @strawberry.field
+    def direction(self) -> Direction:
+        return self.row.direction
+
+    @strawberry.field
+    def state(self) -> MessageState:
+        return self.row.state
+
+    @strawberry.field
+    def subject(self) -> str | None:
+        return self.row.subject
+
+    @strawberry.field
+    def body(self) -> str:
+        return self.row.body
+
+    @strawberry.field(description="Provider id: SMTP Message-ID or SMS provider message id.")
+    def external_id(self) -> str | None:
+        return self.row.external_id
+
+    @strawberry.field
+    def attempts(self) -> int:
+        return self.row.attempts
+
+    @strawberry.field
+    def error(self) -> str | None:
+        return self.row.error
+
+    @strawberry.field
+    def bounce_type(self) -> BounceType | None:
+        return self.row.bounce_type
+
+    @strawberry.field
+    def auto_reply(self) -> bool:
+        return self.row.auto_reply
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @strawberry.field
+    def sent_at(self) -> datetime | None:
+        return self.row.sent_at
+
+    @strawberry.field
+    def received_at(self) -> datetime | None:
+        return self.row.received_at

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from app.messaging import inbound
+from schema.context import Info
+from schema.enums import BounceType, Channel
+from schema.messages import Message
+from schema.relay import UserError, guarded
+from schema.types import Prospect
+
+
+@strawberry.input(description="For integrations that receive messages themselves.")
+class RecordInboundMessageInput:
+    channel: Channel
+    from_: str = strawberry.field(name="from", description="Email address or E.164 number of the sender.")
+    body: str
+    subject: str | None = None
+    in_reply_to: str | None = strawberry.field(default=None, description="Message-ID this replies to (email).")
+    auto_reply: bool | None = None
+
+
+@strawberry.type
+class RecordInboundMessagePayload:
+    message: Message | None = None
+    prospect: Prospect | None = None
+    errors: list[UserError]
+
+
+@strawberry.input
+class RecordBounceInput:
+    message_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Either messageId (a Message id) or email."
+    )
+    email: str | None = None
+    type: BounceType
+    reason: str | None = None
+
+
+@strawberry.type
+class RecordBouncePayload:
+    message: Message | None = None
+    prospect: Prospect | None = None
+    errors: list[UserError]
+
+
+@strawberry.type
+class MessageMutations:
+    @strawberry.mutation
+    async def record_inbound_message(self, info: Info, input: RecordInboundMessageInput) -> RecordInboundMessagePayload:
+        async def run() -> dict[str, Any]:
+            message, prospect = await inbound.record_inbound(
+                actor=info.context.actor,
+                channel=input.channel,
+                sender=input.from_,
+                body=input.body,
+                subject=input.subject,
+                in_reply_to=input.in_reply_to,
+                auto_reply=bool(input.auto_reply),
+            )
+            return {"message": Message(row=message), "prospect": Prospect(row=prospect)}
+
+        return await guarded(info, RecordInboundMessagePayload, run)
+
+    @strawberry.mutation
+    async def record_bounce(self, info: Info, input: RecordBounceInput) -> RecordBouncePayload:
+        async def run() -> dict[str, Any]:
+            message, prospect = await inbound.record_bounce(
+                actor=info.context.actor,
+                message_id=input.message_id,
+                email=input.email,
+                bounce_type=input.type,
+                reason=input.reason,
+            )
+            return {"message": Message(row=message) if message else None, "prospect": Prospect(row=prospect)}
+
+        return await guarded(info, RecordBouncePayload, run)
