@@ -272,6 +272,21 @@ class Operation:
         value = self.data.get("outcome")
         return None if value is None else EnrollmentStage(value)
 
+    @strawberry.field
+    def channel(self) -> Channel | None:
+        value = self.data.get("channel")
+        return None if value is None else Channel(value)
+
+    @strawberry.field
+    def subject(self) -> str | None:
+        value = self.data.get("subject")
+        return None if value is None else str(value)
+
+    @strawberry.field
+    def body(self) -> str | None:
+        value = self.data.get("body")
+        return None if value is None else str(value)
+
 
 @strawberry.type(description="A disposition: what can happen to a prospect, and the operations it performs.")
 class Action(Node):

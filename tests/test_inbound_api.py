@@ -192,3 +192,52 @@ async def test_prospects_filter_by_conversation_sequence_and_stage(
             }
         ],
     }
+
+
+async def test_send_message_operation_queues_a_rendered_one_off(gql: GraphQL, org: Org, clock: FrozenClock) -> None:
+    [enrollment] = await setup(org, clock, steps=STEPS)
+    token = org.tokens[Role.MANAGER]
+    created = await mutate(
+        gql,
+        token,
+        "createAction",
+        "action { id operations { type channel subject body } }",
+        name="Send brochure",
+        operations=[
+            {
+                "type": "SEND_MESSAGE",
+                "channel": "EMAIL",
+                "subject": "For {{ company }}",
+                "body": "Dear {{ first_name }}",
+            }
+        ],
+    )
+    assert created["action"]["operations"] == [
+        {"type": "SEND_MESSAGE", "channel": "EMAIL", "subject": "For {{ company }}", "body": "Dear {{ first_name }}"}
+    ]
+    await mutate(
+        gql,
+        token,
+        "logActivity",
+        "activity { id }",
+        prospectId=ids.encode("Prospect", enrollment.prospect_id),
+        interaction="CALL",
+        actionId=created["action"]["id"],
+    )
+    message = await Message.get(enrollment_id=None, prospect_id=enrollment.prospect_id)
+    assert (message.state, message.subject, message.body, message.to_address) == (
+        "QUEUED",
+        "For Engines",
+        "Dear Ada",
+        "ada@client.example",
+    )
+    assert message.id in await scheduler.queued_messages(clock)
+    for operation, field in [
+        ({"type": "SEND_MESSAGE", "channel": "EMAIL", "body": "x"}, "subject"),
+        ({"type": "SEND_MESSAGE", "channel": "SMS", "subject": "s", "body": "x"}, "subject"),
+        ({"type": "SEND_MESSAGE", "channel": "PHONE", "body": "x"}, "channel"),
+        ({"type": "SEND_MESSAGE", "channel": "SMS", "body": "{{ nope }}"}, "body"),
+        ({"type": "SEND_MESSAGE", "body": "x"}, "channel"),
+    ]:
+        bad = await mutate(gql, token, "createAction", "action { id }", name="bad", operations=[operation])
+        assert [e["field"] for e in bad["errors"]] == [["input", "operations", "0", field]], operation

@@ -17,6 +17,7 @@ from typing import Any
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role, User
 from app.errors import Conflict
+from app.messaging import compose
 from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange, Task, TaskKind
 from app.sequences import lifecycle
 from app.sequences.models import Sequence
@@ -159,6 +160,8 @@ async def run_operations(
             await lifecycle.for_prospect(prospect.id, Event.PAUSE, actor=actor, cause=cause, reason="operation")
         elif kind is OperationType.RESUME_ENROLLMENTS:
             await lifecycle.for_prospect(prospect.id, Event.RESUME, actor=actor, cause=cause, reason="operation")
+        elif kind is OperationType.SEND_MESSAGE:
+            await compose.queue_message(prospect, Channel(op["channel"]), op.get("subject"), op["body"], now=now)
 
 
 async def _enroll(prospect: Prospect, sequence_id: int, *, actor: Actor, cause: ChangeCause) -> None:

@@ -16,6 +16,8 @@ from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import User
 from app.errors import InvalidInput, NotFound
+from app.prospects.models import Channel
+from app.sequences import templates
 from app.sequences.models import Sequence
 from app.sequences.state import OUTCOMES, Stage
 from app.workflows.models import Status
@@ -36,6 +38,7 @@ class OperationType(StrEnum):
     FINISH_ENROLLMENTS = "FINISH_ENROLLMENTS"
     PAUSE_ENROLLMENTS = "PAUSE_ENROLLMENTS"
     RESUME_ENROLLMENTS = "RESUME_ENROLLMENTS"
+    SEND_MESSAGE = "SEND_MESSAGE"
 
 
 # Which of statusId / userId / delaySeconds each type takes, and which it requires.
@@ -51,6 +54,7 @@ _ACCEPTS: dict[OperationType, tuple[set[str], set[str]]] = {
     OperationType.FINISH_ENROLLMENTS: ({"outcome"}, {"outcome"}),
     OperationType.PAUSE_ENROLLMENTS: (set(), set()),
     OperationType.RESUME_ENROLLMENTS: (set(), set()),
+    OperationType.SEND_MESSAGE: ({"channel", "subject", "body"}, {"channel", "body"}),
 }
 
 
@@ -64,6 +68,9 @@ class OperationSpec:
     delay_seconds: int | None = None
     sequence_id: str | None = None
     outcome: Stage | None = None
+    channel: Channel | None = None
+    subject: str | None = None
+    body: str | None = None
 
 
 async def validate(actor: Actor, specs: Seq[OperationSpec], field: list[str]) -> list[dict[str, Any]]:
@@ -82,6 +89,9 @@ async def validate(actor: Actor, specs: Seq[OperationSpec], field: list[str]) ->
                 ("delaySeconds", spec.delay_seconds),
                 ("sequenceId", spec.sequence_id),
                 ("outcome", spec.outcome),
+                ("channel", spec.channel),
+                ("subject", spec.subject),
+                ("body", spec.body),
             )
             if value is not None
         }
@@ -124,9 +134,29 @@ async def validate(actor: Actor, specs: Seq[OperationSpec], field: list[str]) ->
                 "delay_seconds": spec.delay_seconds,
                 "sequence_id": sequence_pk,
                 "outcome": spec.outcome.value if spec.outcome else None,
+                **_message(spec, at),
             }
         )
     return stored
+
+
+def _message(spec: OperationSpec, at: list[str]) -> dict[str, Any]:
+    """SEND_MESSAGE's channel and templates, checked like a step's (R4.1)."""
+    if spec.type is not OperationType.SEND_MESSAGE:
+        return {}
+    if spec.channel not in (Channel.EMAIL, Channel.SMS):
+        raise InvalidInput("SEND_MESSAGE sends by EMAIL or SMS.", [*at, "channel"])
+    if spec.channel is Channel.EMAIL and not (spec.subject or "").strip():
+        raise InvalidInput("An email needs a subject.", [*at, "subject"])
+    if spec.channel is Channel.SMS and spec.subject is not None:
+        raise InvalidInput("An SMS has no subject; it must be null.", [*at, "subject"])
+    if not (spec.body or "").strip():
+        raise InvalidInput("The body must not be empty.", [*at, "body"])
+    return {
+        "channel": spec.channel.value,
+        "subject": templates.check(spec.subject, [*at, "subject"]) if spec.subject else None,
+        "body": templates.check(spec.body or "", [*at, "body"]),
+    }
 
 
 def referenced_status_ids(operations: Seq[dict[str, Any]]) -> set[int]:

@@ -8,7 +8,7 @@ from app.workflows import service
 from app.workflows.operations import OperationSpec
 from schema import types
 from schema.context import Info
-from schema.enums import EnrollmentStage, Interaction, OperationType, SystemStatus, TriggerEvent
+from schema.enums import Channel, EnrollmentStage, Interaction, OperationType, SystemStatus, TriggerEvent
 from schema.relay import UserError, guarded
 
 
@@ -22,6 +22,9 @@ class OperationInput:
     delay_seconds: int | None = None
     sequence_id: strawberry.ID | None = None
     outcome: EnrollmentStage | None = None
+    channel: Channel | None = None
+    subject: str | None = None
+    body: str | None = None
 
 
 def _specs(inputs: list[OperationInput] | None) -> list[OperationSpec] | None:
@@ -35,6 +38,9 @@ def _specs(inputs: list[OperationInput] | None) -> list[OperationSpec] | None:
             delay_seconds=op.delay_seconds,
             sequence_id=op.sequence_id,
             outcome=op.outcome,
+            channel=op.channel,
+            subject=op.subject,
+            body=op.body,
         )
         for op in inputs
     ]
