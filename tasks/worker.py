@@ -111,7 +111,8 @@ def create_worker(
         on_shutdown=shutdown,
         handle_signals=handle_signals,
         health_check_interval=HEALTH_CHECK_SECONDS,
-        max_jobs=50,
+        max_jobs=100,
+        poll_delay=0.05,
         job_timeout=120,
         keep_result=0,
     )

@@ -1,4 +1,4 @@
-"""Providers: SMTP (aiosmtplib, one reused connection), Twilio's Messages API
+"""Providers: SMTP (aiosmtplib, a pool of reused connections), Twilio's Messages API
 (httpx), and the file outbox used when neither is configured.
 
     SendError                a provider did not take the message
@@ -52,9 +52,10 @@ class SmsTransport(Protocol):
 
 
 class SmtpTransport:
-    """One SMTP connection, reused for every message and reopened when it drops."""
+    """A small pool of SMTP connections, each reused for message after message and
+    reopened when it drops; concurrent sends use different connections."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, connections: int = 8) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("SMTP_URL must look like smtp://user:pass@host:port (smtps:// for TLS)")
@@ -68,43 +69,49 @@ class SmtpTransport:
             "password": unquote(parts.password) if parts.password else None,
             "timeout": 30,
         }
-        self._client: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        self.connections = connections
+        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        for _ in range(connections):
+            self._idle.put_nowait(None)
+        self._all: list[aiosmtplib.SMTP] = []
 
-    async def _connected(self) -> aiosmtplib.SMTP:
-        if self._client is None or not self._client.is_connected:
+    async def _connected(self, client: aiosmtplib.SMTP | None) -> aiosmtplib.SMTP:
+        if client is None or not client.is_connected:
             client = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
             await client.connect()
-            self._client = client
-        return self._client
+            self._all.append(client)
+        return client
 
     async def send(self, email: Email) -> str:
-        async with self._lock:
-            try:
-                client = await self._connected()
-                errors, _ = await client.sendmail(email.sender, [email.recipient], email.data)
-            except aiosmtplib.SMTPRecipientsRefused as error:
-                refused = error.recipients[0] if error.recipients else None
-                raise _classified(
-                    refused.code if refused else 550, refused.message if refused else str(error), at_recipient=True
-                ) from None
-            except aiosmtplib.SMTPResponseException as error:
-                raise _classified(error.code, error.message, at_recipient=False) from None
-            except (aiosmtplib.SMTPException, OSError) as error:
-                self._client = None
-                raise TransientError(f"SMTP connection: {type(error).__name__}") from None
+        client = await self._idle.get()
+        try:
+            client = await self._connected(client)
+            errors, _ = await client.sendmail(email.sender, [email.recipient], email.data)
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            refused = error.recipients[0] if error.recipients else None
+            raise _classified(
+                refused.code if refused else 550, refused.message if refused else str(error), at_recipient=True
+            ) from None
+        except aiosmtplib.SMTPResponseException as error:
+            raise _classified(error.code, error.message, at_recipient=False) from None
+        except (aiosmtplib.SMTPException, OSError) as error:
+            client = None
+            raise TransientError(f"SMTP connection: {type(error).__name__}") from None
+        finally:
+            self._idle.put_nowait(client)
         if errors:
             code, text = next(iter(errors.values()))
             raise _classified(code, text, at_recipient=True)
         return email.message_id
 
     async def close(self) -> None:
-        if self._client is not None and self._client.is_connected:
-            try:
-                await self._client.quit()
-            except aiosmtplib.SMTPException:
-                self._client.close()
-        self._client = None
+        for client in self._all:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except aiosmtplib.SMTPException:
+                    client.close()
+        self._all.clear()
 
 
 def _classified(code: int, text: str, *, at_recipient: bool) -> SendError:

@@ -1,0 +1,150 @@
+"""Engine benchmark: N prospects in a one-email-step sequence, delivered by the
+worker (a `leadline worker` process: its scheduler loop and send jobs) into a local
+aiosmtpd sink; then a bare aiosmtplib loop sends the same messages, prebuilt,
+over as many connections as the engine uses, into the same sink.
+
+    .venv/bin/python -m tests.benchmarks.engine [N]
+
+Uses DATABASE_URL / REDIS_URL when set, else SQLite and an embedded Redis in a
+temporary directory. Prints steps per second (from the worker's start to the last message at the
+sink, so its start-up counts against it), the bare loop's rate and the ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aiosmtplib
+
+from app import db, ids
+from app.accounts import service as accounts
+from app.accounts.actor import system_actor
+from app.accounts.models import Organization
+from app.clock import SystemClock
+from app.config import Settings
+from app.messaging.models import Message
+from app.messaging.sending import build_email
+from app.messaging.transports import SmtpTransport
+from app.prospects import service as prospects
+from app.sequences import enrollments
+from app.sequences import service as sequences
+from app.sequences.models import StepType
+from app.sequences.service import StepSpec
+from tests.smtp_sink import smtp_sink
+
+
+async def prepare(settings: Settings, count: int) -> int:
+    """An organization with ``count`` prospects enrolled in an active one-email sequence; its id."""
+    clock = SystemClock()
+    created = await accounts.create_organization(
+        name="Bench", admin_email="bench@acme.example", admin_name=None, clock=clock
+    )
+    await Organization.filter(id=created.organization.id).update(email_from="sales@acme.example")
+    actor = system_actor(created.organization.id, clock)
+    from app import presets
+
+    await presets.apply(actor=actor, name="lead-workflow")
+    sequence = await sequences.create_sequence(
+        actor=actor,
+        name="Bench",
+        stop_on_reply=None,
+        unresponsive_after_seconds=None,
+        send_window=None,
+        active=False,
+        steps=[
+            StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}, a short note.", subject="Hi {{ first_name }}")
+        ],
+    )
+    for start in range(0, count, 1000):
+        made, _ = await prospects.create_prospects(
+            actor=actor,
+            field=["input"],
+            inputs=[
+                {"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(start, min(count, start + 1000))
+            ],
+        )
+        await enrollments.enroll(
+            actor=actor,
+            sequence_id=ids.encode("Sequence", sequence.id),
+            prospect_ids=[ids.encode("Prospect", p.id) for p in made],
+            activate=None,
+        )
+    await enrollments.set_sequence_active(actor=actor, sequence_id=ids.encode("Sequence", sequence.id), active=True)
+    return created.organization.id
+
+
+async def engine_rate(env: dict[str, str], sink_count: Callable[[], int], count: int) -> float:
+    """Starts `leadline worker` and times it from start until the sink holds ``count`` messages."""
+    started = time.perf_counter()
+    worker = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "leadline"),
+        "worker",
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        while sink_count() < count:
+            if worker.returncode is not None:
+                raise RuntimeError("the worker stopped")
+            await asyncio.sleep(0.01)
+        return count / (time.perf_counter() - started)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait()
+
+
+async def bare_rate(settings: Settings, organization_id: int, smtp_url: str, count: int, connections: int) -> float:
+    org = await Organization.get(id=organization_id)
+    messages = await Message.filter(organization_id=org.id).order_by("id").limit(count)
+    prebuilt = [build_email(m, org, settings) for m in messages]
+    transport = SmtpTransport(smtp_url, connections=connections)
+    clients = [aiosmtplib.SMTP(**transport._options) for _ in range(connections)]  # type: ignore[arg-type]
+    for client in clients:
+        await client.connect()
+    started = time.perf_counter()
+
+    async def lane(client: aiosmtplib.SMTP, index: int) -> None:
+        for email in prebuilt[index::connections]:
+            await client.sendmail(email.sender, [email.recipient], email.data)
+
+    await asyncio.gather(*(lane(c, i) for i, c in enumerate(clients)))
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        await client.quit()
+    return len(prebuilt) / elapsed
+
+
+async def main(count: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, smtp_sink() as (sink, smtp_url):
+        env = {"LEADLINE_DATA_DIR": str(Path(tmp) / "data"), "SMTP_URL": smtp_url, "SCHEDULER_INTERVAL": "0.05"}
+        for name in ("DATABASE_URL", "REDIS_URL"):
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        settings = Settings.from_env(env)
+        await db.migrate(settings)
+        await db.init(settings)
+        try:
+            organization_id = await prepare(settings, count)
+            engine = await engine_rate(env, lambda: len(sink.received), count)
+            sink.received.clear()
+            connections = SmtpTransport(smtp_url).connections
+            bare = await bare_rate(settings, organization_id, smtp_url, count, connections)
+        finally:
+            await db.close()
+    database = "PostgreSQL" if settings.database_url.startswith("postgres") else "SQLite"
+    print(f"engine: {count} email steps in a {database} database, {connections} SMTP connections")
+    print(f"  engine     {engine:8.0f} steps/s")
+    print(f"  bare loop  {bare:8.0f} messages/s")
+    print(f"  ratio      {engine / bare:8.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
