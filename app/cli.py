@@ -106,7 +106,10 @@ def worker(check: bool, wait: float) -> None:
             except asyncio.CancelledError:
                 click.echo("worker stopped", err=True)  # arq cancels its main task on SIGINT / SIGTERM
             finally:
-                await worker.close()
+                # Jobs still running after the grace period were cancelled; their
+                # messages stay SENDING and expire to UNCERTAIN, never resent.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker.close()
 
         asyncio.run(run())
     finally:

@@ -112,6 +112,8 @@ def create_worker(
         handle_signals=handle_signals,
         health_check_interval=HEALTH_CHECK_SECONDS,
         max_jobs=100,
+        # On SIGTERM, sends in flight finish (and are recorded) before the worker stops.
+        job_completion_wait=30,
         poll_delay=0.05,
         job_timeout=120,
         keep_result=0,

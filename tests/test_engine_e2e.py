@@ -146,3 +146,71 @@ async def test_email_sms_and_call_steps_through_the_real_worker(database: str, t
     stages = await StageChange.filter(enrollment_id=enrollment.id).order_by("id").values_list("to_stage", flat=True)
     assert list(stages) == ["STARTED", "APPROACHING", "UNRESPONSIVE"]
     assert Role.ADMIN
+
+
+async def test_flushing_redis_mid_run_loses_no_step(database: str, tmp_path: Path) -> None:
+    from redis.asyncio import Redis
+
+    from app.config import Settings
+    from app.redis import locate
+
+    clock = SystemClock()
+    created = await accounts.create_organization(
+        name="Acme", admin_email="boss@acme.example", admin_name=None, clock=clock
+    )
+    admin = await accounts.authenticate(created.token, clock)
+    assert admin is not None
+    await presets.apply(actor=admin, name="lead-workflow")
+    sequence = await sequences.create_sequence(
+        actor=admin,
+        name="One email",
+        stop_on_reply=None,
+        unresponsive_after_seconds=None,
+        send_window=None,
+        active=True,
+        steps=[StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi")],
+    )
+    made, _ = await prospects.create_prospects(
+        actor=admin,
+        field=["input"],
+        inputs=[{"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(300)],
+    )
+    await enrollments.enroll(
+        actor=admin,
+        sequence_id=ids.encode("Sequence", sequence.id),
+        prospect_ids=[ids.encode("Prospect", p.id) for p in made],
+        activate=None,
+    )
+    data = str(tmp_path / "data")
+    with smtp_sink() as (sink, smtp_url):
+        env = {
+            **os.environ,
+            "LEADLINE_DATA_DIR": data,
+            "DATABASE_URL": database,
+            "SMTP_URL": smtp_url,
+            "SCHEDULER_INTERVAL": "0.1",
+        }
+        worker = await asyncio.create_subprocess_exec(
+            LEADLINE, "worker", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        location = locate(
+            Settings.from_env({"LEADLINE_DATA_DIR": data, **{k: v for k, v in os.environ.items() if k == "REDIS_URL"}})
+        )
+        redis = Redis.from_url(location.url)
+        try:
+            await eventually(lambda: _at_least(sink.received, 10))
+            flushed_at = len(sink.received)
+            await redis.flushall()
+            await eventually(lambda: _at_least(sink.received, 300), seconds=60)
+        finally:
+            await redis.aclose()
+            worker.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(worker.communicate(), 30)
+            location.close()
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+    assert flushed_at < 300
+    assert sorted(sink.recipients) == sorted(f"p{i}@client.example" for i in range(300))  # each exactly once
+
+
+async def _at_least(items: list[object], count: int) -> bool:
+    return len(items) >= count
