@@ -214,3 +214,63 @@ async def test_flushing_redis_mid_run_loses_no_step(database: str, tmp_path: Pat
 
 async def _at_least(items: list[object], count: int) -> bool:
     return len(items) >= count
+
+
+@pytest.mark.postgres
+async def test_two_worker_processes_send_each_step_exactly_once(database: str, tmp_path: Path) -> None:
+    clock = SystemClock()
+    created = await accounts.create_organization(
+        name="Acme", admin_email="boss@acme.example", admin_name=None, clock=clock
+    )
+    admin = await accounts.authenticate(created.token, clock)
+    assert admin is not None
+    await presets.apply(actor=admin, name="lead-workflow")
+    sequence = await sequences.create_sequence(
+        actor=admin,
+        name="One email",
+        stop_on_reply=None,
+        unresponsive_after_seconds=None,
+        send_window=None,
+        active=False,
+        steps=[StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi")],
+    )
+    made, _ = await prospects.create_prospects(
+        actor=admin,
+        field=["input"],
+        inputs=[{"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(500)],
+    )
+    await enrollments.enroll(
+        actor=admin,
+        sequence_id=ids.encode("Sequence", sequence.id),
+        prospect_ids=[ids.encode("Prospect", p.id) for p in made],
+        activate=None,
+    )
+    with smtp_sink() as (sink, smtp_url):
+        env = {
+            **os.environ,
+            "LEADLINE_DATA_DIR": str(tmp_path / "data"),
+            "DATABASE_URL": database,
+            "SMTP_URL": smtp_url,
+            "SCHEDULER_INTERVAL": "0.05",
+        }
+        workers = [
+            await asyncio.create_subprocess_exec(
+                LEADLINE, "worker", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            )
+            for _ in range(2)
+        ]
+        try:
+            await asyncio.sleep(1)  # both workers are up before the 500 steps fall due
+            await enrollments.set_sequence_active(
+                actor=admin, sequence_id=ids.encode("Sequence", sequence.id), active=True
+            )
+            await eventually(lambda: _at_least(sink.received, 500), seconds=90)
+            await asyncio.sleep(1)  # a duplicate would arrive now
+        finally:
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            for worker in workers:
+                await asyncio.wait_for(worker.communicate(), 30)
+    assert [w.returncode for w in workers] == [0, 0]
+    assert sorted(sink.recipients) == sorted(f"p{i}@client.example" for i in range(500))
+    assert await Message.filter(state="SENT").count() == 500
