@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from app import ids
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
-from app.messaging import sending
+from app.messaging import compose, sending
 from app.messaging.models import Message
 from app.messaging.unsubscribe import read_token
-from app.prospects.models import Prospect
+from app.prospects import service as prospects
+from app.prospects.models import Channel, Prospect
 from app.sequences import scheduler
 from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
@@ -115,22 +117,26 @@ async def test_do_not_contact_between_queueing_and_sending_cancels(
     org: Org, clock: FrozenClock, tmp_path: Path
 ) -> None:
     enrollment, message_id = await _queued(org, clock)
-    from app import ids
-    from app.prospects import service as prospects
+    prospect = await Prospect.get(id=enrollment.prospect_id)
+    one_off = await compose.queue_message(prospect, Channel.EMAIL, "Hi", "A one-off", now=clock.now())
 
     await prospects.mark_do_not_contact(
-        actor=org.actor(Role.AGENT, clock),
-        prospect_id=ids.encode("Prospect", enrollment.prospect_id),
-        do_not_contact=True,
+        actor=org.actor(Role.AGENT, clock), prospect_id=ids.encode("Prospect", prospect.id), do_not_contact=True
     )
+
     with smtp_sink() as (sink, url):
         settings = settings_for(tmp_path, SMTP_URL=url)
         transports = sending.transports_for(settings)
         try:
-            state = await sending.send(message_id, transports=transports, settings=settings, clock=clock)
+            step_state = await sending.send(message_id, transports=transports, settings=settings, clock=clock)
+            one_off_state = await sending.send(one_off.id, transports=transports, settings=settings, clock=clock)
         finally:
             await transports.close()
-    assert state == "CANCELLED" and sink.received == [] and sink.rcpt_attempts == 0
+    # The step's message was cancelled with its enrollment; the one-off, tied to no
+    # enrollment, is stopped by the send gate right before the provider call.
+    assert (step_state, one_off_state) == (None, "CANCELLED")
+    assert sink.received == [] and sink.rcpt_attempts == 0
+    assert [m.state for m in await Message.filter(prospect_id=prospect.id).order_by("id")] == ["CANCELLED", "CANCELLED"]
     await enrollment.refresh_from_db()
     assert enrollment.stage == "OPTED_OUT"
 

@@ -11,6 +11,7 @@ from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.errors import InvalidInput, NotFound
 from app.messaging.models import BounceType, Direction, Message, MessageState
+from app.prospects import effects
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect
 from app.sequences import lifecycle
@@ -77,7 +78,7 @@ async def record_inbound(
             prospect.last_message_at = now
             await prospect.save(update_fields=["conversation_state", "last_message_at"])
             stopping = {s.id for s in await Sequence.filter(organization_id=actor.organization_id, stop_on_reply=True)}
-            finished = await lifecycle.for_prospect(
+            await lifecycle.for_prospect(
                 prospect.id,
                 Event.REPLY,
                 actor=actor,
@@ -85,15 +86,7 @@ async def record_inbound(
                 reason="replied",
                 sequence_ids=stopping,
             )
-            await _cancel_queued([e.id for e in finished])
     return message, prospect
-
-
-async def _cancel_queued(enrollment_ids: list[int]) -> None:
-    if enrollment_ids:
-        await Message.filter(enrollment_id__in=enrollment_ids, state=MessageState.QUEUED).update(
-            state=MessageState.CANCELLED, error="the enrollment finished before it was sent"
-        )
 
 
 async def record_bounce(
@@ -104,8 +97,8 @@ async def record_bounce(
     bounce_type: BounceType,
     reason: str | None,
 ) -> tuple[Message | None, Prospect]:
-    """A hard bounce blocks EMAIL for the prospect and finishes BOUNCED its
-    enrollments that send email; a soft one is recorded on the message."""
+    """A hard bounce has the effects of app.prospects.effects.hard_bounce; a soft
+    one is recorded on the message."""
     if (message_id is None) == (email is None):
         raise InvalidInput("Give messageId or email.", ["input", "messageId"])
     async with in_transaction():
@@ -137,16 +130,5 @@ async def record_bounce(
                 message.state = MessageState.BOUNCED
             await message.save(update_fields=["bounce_type", "error", "state"])
         if bounce_type is BounceType.HARD:
-            if Channel.EMAIL.value not in prospect.opted_out_channels:
-                prospect.opted_out_channels = sorted({*prospect.opted_out_channels, Channel.EMAIL.value})
-                await prospect.save(update_fields=["opted_out_channels"])
-            bounced = await lifecycle.for_prospect(
-                prospect.id,
-                Event.HARD_BOUNCE,
-                actor=actor,
-                cause=ChangeCause.INBOUND,
-                reason="bounced_hard",
-                channel=Channel.EMAIL,
-            )
-            await _cancel_queued([e.id for e in bounced])
+            await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
     return message, prospect

@@ -41,6 +41,7 @@ from app.messaging.transports import (
     TwilioTransport,
 )
 from app.messaging.unsubscribe import make_token
+from app.prospects import effects
 from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect
 from app.sequences import lifecycle
 from app.sequences.models import Enrollment
@@ -194,18 +195,11 @@ async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clo
     actor = system_actor(message.organization_id, clock)
     if outcome is MessageState.BOUNCED:
         prospect = await Prospect.filter(id=message.prospect_id).select_for_update().first()
-        if prospect is not None and Channel.EMAIL.value not in prospect.opted_out_channels:
-            prospect.opted_out_channels = sorted({*prospect.opted_out_channels, Channel.EMAIL.value})
-            prospect.updated_at = clock.now()
-            await prospect.save(update_fields=["opted_out_channels", "updated_at"])
-    enrollment = await Enrollment.filter(id=message.enrollment_id, finished_at=None).select_for_update().first()
-    if enrollment is None:
+        if prospect is not None:
+            await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.SCHEDULER)
         return
-    if outcome is MessageState.BOUNCED:
-        await lifecycle.apply(
-            enrollment, Event.HARD_BOUNCE, actor=actor, cause=ChangeCause.SCHEDULER, reason="bounced_hard"
-        )
-    elif enrollment.stage in (Stage.STARTED, Stage.APPROACHING):
+    enrollment = await Enrollment.filter(id=message.enrollment_id, finished_at=None).select_for_update().first()
+    if enrollment is not None and enrollment.stage in (Stage.STARTED, Stage.APPROACHING):
         await lifecycle.apply(
             enrollment,
             Event.STEP_FAILED,

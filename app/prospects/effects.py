@@ -191,11 +191,28 @@ async def opt_out(prospect: Prospect, channel: Channel, *, actor: Actor, cause: 
     """Blocks one channel; finishes OPTED_OUT the unfinished enrollments whose sequence uses it."""
     if channel.value in prospect.opted_out_channels:
         return
-    prospect.opted_out_channels = sorted({*prospect.opted_out_channels, channel.value})
-    await _save(prospect, actor.now(), "opted_out_channels")
-    await lifecycle.for_prospect(
-        prospect.id, Event.OPT_OUT, actor=actor, cause=cause, reason="opted_out", channel=channel
-    )
+    await _block(prospect, channel, actor=actor, cause=cause, event=Event.OPT_OUT, reason="opted_out")
+
+
+async def hard_bounce(prospect: Prospect, *, actor: Actor, cause: ChangeCause) -> None:
+    """A hard bounce blocks EMAIL (R3.3) and finishes BOUNCED the unfinished
+    enrollments whose sequence sends email (R6.4), whichever message bounced."""
+    await _block(prospect, Channel.EMAIL, actor=actor, cause=cause, event=Event.HARD_BOUNCE, reason="bounced_hard")
+
+
+async def _block(
+    prospect: Prospect,
+    channel: Channel,
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    event: Event,
+    reason: str,
+) -> None:
+    if channel.value not in prospect.opted_out_channels:
+        prospect.opted_out_channels = sorted({*prospect.opted_out_channels, channel.value})
+        await _save(prospect, actor.now(), "opted_out_channels")
+    await lifecycle.for_prospect(prospect.id, event, actor=actor, cause=cause, reason=reason, channel=channel)
 
 
 async def assign(prospect: Prospect, user_id: int | None, *, actor: Actor) -> None:

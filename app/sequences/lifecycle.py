@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from app.accounts.actor import Actor
 from app.errors import DomainError
+from app.messaging.models import Message, MessageState
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
 from app.sequences.state import ALLOWED_FROM, UNFINISHED, Event, Facts, Stage, transition
@@ -45,7 +46,8 @@ async def record(
     reason: str,
     now: datetime,
 ) -> None:
-    """Saves the enrollment at stage ``to`` and writes its StageChange."""
+    """Saves the enrollment at stage ``to`` and writes its StageChange. Finishing
+    an enrollment cancels its messages still queued (R6.4): they never go out."""
     before = enrollment.stage if enrollment.pk else None
     enrollment.stage = to
     if to not in UNFINISHED:
@@ -53,6 +55,9 @@ async def record(
         enrollment.due_at = None
         enrollment.active_key = None
         enrollment.paused_stage = enrollment.paused_due_at = None
+        await Message.filter(enrollment_id=enrollment.id, state=MessageState.QUEUED).update(
+            state=MessageState.CANCELLED, error="the enrollment finished before it was sent"
+        )
     await enrollment.save()
     await StageChange.create(
         organization_id=enrollment.organization_id,
