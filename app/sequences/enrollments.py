@@ -19,9 +19,9 @@ from app.errors import DomainError, InvalidInput, NotFound
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause
 from app.sequences import lifecycle
-from app.sequences.lifecycle import record
+from app.sequences.lifecycle import record, steps_of
 from app.sequences.models import Enrollment, Sequence, SequenceStep
-from app.sequences.service import get_sequence, live_steps
+from app.sequences.service import get_sequence
 from app.sequences.state import Event, Facts, Stage, transition
 
 MAX_BATCH = 1000
@@ -40,7 +40,7 @@ async def enroll(
     if len(prospect_ids) > MAX_BATCH:
         raise InvalidInput(f"At most {MAX_BATCH} ids per call.", ["input", "prospectIds"])
     sequence = await get_sequence(actor, sequence_id, ["input", "sequenceId"])
-    steps = await live_steps(sequence.id)
+    steps = await steps_of(sequence.id)
     if not steps:
         raise InvalidInput("The sequence has no steps.", ["input", "sequenceId"])
     created: list[Enrollment] = []
@@ -137,7 +137,7 @@ async def jump(
     """The step at ``position`` (1-based) runs next, at once."""
 
     async def change(enrollment: Enrollment) -> None:
-        steps = await live_steps(enrollment.sequence_id)
+        steps = await steps_of(enrollment.sequence_id)
         if not 1 <= position <= len(steps):
             raise InvalidInput(f"position must be between 1 and {len(steps)}.", ["input", "position"])
         to = transition(enrollment.stage, Event.JUMP, Facts(has_run_a_step=enrollment.last_step_at is not None))

@@ -57,6 +57,7 @@ async def run_pass(clock: Clock, *, batch: int = BATCH) -> PassResult:
         due = await query
         result.claimed = len(due)
         context = _Context(clock)
+        await context.load_prospects([e.prospect_id for e in due])
         for enrollment in due:
             message_id = await _advance(enrollment, context)
             if message_id is not None:
@@ -65,13 +66,21 @@ async def run_pass(clock: Clock, *, batch: int = BATCH) -> PassResult:
 
 
 class _Context:
-    """Rows a pass reads many times (sequences, steps, organizations), read once."""
+    """Rows a pass reads many times (sequences, steps, organizations), read once,
+    and the batch's prospects, read in one query."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self._sequences: dict[int, Sequence] = {}
         self._steps: dict[int, list[SequenceStep]] = {}
         self._orgs: dict[int, Organization] = {}
+        self._prospects: dict[int, Prospect] = {}
+
+    async def load_prospects(self, ids: list[int]) -> None:
+        self._prospects = {p.id: p for p in await Prospect.filter(id__in=ids)}
+
+    def prospect(self, pk: int) -> Prospect:
+        return self._prospects[pk]
 
     async def sequence(self, pk: int) -> Sequence:
         if pk not in self._sequences:
@@ -122,7 +131,7 @@ async def _advance(enrollment: Enrollment, context: _Context) -> int | None:
     step = next((s for s in steps if s.id == enrollment.current_step_id), None)
     if step is None:  # removed since it was scheduled: remove_step already moved pointers on
         return None
-    prospect = await Prospect.get(id=enrollment.prospect_id)
+    prospect = context.prospect(enrollment.prospect_id)
     organization = await context.organization(enrollment.organization_id)
     zone = ZoneInfo(prospect.time_zone or organization.time_zone)
     window = SendWindow.from_json(sequence.send_window) if sequence.send_window else None
@@ -146,6 +155,17 @@ async def _advance(enrollment: Enrollment, context: _Context) -> int | None:
     return await _queue(enrollment, sequence, step, prospect, organization, following, actor, now)
 
 
+def next_due(
+    sequence: Sequence, following: SequenceStep | None, *, last_email_at: datetime | None, now: datetime
+) -> datetime:
+    """When an enrollment whose step just ran (or whose task was just completed) has
+    work again: the next step after its delay, or, with none left, the unresponsive
+    deadline counted from the last email step (from now if none was email, R4.2)."""
+    if following is not None:
+        return now + timedelta(seconds=following.delay_seconds)
+    return (last_email_at or now) + timedelta(seconds=sequence.unresponsive_after_seconds)
+
+
 def _after_step(
     enrollment: Enrollment,
     sequence: Sequence,
@@ -153,16 +173,11 @@ def _after_step(
     now: datetime,
     emailed: bool,
 ) -> dict[str, object]:
-    """The enrollment's schedule once a step ran: the next step after its delay,
-    or the unresponsive deadline (from the last email step, else the last step)."""
+    """The enrollment's schedule once a step ran."""
     last_email = now if emailed else enrollment.last_email_at
-    if following is not None:
-        due = now + timedelta(seconds=following.delay_seconds)
-    else:
-        due = (last_email or now) + timedelta(seconds=sequence.unresponsive_after_seconds)
     return {
         "current_step_id": following.id if following else None,
-        "due_at": due,
+        "due_at": next_due(sequence, following, last_email_at=last_email, now=now),
         "last_step_at": now,
         "last_email_at": last_email,
     }
@@ -282,10 +297,7 @@ async def task_completed(task: Task, clock: Clock) -> None:
     now = clock.now()
     sequence = await Sequence.get(id=enrollment.sequence_id)
     following = await SequenceStep.get_or_none(id=enrollment.current_step_id) if enrollment.current_step_id else None
-    if following is not None:
-        due = now + timedelta(seconds=following.delay_seconds)
-    else:
-        due = (enrollment.last_email_at or now) + timedelta(seconds=sequence.unresponsive_after_seconds)
+    due = next_due(sequence, following, last_email_at=enrollment.last_email_at, now=now)
     if enrollment.stage is Stage.PAUSED:
         enrollment.paused_due_at = due
     else:

@@ -57,9 +57,6 @@ async def get_sequence(actor: Actor, global_id: str, field: list[str]) -> Sequen
     return await get_owned(actor, Sequence, "Sequence", global_id, field)
 
 
-live_steps = steps_of
-
-
 def _unresponsive(value: int, field: list[str]) -> int:
     return validation.bounded_int(value, field, low=1, high=MAX_DELAY_SECONDS)
 
@@ -136,7 +133,7 @@ async def add_step(*, actor: Actor, sequence_id: str, step: StepSpec, position: 
     row = clean_step(step, ["input", "step"])
     async with in_transaction():
         sequence = await get_sequence(actor, sequence_id, ["input", "sequenceId"])
-        steps = await live_steps(sequence.id)
+        steps = await steps_of(sequence.id)
         if len(steps) >= MAX_STEPS:
             raise InvalidInput(f"At most {MAX_STEPS} steps.", ["input", "step"])
         index = _index(position, len(steps) + 1)
@@ -170,7 +167,7 @@ async def update_step(
             setattr(step, key, value)
         await step.save()
         if position is not None:
-            steps = [s for s in await live_steps(step.sequence_id) if s.id != step.id]
+            steps = [s for s in await steps_of(step.sequence_id) if s.id != step.id]
             steps.insert(_index(position, len(steps) + 1), step)
             await _renumber(steps)
         return await Sequence.get(id=step.sequence_id)
@@ -181,7 +178,7 @@ async def remove_step(*, actor: Actor, step_id: str) -> Sequence:
     actor.require_manager()
     async with in_transaction():
         step = await get_owned(actor, SequenceStep, "SequenceStep", step_id, ["input", "id"], deleted_at=None)
-        steps = await live_steps(step.sequence_id)
+        steps = await steps_of(step.sequence_id)
         following = next((s for s in steps if s.position > step.position), None)
         await Enrollment.filter(current_step_id=step.id, finished_at=None).update(
             current_step_id=following.id if following else None
