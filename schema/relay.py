@@ -146,6 +146,24 @@ async def guarded(info: Info, payload: Callable[..., P], run: Callable[[], Await
     return payload(errors=[], **result)
 
 
+async def guarded_bulk(
+    info: Info,
+    payload: Callable[..., P],
+    field: str,
+    run: Callable[[], Awaitable[tuple[Sequence[Any], Sequence[DomainError]]]],
+    wrap: Callable[[Any], Any],
+) -> P:
+    """A bulk mutation: the rows it changed under ``field``, and every refused item's
+    error (by index); a DomainError for the whole call becomes the only error."""
+    try:
+        rows, errors = await run()
+    except DomainError as error:
+        return payload(errors=[UserError.of(error)])
+    finally:
+        info.context.reset_loaders()
+    return payload(errors=[UserError.of(e) for e in errors], **{field: [wrap(row) for row in rows]})
+
+
 def decode_ids(type_name: str, global_ids: Sequence[str] | None) -> list[int] | None:
     """Primary keys for a filter; ids of anything else match nothing (like unknown ids)."""
     if global_ids is None:

@@ -5,12 +5,11 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from app.errors import DomainError
 from app.prospects import service
 from schema import types
 from schema.context import Info
 from schema.enums import Channel, Interaction
-from schema.relay import UserError, guarded
+from schema.relay import UserError, guarded, guarded_bulk
 
 _FIELD_NAMES = ["first_name", "last_name", "email", "phone", "company", "title", "time_zone", "custom_fields"]
 
@@ -183,16 +182,14 @@ class ProspectMutations:
 
     @strawberry.mutation
     async def create_prospects(self, info: Info, input: CreateProspectsInput) -> CreateProspectsPayload:
-        try:
-            created, errors = await service.create_prospects(
+        return await guarded_bulk(
+            info,
+            CreateProspectsPayload,
+            "prospects",
+            lambda: service.create_prospects(
                 actor=info.context.actor, inputs=[_raw(p) for p in input.prospects], field=["input", "prospects"]
-            )
-        except DomainError as error:
-            return CreateProspectsPayload(errors=[UserError.of(error)])
-        finally:
-            info.context.reset_loaders()
-        return CreateProspectsPayload(
-            prospects=[types.Prospect(row=p) for p in created], errors=[UserError.of(e) for e in errors]
+            ),
+            lambda row: types.Prospect(row=row),
         )
 
     @strawberry.mutation

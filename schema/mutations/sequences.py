@@ -11,7 +11,7 @@ from app.sequences.models import Enrollment as EnrollmentRow
 from app.sequences.windows import parse_window
 from schema.context import Info
 from schema.enums import EnrollmentStage, StepType
-from schema.relay import UserError, guarded
+from schema.relay import UserError, guarded, guarded_bulk
 from schema.sequences import Enrollment, Sequence, Weekday
 
 
@@ -178,16 +178,11 @@ Bulk = Callable[[], Awaitable[tuple[list[EnrollmentRow], list[DomainError]]]]
 
 
 async def _bulk(info: Info, run: Bulk) -> EnrollmentsPayload:
-    """A bulk enrollment change: the changed ones, and the others' errors by index."""
-    try:
-        changed, errors = await run()
-    except DomainError as error:
-        return EnrollmentsPayload(errors=[UserError.of(error)])
-    finally:
-        info.context.reset_loaders()
-    return EnrollmentsPayload(
-        enrollments=[Enrollment(row=e) for e in changed], errors=[UserError.of(e) for e in errors]
-    )
+    return await guarded_bulk(info, EnrollmentsPayload, "enrollments", run, _enrollment)
+
+
+def _enrollment(row: EnrollmentRow) -> Enrollment:
+    return Enrollment(row=row)
 
 
 def _sequence(row: Any) -> dict[str, Any]:
@@ -280,16 +275,18 @@ class SequenceMutations:
 
     @strawberry.mutation
     async def enroll_prospects(self, info: Info, input: EnrollProspectsInput) -> EnrollProspectsPayload:
-        payload = await _bulk(
+        return await guarded_bulk(
             info,
+            EnrollProspectsPayload,
+            "enrollments",
             lambda: enrollments.enroll(
                 actor=info.context.actor,
                 sequence_id=input.sequence_id,
                 prospect_ids=input.prospect_ids,
                 activate=input.activate,
             ),
+            _enrollment,
         )
-        return EnrollProspectsPayload(enrollments=payload.enrollments, errors=payload.errors)
 
     @strawberry.mutation
     async def activate_enrollments(self, info: Info, input: EnrollmentIdsInput) -> EnrollmentsPayload:
