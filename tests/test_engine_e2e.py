@@ -17,6 +17,7 @@ from tortoise.context import TortoiseContext
 
 from app import db, ids, presets
 from app.accounts import service as accounts
+from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role
 from app.clock import SystemClock
 from app.messaging.models import Message
@@ -148,12 +149,9 @@ async def test_email_sms_and_call_steps_through_the_real_worker(database: str, t
     assert Role.ADMIN
 
 
-async def test_flushing_redis_mid_run_loses_no_step(database: str, tmp_path: Path) -> None:
-    from redis.asyncio import Redis
-
-    from app.config import Settings
-    from app.redis import locate
-
+async def one_email_to_many(count: int, *, active: bool) -> tuple[Actor, str]:
+    """An organization with ``count`` prospects enrolled in a one-email sequence:
+    its admin and the sequence's id."""
     clock = SystemClock()
     created = await accounts.create_organization(
         name="Acme", admin_email="boss@acme.example", admin_name=None, clock=clock
@@ -167,20 +165,28 @@ async def test_flushing_redis_mid_run_loses_no_step(database: str, tmp_path: Pat
         stop_on_reply=None,
         unresponsive_after_seconds=None,
         send_window=None,
-        active=True,
+        active=active,
         steps=[StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi")],
     )
     made, _ = await prospects.create_prospects(
         actor=admin,
         field=["input"],
-        inputs=[{"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(300)],
+        inputs=[{"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(count)],
     )
+    sequence_id = ids.encode("Sequence", sequence.id)
     await enrollments.enroll(
-        actor=admin,
-        sequence_id=ids.encode("Sequence", sequence.id),
-        prospect_ids=[ids.encode("Prospect", p.id) for p in made],
-        activate=None,
+        actor=admin, sequence_id=sequence_id, prospect_ids=[ids.encode("Prospect", p.id) for p in made], activate=None
     )
+    return admin, sequence_id
+
+
+async def test_flushing_redis_mid_run_loses_no_step(database: str, tmp_path: Path) -> None:
+    from redis.asyncio import Redis
+
+    from app.config import Settings
+    from app.redis import locate
+
+    await one_email_to_many(300, active=True)
     data = str(tmp_path / "data")
     with smtp_sink() as (sink, smtp_url):
         env = {
@@ -218,33 +224,7 @@ async def _at_least(items: list[object], count: int) -> bool:
 
 @pytest.mark.postgres
 async def test_two_worker_processes_send_each_step_exactly_once(database: str, tmp_path: Path) -> None:
-    clock = SystemClock()
-    created = await accounts.create_organization(
-        name="Acme", admin_email="boss@acme.example", admin_name=None, clock=clock
-    )
-    admin = await accounts.authenticate(created.token, clock)
-    assert admin is not None
-    await presets.apply(actor=admin, name="lead-workflow")
-    sequence = await sequences.create_sequence(
-        actor=admin,
-        name="One email",
-        stop_on_reply=None,
-        unresponsive_after_seconds=None,
-        send_window=None,
-        active=False,
-        steps=[StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi")],
-    )
-    made, _ = await prospects.create_prospects(
-        actor=admin,
-        field=["input"],
-        inputs=[{"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(500)],
-    )
-    await enrollments.enroll(
-        actor=admin,
-        sequence_id=ids.encode("Sequence", sequence.id),
-        prospect_ids=[ids.encode("Prospect", p.id) for p in made],
-        activate=None,
-    )
+    admin, sequence_id = await one_email_to_many(500, active=False)
     with smtp_sink() as (sink, smtp_url):
         env = {
             **os.environ,
@@ -261,9 +241,7 @@ async def test_two_worker_processes_send_each_step_exactly_once(database: str, t
         ]
         try:
             await asyncio.sleep(1)  # both workers are up before the 500 steps fall due
-            await enrollments.set_sequence_active(
-                actor=admin, sequence_id=ids.encode("Sequence", sequence.id), active=True
-            )
+            await enrollments.set_sequence_active(actor=admin, sequence_id=sequence_id, active=True)
             await eventually(lambda: _at_least(sink.received, 500), seconds=90)
             await asyncio.sleep(1)  # a duplicate would arrive now
         finally:
