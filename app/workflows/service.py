@@ -115,12 +115,7 @@ async def delete_workflow(*, actor: Actor, workflow_id: str, move_to_status_id: 
         for status in statuses:
             await _retire_status(actor, status, target)
         await Workflow.filter(id=workflow.id).update(deleted_at=actor.now())
-        siblings = await Workflow.filter(organization_id=actor.organization_id, deleted_at=None).order_by(
-            "position", "id"
-        )
-        for number, sibling in enumerate(siblings):
-            if sibling.position != number:
-                await Workflow.filter(id=sibling.id).update(position=number)
+        await _renumber(Workflow, organization_id=actor.organization_id)
     return workflow.id
 
 
@@ -216,15 +211,16 @@ async def update_status(
             siblings = await Status.filter(workflow_id=status.workflow_id, deleted_at=None).order_by("position", "id")
             await _place(siblings, status, position)
         if moved_from is not None:
-            await _renumber_statuses(moved_from)
+            await _renumber(Status, workflow_id=moved_from)
     return status
 
 
-async def _renumber_statuses(workflow_id: int) -> None:
-    rows = await Status.filter(workflow_id=workflow_id, deleted_at=None).order_by("position", "id")
+async def _renumber(model: type[Workflow] | type[Status], **scope: object) -> None:
+    """Positions 0…n-1 again among the live rows of ``scope`` (after one left)."""
+    rows: list[Any] = await model.filter(deleted_at=None, **scope).order_by("position", "id")
     for number, row in enumerate(rows):
         if row.position != number:
-            await Status.filter(id=row.id).update(position=number)
+            await model.filter(id=row.id).update(position=number)
 
 
 async def delete_status(*, actor: Actor, status_id: str, move_to_status_id: str | None) -> int:
@@ -233,7 +229,7 @@ async def delete_status(*, actor: Actor, status_id: str, move_to_status_id: str 
         status = await get_status(actor, status_id, ["input", "id"])
         target = await _move_target(actor, move_to_status_id, exclude_status=status.id)
         await _retire_status(actor, status, target)
-        await _renumber_statuses(status.workflow_id)
+        await _renumber(Status, workflow_id=status.workflow_id)
     return status.id
 
 
