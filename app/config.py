@@ -36,6 +36,8 @@ class Settings:
     twilio_api_url: str
     inbound_email_token: str | None
     scheduler_interval: float
+    send_lease_seconds: float
+    """How long a message may stay SENDING before it is UNCERTAIN (R5.2)."""
     webhook_allow_private: bool
 
     @property
@@ -75,13 +77,6 @@ class Settings:
         database_url = get("DATABASE_URL") or f"sqlite://{data_dir / 'leadline.sqlite3'}"
         if database_url.startswith("postgresql://"):
             database_url = "postgres://" + database_url.removeprefix("postgresql://")
-        interval = get("SCHEDULER_INTERVAL") or "1"
-        try:
-            scheduler_interval = float(interval)
-        except ValueError:
-            raise ConfigError(f"SCHEDULER_INTERVAL must be a number of seconds, not {interval!r}") from None
-        if scheduler_interval <= 0:
-            raise ConfigError("SCHEDULER_INTERVAL must be positive")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -96,7 +91,8 @@ class Settings:
             twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
             twilio_api_url=get("TWILIO_API_URL") or "https://api.twilio.com",
             inbound_email_token=get("INBOUND_EMAIL_TOKEN"),
-            scheduler_interval=scheduler_interval,
+            scheduler_interval=_seconds("SCHEDULER_INTERVAL", get("SCHEDULER_INTERVAL") or "1"),
+            send_lease_seconds=_seconds("SEND_LEASE_SECONDS", get("SEND_LEASE_SECONDS") or "300"),
             webhook_allow_private=(get("WEBHOOK_ALLOW_PRIVATE") or "").lower() in ("1", "true", "yes"),
         )
 
@@ -106,6 +102,16 @@ def _int(name: str, value: str) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, not {value!r}") from None
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not seconds > 0:
+        raise ConfigError(f"{name} must be positive")
+    return seconds
 
 
 def _generated_secret(path: Path) -> str:

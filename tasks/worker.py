@@ -1,7 +1,8 @@
 """The arq worker: the scheduler loop and the send job.
 
 Jobs take ids only and re-read state, so running one twice is harmless (a
-message leaves QUEUED by compare-and-set). The schedule lives in the database
+message leaves QUEUED by compare-and-set); a send job takes a block of
+message ids, sent as one batch. The schedule lives in the database
 (SPEC R5.1): every SCHEDULER_INTERVAL the loop claims due enrollments, expires
 send leases, and enqueues every QUEUED message that is due, which is how a job
 lost with Redis is found again.
@@ -26,6 +27,10 @@ from app.redis import RedisLocation
 from app.sequences import scheduler
 
 QUEUE = "leadline:queue"
+SEND_BLOCK = 50
+SEND_JOBS = 4
+"""Messages per send job: enough to batch the database work, few enough that a
+killed worker leaves few messages UNCERTAIN."""
 HEALTH_CHECK_SECONDS = 10
 logger = logging.getLogger("leadline.worker")
 
@@ -35,15 +40,26 @@ async def ping(ctx: dict[str, Any]) -> str:
     return "pong"
 
 
-async def send_message(ctx: dict[str, Any], message_id: int) -> str | None:
-    state = await sending.send(message_id, transports=ctx["transports"], settings=ctx["settings"], clock=ctx["clock"])
-    return state.value if state else None
+async def send_messages(ctx: dict[str, Any], message_ids: list[int]) -> int:
+    """Sends a block of messages; how many it sent or settled."""
+    states = await sending.send_batch(
+        message_ids, transports=ctx["transports"], settings=ctx["settings"], clock=ctx["clock"]
+    )
+    return len(states)
 
 
-async def enqueue_sends(redis: ArqRedis, message_ids: list[int]) -> None:
+async def enqueue_sends(redis: ArqRedis, message_ids: list[int], clock: Clock) -> None:
+    """One job per block of SEND_BLOCK consecutive message ids, with a job id made of
+    the block and the minute: enqueuing a block again while its job waits or runs is
+    a no-op, and a job that a killed worker left "in progress" holds its block for a
+    minute at most (arq would hold it for the job timeout). Two jobs for one message
+    are harmless: a message leaves QUEUED once, by compare-and-set."""
+    minute = int(clock.now().timestamp() // 60)
+    blocks: dict[int, list[int]] = {}
     for message_id in message_ids:
-        # One job id per message while it waits: a second enqueue of the same id is a no-op.
-        await redis.enqueue_job("send_message", message_id, _job_id=f"send:{message_id}", _queue_name=QUEUE)
+        blocks.setdefault(message_id // SEND_BLOCK, []).append(message_id)
+    for block, block_ids in blocks.items():
+        await redis.enqueue_job("send_messages", block_ids, _job_id=f"send:{block}:{minute}", _queue_name=QUEUE)
 
 
 async def scheduler_pass(redis: ArqRedis, clock: Clock) -> int:
@@ -55,10 +71,10 @@ async def scheduler_pass(redis: ArqRedis, clock: Clock) -> int:
     while True:
         result = await scheduler.run_pass(clock)
         claimed += result.claimed
-        await enqueue_sends(redis, result.queued)
+        await enqueue_sends(redis, result.queued, clock)
         if result.claimed < scheduler.BATCH:
             break
-    await enqueue_sends(redis, await scheduler.queued_messages(clock))
+    await enqueue_sends(redis, await scheduler.queued_messages(clock), clock)
     return claimed
 
 
@@ -104,14 +120,16 @@ def create_worker(
 
     return Worker(
         # Send jobs keep no result, so a message's job id is free again once it ran.
-        functions=[func(ping, keep_result=60), send_message],
+        functions=[func(ping, keep_result=60), send_messages],
         queue_name=QUEUE,
         redis_settings=location.arq_settings(),
         on_startup=startup,
         on_shutdown=shutdown,
         handle_signals=handle_signals,
         health_check_interval=HEALTH_CHECK_SECONDS,
-        max_jobs=100,
+        # Send jobs at once: each holds up to sending.LANES messages SENDING, which a
+        # killed worker leaves UNCERTAIN; while one records its chunk, others send.
+        max_jobs=SEND_JOBS,
         # On SIGTERM, sends in flight finish (and are recorded) before the worker stops.
         job_completion_wait=30,
         poll_delay=0.05,

@@ -19,8 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
-from tortoise.context import tortoise_test_context
+from tortoise.context import TortoiseContext, tortoise_test_context
 
+from app import db as app_db
 from app import ids
 from app.accounts import service as accounts
 from app.accounts.actor import Actor
@@ -77,6 +78,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 async def db() -> AsyncIterator[None]:
     async with fresh_database() as url, tortoise_test_context(MODEL_MODULES, db_url=url):
         yield
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[str]:
+    """A database made by the migrations (as in production, where the tests' ``db``
+    is made from the models), connected; its URL, for worker processes."""
+    async with fresh_database(file=tmp_path / "migrated.sqlite3") as url:
+        await app_db.migrate(Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": url}))
+        async with TortoiseContext() as context:
+            await context.init(config=app_db.tortoise_config(url))
+            yield url
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ and can refuse recipients with a given reply."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,11 +17,15 @@ from aiosmtpd.controller import Controller
 
 @dataclass
 class Sink:
-    received: list[Message] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    """What arrived, as sent: parsing waits until a test looks (the benchmark never does)."""
+    _parsed: list[Message] = field(default_factory=list)
     recipients: list[str] = field(default_factory=list)
     rcpt_reply: str | None = None
     """E.g. "451 4.3.0 Try again later" or "550 5.1.1 No such user"; None accepts."""
     rcpt_attempts: int = 0
+    delay: float = 0.0
+    """Seconds each message takes to accept: a slow server, so sending lasts."""
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         self.rcpt_attempts += 1
@@ -30,9 +35,18 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(message_from_bytes(envelope.content))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.raw.append(envelope.content)
         self.recipients.extend(envelope.rcpt_tos)
         return "250 Message accepted"
+
+    @property
+    def received(self) -> list[Message]:
+        """The messages received so far, parsed (each once)."""
+        arrived = self.raw[:]
+        self._parsed.extend(message_from_bytes(data) for data in arrived[len(self._parsed) :])
+        return self._parsed[: len(arrived)]
 
 
 @contextmanager

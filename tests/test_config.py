@@ -32,6 +32,8 @@ def test_production_requires_a_secret_key(tmp_path: Path) -> None:
         ("PORT", "eighty", "PORT must be an integer"),
         ("SCHEDULER_INTERVAL", "soon", "SCHEDULER_INTERVAL must be a number"),
         ("SCHEDULER_INTERVAL", "0", "SCHEDULER_INTERVAL must be positive"),
+        ("SEND_LEASE_SECONDS", "-5", "SEND_LEASE_SECONDS must be positive"),
+        ("SEND_LEASE_SECONDS", "nan", "SEND_LEASE_SECONDS must be positive"),
         ("LEADLINE_ENV", "staging", "LEADLINE_ENV must be development or production"),
     ],
 )

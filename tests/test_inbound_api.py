@@ -231,6 +231,7 @@ async def test_send_message_operation_queues_a_rendered_one_off(gql: GraphQL, or
         "Dear Ada",
         "ada@client.example",
     )
+    clock.advance(scheduler.RECOVER_AFTER.total_seconds())
     assert message.id in await scheduler.queued_messages(clock)
     for operation, field in [
         ({"type": "SEND_MESSAGE", "channel": "EMAIL", "body": "x"}, "subject"),

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tortoise.transactions import in_transaction
 
 from app import ids
 from app.accounts.models import Role
@@ -158,7 +159,9 @@ async def test_a_missing_custom_field_fails_the_step_not_the_pass(org: Org, cloc
 async def test_leases_expire_to_uncertain_and_queued_messages_are_found_again(org: Org, clock: FrozenClock) -> None:
     [enrollment] = await setup(org, clock)
     [message_id] = (await scheduler.run_pass(clock)).queued
-    assert await scheduler.queued_messages(clock) == [message_id]
+    assert await scheduler.queued_messages(clock) == []  # its job was enqueued a moment ago
+    clock.advance(scheduler.RECOVER_AFTER.total_seconds())
+    assert await scheduler.queued_messages(clock) == [message_id]  # still QUEUED: its job was lost
     await Message.filter(id=message_id).update(
         state=MessageState.SENDING, lease_until=clock.now() + timedelta(minutes=5)
     )
@@ -186,3 +189,23 @@ async def test_two_concurrent_passes_claim_each_enrollment_once(org: Org, clock:
     assert len(first) + len(second) == 500 == len(set(first) | set(second))
     assert first and second  # both workers took a share
     assert await Message.all().count() == 500
+
+
+async def test_the_due_query_reads_the_partial_due_index(database: str, clock: FrozenClock) -> None:
+    """A pass's cost follows the due enrollments, not all of them: its query is
+    answered from the partial index on due_at (finished enrollments are not in it)."""
+    sql = scheduler.due_query(clock.now(), scheduler.BATCH).sql(params_inline=True)
+    async with in_transaction() as connection:
+        if connection.capabilities.dialect == "postgres":
+            await connection.execute_script("SET LOCAL enable_seqscan = off")  # tiny tables: ask what it can use
+            plan = " ".join(row["QUERY PLAN"] for row in await connection.execute_query_dict(f"EXPLAIN {sql}"))
+            [index] = await connection.execute_query_dict(
+                "SELECT indexdef AS definition FROM pg_indexes WHERE indexname = 'enrollment_due_at_partial'"
+            )
+        else:
+            plan = " ".join(row["detail"] for row in await connection.execute_query_dict(f"EXPLAIN QUERY PLAN {sql}"))
+            [index] = await connection.execute_query_dict(
+                "SELECT sql AS definition FROM sqlite_master WHERE name = 'enrollment_due_at_partial'"
+            )
+    assert "enrollment_due_at_partial" in plan
+    assert "WHERE" in index["definition"] and "IS NOT NULL" in index["definition"]

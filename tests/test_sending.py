@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 
 from app import ids
@@ -11,6 +12,7 @@ from app.clock import FrozenClock
 from app.config import Settings
 from app.messaging import compose, sending
 from app.messaging.models import Message
+from app.messaging.transports import Email, FileOutbox, OutboxSms, Transports
 from app.messaging.unsubscribe import read_token
 from app.prospects import service as prospects
 from app.prospects.models import Channel, Prospect
@@ -63,6 +65,23 @@ async def test_an_email_step_reaches_a_real_smtp_server_with_its_headers(
     assert read_token(settings.secret_key, link.rsplit("/", 1)[1]) == (message.prospect_id, message.id)
     body = email.get_payload(decode=True).decode()
     assert body.startswith("Hello Ada") and link in body and "1 Main St, Springfield" in body
+
+
+async def test_built_emails_survive_unusual_text(org: Org, tmp_path: Path) -> None:
+    """Non-ASCII, very long and CR/LF-laden values (template output is prospect data)
+    come out as well-formed headers: encoded, folded, never a header of their own."""
+    organization = Organization(id=1, name="Acme", email_from="Équipe Acme <sales@acme.example>")
+    subject = "Привет, Zoë\r\nBcc: victim@example.com " + "long " * 300
+    message = Message(id=7, prospect_id=3, subject=subject, to_address="zoe@client.example", body="Grüße\nzweite Zeile")
+    message.created_at = FrozenClock().now()
+    email = sending.build_email(message, organization, settings_for(tmp_path))
+    assert email.sender == "sales@acme.example" and email.recipient == "zoe@client.example"
+    parsed = message_from_bytes(email.data, policy=policy.default)
+    assert all(len(line) <= 998 for line in email.data.split(b"\r\n"))
+    assert parsed["Bcc"] is None and parsed["Subject"] == " ".join(subject.splitlines())
+    assert parsed["From"].addresses[0].display_name == "Équipe Acme"
+    assert parsed["From"].addresses[0].addr_spec == "sales@acme.example"
+    assert parsed.get_content().startswith("Grüße\nzweite Zeile\n\n--\nUnsubscribe: ")
 
 
 async def test_transient_failures_are_retried_with_backoff_then_failed(
@@ -165,3 +184,45 @@ async def test_sms_waits_for_quiet_hours_to_end(org: Org, clock: FrozenClock, tm
     state = await sending.send(sms_id, transports=sending.transports_for(settings), settings=settings, clock=clock)
     message = await Message.get(id=sms_id)
     assert state == "QUEUED" and message.next_attempt_at == clock.now() + timedelta(hours=10)
+
+
+class _ExplodesFor:
+    """An email transport that delivers to the file outbox, except that one
+    recipient makes it fail with an unexpected error (not a SendError)."""
+
+    def __init__(self, outbox: FileOutbox, recipient: str) -> None:
+        self.outbox, self.recipient = outbox, recipient
+
+    async def send(self, email: Email) -> str:
+        if email.recipient == self.recipient:
+            raise RuntimeError("the provider client broke")
+        return await self.outbox.send(email)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_one_batch_settles_each_message_on_its_own(org: Org, clock: FrozenClock, tmp_path: Path) -> None:
+    """A batch with a sendable message, one the gate stops, and one whose provider
+    call fails unexpectedly: SENT, CANCELLED and UNCERTAIN (never resent), all
+    written; the failure of one takes nothing from the others."""
+    people = [{"first_name": name, "email": f"{name.lower()}@client.example"} for name in ("Ada", "Bob", "Cy")]
+    await setup(org, clock, steps=EMAIL_STEP, people=people)
+    queued = (await scheduler.run_pass(clock)).queued
+    bob = await Prospect.get(email="bob@client.example")
+    await Prospect.filter(id=bob.id).update(opted_out_channels=["EMAIL"])  # as an unsubscribe would, minus its effects
+    settings = settings_for(tmp_path)
+    outbox = FileOutbox(settings.data_dir / "outbox")
+    transports = Transports(email=_ExplodesFor(outbox, "cy@client.example"), sms=OutboxSms(outbox))
+    states = await sending.send_batch(queued, transports=transports, settings=settings, clock=clock)
+    by_address = {m.to_address: m for m in await Message.filter(id__in=queued)}
+    assert {address: m.state for address, m in by_address.items()} == {
+        "ada@client.example": "SENT",
+        "bob@client.example": "CANCELLED",
+        "cy@client.example": "UNCERTAIN",
+    }
+    assert sorted(states.values()) == ["CANCELLED", "SENT", "UNCERTAIN"]
+    assert by_address["cy@client.example"].error == "unexpected RuntimeError while sending; not resent"
+    assert all(m.lease_until is None for m in by_address.values())
+    assert await sending.send_batch(queued, transports=transports, settings=settings, clock=clock) == {}
+    assert len(list((settings.data_dir / "outbox").iterdir())) == 1

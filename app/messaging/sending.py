@@ -1,13 +1,13 @@
-"""Sending one queued message (SPEC R5.2-R5.5).
+"""Sending queued messages, in batches (SPEC R5.2-R5.5).
 
 1. QUEUED → SENDING by compare-and-set (attempts + 1, a lease), so two workers
-   holding the same job cannot both send.
+   holding the same ids cannot both send one.
 2. The send gate, re-read right before the provider call: the enrollment is
    unfinished, the prospect is not do-not-contact, the channel is not opted
    out or bounced, SMS is within quiet hours. Failing it: CANCELLED (or, for
    quiet hours, QUEUED again for the next opening).
-3. The provider call, outside any transaction.
-4. The outcome, always written (``finally``): SENT; QUEUED again after a
+3. The provider calls, concurrently, outside any transaction.
+4. The outcomes, always written, in one transaction: SENT; QUEUED again after a
    transient failure (exponential backoff with jitter, at most 5 attempts),
    then FAILED; FAILED or BOUNCED for a permanent one, finishing the
    enrollment. A hard bounce also blocks EMAIL for the prospect.
@@ -15,15 +15,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import logging
 import random
 from datetime import timedelta
-from email.mime.text import MIMEText
-from email.utils import format_datetime, make_msgid
+from email.header import Header
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from app import bulk
 from app.accounts.actor import system_actor
 from app.accounts.models import Organization
 from app.clock import Clock
@@ -49,8 +53,11 @@ from app.sequences.state import Event, Stage
 from app.sequences.windows import next_opening
 
 MAX_ATTEMPTS = 5
-LEASE = timedelta(minutes=5)
+LANES = 8
+"""Messages sent at once by one batch: the SMTP pool's connections."""
 BACKOFF_BASE_SECONDS = 30
+RECORDED_FIELDS = ["state", "lease_until", "sent_at", "next_attempt_at", "external_id", "error", "bounce_type"]
+logger = logging.getLogger("leadline.sending")
 
 
 def transports_for(settings: Settings) -> Transports:
@@ -72,22 +79,57 @@ def backoff(attempts: int) -> timedelta:
 
 
 def build_email(message: Message, organization: Organization, settings: Settings) -> Email:
-    """A plain-text email with the headers of R5.5 (cheap to build: MIMEText, compat32)."""
+    """A plain-text email with the headers of R5.5, assembled directly as bytes
+    (~20 µs; the email package's generator costs 0.3-1.4 ms a message)."""
     sender = organization.email_from or f"no-reply@{_host(settings.public_url)}"
-    message_id = make_msgid(domain=sender.rsplit("@", 1)[1])
+    message_id = make_msgid(domain=sender.rsplit("@", 1)[1].rstrip(">"))
     link = f"{settings.public_url}/u/{make_token(settings.secret_key, message.prospect_id, message.id)}"
     footer = f"\n\n--\nUnsubscribe: {link}\n"
     if organization.postal_address:
         footer += f"{organization.postal_address}\n"
-    mime = MIMEText(message.body + footer, "plain", "utf-8")
-    mime["From"] = sender
-    mime["To"] = message.to_address or ""
-    mime["Subject"] = message.subject or ""
-    mime["Message-ID"] = message_id
-    mime["Date"] = format_datetime(message.created_at)
-    mime["List-Unsubscribe"] = f"<{link}>"
-    mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    return Email(sender=sender, recipient=message.to_address or "", data=mime.as_bytes(), message_id=message_id)
+    headers = (
+        ("From", _address(sender)),
+        ("To", _address(message.to_address or "")),
+        ("Subject", _text(message.subject or "")),
+        ("Message-ID", message_id),
+        ("Date", format_datetime(message.created_at)),
+        ("List-Unsubscribe", f"<{link}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", 'text/plain; charset="utf-8"'),
+        ("Content-Transfer-Encoding", "base64"),
+    )
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
+    body = base64.encodebytes((message.body + footer).encode("utf-8")).replace(b"\n", b"\r\n")
+    return Email(
+        sender=_envelope_sender(sender),
+        recipient=message.to_address or "",
+        data=head + b"\r\n" + body,
+        message_id=message_id,
+    )
+
+
+@lru_cache(maxsize=256)
+def _envelope_sender(sender: str) -> str:
+    """The bare address of a From header (parsing it costs 0.1 ms: once per sender)."""
+    return parseaddr(sender)[1] or sender
+
+
+def _text(value: str) -> str:
+    """A header value on one line: no CR/LF from template output can add a header;
+    non-ASCII or long values are RFC 2047 encoded and folded."""
+    value = " ".join(value.splitlines())
+    if value.isascii() and len(value) < 900:
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
+def _address(value: str) -> str:
+    """An address header: a non-ASCII display name encoded, the address left as it is."""
+    value = " ".join(value.splitlines())
+    if value.isascii():
+        return value
+    return formataddr(parseaddr(value), charset="utf-8")
 
 
 def _host(url: str) -> str:
@@ -95,100 +137,163 @@ def _host(url: str) -> str:
 
 
 async def send(message_id: int, *, transports: Transports, settings: Settings, clock: Clock) -> MessageState | None:
-    """Sends one message if it is QUEUED and due; returns its new state (None: not ours to send)."""
+    """Sends one message if it is QUEUED and due; its new state (None: not ours to send)."""
+    states = await send_batch([message_id], transports=transports, settings=settings, clock=clock)
+    return states.get(message_id)
+
+
+async def send_batch(
+    message_ids: list[int], *, transports: Transports, settings: Settings, clock: Clock
+) -> dict[int, MessageState]:
+    """Sends those of ``message_ids`` that are QUEUED and due; their new states.
+
+    They go in chunks of LANES, sent concurrently: each chunk is claimed (one
+    compare-and-set), gated (two reads) and recorded (one transaction) on
+    its own, so the database work per message stays small while a worker that
+    dies holds at most a chunk per job SENDING, the messages it was sending.
+    """
+    query = Message.filter(id__in=message_ids, state=MessageState.QUEUED, next_attempt_at__lte=clock.now())
+    due = await query.values_list("id", "organization_id")
+    due_ids = [int(pk) for pk, _ in due]
+    # Organizations hold no gate facts: read once for the batch.
+    organizations = {o.id: o for o in await Organization.filter(id__in={org for _, org in due})}
+    states: dict[int, MessageState] = {}
+    for start in range(0, len(due_ids), LANES):
+        chunk = due_ids[start : start + LANES]
+        states |= await _send_chunk(chunk, organizations, transports, settings, clock)
+    return states
+
+
+async def _send_chunk(
+    message_ids: list[int],
+    organizations: dict[int, Organization],
+    transports: Transports,
+    settings: Settings,
+    clock: Clock,
+) -> dict[int, MessageState]:
     now = clock.now()
-    taken = await Message.filter(id=message_id, state=MessageState.QUEUED, next_attempt_at__lte=now).update(
-        state=MessageState.SENDING,
-        lease_until=now + LEASE,
-        attempts=F("attempts") + 1,
+    taken = await bulk.compare_and_set(
+        Message,
+        message_ids,
+        expect={"state": MessageState.QUEUED},
+        values={"state": MessageState.SENDING, "lease_until": now + timedelta(seconds=settings.send_lease_seconds)},
+        increment=("attempts",),
     )
     if not taken:
+        return {}
+    messages = await Message.filter(id__in=taken).order_by("id")
+    gate = await _Gate.read(messages, organizations, clock)
+    results = await asyncio.gather(*(_attempt(m, gate, transports, settings) for m in messages), return_exceptions=True)
+    for message, result in zip(messages, results, strict=True):
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result
+            # Nothing says whether the provider took it: never resent (R5.2).
+            logger.error("sending message %s failed unexpectedly", message.id, exc_info=result)
+            message.state = MessageState.UNCERTAIN
+            message.error = f"unexpected {type(result).__name__} while sending; not resent"
+    await _record(messages, clock)
+    return {m.id: m.state for m in messages}
+
+
+class _Gate:
+    """The send gate's facts for a chunk, read in two queries (R5.3)."""
+
+    def __init__(
+        self,
+        prospects: dict[int, Prospect],
+        open_enrollments: set[int],
+        organizations: dict[int, Organization],
+        clock: Clock,
+    ) -> None:
+        self.prospects = prospects
+        self.open_enrollments = open_enrollments
+        self.organizations = organizations
+        self.clock = clock
+
+    @classmethod
+    async def read(cls, messages: list[Message], organizations: dict[int, Organization], clock: Clock) -> _Gate:
+        enrollment_ids = [m.enrollment_id for m in messages if m.enrollment_id is not None]
+        open_enrollments = await Enrollment.filter(id__in=enrollment_ids, finished_at=None).values_list("id", flat=True)
+        prospects = await Prospect.filter(id__in={m.prospect_id for m in messages}).only(
+            "id", "do_not_contact", "opted_out_channels", "time_zone"
+        )
+        return cls(
+            {p.id: p for p in prospects},
+            set(open_enrollments),  # type: ignore[arg-type]
+            organizations,
+            clock,
+        )
+
+    def verdict(self, message: Message) -> MessageState | None:
+        """None when the message may go now; else CANCELLED, or QUEUED for later (quiet hours)."""
+        prospect = self.prospects[message.prospect_id]
+        if message.channel in lifecycle.blocked_channels(prospect):
+            return MessageState.CANCELLED
+        if message.enrollment_id is not None and message.enrollment_id not in self.open_enrollments:
+            return MessageState.CANCELLED
+        if message.channel is Channel.SMS:
+            organization = self.organizations[message.organization_id]
+            zone = ZoneInfo(prospect.time_zone or organization.time_zone)
+            now = self.clock.now()
+            opening = next_opening(now, window=None, prospect_zone=zone, quiet_hours=True)
+            if opening > now:
+                message.next_attempt_at = opening
+                return MessageState.QUEUED
         return None
-    message = await Message.get(id=message_id)
-    outcome = MessageState.FAILED
-    error: SendError | None = None
+
+
+async def _attempt(message: Message, gate: _Gate, transports: Transports, settings: Settings) -> None:
+    """The gate, then the provider call; sets ``message.state`` to the outcome."""
+    verdict = gate.verdict(message)
+    if verdict is not None:
+        message.state = verdict
+        return
+    organization = gate.organizations[message.organization_id]
     try:
-        verdict = await _gate(message, clock)
-        if verdict is not None:
-            outcome = verdict
-            return outcome
-        organization = await Organization.get(id=message.organization_id)
         if message.channel is Channel.EMAIL:
-            external_id = await transports.email.send(build_email(message, organization, settings))
+            message.external_id = await transports.email.send(build_email(message, organization, settings))
         else:
-            external_id = await transports.sms.send(
+            message.external_id = await transports.sms.send(
                 to=message.to_address or "",
                 sender=organization.sms_from or "",
                 body=message.body,
                 reference=message.id,
             )
-        message.external_id = external_id
-        outcome = MessageState.SENT
-        return outcome
     except SendError as failure:
-        error = failure
-        outcome = _after_failure(message, failure)
-        return outcome
-    finally:
-        await _record(message, outcome, error, clock)
+        message.state = _after_failure(message, failure, gate.clock)
+        return
+    message.state = MessageState.SENT
 
 
-async def _gate(message: Message, clock: Clock) -> MessageState | None:
-    """None when the message may go now; else CANCELLED, or QUEUED for later (quiet hours)."""
-    prospect = await Prospect.get(id=message.prospect_id)
-    if message.channel in lifecycle.blocked_channels(prospect):
-        return MessageState.CANCELLED
-    if message.enrollment_id is not None:
-        enrollment = await Enrollment.get_or_none(id=message.enrollment_id)
-        if enrollment is None or enrollment.finished_at is not None:
-            return MessageState.CANCELLED
-    if message.channel is Channel.SMS:
-        organization = await Organization.get(id=message.organization_id)
-        zone = ZoneInfo(prospect.time_zone or organization.time_zone)
-        opening = next_opening(clock.now(), window=None, prospect_zone=zone, quiet_hours=True)
-        if opening > clock.now():
-            message.next_attempt_at = opening
-            return MessageState.QUEUED
-    return None
-
-
-def _after_failure(message: Message, failure: SendError) -> MessageState:
+def _after_failure(message: Message, failure: SendError, clock: Clock) -> MessageState:
     message.error = str(failure)[:1000]
     if isinstance(failure, TransientError) and message.attempts < MAX_ATTEMPTS:
-        return MessageState.QUEUED  # _record sets the backoff
+        message.next_attempt_at = clock.now() + backoff(message.attempts)
+        return MessageState.QUEUED
     if isinstance(failure, PermanentError) and failure.hard_bounce:
         message.bounce_type = BounceType.HARD
         return MessageState.BOUNCED
     return MessageState.FAILED
 
 
-async def _record(message: Message, outcome: MessageState, error: SendError | None, clock: Clock) -> None:
-    """Writes the attempt's outcome, and what it means for the enrollment and prospect."""
+async def _record(messages: list[Message], clock: Clock) -> None:
+    """Writes the batch's outcomes, and what they mean for enrollments and prospects."""
     now = clock.now()
-    message.state = outcome
-    message.lease_until = None
-    if outcome is MessageState.SENT:
-        message.sent_at = now
-    if outcome is MessageState.QUEUED and error is not None:
-        message.next_attempt_at = now + backoff(message.attempts)
-    async with in_transaction():
-        if outcome is MessageState.SENT:
-            await Prospect.filter(id=message.prospect_id).update(
+    for message in messages:
+        message.lease_until = None
+        if message.state is MessageState.SENT:
+            message.sent_at = now
+    sent_to = {m.prospect_id for m in messages if m.state is MessageState.SENT}
+    async with in_transaction() as connection:
+        await bulk.update_each(messages, RECORDED_FIELDS, connection)
+        if sent_to:
+            await Prospect.filter(id__in=sent_to).update(
                 conversation_state=ConversationState.AWAITING_REPLY, last_message_at=now
             )
-        await message.save(
-            update_fields=[
-                "state",
-                "lease_until",
-                "sent_at",
-                "next_attempt_at",
-                "external_id",
-                "error",
-                "bounce_type",
-            ]
-        )
-        if outcome in (MessageState.FAILED, MessageState.BOUNCED) and message.enrollment_id is not None:
-            await _finish_enrollment(message, outcome, clock)
+        for message in messages:
+            if message.state in (MessageState.FAILED, MessageState.BOUNCED) and message.enrollment_id is not None:
+                await _finish_enrollment(message, message.state, clock)
 
 
 async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clock) -> None:

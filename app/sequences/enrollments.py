@@ -20,7 +20,7 @@ from app.prospects import service as prospects
 from app.prospects.models import ChangeCause
 from app.sequences import lifecycle
 from app.sequences.lifecycle import record, steps_of
-from app.sequences.models import Enrollment, Sequence, SequenceStep
+from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange
 from app.sequences.service import get_sequence
 from app.sequences.state import Event, Facts, Stage, transition
 
@@ -107,11 +107,30 @@ async def activate(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enro
 
 async def start(enrollment: Enrollment, *, actor: Actor, cause: ChangeCause, reason: str) -> None:
     """NOT_STARTED → STARTED: the next step becomes due after its delay."""
-    to = transition(enrollment.stage, Event.ACTIVATE)
+    await start_all([enrollment], actor=actor, cause=cause, reason=reason)
+
+
+async def start_all(enrollments: list[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> None:
+    """Starts locked NOT_STARTED enrollments in a few statements, whatever their number:
+    one UPDATE per distinct first step, one INSERT of stage changes."""
     now = actor.now()
-    step = await SequenceStep.get_or_none(id=enrollment.current_step_id) if enrollment.current_step_id else None
-    enrollment.due_at = now + timedelta(seconds=step.delay_seconds if step else 0)
-    await record(enrollment, to, actor=actor, cause=cause, reason=reason, now=now)
+    by_step: dict[int | None, list[Enrollment]] = {}
+    for enrollment in enrollments:
+        by_step.setdefault(enrollment.current_step_id, []).append(enrollment)
+    steps = {s.id: s for s in await SequenceStep.filter(id__in=[pk for pk in by_step if pk is not None])}
+    changes = []
+    for step_id, group in by_step.items():
+        due = now + timedelta(seconds=steps[step_id].delay_seconds if step_id in steps else 0)
+        for enrollment in group:
+            to = transition(enrollment.stage, Event.ACTIVATE)  # NOT_STARTED → STARTED, or InvalidTransition
+            changes.append(
+                lifecycle.stage_change(
+                    enrollment, enrollment.stage, to, actor=actor, cause=cause, reason=reason, now=now
+                )
+            )
+            enrollment.stage, enrollment.due_at = to, due
+        await Enrollment.filter(id__in=[e.id for e in group]).update(stage=Stage.STARTED, due_at=due)
+    await StageChange.bulk_create(changes)
 
 
 async def pause(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
@@ -180,6 +199,5 @@ async def set_sequence_active(*, actor: Actor, sequence_id: str, active: bool) -
         await sequence.save(update_fields=["active"])
         if active:
             waiting = await Enrollment.filter(sequence_id=sequence.id, stage=Stage.NOT_STARTED).select_for_update()
-            for enrollment in waiting:
-                await start(enrollment, actor=actor, cause=ChangeCause.USER, reason="sequence_activated")
+            await start_all(waiting, actor=actor, cause=ChangeCause.USER, reason="sequence_activated")
     return sequence

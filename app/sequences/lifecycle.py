@@ -59,7 +59,21 @@ async def record(
             state=MessageState.CANCELLED, error="the enrollment finished before it was sent"
         )
     await enrollment.save()
-    await StageChange.create(
+    await stage_change(enrollment, before, to, actor=actor, cause=cause, reason=reason, now=now).save()
+
+
+def stage_change(
+    enrollment: Enrollment,
+    before: Stage | None,
+    to: Stage,
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    reason: str,
+    now: datetime,
+) -> StageChange:
+    """The (unsaved) history row of one transition."""
+    return StageChange(
         organization_id=enrollment.organization_id,
         enrollment_id=enrollment.id,
         from_stage=before,

@@ -14,14 +14,16 @@ commit, from the message ids a pass returns; a lost job is found again by
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tortoise import connections
-from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from app import bulk
 from app.accounts.actor import Actor, system_actor
 from app.accounts.models import Organization
 from app.clock import Clock
@@ -29,12 +31,12 @@ from app.errors import InvalidInput
 from app.messaging.models import Direction, Message, MessageState
 from app.prospects.models import ChangeCause, Channel, Prospect, Task, TaskKind
 from app.sequences import lifecycle, templates
-from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
+from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
 from app.sequences.state import RUNNING, Event, Facts, Stage, transition
 from app.sequences.windows import SendWindow, next_opening
 
 BATCH = 500
-LEASE = timedelta(minutes=5)
+RECOVER_AFTER = timedelta(seconds=1)
 
 
 @dataclass
@@ -49,32 +51,82 @@ async def run_pass(clock: Clock, *, batch: int = BATCH) -> PassResult:
     now = clock.now()
     result = PassResult()
     postgres = connections.get("default").capabilities.dialect == "postgres"
-    async with in_transaction():
-        query = Enrollment.filter(due_at__lte=now, stage__in=list(RUNNING), sequence__active=True)
-        query = query.order_by("due_at", "id").limit(batch)
-        if postgres:
-            query = query.select_for_update(skip_locked=True, of=("enrollment",))
-        due = await query
-        result.claimed = len(due)
-        context = _Context(clock)
-        await context.load_prospects([e.prospect_id for e in due])
-        for enrollment in due:
-            message_id = await _advance(enrollment, context)
-            if message_id is not None:
-                result.queued.append(message_id)
+    try:
+        async with in_transaction():
+            query = due_query(now, batch)
+            if postgres:
+                query = query.select_for_update(skip_locked=True, of=("enrollment",))
+            due = await query
+            result.claimed = len(due)
+            context = _Context(clock, now)
+            await context.load_prospects([e.prospect_id for e in due])
+            for enrollment in due:
+                await _advance(enrollment, context)
+            result.queued = await context.writes.flush(now)
+    except _Moved:
+        return PassResult()  # another process changed the batch under us: the next pass retries it
     return result
+
+
+def due_query(now: datetime, batch: int) -> QuerySet[Enrollment]:
+    """The oldest due running enrollments: read through the partial index on
+    (due_at, id) WHERE due_at IS NOT NULL, so a pass costs the same with ten
+    thousand enrollments or a million."""
+    query = Enrollment.filter(due_at__lte=now, stage__in=list(RUNNING), sequence__active=True)
+    return query.order_by("due_at", "id").limit(batch)
+
+
+class _Moved(Exception):
+    """A batched compare-and-set found fewer rows than it expected."""
+
+
+class _Writes:
+    """The batch's message steps, written together when the pass ends."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.stage_changes: list[StageChange] = []
+        self.schedules: defaultdict[tuple[tuple[str, object], ...], list[int]] = defaultdict(list)
+
+    def schedule(self, enrollment: Enrollment, **changes: object) -> None:
+        """Sets ``changes`` on the enrollment; enrollments with equal changes share one UPDATE."""
+        for key, value in changes.items():
+            setattr(enrollment, key, value)
+        self.schedules[tuple(sorted(changes.items()))].append(enrollment.id)
+
+    async def flush(self, now: datetime) -> list[int]:
+        """Writes everything; the new messages' ids. Raises _Moved if an enrollment moved."""
+        for changes, enrollment_ids in self.schedules.items():
+            updated = await Enrollment.filter(id__in=enrollment_ids, due_at__lte=now, stage__in=list(RUNNING)).update(
+                **dict(changes)
+            )
+            if updated != len(enrollment_ids):
+                raise _Moved
+        keys = [m.send_key for m in self.messages]
+        existing = (
+            {m.send_key for m in await Message.filter(send_key__in=keys).only("id", "send_key")} if keys else set()
+        )
+        # A step whose message exists already (a jump back) is skipped, never sent twice.
+        fresh = [m for m in self.messages if m.send_key not in existing]
+        await bulk.insert_returning_ids(fresh)
+        if self.stage_changes:
+            await StageChange.bulk_create(self.stage_changes)
+        return [m.id for m in fresh]
 
 
 class _Context:
     """Rows a pass reads many times (sequences, steps, organizations), read once,
     and the batch's prospects, read in one query."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, now: datetime) -> None:
         self.clock = clock
+        self.now = now
+        """One time for the whole pass: enrollments that ran the same step get equal schedules."""
         self._sequences: dict[int, Sequence] = {}
         self._steps: dict[int, list[SequenceStep]] = {}
         self._orgs: dict[int, Organization] = {}
         self._prospects: dict[int, Prospect] = {}
+        self.writes = _Writes()
 
     async def load_prospects(self, ids: list[int]) -> None:
         self._prospects = {p.id: p for p in await Prospect.filter(id__in=ids)}
@@ -111,8 +163,8 @@ async def _claim(enrollment: Enrollment, **changes: object) -> bool:
     return updated == 1
 
 
-async def _advance(enrollment: Enrollment, context: _Context) -> int | None:
-    now = context.clock.now()
+async def _advance(enrollment: Enrollment, context: _Context) -> None:
+    now = context.now
     actor = system_actor(enrollment.organization_id, context.clock)
     sequence = await context.sequence(enrollment.sequence_id)
     if enrollment.current_step_id is None:
@@ -126,11 +178,11 @@ async def _advance(enrollment: Enrollment, context: _Context) -> int | None:
                 reason="timeout",
                 now=now,
             )
-        return None
+        return
     steps = await context.steps(sequence.id)
     step = next((s for s in steps if s.id == enrollment.current_step_id), None)
     if step is None:  # removed since it was scheduled: remove_step already moved pointers on
-        return None
+        return
     prospect = context.prospect(enrollment.prospect_id)
     organization = await context.organization(enrollment.organization_id)
     zone = ZoneInfo(prospect.time_zone or organization.time_zone)
@@ -144,15 +196,15 @@ async def _advance(enrollment: Enrollment, context: _Context) -> int | None:
         )
     except InvalidInput:
         await _fail(enrollment, Stage.FAILED, "no_send_time", actor, now)
-        return None
+        return
     if opening > now:
-        await _claim(enrollment, due_at=opening)
-        return None
+        context.writes.schedule(enrollment, due_at=opening)
+        return
     following = next((s for s in steps if s.position > step.position), None)
     if step.type in (StepType.CALL, StepType.TASK):
         await _open_task(enrollment, step, prospect, organization, following, actor, now)
-        return None
-    return await _queue(enrollment, sequence, step, prospect, organization, following, actor, now)
+        return
+    await _queue(enrollment, sequence, step, prospect, organization, following, actor, context.writes, now)
 
 
 def next_due(
@@ -191,28 +243,28 @@ async def _queue(
     organization: Organization,
     following: SequenceStep | None,
     actor: Actor,
+    writes: _Writes,
     now: datetime,
-) -> int | None:
+) -> None:
+    """Adds the step's message, the enrollment's next schedule and its STEP_RAN
+    stage change to the batch's writes (or fails the enrollment at once)."""
     channel = Channel.EMAIL if step.type is StepType.EMAIL else Channel.SMS
     if channel in lifecycle.blocked_channels(prospect):
         await _fail(enrollment, Stage.OPTED_OUT, "channel_blocked", actor, now)
-        return None
+        return
     address = prospect.email if channel is Channel.EMAIL else prospect.phone
     if not address:
         await _fail(enrollment, Stage.FAILED, "no_address", actor, now)
-        return None
+        return
     values = templates.variables(prospect, organization.name)
     try:
         subject = templates.render(step.subject, values) if step.subject else None
         body = templates.render(step.body, values)
     except templates.RenderError:
         await _fail(enrollment, Stage.FAILED, "template", actor, now)
-        return None
-    before = enrollment.stage
-    if not await _claim(enrollment, **_after_step(enrollment, sequence, following, now, step.type is StepType.EMAIL)):
-        return None
-    try:
-        message = await Message.create(
+        return
+    writes.messages.append(
+        Message(
             organization_id=enrollment.organization_id,
             prospect_id=prospect.id,
             enrollment_id=enrollment.id,
@@ -227,10 +279,16 @@ async def _queue(
             next_attempt_at=now,
             send_key=f"{enrollment.id}:{step.id}",
         )
-    except IntegrityError:
-        return None  # this step's message exists already: never a second one
-    await _step_ran(enrollment, before, actor, now)
-    return message.id
+    )
+    before = enrollment.stage
+    to = transition(before, Event.STEP_RAN)
+    writes.schedule(enrollment, stage=to, **_after_step(enrollment, sequence, following, now, channel is Channel.EMAIL))
+    if to != before:
+        writes.stage_changes.append(
+            lifecycle.stage_change(
+                enrollment, before, to, actor=actor, cause=ChangeCause.SCHEDULER, reason="step_ran", now=now
+            )
+        )
 
 
 async def _open_task(
@@ -307,12 +365,11 @@ async def task_completed(task: Task, clock: Clock) -> None:
 
 
 async def queued_messages(clock: Clock, *, limit: int = BATCH) -> list[int]:
-    """QUEUED messages whose attempt is due: what a lost job would have sent."""
-    now = clock.now()
-    rows = (
-        await Message.filter(state=MessageState.QUEUED, next_attempt_at__lte=now).order_by("id").limit(limit).only("id")
-    )
-    return [row.id for row in rows]
+    """QUEUED messages due for RECOVER_AFTER already: what a lost job (or a retry
+    after its backoff) would have sent. Younger ones still have their job."""
+    overdue = clock.now() - RECOVER_AFTER
+    query = Message.filter(state=MessageState.QUEUED, next_attempt_at__lte=overdue).order_by("id").limit(limit)
+    return await query.values_list("id", flat=True)  # type: ignore[return-value]
 
 
 async def expire_leases(clock: Clock) -> int:

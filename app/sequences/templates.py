@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -77,8 +77,14 @@ def variables(prospect: Any, organization_name: str) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    """Compiling costs ~0.6 ms, rendering a few µs: a step's template is compiled once."""
+    return _environment().from_string(source)
+
+
 def render(source: str, values: Mapping[str, Any]) -> str:
     try:
-        return _environment().from_string(source).render(**values)
+        return _compiled(source).render(**values)
     except (UndefinedError, SecurityError, TypeError, ValueError, ArithmeticError) as error:
         raise RenderError(f"{type(error).__name__}: {error}") from None
