@@ -344,6 +344,14 @@ class AutomationRule(Node):
     async def status(self, info: Info) -> Status | None:
         return None if self.row.status_id is None else await _status(info, self.row.status_id)
 
+    @strawberry.field(description="MESSAGE_SENT / MESSAGE_RECEIVED: the channel to match; null matches any.")
+    def channel(self) -> Channel | None:
+        return self.row.channel
+
+    @strawberry.field(description="ENROLLMENT_STAGE_CHANGED: the new stage to match; null matches any.")
+    def stage(self) -> EnrollmentStage | None:
+        return self.row.stage
+
     @strawberry.field
     def operations(self) -> list[Operation]:
         return [Operation(data=op) for op in self.row.operations]

@@ -17,6 +17,7 @@ from app.prospects.models import ChangeCause, Channel, ConversationState, Prospe
 from app.sequences import lifecycle
 from app.sequences.models import Sequence
 from app.sequences.state import Event
+from app.workflows.models import TriggerEvent
 
 
 async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str | None) -> Prospect:
@@ -86,6 +87,9 @@ async def record_inbound(
                 reason="replied",
                 sequence_ids=stopping,
             )
+            # An auto-reply is not a reply: it sets off no MESSAGE_RECEIVED rule either.
+            await effects.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
+            await prospect.refresh_from_db()  # rules may have changed it
     return message, prospect
 
 

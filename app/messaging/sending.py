@@ -51,6 +51,7 @@ from app.sequences import lifecycle
 from app.sequences.models import Enrollment
 from app.sequences.state import Event, Stage
 from app.sequences.windows import next_opening
+from app.workflows.models import TriggerEvent
 
 MAX_ATTEMPTS = 5
 LANES = 8
@@ -294,6 +295,12 @@ async def _record(messages: list[Message], clock: Clock) -> None:
         for message in messages:
             if message.state in (MessageState.FAILED, MessageState.BOUNCED) and message.enrollment_id is not None:
                 await _finish_enrollment(message, message.state, clock)
+        sent = [
+            (system_actor(m.organization_id, clock), m.prospect_id, m.channel)
+            for m in messages
+            if m.state is MessageState.SENT
+        ]
+        await effects.events_happened(TriggerEvent.MESSAGE_SENT, sent)
 
 
 async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clock) -> None:

@@ -4,42 +4,36 @@ Every function here runs inside the caller's transaction, on a prospect row
 the caller has locked, and changes nothing outside it; an exception rolls
 back every operation before it (R2.2). Automation (R8) runs in the same
 transaction: a rule fires at most once per chain and chains stop at depth 5.
+Rules on MESSAGE_SENT, MESSAGE_RECEIVED and ENROLLMENT_STAGE_CHANGED run in a
+savepoint (``event_rules``): one that cannot run is logged and undone, and
+never undoes the message or stage change that set it off.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Iterable
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role, User
-from app.errors import Conflict
+from app.errors import Conflict, DomainError
 from app.messaging import compose
 from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange, Task, TaskKind
 from app.sequences import lifecycle
 from app.sequences.models import Sequence
 from app.sequences.state import Event, Stage
+from app.workflows.chain import Chain
 from app.workflows.models import AutomationRule, Status, TriggerEvent
 from app.workflows.operations import OperationType
 
-MAX_CHAIN_DEPTH = 5
-
-
-@dataclass(frozen=True)
-class Chain:
-    """The automation rules already fired in this chain of events."""
-
-    depth: int = 0
-    fired: frozenset[int] = field(default_factory=frozenset)
-
-    def allows(self, rule_id: int) -> bool:
-        return self.depth < MAX_CHAIN_DEPTH and rule_id not in self.fired
-
-    def after(self, rule_id: int) -> Chain:
-        return Chain(self.depth + 1, self.fired | {rule_id})
+logger = logging.getLogger("leadline.automation")
 
 
 async def change_status(
@@ -77,6 +71,7 @@ async def change_status(
             cause=cause,
             reason="status_outcome",
             outcome=status.enrollment_outcome,
+            chain=chain,
         )
     await fire_rules(TriggerEvent.STATUS_ENTERED, prospect, actor=actor, chain=chain, status_id=status.id)
 
@@ -92,15 +87,59 @@ async def fire_rules(
     actor: Actor,
     chain: Chain,
     status_id: int | None = None,
+    channel: Channel | None = None,
+    stage: Stage | None = None,
 ) -> None:
     rules = AutomationRule.filter(organization_id=prospect.organization_id, event=event, enabled=True)
     if event is TriggerEvent.STATUS_ENTERED:
         rules = rules.filter(status_id=status_id)
+    if channel is not None:
+        rules = rules.filter(Q(channel=None) | Q(channel=channel))
+    if stage is not None:
+        rules = rules.filter(Q(stage=None) | Q(stage=stage))
     for rule in await rules.order_by("id"):
         if chain.allows(rule.id):
             await run_operations(
                 prospect, rule.operations, actor=actor, cause=ChangeCause.AUTOMATION, chain=chain.after(rule.id)
             )
+
+
+async def organizations_with_rules(organization_ids: Iterable[int], event: TriggerEvent) -> set[int]:
+    """Which of these organizations have an enabled rule for ``event`` (one query)."""
+    rows = await AutomationRule.filter(organization_id__in=set(organization_ids), event=event, enabled=True).only(
+        "organization_id"
+    )
+    return {row.organization_id for row in rows}
+
+
+async def events_happened(
+    event: TriggerEvent,
+    happened: Iterable[tuple[Actor, int, Channel | Stage]],
+    *,
+    chain: Chain | None = None,
+) -> None:
+    """Fires the rules of MESSAGE_SENT, MESSAGE_RECEIVED (with the message's channel)
+    or ENROLLMENT_STAGE_CHANGED (with the stage entered) for each (actor, prospect id,
+    channel or stage); one query when no organization has rules for the event.
+
+    Each prospect's rules run on its locked row in a savepoint of the event's
+    transaction: a rule that cannot run (its status or sequence deleted since) is
+    logged and undone, and the event itself (a message sent, a reply) still stands.
+    """
+    happened = list(happened)
+    with_rules = await organizations_with_rules({actor.organization_id for actor, _, _ in happened}, event)
+    for actor, prospect_id, value in happened:
+        if actor.organization_id not in with_rules:
+            continue
+        channel = value if isinstance(value, Channel) else None
+        stage = value if isinstance(value, Stage) else None
+        try:
+            async with in_transaction():
+                prospect = await Prospect.filter(id=prospect_id).select_for_update().first()
+                if prospect is not None:
+                    await fire_rules(event, prospect, actor=actor, chain=chain or Chain(), channel=channel, stage=stage)
+        except DomainError as error:
+            logger.warning("automation on %s for prospect %s stopped: %s", event.value, prospect_id, error.message)
 
 
 async def run_operations(
@@ -140,7 +179,7 @@ async def run_operations(
                 created_at=now,
             )
         elif kind is OperationType.MARK_DO_NOT_CONTACT:
-            await set_do_not_contact(prospect, True, actor=actor, cause=cause)
+            await set_do_not_contact(prospect, True, actor=actor, cause=cause, chain=chain)
         elif kind is OperationType.ASSIGN:
             user_id = op.get("user_id")
             if user_id is None:
@@ -151,20 +190,30 @@ async def run_operations(
         elif kind is OperationType.UNASSIGN:
             await assign(prospect, None, actor=actor)
         elif kind is OperationType.ENROLL_IN_SEQUENCE:
-            await _enroll(prospect, op["sequence_id"], actor=actor, cause=cause)
+            await _enroll(prospect, op["sequence_id"], actor=actor, cause=cause, chain=chain)
         elif kind is OperationType.FINISH_ENROLLMENTS:
             await lifecycle.for_prospect(
-                prospect.id, Event.FINISH, actor=actor, cause=cause, reason="operation", outcome=Stage(op["outcome"])
+                prospect.id,
+                Event.FINISH,
+                actor=actor,
+                cause=cause,
+                reason="operation",
+                outcome=Stage(op["outcome"]),
+                chain=chain,
             )
         elif kind is OperationType.PAUSE_ENROLLMENTS:
-            await lifecycle.for_prospect(prospect.id, Event.PAUSE, actor=actor, cause=cause, reason="operation")
+            await lifecycle.for_prospect(
+                prospect.id, Event.PAUSE, actor=actor, cause=cause, reason="operation", chain=chain
+            )
         elif kind is OperationType.RESUME_ENROLLMENTS:
-            await lifecycle.for_prospect(prospect.id, Event.RESUME, actor=actor, cause=cause, reason="operation")
+            await lifecycle.for_prospect(
+                prospect.id, Event.RESUME, actor=actor, cause=cause, reason="operation", chain=chain
+            )
         elif kind is OperationType.SEND_MESSAGE:
             await compose.queue_message(prospect, Channel(op["channel"]), op.get("subject"), op["body"], now=now)
 
 
-async def _enroll(prospect: Prospect, sequence_id: int, *, actor: Actor, cause: ChangeCause) -> None:
+async def _enroll(prospect: Prospect, sequence_id: int, *, actor: Actor, cause: ChangeCause, chain: Chain) -> None:
     """ENROLL_IN_SEQUENCE: a prospect already in the sequence, or blocked on one of
     its channels, is left as it is (the operation is a no-op for it, not a failure)."""
     sequence = await Sequence.get_or_none(id=sequence_id, organization_id=prospect.organization_id)
@@ -174,17 +223,21 @@ async def _enroll(prospect: Prospect, sequence_id: int, *, actor: Actor, cause: 
     if not steps:
         return
     with contextlib.suppress(lifecycle.DoNotContact, lifecycle.AlreadyEnrolled):
-        await lifecycle.enroll_one(prospect, sequence, steps, actor=actor, cause=cause, activate=None)
+        await lifecycle.enroll_one(prospect, sequence, steps, actor=actor, cause=cause, activate=None, chain=chain)
 
 
-async def set_do_not_contact(prospect: Prospect, value: bool, *, actor: Actor, cause: ChangeCause) -> None:
+async def set_do_not_contact(
+    prospect: Prospect, value: bool, *, actor: Actor, cause: ChangeCause, chain: Chain | None = None
+) -> None:
     """Blocks (or unblocks) every channel; blocking finishes unfinished enrollments OPTED_OUT."""
     if prospect.do_not_contact == value:
         return
     prospect.do_not_contact = value
     await _save(prospect, actor.now(), "do_not_contact")
     if value:
-        await lifecycle.for_prospect(prospect.id, Event.OPT_OUT, actor=actor, cause=cause, reason="do_not_contact")
+        await lifecycle.for_prospect(
+            prospect.id, Event.OPT_OUT, actor=actor, cause=cause, reason="do_not_contact", chain=chain
+        )
 
 
 async def opt_out(prospect: Prospect, channel: Channel, *, actor: Actor, cause: ChangeCause) -> None:

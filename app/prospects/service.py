@@ -26,6 +26,7 @@ from app.prospects import effects, fields
 from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
 from app.sequences import scheduler
 from app.workflows import service as workflows
+from app.workflows.chain import Chain
 from app.workflows.models import Action, Interaction, Status, TriggerEvent
 
 MAX_BATCH = 1000
@@ -179,7 +180,7 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
     )
     if await effects.has_rules(actor.organization_id, TriggerEvent.PROSPECT_CREATED):
         for prospect in created:
-            await effects.fire_rules(TriggerEvent.PROSPECT_CREATED, prospect, actor=actor, chain=effects.Chain())
+            await effects.fire_rules(TriggerEvent.PROSPECT_CREATED, prospect, actor=actor, chain=Chain())
     return list(created)
 
 
@@ -204,9 +205,7 @@ async def set_status(*, actor: Actor, prospect_id: str, status_id: str, note: st
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
         status = await workflows.get_status(actor, status_id, ["input", "statusId"])
-        await effects.change_status(
-            prospect, status, actor=actor, cause=ChangeCause.USER, chain=effects.Chain(), note=note
-        )
+        await effects.change_status(prospect, status, actor=actor, cause=ChangeCause.USER, chain=Chain(), note=note)
     return prospect
 
 
@@ -243,7 +242,7 @@ async def log_activity(
         )
         if action is not None:
             await effects.run_operations(
-                prospect, action.operations, actor=actor, cause=ChangeCause.ACTION, chain=effects.Chain()
+                prospect, action.operations, actor=actor, cause=ChangeCause.ACTION, chain=Chain()
             )
     return activity, prospect
 

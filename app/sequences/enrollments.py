@@ -16,6 +16,7 @@ from tortoise.transactions import in_transaction
 from app import ids
 from app.accounts.actor import Actor
 from app.errors import DomainError, InvalidInput, NotFound
+from app.prospects import effects
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause
 from app.sequences import lifecycle
@@ -23,6 +24,7 @@ from app.sequences.lifecycle import record, steps_of
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange
 from app.sequences.service import get_sequence
 from app.sequences.state import Event, Facts, Stage, transition
+from app.workflows.models import TriggerEvent
 
 MAX_BATCH = 1000
 
@@ -131,6 +133,8 @@ async def start_all(enrollments: list[Enrollment], *, actor: Actor, cause: Chang
             enrollment.stage, enrollment.due_at = to, due
         await Enrollment.filter(id__in=[e.id for e in group]).update(stage=Stage.STARTED, due_at=due)
     await StageChange.bulk_create(changes)
+    entered = [(actor, e.prospect_id, e.stage) for e in enrollments]
+    await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered)
 
 
 async def pause(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:

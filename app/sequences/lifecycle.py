@@ -1,7 +1,8 @@
 """Enrollment changes that other domains start: enrolling one prospect, and
 finishing or pausing a prospect's enrollments when its status, consent or
-channels change. Runs inside the caller's transaction; imports no service
-above it, so prospects' effects can call it."""
+channels change. Runs inside the caller's transaction. Every stage change
+goes through ``record``, which fires the ENROLLMENT_STAGE_CHANGED automation
+rules (app.prospects.effects, whose operations call back into this module)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from datetime import datetime, timedelta
 from app.accounts.actor import Actor
 from app.errors import DomainError
 from app.messaging.models import Message, MessageState
+from app.prospects import effects  # a cycle, used at call time: rules run operations that go through here
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
 from app.sequences.state import ALLOWED_FROM, UNFINISHED, Event, Facts, Stage, transition
+from app.workflows.chain import Chain
+from app.workflows.models import TriggerEvent
 
 STEP_CHANNELS = {StepType.EMAIL: Channel.EMAIL, StepType.SMS: Channel.SMS, StepType.CALL: Channel.PHONE}
 
@@ -45,9 +49,11 @@ async def record(
     cause: ChangeCause,
     reason: str,
     now: datetime,
+    chain: Chain | None = None,
 ) -> None:
-    """Saves the enrollment at stage ``to`` and writes its StageChange. Finishing
-    an enrollment cancels its messages still queued (R6.4): they never go out."""
+    """Saves the enrollment at stage ``to``, writes its StageChange and fires the
+    ENROLLMENT_STAGE_CHANGED rules (R8; ``chain``: the rules that led here).
+    Finishing an enrollment cancels its messages still queued (R6.4): they never go out."""
     before = enrollment.stage if enrollment.pk else None
     enrollment.stage = to
     if to not in UNFINISHED:
@@ -60,6 +66,9 @@ async def record(
         )
     await enrollment.save()
     await stage_change(enrollment, before, to, actor=actor, cause=cause, reason=reason, now=now).save()
+    await effects.events_happened(
+        TriggerEvent.ENROLLMENT_STAGE_CHANGED, [(actor, enrollment.prospect_id, to)], chain=chain
+    )
 
 
 def stage_change(
@@ -94,6 +103,7 @@ async def enroll_one(
     cause: ChangeCause,
     activate: bool | None,
     field: list[str] | None = None,
+    chain: Chain | None = None,
 ) -> Enrollment:
     """Enrolls a locked prospect; DoNotContact / AlreadyEnrolled before any write."""
     channels = {STEP_CHANNELS[s.type] for s in steps if s.type in STEP_CHANNELS}
@@ -115,7 +125,7 @@ async def enroll_one(
         active_key=key,
         due_at=now + timedelta(seconds=steps[0].delay_seconds) if start is Stage.STARTED else None,
     )
-    await record(enrollment, start, actor=actor, cause=cause, reason="enrolled", now=now)
+    await record(enrollment, start, actor=actor, cause=cause, reason="enrolled", now=now, chain=chain)
     return enrollment
 
 
@@ -127,6 +137,7 @@ async def apply(
     cause: ChangeCause,
     reason: str,
     outcome: Stage | None = None,
+    chain: Chain | None = None,
 ) -> None:
     """Moves a locked enrollment through ``event`` (any but ENROLL, ACTIVATE, JUMP,
     which carry more facts): checks the table first, then writes."""
@@ -142,7 +153,7 @@ async def apply(
         enrollment.paused_stage = enrollment.paused_due_at = None
     else:
         to = transition(enrollment.stage, event, Facts(outcome=outcome))
-    await record(enrollment, to, actor=actor, cause=cause, reason=reason, now=now)
+    await record(enrollment, to, actor=actor, cause=cause, reason=reason, now=now, chain=chain)
 
 
 async def for_prospect(
@@ -155,6 +166,7 @@ async def for_prospect(
     outcome: Stage | None = None,
     channel: Channel | None = None,
     sequence_ids: set[int] | None = None,
+    chain: Chain | None = None,
 ) -> list[Enrollment]:
     """Applies ``event`` to each of the prospect's unfinished enrollments that it
     applies to (only those whose sequence uses ``channel``, or is one of
@@ -172,6 +184,6 @@ async def for_prospect(
     changed = []
     for enrollment in enrollments:
         if enrollment.stage in ALLOWED_FROM[event]:
-            await apply(enrollment, event, actor=actor, cause=cause, reason=reason, outcome=outcome)
+            await apply(enrollment, event, actor=actor, cause=cause, reason=reason, outcome=outcome, chain=chain)
             changed.append(enrollment)
     return changed

@@ -29,11 +29,13 @@ from app.accounts.models import Organization
 from app.clock import Clock
 from app.errors import InvalidInput
 from app.messaging.models import Direction, Message, MessageState
+from app.prospects import effects
 from app.prospects.models import ChangeCause, Channel, Prospect, Task, TaskKind
 from app.sequences import lifecycle, templates
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
 from app.sequences.state import RUNNING, Event, Facts, Stage, transition
 from app.sequences.windows import SendWindow, next_opening
+from app.workflows.models import TriggerEvent
 
 BATCH = 500
 RECOVER_AFTER = timedelta(seconds=1)
@@ -86,6 +88,8 @@ class _Writes:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.stage_changes: list[StageChange] = []
+        self.entered: list[tuple[Actor, int, Stage]] = []
+        """(actor, prospect id, stage) of each stage change, for automation rules."""
         self.schedules: defaultdict[tuple[tuple[str, object], ...], list[int]] = defaultdict(list)
 
     def schedule(self, enrollment: Enrollment, **changes: object) -> None:
@@ -111,6 +115,7 @@ class _Writes:
         await bulk.insert_returning_ids(fresh)
         if self.stage_changes:
             await StageChange.bulk_create(self.stage_changes)
+        await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
         return [m.id for m in fresh]
 
 
@@ -289,6 +294,7 @@ async def _queue(
                 enrollment, before, to, actor=actor, cause=ChangeCause.SCHEDULER, reason="step_ran", now=now
             )
         )
+        writes.entered.append((actor, enrollment.prospect_id, to))
 
 
 async def _open_task(

@@ -5,6 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from app.prospects.models import Channel
 from app.sequences.state import Stage
 
 
@@ -30,6 +31,9 @@ class Interaction(StrEnum):
 class TriggerEvent(StrEnum):
     PROSPECT_CREATED = "PROSPECT_CREATED"
     STATUS_ENTERED = "STATUS_ENTERED"
+    MESSAGE_SENT = "MESSAGE_SENT"
+    MESSAGE_RECEIVED = "MESSAGE_RECEIVED"
+    ENROLLMENT_STAGE_CHANGED = "ENROLLMENT_STAGE_CHANGED"
 
 
 class Workflow(Model):
@@ -140,6 +144,10 @@ class AutomationRule(Model):
     status: fields.ForeignKeyNullableRelation[Status] = fields.ForeignKeyField(
         "models.Status", null=True, on_delete=fields.CASCADE, related_name=False
     )
+    # MESSAGE_SENT / MESSAGE_RECEIVED: the channel to match; ENROLLMENT_STAGE_CHANGED:
+    # the stage entered. None matches any.
+    channel: Channel | None = fields.CharEnumField(Channel, max_length=8, null=True)  # type: ignore[assignment]
+    stage: Stage | None = fields.CharEnumField(Stage, max_length=16, null=True)  # type: ignore[assignment]
     operations: list[dict[str, object]] = fields.JSONField(default=list)  # type: ignore[assignment]
 
     organization_id: int

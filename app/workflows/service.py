@@ -19,7 +19,7 @@ from app import ids, validation
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.errors import Conflict, InvalidInput, NotFound
-from app.prospects.models import ChangeCause, Prospect, StatusChange
+from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange
 from app.sequences.state import OUTCOMES, Stage
 from app.workflows import operations as ops
 from app.workflows.models import (
@@ -379,6 +379,8 @@ async def create_rule(
     status_id: str | None,
     operations: Sequence[ops.OperationSpec],
     enabled: bool | None,
+    channel: Channel | None = None,
+    stage: Stage | None = None,
 ) -> AutomationRule:
     actor.require_manager()
     rule = AutomationRule(
@@ -386,6 +388,7 @@ async def create_rule(
     )
     rule.name = validation.name(name, ["input", "name"])
     rule.status_id = await _rule_status(actor, event, status_id)
+    rule.channel, rule.stage = _rule_filters(event, channel, stage)
     rule.operations = await ops.validate(actor, operations, ["input", "operations"])
     await rule.save()
     return rule
@@ -401,6 +404,21 @@ async def _rule_status(actor: Actor, event: TriggerEvent, status_id: str | None)
     return None
 
 
+def _rule_filters(
+    event: TriggerEvent, channel: Channel | None, stage: Stage | None
+) -> tuple[Channel | None, Stage | None]:
+    """A channel only for message events (and only a messaging channel), a stage only
+    for ENROLLMENT_STAGE_CHANGED."""
+    if channel is not None:
+        if event not in (TriggerEvent.MESSAGE_SENT, TriggerEvent.MESSAGE_RECEIVED):
+            raise InvalidInput(f"{event.value} rules take no channel.", ["input", "channel"])
+        if channel not in (Channel.EMAIL, Channel.SMS):
+            raise InvalidInput("Messages go by EMAIL or SMS.", ["input", "channel"])
+    if stage is not None and event is not TriggerEvent.ENROLLMENT_STAGE_CHANGED:
+        raise InvalidInput(f"{event.value} rules take no stage.", ["input", "stage"])
+    return channel, stage
+
+
 async def update_rule(
     *,
     actor: Actor,
@@ -409,9 +427,14 @@ async def update_rule(
     enabled: bool | None,
     status_id: str | None,
     operations: Sequence[ops.OperationSpec] | None,
+    channel: Channel | None = None,
+    stage: Stage | None = None,
 ) -> AutomationRule:
     actor.require_manager()
     rule = await get_owned(actor, AutomationRule, "AutomationRule", rule_id, ["input", "id"])
+    if channel is not None or stage is not None:
+        new_channel, new_stage = _rule_filters(rule.event, channel, stage)
+        rule.channel, rule.stage = new_channel or rule.channel, new_stage or rule.stage
     if name is not None:
         rule.name = validation.name(name, ["input", "name"])
     if enabled is not None:

@@ -196,6 +196,8 @@ class CreateAutomationRuleInput:
     status_id: strawberry.ID | None = None
     operations: list[OperationInput]
     enabled: bool | None = None
+    channel: Channel | None = None
+    stage: EnrollmentStage | None = None
 
 
 @strawberry.type
@@ -211,6 +213,8 @@ class UpdateAutomationRuleInput:
     enabled: bool | None = None
     status_id: strawberry.ID | None = None
     operations: list[OperationInput] | None = None
+    channel: Channel | None = None
+    stage: EnrollmentStage | None = None
 
 
 @strawberry.type
@@ -373,6 +377,8 @@ class WorkflowMutations:
                 status_id=input.status_id,
                 operations=_specs(input.operations) or [],
                 enabled=input.enabled,
+                channel=input.channel,
+                stage=input.stage,
             )
             return {"automation_rule": types.AutomationRule(row=row)}
 
@@ -388,6 +394,8 @@ class WorkflowMutations:
                 enabled=input.enabled,
                 status_id=input.status_id,
                 operations=_specs(input.operations),
+                channel=input.channel,
+                stage=input.stage,
             )
             return {"automation_rule": types.AutomationRule(row=row)}
 

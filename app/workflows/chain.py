@@ -1,0 +1,22 @@
+"""The chain of automation rules one event set off (R8): a rule fires at most
+once per chain, and a chain stops at depth 5."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MAX_CHAIN_DEPTH = 5
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The automation rules already fired in this chain of events."""
+
+    depth: int = 0
+    fired: frozenset[int] = field(default_factory=frozenset)
+
+    def allows(self, rule_id: int) -> bool:
+        return self.depth < MAX_CHAIN_DEPTH and rule_id not in self.fired
+
+    def after(self, rule_id: int) -> Chain:
+        return Chain(self.depth + 1, self.fired | {rule_id})
