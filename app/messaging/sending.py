@@ -19,6 +19,7 @@ import asyncio
 import base64
 import logging
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
@@ -155,36 +156,52 @@ async def send_batch(
     """
     query = Message.filter(id__in=message_ids, state=MessageState.QUEUED, next_attempt_at__lte=clock.now())
     due = await query.values_list("id", "organization_id")
+    if not due:
+        return {}
     due_ids = [int(pk) for pk, _ in due]
-    # Organizations hold no gate facts: read once for the batch.
-    organizations = {o.id: o for o in await Organization.filter(id__in={org for _, org in due})}
+    organization_ids = {int(org) for _, org in due}
+    # Organizations and their rules hold no gate facts: read once for the batch.
+    batch = _Batch(
+        organizations={o.id: o for o in await Organization.filter(id__in=organization_ids)},
+        with_sent_rules=await effects.organizations_with_rules(organization_ids, TriggerEvent.MESSAGE_SENT),
+        transports=transports,
+        settings=settings,
+        clock=clock,
+    )
     states: dict[int, MessageState] = {}
     for start in range(0, len(due_ids), LANES):
-        chunk = due_ids[start : start + LANES]
-        states |= await _send_chunk(chunk, organizations, transports, settings, clock)
+        states |= await _send_chunk(due_ids[start : start + LANES], batch)
     return states
 
 
-async def _send_chunk(
-    message_ids: list[int],
-    organizations: dict[int, Organization],
-    transports: Transports,
-    settings: Settings,
-    clock: Clock,
-) -> dict[int, MessageState]:
-    now = clock.now()
+@dataclass(frozen=True)
+class _Batch:
+    organizations: dict[int, Organization]
+    with_sent_rules: set[int]
+    """The organizations with MESSAGE_SENT rules."""
+    transports: Transports
+    settings: Settings
+    clock: Clock
+
+
+async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, MessageState]:
+    now = batch.clock.now()
     taken = await bulk.compare_and_set(
         Message,
         message_ids,
         expect={"state": MessageState.QUEUED},
-        values={"state": MessageState.SENDING, "lease_until": now + timedelta(seconds=settings.send_lease_seconds)},
+        values={
+            "state": MessageState.SENDING,
+            "lease_until": now + timedelta(seconds=batch.settings.send_lease_seconds),
+        },
         increment=("attempts",),
     )
     if not taken:
         return {}
     messages = await Message.filter(id__in=taken).order_by("id")
-    gate = await _Gate.read(messages, organizations, clock)
-    results = await asyncio.gather(*(_attempt(m, gate, transports, settings) for m in messages), return_exceptions=True)
+    gate = await _Gate.read(messages, batch.organizations, batch.clock)
+    attempts = (_attempt(m, gate, batch.transports, batch.settings) for m in messages)
+    results = await asyncio.gather(*attempts, return_exceptions=True)
     for message, result in zip(messages, results, strict=True):
         if isinstance(result, BaseException):
             if not isinstance(result, Exception):
@@ -193,7 +210,7 @@ async def _send_chunk(
             logger.error("sending message %s failed unexpectedly", message.id, exc_info=result)
             message.state = MessageState.UNCERTAIN
             message.error = f"unexpected {type(result).__name__} while sending; not resent"
-    await _record(messages, clock)
+    await _record(messages, batch)
     return {m.id: m.state for m in messages}
 
 
@@ -278,8 +295,9 @@ def _after_failure(message: Message, failure: SendError, clock: Clock) -> Messag
     return MessageState.FAILED
 
 
-async def _record(messages: list[Message], clock: Clock) -> None:
-    """Writes the batch's outcomes, and what they mean for enrollments and prospects."""
+async def _record(messages: list[Message], batch: _Batch) -> None:
+    """Writes the chunk's outcomes, and what they mean for enrollments and prospects."""
+    clock = batch.clock
     now = clock.now()
     for message in messages:
         message.lease_until = None
@@ -298,9 +316,10 @@ async def _record(messages: list[Message], clock: Clock) -> None:
         sent = [
             (system_actor(m.organization_id, clock), m.prospect_id, m.channel)
             for m in messages
-            if m.state is MessageState.SENT
+            if m.state is MessageState.SENT and m.organization_id in batch.with_sent_rules
         ]
-        await effects.events_happened(TriggerEvent.MESSAGE_SENT, sent)
+        if sent:
+            await effects.events_happened(TriggerEvent.MESSAGE_SENT, sent)
 
 
 async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clock) -> None:

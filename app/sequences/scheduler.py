@@ -38,6 +38,21 @@ from app.sequences.windows import SendWindow, next_opening
 from app.workflows.models import TriggerEvent
 
 BATCH = 500
+PROSPECT_FIELDS = (
+    "id",
+    "organization_id",
+    "owner_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "title",
+    "custom_fields",
+    "time_zone",
+    "do_not_contact",
+    "opted_out_channels",
+)
 RECOVER_AFTER = timedelta(seconds=1)
 
 
@@ -115,7 +130,8 @@ class _Writes:
         await bulk.insert_returning_ids(fresh)
         if self.stage_changes:
             await StageChange.bulk_create(self.stage_changes)
-        await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
+        if self.entered:
+            await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
         return [m.id for m in fresh]
 
 
@@ -134,7 +150,9 @@ class _Context:
         self.writes = _Writes()
 
     async def load_prospects(self, ids: list[int]) -> None:
-        self._prospects = {p.id: p for p in await Prospect.filter(id__in=ids)}
+        """What templates and the channel checks read (dates left out: parsing them is costly)."""
+        rows = await Prospect.filter(id__in=ids).only(*PROSPECT_FIELDS)
+        self._prospects = {p.id: p for p in rows}
 
     def prospect(self, pk: int) -> Prospect:
         return self._prospects[pk]

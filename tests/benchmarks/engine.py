@@ -5,7 +5,8 @@ over as many connections as the engine uses, into the same sink.
 
     .venv/bin/python -m tests.benchmarks.engine [N]
 
-Uses DATABASE_URL / REDIS_URL when set, else SQLite and an embedded Redis in a
+On the PostgreSQL of DATABASE_URL (in a database of its own, dropped after)
+and the Redis of REDIS_URL when set, else SQLite and an embedded Redis in a
 temporary directory. Prints steps per second (from activating the sequence, with
 the worker running, to the last message at the sink: the activation, every
 scheduler pass and every send count), the bare loop's rate and the ratio.
@@ -39,6 +40,7 @@ from app.sequences import service as sequences
 from app.sequences.models import Sequence, StepType
 from app.sequences.service import StepSpec
 from tasks.worker import check
+from tests.conftest import fresh_database
 from tests.smtp_sink import smtp_sink
 
 
@@ -137,21 +139,27 @@ async def bare_rate(settings: Settings, organization_id: int, smtp_url: str, cou
 
 async def main(count: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, smtp_sink() as (sink, smtp_url):
-        env = {"LEADLINE_DATA_DIR": str(Path(tmp) / "data"), "SMTP_URL": smtp_url, "SCHEDULER_INTERVAL": "0.05"}
-        for name in ("DATABASE_URL", "REDIS_URL"):
-            if os.environ.get(name):
-                env[name] = os.environ[name]
-        settings = Settings.from_env(env)
-        await db.migrate(settings)
-        await db.init(settings)
-        try:
-            organization_id = await prepare(settings, count)
-            engine = await engine_rate(settings, organization_id, env, lambda: len(sink.raw), count)
-            sink.raw.clear()
-            connections = SmtpTransport(smtp_url).connections
-            bare = await bare_rate(settings, organization_id, smtp_url, count, connections)
-        finally:
-            await db.close()
+        # A database of its own (created and dropped on the PostgreSQL of DATABASE_URL).
+        async with fresh_database(file=Path(tmp) / "bench.sqlite3") as database_url:
+            env = {
+                "LEADLINE_DATA_DIR": str(Path(tmp) / "data"),
+                "DATABASE_URL": database_url,
+                "SMTP_URL": smtp_url,
+                "SCHEDULER_INTERVAL": "0.05",
+            }
+            if os.environ.get("REDIS_URL"):
+                env["REDIS_URL"] = os.environ["REDIS_URL"]
+            settings = Settings.from_env(env)
+            await db.migrate(settings)
+            await db.init(settings)
+            try:
+                organization_id = await prepare(settings, count)
+                engine = await engine_rate(settings, organization_id, env, lambda: len(sink.raw), count)
+                sink.raw.clear()
+                connections = SmtpTransport(smtp_url).connections
+                bare = await bare_rate(settings, organization_id, smtp_url, count, connections)
+            finally:
+                await db.close()
     database = "PostgreSQL" if settings.database_url.startswith("postgres") else "SQLite"
     print(f"engine: {count} email steps in a {database} database, {connections} SMTP connections")
     print(f"  engine     {engine:8.0f} steps/s")
