@@ -28,6 +28,7 @@ from app.accounts.actor import Actor
 from app.accounts.service import authenticate
 from app.clock import Clock, SystemClock
 from app.config import Settings
+from app.messaging import endpoints
 from app.redis import RedisLocation, locate
 from schema.build import build_schema, scrub
 from schema.context import Context
@@ -162,10 +163,15 @@ def create_app(
             WebSocketRoute("/graphql", endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/u/{token}", endpoints.unsubscribe_page, methods=["GET", "POST"]),
+            Route("/webhooks/email/inbound", endpoints.email_inbound, methods=["POST"]),
+            Route("/webhooks/twilio/sms", endpoints.twilio_sms, methods=["POST"]),
+            Route("/webhooks/twilio/status", endpoints.twilio_status, methods=["POST"]),
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.clock = clock
     if redis is not None:
         app.state.redis = redis
     return app

@@ -1,8 +1,12 @@
-"""Inbound events through the API (SPEC R6.4, R7): replies and bounces, with their
-effects in the transaction that records them. (The HTTP webhooks that parse raw
-emails and Twilio's forms come with issue #4 and end here.)"""
+"""Inbound events (SPEC R6.4, R7): replies, auto-replies, SMS keywords and
+bounces, with their effects in the transaction that records them. The API
+(``recordInboundMessage``, ``recordBounce``) and the webhooks (raw emails,
+Twilio's forms) end here."""
 
 from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
@@ -55,42 +59,102 @@ async def record_inbound(
     in_reply_to: str | None,
     auto_reply: bool,
 ) -> tuple[Message, Prospect]:
-    """Records a received message. A reply (not an auto-reply) makes the
-    conversation REPLY_NEEDED and finishes REPLIED every unfinished enrollment
-    of the prospect whose sequence stops on reply, cancelling their queued messages."""
+    """Records a received message from the API (``recordInboundMessage``)."""
     async with in_transaction():
         prospect = await _sender(actor, channel, sender, in_reply_to)
-        now = actor.now()
-        message = await Message.create(
-            organization_id=actor.organization_id,
-            prospect_id=prospect.id,
-            channel=channel,
-            direction=Direction.INBOUND,
-            state=MessageState.RECEIVED,
-            from_address=sender.strip(),
-            subject=subject,
-            body=body,
-            auto_reply=auto_reply,
-            created_at=now,
-            received_at=now,
-        )
-        if not auto_reply:
-            prospect.conversation_state = ConversationState.REPLY_NEEDED
-            prospect.last_message_at = now
-            await prospect.save(update_fields=["conversation_state", "last_message_at"])
-            stopping = {s.id for s in await Sequence.filter(organization_id=actor.organization_id, stop_on_reply=True)}
-            await lifecycle.for_prospect(
-                prospect.id,
-                Event.REPLY,
-                actor=actor,
-                cause=ChangeCause.INBOUND,
-                reason="replied",
-                sequence_ids=stopping,
-            )
-            # An auto-reply is not a reply: it sets off no MESSAGE_RECEIVED rule either.
-            await effects.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
-            await prospect.refresh_from_db()  # rules may have changed it
+        kind = Kind.AUTO_REPLY if auto_reply else Kind.REPLY
+        message = await receive(prospect, kind, actor=actor, channel=channel, sender=sender, body=body, subject=subject)
     return message, prospect
+
+
+class Kind(StrEnum):
+    """What a received message means (R6): a reply, an auto-reply, or an SMS keyword."""
+
+    REPLY = "REPLY"
+    AUTO_REPLY = "AUTO_REPLY"
+    OPT_OUT = "OPT_OUT"
+    OPT_IN = "OPT_IN"
+
+
+async def receive(
+    prospect: Prospect,
+    kind: Kind,
+    *,
+    actor: Actor,
+    channel: Channel,
+    sender: str,
+    body: str,
+    subject: str | None = None,
+    receipt_key: str | None = None,
+    external_id: str | None = None,
+) -> Message:
+    """Records a message received from a locked prospect, with its effects (R6.4, R7),
+    in the caller's transaction. A reply makes the conversation REPLY_NEEDED, finishes
+    REPLIED every unfinished enrollment whose sequence stops on reply (cancelling
+    their queued messages) and fires MESSAGE_RECEIVED rules; an auto-reply changes
+    nothing else; an SMS opt-out or opt-in keyword opts the prospect out of (or back
+    into) SMS. ``receipt_key`` is unique: a provider's retry of the same message
+    raises IntegrityError, so the caller can roll back and answer as before."""
+    now = actor.now()
+    message = await store(
+        prospect,
+        actor=actor,
+        channel=channel,
+        sender=sender,
+        body=body,
+        subject=subject,
+        auto_reply=kind is Kind.AUTO_REPLY,
+        receipt_key=receipt_key,
+        external_id=external_id,
+    )
+    if kind is Kind.OPT_OUT:
+        await effects.opt_out(prospect, channel, actor=actor, cause=ChangeCause.INBOUND)
+    elif kind is Kind.OPT_IN:
+        await effects.opt_in(prospect, channel, actor=actor)
+    elif kind is Kind.REPLY:
+        prospect.conversation_state = ConversationState.REPLY_NEEDED
+        prospect.last_message_at = now
+        await prospect.save(update_fields=["conversation_state", "last_message_at"])
+        stopping = {s.id for s in await Sequence.filter(organization_id=prospect.organization_id, stop_on_reply=True)}
+        await lifecycle.for_prospect(
+            prospect.id, Event.REPLY, actor=actor, cause=ChangeCause.INBOUND, reason="replied", sequence_ids=stopping
+        )
+        await effects.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
+        await prospect.refresh_from_db()  # rules may have changed it
+    return message
+
+
+async def store(
+    prospect: Prospect,
+    *,
+    actor: Actor,
+    channel: Channel,
+    sender: str,
+    body: str,
+    subject: str | None,
+    auto_reply: bool,
+    receipt_key: str | None,
+    external_id: str | None,
+    **extra: Any,
+) -> Message:
+    """The row of a received message (a bounce notice passes its ``extra`` fields)."""
+    now = actor.now()
+    return await Message.create(
+        organization_id=prospect.organization_id,
+        prospect_id=prospect.id,
+        channel=channel,
+        direction=Direction.INBOUND,
+        state=MessageState.RECEIVED,
+        from_address=sender.strip(),
+        subject=subject,
+        body=body,
+        auto_reply=auto_reply,
+        created_at=now,
+        received_at=now,
+        receipt_key=receipt_key,
+        external_id=external_id,
+        **extra,
+    )
 
 
 async def record_bounce(

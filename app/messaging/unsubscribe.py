@@ -1,11 +1,21 @@
-"""Unsubscribe tokens: signed with SECRET_KEY (HMAC-SHA256), no expiry, so every
-link ever sent keeps working (R6.3 asks for at least 30 days)."""
+"""Unsubscribing by the link in every email (R6.3): tokens signed with SECRET_KEY
+(HMAC-SHA256) and no expiry, so every link ever sent keeps working (R6.3 asks
+for at least 30 days); the confirmation page's facts; the one-click unsubscribe."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+from dataclasses import dataclass
+
+from tortoise.transactions import in_transaction
+
+from app.accounts.actor import system_actor
+from app.accounts.models import Organization
+from app.clock import Clock
+from app.prospects import effects
+from app.prospects.models import ChangeCause, Channel, Prospect
 
 
 def _b64(data: bytes) -> str:
@@ -35,3 +45,43 @@ def read_token(secret_key: str, token: str) -> tuple[int, int] | None:
         return int(prospect_id), int(message_id)
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """Whom a genuine unsubscribe link speaks for."""
+
+    email: str
+    organization: str
+    unsubscribed: bool
+
+
+async def subscriber(secret_key: str, token: str) -> Subscriber | None:
+    """The prospect a link was sent to; None for a forged token or a deleted prospect."""
+    found = read_token(secret_key, token)
+    if found is None:
+        return None
+    prospect = await Prospect.get_or_none(id=found[0])
+    if prospect is None:
+        return None
+    organization = await Organization.get(id=prospect.organization_id)
+    return Subscriber(
+        email=prospect.email or "",
+        organization=organization.name,
+        unsubscribed=Channel.EMAIL.value in prospect.opted_out_channels,
+    )
+
+
+async def unsubscribe(secret_key: str, token: str, clock: Clock) -> Subscriber | None:
+    """One-click unsubscribe (RFC 8058): blocks EMAIL for the prospect and finishes its
+    email enrollments UNSUBSCRIBED, in one transaction. Repeating it changes nothing."""
+    found = read_token(secret_key, token)
+    if found is None:
+        return None
+    async with in_transaction():
+        prospect = await Prospect.filter(id=found[0]).select_for_update().first()
+        if prospect is None:
+            return None
+        actor = system_actor(prospect.organization_id, clock)
+        await effects.unsubscribe(prospect, actor=actor, cause=ChangeCause.INBOUND)
+    return await subscriber(secret_key, token)

@@ -247,6 +247,19 @@ async def opt_out(prospect: Prospect, channel: Channel, *, actor: Actor, cause: 
     await _block(prospect, channel, actor=actor, cause=cause, event=Event.OPT_OUT, reason="opted_out")
 
 
+async def opt_in(prospect: Prospect, channel: Channel, *, actor: Actor) -> None:
+    """Unblocks one channel (an SMS START); finished enrollments stay finished."""
+    if channel.value in prospect.opted_out_channels:
+        prospect.opted_out_channels = [c for c in prospect.opted_out_channels if c != channel.value]
+        await _save(prospect, actor.now(), "opted_out_channels")
+
+
+async def unsubscribe(prospect: Prospect, *, actor: Actor, cause: ChangeCause) -> None:
+    """The email unsubscribe link (R6.3): blocks EMAIL and finishes UNSUBSCRIBED the
+    unfinished enrollments whose sequence sends email. Idempotent."""
+    await _block(prospect, Channel.EMAIL, actor=actor, cause=cause, event=Event.UNSUBSCRIBE, reason="unsubscribed")
+
+
 async def hard_bounce(prospect: Prospect, *, actor: Actor, cause: ChangeCause) -> None:
     """A hard bounce blocks EMAIL (R3.3) and finishes BOUNCED the unfinished
     enrollments whose sequence sends email (R6.4), whichever message bounced."""

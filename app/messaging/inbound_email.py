@@ -1,0 +1,325 @@
+"""Raw inbound email (R6.1): what a message is, and what it does.
+
+``classify`` sorts a raw RFC 5322 message into
+
+- a bounce: an RFC 3464 delivery status notification (5.x.x hard, 4.x.x or
+  ``Action: delayed`` soft), the original found by the Message-ID in its
+  returned headers; or, for mailers that send no standard report, whatever
+  flufl.bounce's detectors find in a message from a mailer daemon;
+- an auto-reply (RFC 3834 ``Auto-Submitted`` other than ``no``, and the
+  de-facto ``X-Autoreply``, ``X-Autorespond``, ``X-Auto-Response-Suppress``,
+  ``Precedence: bulk | junk | auto_reply``, an empty return path);
+- a reply: anything else.
+
+``receive_email`` then records it for the prospect it concerns, found through
+our message it answers (In-Reply-To, References, a bounce's original), else
+by address within the organization the mail was sent to, in one transaction
+with its effects. Each email is recorded once (its Message-ID is its receipt
+key), so a mail system delivering it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import email
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email import policy
+from email.message import EmailMessage
+from email.message import Message as MimeMessage
+from email.utils import getaddresses, parseaddr
+from enum import StrEnum
+
+from flufl.bounce import all_failures
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from app.accounts.actor import Actor, system_actor
+from app.accounts.models import Organization
+from app.clock import Clock
+from app.messaging import inbound
+from app.messaging.inbound import Kind
+from app.messaging.models import BounceType, Direction, Message, MessageState
+from app.prospects import effects
+from app.prospects.models import ChangeCause, Channel, Prospect
+
+MAX_BODY = 100_000
+SOFT_BOUNCES_MAKE_HARD = 3
+SOFT_BOUNCE_WINDOW = timedelta(days=7)
+MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
+DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
+
+
+class EmailKind(StrEnum):
+    BOUNCE = "bounce"
+    AUTO_REPLY = "auto_reply"
+    REPLY = "reply"
+
+
+@dataclass
+class Classified:
+    kind: EmailKind
+    message_id: str | None
+    sender: str
+    recipients: list[str]
+    """Where the mail was sent (To, Cc, Delivered-To, X-Original-To): our organizations."""
+    subject: str
+    body: str
+    answers: list[str] = field(default_factory=list)
+    """Message-IDs this mail refers to: In-Reply-To and References, newest first;
+    for a bounce, the returned original's."""
+    bounced: list[str] = field(default_factory=list)
+    """A bounce's failed recipients."""
+    bounce_type: BounceType | None = None
+    status: str | None = None
+
+
+def classify(raw: bytes) -> Classified:
+    message = email.message_from_bytes(raw, policy=policy.default)
+    sender = parseaddr(str(message.get("From", "")))[1].lower()
+    found = Classified(
+        kind=EmailKind.REPLY,
+        message_id=_first_id(message.get("Message-ID")),
+        sender=sender,
+        recipients=_recipients(message),
+        subject=" ".join(str(message.get("Subject", "")).split())[:998],
+        body=_text(message),
+    )
+    if _delivery_status(message, found) or _heuristic_bounce(raw, message, found):
+        found.kind = EmailKind.BOUNCE
+        return found
+    if _automatic(message):
+        found.kind = EmailKind.AUTO_REPLY
+    answers = [*_ids(message.get("In-Reply-To")), *reversed(_ids(message.get("References")))]
+    found.answers = list(dict.fromkeys(answers))
+    return found
+
+
+def _ids(value: object) -> list[str]:
+    return MESSAGE_ID.findall(str(value)) if value else []
+
+
+def _first_id(value: object) -> str | None:
+    found = _ids(value)
+    return found[0] if found else None
+
+
+def _recipients(message: EmailMessage) -> list[str]:
+    headers = [str(v) for name in ("Delivered-To", "X-Original-To", "To", "Cc") for v in message.get_all(name, [])]
+    return list(dict.fromkeys(address.lower() for _, address in getaddresses(headers) if address))
+
+
+def _text(message: EmailMessage) -> str:
+    """The human-readable text: the plain part if there is one, else the HTML part's text."""
+    part = message.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    try:
+        content = str(part.get_content())
+    except (LookupError, ValueError):  # an unknown charset or a broken encoding
+        payload = part.get_payload(decode=True)
+        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    if part.get_content_subtype() == "html":
+        content = re.sub(r"(?s)<(style|script)\b.*?</\1>|<[^>]+>", " ", content)
+        content = re.sub(r"[ \t]+", " ", content)
+    return content.strip()[:MAX_BODY]
+
+
+def _delivery_status(message: EmailMessage, found: Classified) -> bool:
+    """RFC 3464: multipart/report; report-type=delivery-status."""
+    if message.get_content_type() != "multipart/report":
+        return False
+    if str(message.get_param("report-type", "")).lower() != "delivery-status":
+        return False
+    codes: list[str] = []
+    for part in message.walk():
+        kind = part.get_content_type()
+        if kind == "message/delivery-status":
+            for block in _status_blocks(part):
+                recipient = parseaddr(block.get("final-recipient", "").partition(";")[2])[1].lower()
+                status = STATUS.search(block.get("status", ""))
+                if not recipient or status is None:
+                    continue
+                found.bounced.append(recipient)
+                delayed = block.get("action", "").lower() == "delayed"  # still being tried: not final
+                codes.append("4" + status.group(0)[1:] if delayed else status.group(0))
+        elif kind in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
+            found.answers = found.answers or _returned_ids(part)
+    if not codes:
+        return False
+    hard = [c for c in codes if c.startswith("5")]
+    found.status = (hard or codes)[0]
+    found.bounce_type = BounceType.HARD if hard else BounceType.SOFT
+    return True
+
+
+def _status_blocks(part: MimeMessage) -> list[dict[str, str]]:
+    """The per-message and per-recipient field groups of a message/delivery-status part."""
+    payload = part.get_payload()
+    if isinstance(payload, list):  # the email package parsed each group as a message
+        return [{k.lower(): str(v) for k, v in group.items()} for group in payload if isinstance(group, MimeMessage)]
+    text = payload if isinstance(payload, str) else ""
+    blocks = []
+    for chunk in re.split(r"\r?\n\s*\r?\n", text):
+        fields = {}
+        for line in re.sub(r"\r?\n[ \t]+", " ", chunk).splitlines():
+            name, sep, value = line.partition(":")
+            if sep:
+                fields[name.strip().lower()] = value.strip()
+        blocks.append(fields)
+    return blocks
+
+
+def _returned_ids(part: MimeMessage) -> list[str]:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload:
+        original = payload[0]
+        return _ids(original.get("Message-ID")) if isinstance(original, MimeMessage) else []
+    text = payload if isinstance(payload, str) else str(payload)
+    match = re.search(r"(?im)^message-id:\s*(<[^>\s]+>)", text)
+    return [match.group(1)] if match else []
+
+
+def _heuristic_bounce(raw: bytes, message: EmailMessage, found: Classified) -> bool:
+    """A bounce without a standard report, from a mailer daemon: flufl.bounce's detectors."""
+    from_daemon = found.sender.partition("@")[0] in DAEMONS
+    if not from_daemon and str(message.get("Return-Path", "")).strip() != "<>":
+        return False
+    legacy = email.message_from_bytes(raw)  # flufl.bounce reads compat32 messages
+    temporary, permanent = all_failures(legacy)
+    failed = [a.decode("utf-8", "replace").lower() for a in (*permanent, *temporary)]
+    if not failed:
+        return False
+    found.bounced = list(dict.fromkeys(failed))
+    found.bounce_type = BounceType.HARD if permanent else BounceType.SOFT
+    status = STATUS.search(found.body)
+    found.status = status.group(0) if status else None
+    match = re.search(r"(?im)^message-id:\s*(<[^>\s]+>)", found.body)
+    found.answers = [match.group(1)] if match else []
+    return True
+
+
+def _automatic(message: EmailMessage) -> bool:
+    auto_submitted = str(message.get("Auto-Submitted", "")).strip().lower()
+    if auto_submitted and auto_submitted != "no":
+        return True
+    if any(message.get(name) is not None for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")):
+        return True
+    if str(message.get("Precedence", "")).strip().lower() in ("bulk", "junk", "auto_reply"):
+        return True
+    return str(message.get("Return-Path", "")).strip() == "<>"
+
+
+class Outcome(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    UNROUTED = "unrouted"
+
+
+@dataclass(frozen=True)
+class Received:
+    outcome: Outcome
+    kind: EmailKind
+
+
+async def receive_email(raw: bytes, clock: Clock) -> Received:
+    found = classify(raw)
+    try:
+        async with in_transaction():
+            outcome = await _record(found, clock)
+    except IntegrityError:
+        outcome = Outcome.DUPLICATE
+    return Received(outcome, found.kind)
+
+
+async def _record(found: Classified, clock: Clock) -> Outcome:
+    ours = await _answered(found.answers)
+    if ours is not None:
+        organization_id = ours.organization_id
+        prospect = await Prospect.filter(id=ours.prospect_id).select_for_update().first()
+    else:
+        organization = await Organization.filter(email_from__in=found.recipients).first() if found.recipients else None
+        if organization is None:
+            return Outcome.UNROUTED
+        organization_id = organization.id
+        address = found.bounced[0] if found.kind is EmailKind.BOUNCE and found.bounced else found.sender
+        prospect = (
+            await Prospect.filter(organization_id=organization_id, email__iexact=address)
+            .order_by("-id")
+            .select_for_update()
+            .first()
+        )
+    if prospect is None:
+        return Outcome.UNROUTED
+    actor = system_actor(organization_id, clock)
+    receipt_key = f"email:{found.message_id}"[:300] if found.message_id else None
+    if found.kind is EmailKind.BOUNCE:
+        await _bounced(prospect, ours, found, actor, receipt_key)
+    else:
+        kind = Kind.AUTO_REPLY if found.kind is EmailKind.AUTO_REPLY else Kind.REPLY
+        await inbound.receive(
+            prospect,
+            kind,
+            actor=actor,
+            channel=Channel.EMAIL,
+            sender=found.sender,
+            body=found.body,
+            subject=found.subject or None,
+            receipt_key=receipt_key,
+            external_id=found.message_id,
+        )
+    return Outcome.RECORDED
+
+
+async def _answered(message_ids: list[str]) -> Message | None:
+    """Our sent email that one of these Message-IDs names."""
+    if not message_ids:
+        return None
+    candidates = await Message.filter(external_id__in=message_ids, direction=Direction.OUTBOUND, channel=Channel.EMAIL)
+    by_id = {m.external_id: m for m in candidates}
+    return next((by_id[i] for i in message_ids if i in by_id), None)
+
+
+async def _bounced(
+    prospect: Prospect, ours: Message | None, found: Classified, actor: Actor, receipt_key: str | None
+) -> None:
+    """A hard bounce has the effects of effects.hard_bounce; a soft one is recorded,
+    and the third soft bounce of one address within 7 days counts as hard."""
+    address = (found.bounced[0] if found.bounced else prospect.email or "").lower()
+    bounce_type = found.bounce_type or BounceType.SOFT
+    reason = f"{bounce_type.value.lower()} bounce" + (f" {found.status}" if found.status else "")
+    now = actor.now()
+    await inbound.store(
+        prospect,
+        actor=actor,
+        channel=Channel.EMAIL,
+        sender=found.sender,
+        body=found.body,
+        subject=found.subject or None,
+        auto_reply=True,  # a notice from a mail system, not the prospect's words
+        receipt_key=receipt_key,
+        external_id=found.message_id,
+        to_address=address,
+        bounce_type=bounce_type,
+        error=reason,
+    )
+    if bounce_type is BounceType.SOFT:
+        recent = await Message.filter(
+            prospect_id=prospect.id,
+            direction=Direction.INBOUND,
+            bounce_type=BounceType.SOFT,
+            to_address=address,
+            received_at__gte=now - SOFT_BOUNCE_WINDOW,
+        ).count()
+        if recent >= SOFT_BOUNCES_MAKE_HARD:
+            bounce_type = BounceType.HARD
+            reason = f"{recent} soft bounces within 7 days"
+    if ours is not None:
+        ours.bounce_type = bounce_type
+        ours.error = reason
+        if bounce_type is BounceType.HARD:
+            ours.state = MessageState.BOUNCED
+        await ours.save(update_fields=["bounce_type", "error", "state"])
+    if bounce_type is BounceType.HARD and address == (prospect.email or "").lower():
+        await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)

@@ -1,0 +1,140 @@
+"""Twilio's webhooks (R6.2): request signatures, inbound SMS with the opt-out and
+opt-in keywords, and delivery status callbacks.
+
+An inbound SMS is routed by ``To`` (an organization's ``smsFrom``) and ``From``
+(a prospect of it), recorded once per MessageSid (a unique receipt key, so
+Twilio's retries, even concurrent ones, change nothing twice), and then means
+one of: an opt-out keyword, an opt-in keyword, or a reply.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import unicodedata
+from collections.abc import Iterable
+from enum import StrEnum
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from app import validation
+from app.accounts.actor import system_actor
+from app.accounts.models import Organization
+from app.clock import Clock
+from app.errors import InvalidInput
+from app.messaging import inbound
+from app.messaging.inbound import Kind
+from app.messaging.models import Direction, Message, MessageState
+from app.prospects.models import Channel, Prospect
+
+logger = logging.getLogger("leadline.twilio")
+
+OPT_OUT = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out"})
+OPT_IN = frozenset({"start", "unstop", "yes"})
+
+
+def signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
+    """Twilio's X-Twilio-Signature: base64 HMAC-SHA1, keyed by the auth token, of the
+    URL Twilio called followed by every POST parameter's name and value, sorted."""
+    data = url + "".join(name + value for name, value in sorted(params))
+    return base64.b64encode(hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def signed(auth_token: str | None, url: str, params: Iterable[tuple[str, str]], given: str | None) -> bool:
+    if not auth_token or not given:
+        return False
+    return hmac.compare_digest(signature(auth_token, url, params), given)
+
+
+def keyword(body: str) -> Kind:
+    """OPT_OUT, OPT_IN or REPLY. The body is compared after Unicode compatibility
+    folding (full-width STOP, U+FF33 U+FF34 U+FF2F U+FF30, is STOP), case-folding, dropping punctuation and
+    trimming, so " Stop." and "OPT-OUT" count; "please stop" is a reply."""
+    folded = unicodedata.normalize("NFKC", body).casefold()
+    kept = "".join(" " if unicodedata.category(c)[0] in "PSZ" else c for c in folded)
+    words = " ".join(kept.split())
+    if words in OPT_OUT:
+        return Kind.OPT_OUT
+    if words in OPT_IN:
+        return Kind.OPT_IN
+    return Kind.REPLY
+
+
+class Received(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    UNROUTED = "unrouted"
+
+
+async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock) -> Received:
+    """Records one inbound SMS with its effects; a MessageSid seen before changes nothing."""
+    organization = await _organization_for(to)
+    if organization is None:
+        logger.warning("inbound SMS %s to %s: no organization sends from that number", sid, to)
+        return Received.UNROUTED
+    try:
+        phone = validation.phone(sender, organization.phone_region, ["From"])
+    except InvalidInput:
+        return Received.UNROUTED
+    actor = system_actor(organization.id, clock)
+    try:
+        async with in_transaction():
+            prospect = (
+                await Prospect.filter(organization_id=organization.id, phone=phone)
+                .order_by("-id")
+                .select_for_update()
+                .first()
+            )
+            if prospect is None:
+                logger.info("inbound SMS %s from a number no prospect has", sid)
+                return Received.UNROUTED
+            await inbound.receive(
+                prospect,
+                keyword(body),
+                actor=actor,
+                channel=Channel.SMS,
+                sender=phone,
+                body=body,
+                receipt_key=f"twilio:{sid}",
+                external_id=sid,
+            )
+    except IntegrityError:
+        return Received.DUPLICATE
+    return Received.RECORDED
+
+
+async def _organization_for(number: str) -> Organization | None:
+    organization = await Organization.filter(sms_from=number.strip()).first()
+    if organization is None:  # a number stored in another spelling
+        for candidate in await Organization.exclude(sms_from=None):
+            try:
+                if validation.phone(number, candidate.phone_region, ["To"]) == candidate.sms_from:
+                    return candidate
+            except InvalidInput:
+                continue
+    return organization
+
+
+DELIVERED = {"delivered"}
+FAILED = {"failed", "undelivered"}
+
+
+async def record_status(*, sid: str, status: str, error_code: str | None) -> bool:
+    """A delivery status callback: SENT (or UNCERTAIN) becomes DELIVERED, or FAILED with
+    Twilio's error code. Callbacks arrive out of order: a state never goes back."""
+    if status in DELIVERED:
+        changed = await Message.filter(
+            external_id=sid, direction=Direction.OUTBOUND, state__in=[MessageState.SENT, MessageState.UNCERTAIN]
+        ).update(state=MessageState.DELIVERED)
+    elif status in FAILED:
+        changed = await Message.filter(
+            external_id=sid,
+            direction=Direction.OUTBOUND,
+            state__in=[MessageState.SENT, MessageState.UNCERTAIN, MessageState.DELIVERED],
+        ).update(state=MessageState.FAILED, error=f"Twilio: {status}" + (f", error {error_code}" if error_code else ""))
+    else:
+        return False  # queued, sending, sent: nothing Leadline does not know
+    return changed > 0
