@@ -184,3 +184,17 @@ async def test_delivery_status_callbacks(org: Org, clock: FrozenClock, settings:
 
 def twilio_empty() -> str:
     return '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@pytest.mark.parametrize(
+    "body", ["stop", " Stop.", "STOPALL", "OPT OUT", "unsubscribe", "REVOKE", "\uff33\uff34\uff2f\uff30"]
+)
+async def test_each_stop_variant_opts_out_and_finishes_opted_out(
+    org: Org, clock: FrozenClock, settings: Settings, body: str
+) -> None:
+    enrollment, queued = await _first_sms_sent(org, clock, settings)
+    outcome = await twilio.receive_sms(sid=f"SM-{body!r}", to=OUR_NUMBER, sender=ADA, body=body, clock=clock)
+    await enrollment.refresh_from_db()
+    assert outcome is twilio.Received.RECORDED and enrollment.stage == "OPTED_OUT"
+    assert (await Prospect.get(phone=ADA)).opted_out_channels == ["SMS"]
+    assert (await Message.get(id=queued)).state == "CANCELLED"

@@ -1,8 +1,13 @@
 """Presets (R9): ready-made configurations, kept as JSON data files beside this module.
 
-A preset names its statuses, and operations refer to statuses by name. Applying
-one creates what the organization lacks (matched by name) and leaves what it
-has alone, so applying it twice duplicates nothing.
+A preset names its statuses (with their system status, pipeline %, max
+assignment time and enrollment outcome), categories and actions (with their
+interactions, the statuses they are available in, and their operations), and
+automation rules (with their event and status, channel or stage filter);
+operations and rules refer to statuses by name. ``default_status`` makes one
+the status new prospects start in. Applying a preset creates what the
+organization lacks (matched by name) and leaves what it has alone, so applying
+it twice duplicates nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from tortoise.transactions import in_transaction
 
 from app import ids
 from app.accounts.actor import Actor
+from app.accounts.models import Organization
 from app.errors import InvalidInput
+from app.prospects.models import Channel
+from app.sequences.state import Stage
 from app.workflows import service
 from app.workflows.models import (
     Action,
@@ -62,6 +70,11 @@ async def apply(*, actor: Actor, name: str) -> list[Workflow]:
             await _action(actor, action, None, statuses)
         for rule in preset.get("rules", []):
             await _rule(actor, rule, statuses)
+        if "default_status" in preset:
+            # New prospects start in it (seed 002's New Account).
+            await Organization.filter(id=actor.organization_id).update(
+                default_status_id=statuses[preset["default_status"]].id
+            )
     return workflows
 
 
@@ -85,9 +98,14 @@ async def _workflows(actor: Actor, specs: list[dict[str, Any]]) -> tuple[list[Wo
                     pipeline_percent=status_spec.get("pipeline_percent", 0),
                     max_assignment_seconds=status_spec.get("max_assignment_seconds"),
                     position=None,
+                    enrollment_outcome=_stage(status_spec.get("enrollment_outcome")),
                 )
             statuses[status_spec["name"]] = status
     return workflows, statuses
+
+
+def _stage(name: str | None) -> Stage | None:
+    return Stage(name) if name else None
 
 
 def _operations(specs: list[dict[str, Any]], statuses: dict[str, Status]) -> list[OperationSpec]:
@@ -96,6 +114,7 @@ def _operations(specs: list[dict[str, Any]], statuses: dict[str, Status]) -> lis
             type=OperationType(op["type"]),
             status_id=ids.encode("Status", statuses[op["status"]].id) if "status" in op else None,
             delay_seconds=op.get("delay_seconds"),
+            outcome=_stage(op.get("outcome")),
         )
         for op in specs
     ]
@@ -138,4 +157,6 @@ async def _rule(actor: Actor, spec: dict[str, Any], statuses: dict[str, Status])
         status_id=ids.encode("Status", statuses[spec["status"]].id) if "status" in spec else None,
         operations=_operations(spec["operations"], statuses),
         enabled=spec.get("enabled", True),
+        channel=Channel(spec["channel"]) if "channel" in spec else None,
+        stage=_stage(spec.get("stage")),
     )

@@ -3,7 +3,7 @@ worker (a `leadline worker` process: its scheduler loop and send jobs) into a lo
 aiosmtpd sink; then a bare aiosmtplib loop sends the same messages, prebuilt,
 over as many connections as the engine uses, into the same sink.
 
-    .venv/bin/python -m tests.benchmarks.engine [N]
+    .venv/bin/python -m tests.benchmarks.engine [N [WORKERS]]
 
 On the PostgreSQL of DATABASE_URL (in a database of its own, dropped after)
 and the Redis of REDIS_URL when set, else SQLite and an embedded Redis in a
@@ -84,35 +84,46 @@ async def prepare(settings: Settings, count: int) -> int:
 
 
 async def engine_rate(
-    settings: Settings, organization_id: int, env: dict[str, str], sink_count: Callable[[], int], count: int
+    settings: Settings,
+    organization_id: int,
+    env: dict[str, str],
+    sink_count: Callable[[], int],
+    count: int,
+    workers: int,
 ) -> float:
-    """Starts `leadline worker`, waits until it takes jobs, then activates the sequence
-    and times from there until the sink holds ``count`` messages."""
-    worker = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "leadline"),
-        "worker",
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    """Starts ``workers`` `leadline worker` processes, waits until they take jobs, then
+    activates the sequence and times from there until the sink holds ``count`` messages."""
+    processes = [
+        await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "leadline"),
+            "worker",
+            env={**os.environ, **env},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
     location = redis.locate(settings)
     try:
-        if not await check(location, wait_seconds=60):
-            raise RuntimeError("the worker did not start")
+        for _ in range(workers):
+            if not await check(location, wait_seconds=60):
+                raise RuntimeError("the workers did not start")
         sequence = await Sequence.get(organization_id=organization_id, name="Bench")
         started = time.perf_counter()
         actor = system_actor(sequence.organization_id, SystemClock())
         await enrollments.set_sequence_active(actor=actor, sequence_id=ids.encode("Sequence", sequence.id), active=True)
         while sink_count() < count:
-            if worker.returncode is not None:
-                raise RuntimeError("the worker stopped")
+            if any(p.returncode is not None for p in processes):
+                raise RuntimeError("a worker stopped")
             if time.perf_counter() - started > 600:
                 raise RuntimeError(f"only {sink_count()} of {count} messages arrived in 10 minutes")
             await asyncio.sleep(0.01)
         return count / (time.perf_counter() - started)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        await worker.wait()
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            await process.wait()
         location.close()
 
 
@@ -137,7 +148,7 @@ async def bare_rate(settings: Settings, organization_id: int, smtp_url: str, cou
     return len(prebuilt) / elapsed
 
 
-async def main(count: int) -> None:
+async def main(count: int, workers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, smtp_sink() as (sink, smtp_url):
         # A database of its own (created and dropped on the PostgreSQL of DATABASE_URL).
         async with fresh_database(file=Path(tmp) / "bench.sqlite3") as database_url:
@@ -154,18 +165,21 @@ async def main(count: int) -> None:
             await db.init(settings)
             try:
                 organization_id = await prepare(settings, count)
-                engine = await engine_rate(settings, organization_id, env, lambda: len(sink.raw), count)
+                engine = await engine_rate(settings, organization_id, env, lambda: len(sink.raw), count, workers)
                 sink.raw.clear()
-                connections = SmtpTransport(smtp_url).connections
+                connections = SmtpTransport(smtp_url).connections * workers
                 bare = await bare_rate(settings, organization_id, smtp_url, count, connections)
             finally:
                 await db.close()
     database = "PostgreSQL" if settings.database_url.startswith("postgres") else "SQLite"
-    print(f"engine: {count} email steps in a {database} database, {connections} SMTP connections")
+    print(
+        f"engine: {count} email steps in a {database} database, {workers} worker process(es), "
+        f"{connections} SMTP connections"
+    )
     print(f"  engine     {engine:8.0f} steps/s")
     print(f"  bare loop  {bare:8.0f} messages/s")
     print(f"  ratio      {engine / bare:8.2f}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000, int(sys.argv[2]) if len(sys.argv) > 2 else 1))
