@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "app.prospects.models",
     "app.sequences.models",
     "app.messaging.models",
+    "app.events.models",
 ]
 
 

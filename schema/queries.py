@@ -17,6 +17,7 @@ from app.prospects import models as prospects
 from app.prospects import service as prospect_service
 from app.sequences import models as sequences
 from app.workflows import models as workflows
+from schema import events as event_types
 from schema import messages as message_types
 from schema import sequences as sequence_types
 from schema import types
@@ -108,6 +109,9 @@ async def _node(info: Info, global_id: str) -> Node | None:
             row is not None and await prospect_service.visible(actor).filter(id=cast(Any, row).prospect_id).exists()
         )
         return wrap(row=row) if visible else None
+    if type_name == "Event":
+        event = await event_types.visible(actor).get_or_none(id=pk)
+        return event_types.Event(row=event) if event else None
     if type_name == "StageChange":
         change = await sequences.StageChange.get_or_none(id=pk, organization_id=org)
         enrollment = None if change is None else await _node(info, ids.encode("Enrollment", change.enrollment_id))
@@ -219,6 +223,16 @@ class Query:
     ) -> Connection[sequence_types.Sequence]:
         query = sequences.Sequence.filter(organization_id=info.context.actor.organization_id)
         return await paginate(query, first, after, lambda r: sequence_types.Sequence(row=r))
+
+    @strawberry.field(description="The event log, oldest first; `after` takes an event cursor.")
+    async def events(
+        self,
+        info: Info,
+        filter: event_types.EventFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[event_types.Event]:
+        return await event_types.page(info, filter, first, after)
 
     @strawberry.field
     async def enrollments(

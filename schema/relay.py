@@ -67,9 +67,11 @@ def after_pk(after: str | None) -> int | None:
     return pk
 
 
-def _connection(rows: Sequence[R], size: int, total: int, had_after: bool, wrap: Callable[[R], T]) -> Connection[T]:
+def _connection(
+    rows: Sequence[R], size: int, total: int, had_after: bool, wrap: Callable[[R], T], key: str = "id"
+) -> Connection[T]:
     page = rows[:size]
-    edges = [Edge(cursor=ids.encode("Cursor", row.pk), node=wrap(row)) for row in page]  # type: ignore[attr-defined]
+    edges = [Edge(cursor=ids.encode("Cursor", getattr(row, key)), node=wrap(row)) for row in page]
     return Connection(
         page_info=PageInfo(
             has_next_page=len(rows) > size,
@@ -83,17 +85,17 @@ def _connection(rows: Sequence[R], size: int, total: int, had_after: bool, wrap:
 
 
 async def paginate(
-    query: QuerySet[Any], first: int | None, after: str | None, wrap: Callable[[Any], T]
+    query: QuerySet[Any], first: int | None, after: str | None, wrap: Callable[[Any], T], *, key: str = "id"
 ) -> Connection[T]:
-    """A page of ``query`` in id order (keyset pagination: stable under inserts)."""
+    """A page of ``query`` in ``key`` order (keyset pagination: stable under inserts)."""
     size = page_size(first)
     start = after_pk(after)
     total = await query.count()
-    page_query = query.order_by("id")
+    page_query = query.order_by(key)
     if start is not None:
-        page_query = page_query.filter(id__gt=start)
+        page_query = page_query.filter(**{f"{key}__gt": start})
     rows = await page_query.limit(size + 1)
-    return _connection(rows, size, total, start is not None, wrap)
+    return _connection(rows, size, total, start is not None, wrap, key)
 
 
 def paginate_loaded(

@@ -8,6 +8,8 @@ from app import ids, presets
 from app.accounts import service as accounts
 from app.accounts.models import Role
 from app.clock import FrozenClock
+from app.events import log
+from app.events.models import Event
 from app.messaging import inbound
 from app.prospects import service as prospects
 from app.prospects.models import Channel, Task
@@ -84,7 +86,11 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
         in_reply_to=None,
         auto_reply=True,
     )
+    await log.sequence()  # as the worker does: the events are numbered, hence readable
+    event = await Event.filter(organization_id=org.id, prospect_id=prospect.id).order_by("seq").first()
+    assert event is not None
     rows: dict[str, Any] = {
+        "Event": event.id,
         "Organization": org.id,
         "User": org.users[Role.AGENT].id,
         "ApiToken": token.id,

@@ -40,6 +40,7 @@ UNKNOWN = {
         "Activity",
         "StatusChange",
         "Task",
+        "Event",
     )
 }
 

@@ -86,7 +86,12 @@ async def test_node_answers_null_for_every_foreign_id(
         assert body == {"data": {"node": {"id": own[type_name]}}}, type_name
 
 
-FILTER_TYPES = {"prospects": "ProspectFilter", "tasks": "TaskFilter"}
+FILTER_TYPES = {
+    "prospects": "ProspectFilter",
+    "tasks": "TaskFilter",
+    "enrollments": "EnrollmentFilter",
+    "events": "EventFilter",
+}
 
 
 async def test_filters_given_foreign_ids_match_nothing(
@@ -101,7 +106,10 @@ async def test_filters_given_foreign_ids_match_nothing(
                 continue
             kind = id_type(name, query)
             document = f"query($f: {type_name}) {{ {query}(filter: $f) {{ totalCount }} }}"
-            foreign_body = await gql(org.tokens[Role.ADMIN], document, f={name: [foreign[kind]]})
-            own_body = await gql(org.tokens[Role.ADMIN], document, f={name: [own[kind]]})
+            many = unwrap(field.type)[1]
+            foreign_body = await gql(
+                org.tokens[Role.ADMIN], document, f={name: [foreign[kind]] if many else foreign[kind]}
+            )
+            own_body = await gql(org.tokens[Role.ADMIN], document, f={name: [own[kind]] if many else own[kind]})
             assert foreign_body == {"data": {query: {"totalCount": 0}}}, (query, name)
             assert own_body["data"][query]["totalCount"] >= 1, (query, name)

@@ -14,6 +14,8 @@ from app import ids, validation
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.errors import InvalidInput, NotFound
+from app.events import log
+from app.events.models import EventType
 from app.messaging.models import BounceType, Direction, Message, MessageState
 from app.prospects import effects
 from app.prospects import service as prospects
@@ -107,6 +109,7 @@ async def receive(
         receipt_key=receipt_key,
         external_id=external_id,
     )
+    await log.record([log.message_event(EventType.MESSAGE_RECEIVED, message, now)])
     if kind is Kind.OPT_OUT:
         await effects.opt_out(prospect, channel, actor=actor, cause=ChangeCause.INBOUND)
     elif kind is Kind.OPT_IN:
@@ -197,6 +200,7 @@ async def record_bounce(
             if bounce_type is BounceType.HARD:
                 message.state = MessageState.BOUNCED
             await message.save(update_fields=["bounce_type", "error", "state"])
+            await log.record([log.message_event(EventType.MESSAGE_BOUNCED, message, actor.now())])
         if bounce_type is BounceType.HARD:
             await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
     return message, prospect

@@ -37,6 +37,8 @@ from tortoise.transactions import in_transaction
 from app.accounts.actor import Actor, system_actor
 from app.accounts.models import Organization
 from app.clock import Clock
+from app.events import log
+from app.events.models import EventType
 from app.messaging import inbound
 from app.messaging.inbound import Kind
 from app.messaging.models import BounceType, Direction, Message, MessageState
@@ -290,7 +292,7 @@ async def _bounced(
     bounce_type = found.bounce_type or BounceType.SOFT
     reason = f"{bounce_type.value.lower()} bounce" + (f" {found.status}" if found.status else "")
     now = actor.now()
-    await inbound.store(
+    notice = await inbound.store(
         prospect,
         actor=actor,
         channel=Channel.EMAIL,
@@ -321,5 +323,6 @@ async def _bounced(
         if bounce_type is BounceType.HARD:
             ours.state = MessageState.BOUNCED
         await ours.save(update_fields=["bounce_type", "error", "state"])
+    await log.record([log.message_event(EventType.MESSAGE_BOUNCED, ours or notice, now)])
     if bounce_type is BounceType.HARD and address == (prospect.email or "").lower():
         await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)

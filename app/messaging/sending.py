@@ -33,6 +33,8 @@ from app.accounts.actor import system_actor
 from app.accounts.models import Organization
 from app.clock import Clock
 from app.config import Settings
+from app.events import log
+from app.events.models import EventType
 from app.messaging.models import BounceType, Message, MessageState
 from app.messaging.transports import (
     Email,
@@ -60,6 +62,7 @@ LANES = 8
 BACKOFF_BASE_SECONDS = 30
 RECORDED_FIELDS = ["state", "lease_until", "sent_at", "next_attempt_at", "external_id", "error", "bounce_type"]
 logger = logging.getLogger("leadline.sending")
+EVENTS = {MessageState.SENT: EventType.MESSAGE_SENT, MessageState.BOUNCED: EventType.MESSAGE_BOUNCED}
 
 
 def transports_for(settings: Settings) -> Transports:
@@ -310,6 +313,7 @@ async def _record(messages: list[Message], batch: _Batch) -> None:
             await Prospect.filter(id__in=sent_to).update(
                 conversation_state=ConversationState.AWAITING_REPLY, last_message_at=now
             )
+        await log.record(log.message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)
         for message in messages:
             if message.state in (MessageState.FAILED, MessageState.BOUNCED) and message.enrollment_id is not None:
                 await _finish_enrollment(message, message.state, clock)

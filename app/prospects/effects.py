@@ -21,9 +21,12 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role, User
 from app.errors import Conflict, DomainError
+from app.events import log
+from app.events.models import EventType
 from app.messaging import compose
 from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange, Task, TaskKind
 from app.sequences import lifecycle
@@ -50,7 +53,7 @@ async def change_status(
     if prospect.status_id == status.id:
         return
     now = actor.now()
-    await StatusChange.create(
+    change = await StatusChange.create(
         organization_id=prospect.organization_id,
         prospect_id=prospect.id,
         from_status_id=prospect.status_id,
@@ -60,6 +63,7 @@ async def change_status(
         note=note,
         at=now,
     )
+    await log.record([log.status_changed(change)])
     prospect.status_id = status.id
     prospect.updated_at = now
     await prospect.save(update_fields=["status_id", "updated_at"])
@@ -170,7 +174,7 @@ async def run_operations(
                 prospect.contact_made_at = now
                 await _save(prospect, now, "contact_made_at")
         elif kind is OperationType.SCHEDULE_CALLBACK:
-            await Task.create(
+            task = await Task.create(
                 organization_id=prospect.organization_id,
                 prospect_id=prospect.id,
                 assignee_id=prospect.owner_id,
@@ -178,6 +182,7 @@ async def run_operations(
                 due_at=now + timedelta(seconds=op["delay_seconds"]),
                 created_at=now,
             )
+            await log.record([log.task_event(EventType.TASK_CREATED, task, now)])
         elif kind is OperationType.MARK_DO_NOT_CONTACT:
             await set_do_not_contact(prospect, True, actor=actor, cause=cause, chain=chain)
         elif kind is OperationType.ASSIGN:
@@ -286,9 +291,22 @@ async def assign(prospect: Prospect, user_id: int | None, *, actor: Actor) -> No
     if prospect.owner_id == user_id:
         return
     now = actor.now()
+    before = prospect.owner_id
     prospect.owner_id = user_id
     prospect.assigned_at = now if user_id is not None else None
-    await _save(prospect, now, "owner_id", "assigned_at")
+    await _save(prospect, now, "owner_id", "assigned_at", updated_event=False)
+    await log.record(
+        [
+            log.prospect_event(
+                EventType.ASSIGNMENT_CHANGED,
+                prospect.organization_id,
+                prospect.id,
+                now,
+                fromUserId=ids.encode("User", before) if before else None,
+                toUserId=ids.encode("User", user_id) if user_id else None,
+            )
+        ]
+    )
 
 
 async def next_in_rotation(organization_id: int, count: int) -> list[int]:
@@ -313,6 +331,14 @@ async def next_in_rotation(organization_id: int, count: int) -> list[int]:
     return picked
 
 
-async def _save(prospect: Prospect, now: Any, *fields: str) -> None:
+async def _save(prospect: Prospect, now: Any, *fields: str, updated_event: bool = True) -> None:
+    """Saves changed fields, with a PROSPECT_UPDATED event that names them (an
+    assignment has its own event, written by ``assign``)."""
     prospect.updated_at = now
     await prospect.save(update_fields=[*fields, "updated_at"])
+    if updated_event:
+        changed = sorted(log.api_name(name) for name in fields)
+        event = log.prospect_event(
+            EventType.PROSPECT_UPDATED, prospect.organization_id, prospect.id, now, fields=changed
+        )
+        await log.record([event])

@@ -22,6 +22,8 @@ from app.accounts.actor import Actor
 from app.accounts.models import Organization, User
 from app.bulk import insert_returning_ids
 from app.errors import ActionNotAvailable, DomainError, Forbidden, InvalidInput, NotFound
+from app.events import log
+from app.events.models import EventType
 from app.prospects import effects, fields
 from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
 from app.sequences import scheduler
@@ -178,6 +180,18 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
             for p in created
         ]
     )
+    await log.record(
+        log.prospect_event(
+            EventType.PROSPECT_CREATED,
+            actor.organization_id,
+            p.id,
+            now,
+            statusId=ids.encode("Status", p.status_id),
+            ownerId=ids.encode("User", p.owner_id) if p.owner_id else None,
+            cause=cause.value,
+        )
+        for p in created
+    )
     if await effects.has_rules(actor.organization_id, TriggerEvent.PROSPECT_CREATED):
         for prospect in created:
             await effects.fire_rules(TriggerEvent.PROSPECT_CREATED, prospect, actor=actor, chain=Chain())
@@ -198,6 +212,11 @@ async def update_prospect(*, actor: Actor, prospect_id: str, changes: Mapping[st
         prospect.search_text = fields.search_text({k: getattr(prospect, k) for k in fields.SEARCHED})
         prospect.updated_at = actor.now()
         await prospect.save()
+        changed = sorted(log.api_name(key) for key in values)
+        updated = log.prospect_event(
+            EventType.PROSPECT_UPDATED, prospect.organization_id, prospect.id, prospect.updated_at, fields=changed
+        )
+        await log.record([updated])
     return prospect
 
 
@@ -272,6 +291,10 @@ async def delete_prospect(*, actor: Actor, prospect_id: str) -> int:
         await StatusChange.filter(prospect_id=prospect.id).delete()
         await Task.filter(prospect_id=prospect.id).delete()
         await prospect.delete()
+        # Its earlier events stay, with ids and facts only (they never held personal data).
+        await log.record(
+            [log.prospect_event(EventType.PROSPECT_DELETED, actor.organization_id, prospect.id, actor.now())]
+        )
     return prospect.id
 
 
@@ -300,5 +323,6 @@ async def complete_task(*, actor: Actor, task_id: str, note: str | None) -> Task
             if note is not None:
                 task.note = note
             await task.save(update_fields=["completed_at", "note"])
+            await log.record([log.task_event(EventType.TASK_COMPLETED, task, task.completed_at)])
             await scheduler.task_completed(task, actor.clock)
     return task

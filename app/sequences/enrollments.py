@@ -13,9 +13,10 @@ from datetime import timedelta
 
 from tortoise.transactions import in_transaction
 
-from app import ids
+from app import bulk, ids
 from app.accounts.actor import Actor
 from app.errors import DomainError, InvalidInput, NotFound
+from app.events import log
 from app.prospects import effects
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause
@@ -120,19 +121,19 @@ async def start_all(enrollments: list[Enrollment], *, actor: Actor, cause: Chang
     for enrollment in enrollments:
         by_step.setdefault(enrollment.current_step_id, []).append(enrollment)
     steps = {s.id: s for s in await SequenceStep.filter(id__in=[pk for pk in by_step if pk is not None])}
-    changes = []
+    changes: list[tuple[StageChange, Enrollment]] = []
     for step_id, group in by_step.items():
         due = now + timedelta(seconds=steps[step_id].delay_seconds if step_id in steps else 0)
         for enrollment in group:
             to = transition(enrollment.stage, Event.ACTIVATE)  # NOT_STARTED → STARTED, or InvalidTransition
-            changes.append(
-                lifecycle.stage_change(
-                    enrollment, enrollment.stage, to, actor=actor, cause=cause, reason=reason, now=now
-                )
+            change = lifecycle.stage_change(
+                enrollment, enrollment.stage, to, actor=actor, cause=cause, reason=reason, now=now
             )
+            changes.append((change, enrollment))
             enrollment.stage, enrollment.due_at = to, due
         await Enrollment.filter(id__in=[e.id for e in group]).update(stage=Stage.STARTED, due_at=due)
-    await StageChange.bulk_create(changes)
+    await bulk.insert_returning_ids([change for change, _ in changes])
+    await log.record(log.stage_changed(change, e.prospect_id, e.sequence_id) for change, e in changes)
     entered = [(actor, e.prospect_id, e.stage) for e in enrollments]
     await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered)
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from app.accounts.actor import Actor
 from app.errors import DomainError
+from app.events import log
 from app.messaging.models import Message, MessageState
 from app.prospects import effects  # a cycle, used at call time: rules run operations that go through here
 from app.prospects.models import ChangeCause, Channel, Prospect
@@ -65,7 +66,9 @@ async def record(
             state=MessageState.CANCELLED, error="the enrollment finished before it was sent"
         )
     await enrollment.save()
-    await stage_change(enrollment, before, to, actor=actor, cause=cause, reason=reason, now=now).save()
+    change = stage_change(enrollment, before, to, actor=actor, cause=cause, reason=reason, now=now)
+    await change.save()
+    await log.record([log.stage_changed(change, enrollment.prospect_id, enrollment.sequence_id)])
     await effects.events_happened(
         TriggerEvent.ENROLLMENT_STAGE_CHANGED, [(actor, enrollment.prospect_id, to)], chain=chain
     )

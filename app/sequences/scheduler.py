@@ -28,6 +28,8 @@ from app.accounts.actor import Actor, system_actor
 from app.accounts.models import Organization
 from app.clock import Clock
 from app.errors import InvalidInput
+from app.events import log
+from app.events.models import EventType
 from app.messaging.models import Direction, Message, MessageState
 from app.prospects import effects
 from app.prospects.models import ChangeCause, Channel, Prospect, Task, TaskKind
@@ -105,6 +107,8 @@ class _Writes:
         self.stage_changes: list[StageChange] = []
         self.entered: list[tuple[Actor, int, Stage]] = []
         """(actor, prospect id, stage) of each stage change, for automation rules."""
+        self.sequences: list[int] = []
+        """The sequence of each stage change's enrollment, for its event."""
         self.schedules: defaultdict[tuple[tuple[str, object], ...], list[int]] = defaultdict(list)
 
     def schedule(self, enrollment: Enrollment, **changes: object) -> None:
@@ -128,8 +132,13 @@ class _Writes:
         # A step whose message exists already (a jump back) is skipped, never sent twice.
         fresh = [m for m in self.messages if m.send_key not in existing]
         await bulk.insert_returning_ids(fresh)
-        if self.stage_changes:
-            await StageChange.bulk_create(self.stage_changes)
+        await bulk.insert_returning_ids(self.stage_changes)
+        await log.record(
+            log.stage_changed(change, prospect_id, sequence_id)
+            for change, (_, prospect_id, _), sequence_id in zip(
+                self.stage_changes, self.entered, self.sequences, strict=True
+            )
+        )
         if self.entered:
             await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
         return [m.id for m in fresh]
@@ -313,6 +322,7 @@ async def _queue(
             )
         )
         writes.entered.append((actor, enrollment.prospect_id, to))
+        writes.sequences.append(enrollment.sequence_id)
 
 
 async def _open_task(
@@ -352,6 +362,7 @@ async def _open_task(
     if not claimed:
         await task.delete()
         return None
+    await log.record([log.task_event(EventType.TASK_CREATED, task, now)])
     await _step_ran(enrollment, before, actor, now)
     return None
 

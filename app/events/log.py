@@ -1,0 +1,142 @@
+"""Appending to the event log (R10.1), and giving committed events their cursors.
+
+``record`` adds events in the caller's transaction (the outbox): whatever
+changed and its event commit together or not at all. Payloads carry global
+ids and facts (states, stages, channels, causes), never names or addresses.
+
+``sequence`` runs in the worker: it numbers the committed events that have no
+cursor yet, in id order, after the highest cursor given, one sequencer at a
+time (a Postgres advisory lock; SQLite has one writer). An event committed
+late gets a later cursor than every event already numbered, so a reader that
+resumes after a cursor misses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from app import bulk, ids
+from app.events.models import Event, EventType
+from app.messaging.models import Message
+from app.prospects.models import StatusChange, Task
+from app.sequences.models import StageChange
+
+SEQUENCER_LOCK = 7_151_001
+"""The Postgres advisory lock key that keeps one sequencer at a time."""
+
+
+def api_name(field: str) -> str:
+    """A model field's name as the API spells it: owner_id → ownerId."""
+    head, *rest = field.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _gid(type_name: str, pk: int | None) -> str | None:
+    return ids.encode(type_name, pk) if pk is not None else None
+
+
+def _event(
+    type_: EventType, organization_id: int, at: datetime, prospect_id: int | None, data: dict[str, Any], **subjects: int
+) -> Event:
+    payload = {"type": type_.value, "at": at.isoformat(), "prospectId": _gid("Prospect", prospect_id), **data}
+    return Event(
+        organization_id=organization_id, type=type_, at=at, prospect_id=prospect_id, payload=payload, **subjects
+    )
+
+
+def prospect_event(type_: EventType, organization_id: int, prospect_id: int, at: datetime, **facts: Any) -> Event:
+    return _event(type_, organization_id, at, prospect_id, facts)
+
+
+def status_changed(change: StatusChange) -> Event:
+    data = {
+        "statusChange": {
+            "id": _gid("StatusChange", change.id),
+            "fromStatusId": _gid("Status", change.from_status_id),
+            "toStatusId": _gid("Status", change.to_status_id),
+            "cause": change.cause.value if hasattr(change.cause, "value") else str(change.cause),
+        }
+    }
+    return _event(
+        EventType.STATUS_CHANGED,
+        change.organization_id,
+        change.at,
+        change.prospect_id,
+        data,
+        status_change_id=change.id,
+    )
+
+
+def stage_changed(change: StageChange, prospect_id: int, sequence_id: int) -> Event:
+    data = {
+        "stageChange": {
+            "id": _gid("StageChange", change.id),
+            "enrollmentId": _gid("Enrollment", change.enrollment_id),
+            "sequenceId": _gid("Sequence", sequence_id),
+            "fromStage": change.from_stage.value if change.from_stage else None,
+            "toStage": change.to_stage.value,
+            "cause": str(change.cause),
+            "reason": change.reason,
+        }
+    }
+    return _event(
+        EventType.STAGE_CHANGED, change.organization_id, change.at, prospect_id, data, stage_change_id=change.id
+    )
+
+
+def message_event(type_: EventType, message: Message, at: datetime) -> Event:
+    data = {
+        "message": {
+            "id": _gid("Message", message.id),
+            "channel": message.channel.value,
+            "direction": message.direction.value,
+            "state": message.state.value,
+            "enrollmentId": _gid("Enrollment", message.enrollment_id),
+            "autoReply": message.auto_reply,
+            "bounceType": message.bounce_type.value if message.bounce_type else None,
+        }
+    }
+    return _event(type_, message.organization_id, at, message.prospect_id, data, message_id=message.id)
+
+
+def task_event(type_: EventType, task: Task, at: datetime) -> Event:
+    data = {
+        "task": {
+            "id": _gid("Task", task.id),
+            "kind": task.kind.value,
+            "dueAt": task.due_at.isoformat(),
+            "assigneeId": _gid("User", task.assignee_id),
+            "completedAt": task.completed_at.isoformat() if task.completed_at else None,
+        }
+    }
+    return _event(type_, task.organization_id, at, task.prospect_id, data, task_id=task.id)
+
+
+async def record(events: Iterable[Event]) -> None:
+    """Appends events in the caller's transaction (one INSERT for many)."""
+    batch = list(events)
+    if batch:
+        await Event.bulk_create(batch)
+
+
+SEQUENCE_BATCH = 5000
+
+
+async def sequence(*, limit: int = SEQUENCE_BATCH) -> int:
+    """Gives the oldest committed events without a cursor the next cursors; how many."""
+    async with in_transaction() as connection:
+        if connection.capabilities.dialect == "postgres":
+            await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK])
+        waiting: Sequence[Event] = await Event.filter(seq=None).order_by("id").limit(limit).only("id", "seq")
+        if not waiting:
+            return 0
+        [row] = await connection.execute_query_dict('SELECT MAX("seq") AS top FROM "event"')
+        top = int(row["top"] or 0)
+        for offset, event in enumerate(waiting, start=1):
+            event.seq = top + offset
+        await bulk.update_each(waiting, ["seq"], connection)
+    return len(waiting)

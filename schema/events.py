@@ -1,0 +1,120 @@
+"""The event log's type and query (contract part 30: ``events``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypeVar, cast
+
+import strawberry
+from strawberry.scalars import JSON
+from tortoise.expressions import Q, Subquery
+from tortoise.queryset import QuerySet
+
+from app import ids
+from app.accounts.actor import Actor
+from app.events import models
+from app.events.models import EventType
+from app.messaging.models import Message as MessageRow
+from app.prospects import service as prospect_service
+from app.prospects.models import StatusChange as StatusChangeRow
+from app.prospects.models import Task as TaskRow
+from app.sequences.models import StageChange as StageChangeRow
+from schema.context import Info
+from schema.messages import Message
+from schema.relay import Connection, Node, decode_ids, paginate
+from schema.sequences import StageChange
+from schema.types import Prospect, StatusChange, Task, _gid
+
+strawberry.enum(EventType)
+
+
+@strawberry.input
+class EventFilter:
+    types: list[EventType] | None = None
+    prospect_id: strawberry.ID | None = None
+
+
+def visible(actor: Actor) -> QuerySet[models.Event]:
+    """The numbered events the viewer may read: an AGENT only those of prospects it
+    may work; managers and admins every one (an erased prospect's too, ids only)."""
+    query = models.Event.filter(organization_id=actor.organization_id, seq__not_isnull=True)
+    if actor.is_agent:
+        query = query.filter(Q(prospect_id__in=Subquery(prospect_service.visible(actor).values("id"))))
+    return query
+
+
+def events_query(info: Info, filter: EventFilter | None) -> QuerySet[models.Event]:
+    query = visible(info.context.actor)
+    if filter is not None:
+        if filter.types is not None:
+            query = query.filter(type__in=[t.value for t in filter.types])
+        if filter.prospect_id is not None:
+            query = query.filter(prospect_id__in=decode_ids("Prospect", [filter.prospect_id]) or [])
+    return query
+
+
+async def page(info: Info, filter: EventFilter | None, first: int | None, after: str | None) -> Connection[Event]:
+    """Oldest first, by cursor."""
+    return await paginate(events_query(info, filter), first, after, lambda r: Event(row=r), key="seq")
+
+
+@strawberry.type(description="One entry of the organization's append-only event log.")
+class Event(Node):
+    row: strawberry.Private[models.Event]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return _gid("Event", self.row.id)
+
+    @strawberry.field(description="Opaque and increasing within the organization; pass it as `after` to resume.")
+    def cursor(self) -> str:
+        return ids.encode("Cursor", cast(int, self.row.seq))
+
+    @strawberry.field
+    def type(self) -> EventType:
+        return self.row.type
+
+    @strawberry.field
+    def at(self) -> datetime:
+        return self.row.at
+
+    @strawberry.field(description="Null once the prospect is erased (or not visible to the viewer).")
+    async def prospect(self, info: Info) -> Prospect | None:
+        if self.row.prospect_id is None:
+            return None
+        row = await prospect_service.visible(info.context.actor).get_or_none(id=self.row.prospect_id)
+        return Prospect(row=row) if row is not None else None
+
+    @strawberry.field
+    async def status_change(self, info: Info) -> StatusChange | None:
+        row = await _owned(info, StatusChangeRow, self.row.status_change_id)
+        return StatusChange(row=row) if row is not None else None
+
+    @strawberry.field
+    async def stage_change(self, info: Info) -> StageChange | None:
+        row = await _owned(info, StageChangeRow, self.row.stage_change_id)
+        return StageChange(row=row) if row is not None else None
+
+    @strawberry.field
+    async def message(self, info: Info) -> Message | None:
+        row = await _owned(info, MessageRow, self.row.message_id)
+        return Message(row=row) if row is not None else None
+
+    @strawberry.field
+    async def task(self, info: Info) -> Task | None:
+        row = await _owned(info, TaskRow, self.row.task_id)
+        return Task(row=row) if row is not None else None
+
+    @strawberry.field(description="The same JSON that webhooks deliver.")
+    def payload(self) -> JSON:
+        return cast(JSON, self.row.payload)
+
+
+M = TypeVar("M", StatusChangeRow, StageChangeRow, MessageRow, TaskRow)
+
+
+async def _owned(info: Info, model: type[M], pk: int | None) -> M | None:
+    """The event's subject, if it still exists (an erasure removes it)."""
+    if pk is None:
+        return None
+    return await model.get_or_none(id=pk, organization_id=info.context.actor.organization_id)

@@ -1,0 +1,168 @@
+"""R10.1: the event log. Every change appends its event in its own transaction,
+with ids and facts only; committed events get increasing cursors, and one that
+commits late still comes after every cursor already given."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from app import ids
+from app.accounts.models import Organization, Role
+from app.clock import FrozenClock
+from app.config import Settings
+from app.errors import Conflict
+from app.events import log
+from app.events.models import Event, EventType
+from app.messaging import inbound, sending
+from app.messaging.models import BounceType
+from app.prospects import effects
+from app.prospects import service as prospects
+from app.prospects.models import Channel, Prospect, Task
+from app.sequences import scheduler
+from app.sequences.models import StepType
+from app.sequences.service import StepSpec
+from app.workflows import service as workflows
+from app.workflows.models import Action, Interaction, Status
+from app.workflows.operations import OperationSpec, OperationType
+from tests.conftest import Org
+from tests.test_scheduler import setup
+
+STEPS = [StepSpec(StepType.EMAIL, 0, body="Hello", subject="Hi"), StepSpec(StepType.EMAIL, 60, body="b", subject="s")]
+
+
+async def _types(organization_id: int) -> list[str]:
+    return [e.type for e in await Event.filter(organization_id=organization_id).order_by("id")]
+
+
+async def test_every_change_appends_its_event_with_ids_and_facts_only(
+    org: Org, clock: FrozenClock, settings: Settings, tmp_path: Path
+) -> None:
+    await Organization.filter(id=org.id).update(email_from="sales@acme.example")
+    [enrollment] = await setup(org, clock, steps=STEPS)  # PROSPECT_CREATED, STAGE_CHANGED (STARTED)
+    admin = org.actor(Role.ADMIN, clock)
+    prospect_id = ids.encode("Prospect", enrollment.prospect_id)
+    await prospects.update_prospect(actor=admin, prospect_id=prospect_id, changes={"company": "Analytical Engines"})
+    contact_made = await Status.get(organization_id=org.id, name="Attempting Contact")
+    await prospects.set_status(
+        actor=admin, prospect_id=prospect_id, status_id=ids.encode("Status", contact_made.id), note=None
+    )
+    queued = (await scheduler.run_pass(clock)).queued  # STAGE_CHANGED (APPROACHING)
+    await sending.send_batch(queued, transports=sending.transports_for(settings), settings=settings, clock=clock)
+    await inbound.record_inbound(
+        actor=admin,
+        channel=Channel.EMAIL,
+        sender="ada@client.example",
+        body="Call me",
+        subject=None,
+        in_reply_to=None,
+        auto_reply=False,
+    )  # MESSAGE_RECEIVED, STAGE_CHANGED (REPLIED)
+    await inbound.record_bounce(
+        actor=admin, message_id=None, email="ada@client.example", bounce_type=BounceType.SOFT, reason="4.2.2"
+    )
+    callback = await Action.get(organization_id=org.id, name="Left Voicemail")
+    await prospects.log_activity(
+        actor=admin,
+        prospect_id=prospect_id,
+        interaction=Interaction.CALL,
+        action_id=ids.encode("Action", callback.id),
+        note=None,
+    )  # PROSPECT_UPDATED (contact attempted), STATUS_CHANGED, TASK_CREATED
+    task = await Task.get(prospect_id=enrollment.prospect_id)
+    await prospects.complete_task(actor=admin, task_id=ids.encode("Task", task.id), note=None)
+    await prospects.mark_do_not_contact(actor=admin, prospect_id=prospect_id, do_not_contact=True)
+    await prospects.delete_prospect(actor=admin, prospect_id=prospect_id)
+
+    types = await _types(org.id)
+    assert set(types) == set(EventType) - {EventType.TASK_DUE, EventType.ASSIGNMENT_CHANGED}
+    assert types[0] == "PROSPECT_CREATED" and types[-1] == "PROSPECT_DELETED"
+    events = await Event.filter(organization_id=org.id).order_by("id")
+    assert all(e.prospect_id == enrollment.prospect_id for e in events)  # ids survive the erasure
+    everything = json.dumps([e.payload for e in events])
+    assert "ada" not in everything.lower() and "Analytical" not in everything  # no personal data
+    updated = next(e for e in events if e.type == "PROSPECT_UPDATED")
+    assert updated.payload["fields"] == ["company"] and updated.payload["prospectId"] == prospect_id
+    stages = [e.payload["stageChange"]["toStage"] for e in events if e.type == "STAGE_CHANGED"]  # type: ignore[index]
+    assert stages == ["STARTED", "APPROACHING", "REPLIED"]
+
+
+async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: Org, clock: FrozenClock) -> None:
+    [enrollment] = await setup(org, clock, steps=STEPS)
+    manager = org.actor(Role.MANAGER, clock)
+    before = await Event.filter(organization_id=org.id).count()
+    gone = await workflows.create_status(
+        actor=manager,
+        workflow_id=ids.encode("Workflow", (await Status.filter(organization_id=org.id).first()).workflow_id),  # type: ignore[union-attr]
+        name="Soon gone",
+        system_status="NEW",
+        pipeline_percent=0,
+        max_assignment_seconds=None,
+        position=None,  # type: ignore[arg-type]
+    )
+    action = await workflows.create_action(
+        actor=manager,
+        fields=workflows.ActionFields(
+            name="Assign then fail",
+            operations=[
+                OperationSpec(OperationType.ASSIGN, user_id=org.user_gid(Role.AGENT)),
+                OperationSpec(OperationType.SET_STATUS, status_id=ids.encode("Status", gone.id)),
+            ],
+        ),
+    )
+    await Status.filter(id=gone.id).update(deleted_at=clock.now())
+    with pytest.raises(Conflict):
+        await prospects.log_activity(
+            actor=manager,
+            prospect_id=ids.encode("Prospect", enrollment.prospect_id),
+            interaction=Interaction.CALL,
+            action_id=ids.encode("Action", action.id),
+            note=None,
+        )
+    assert await Event.filter(organization_id=org.id).count() == before  # the assignment rolled back with its event
+
+    await effects.assign(await Prospect.get(id=enrollment.prospect_id), None, actor=manager)
+    [assigned] = await Event.filter(organization_id=org.id, type="ASSIGNMENT_CHANGED")
+    assert assigned.payload["toUserId"] is None and assigned.payload["fromUserId"] == org.user_gid(Role.AGENT)
+
+
+async def test_cursors_increase_and_a_late_commit_comes_after_every_given_cursor(org: Org, clock: FrozenClock) -> None:
+    def event() -> Event:
+        return log.prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title"])
+
+    made = [await Event.create(**_fields(event())) for _ in range(3)]
+    late_id = made[0].id
+    await made[0].delete()  # as if its transaction had not committed yet
+    assert await log.sequence() == 2
+    numbered = {e.id: e.seq for e in await Event.filter(organization_id=org.id)}
+    assert sorted(numbered.values()) == [1, 2]
+
+    await Event.create(id=late_id, **_fields(event()))  # now it commits, with its earlier id
+    assert await log.sequence() == 1
+    late = await Event.get(id=late_id)
+    assert late.seq == 3 > max(numbered.values())  # after every cursor given before: a reader misses nothing
+    assert await log.sequence() == 0
+
+
+@pytest.mark.postgres
+async def test_concurrent_sequencers_give_each_cursor_once(org: Org, clock: FrozenClock) -> None:
+    for _ in range(300):
+        await Event.create(**_fields(log.prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=[])))
+    counts = await asyncio.gather(*(log.sequence(limit=50) for _ in range(8)))
+    while await log.sequence(limit=50):
+        pass
+    seqs = sorted(e.seq for e in await Event.filter(organization_id=org.id))  # type: ignore[type-var]
+    assert sum(counts) <= 300 and seqs == list(range(1, 301))
+
+
+def _fields(event: Event) -> dict[str, object]:
+    return {
+        "organization_id": event.organization_id,
+        "type": event.type,
+        "at": event.at,
+        "prospect_id": event.prospect_id,
+        "payload": event.payload,
+    }

@@ -1,0 +1,76 @@
+"""The `events` query (R10.1): oldest first by cursor, resumable, filtered, and an
+AGENT sees only the events of prospects it may work."""
+
+from __future__ import annotations
+
+from app import ids
+from app.accounts.models import Role
+from app.clock import FrozenClock
+from app.events import log
+from app.events.models import Event
+from app.prospects import service as prospects
+from tests.conftest import GraphQL, Org
+
+PAGE = """query($first: Int, $after: String, $filter: EventFilter) {
+  events(first: $first, after: $after, filter: $filter) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { cursor type prospect { firstName } payload } }
+  }
+}"""
+
+
+async def _people(org: Org, clock: FrozenClock) -> list[str]:
+    from app import presets
+
+    admin = org.actor(Role.ADMIN, clock)
+    await presets.apply(actor=admin, name="lead-workflow")
+    made, _ = await prospects.create_prospects(
+        actor=admin,
+        inputs=[
+            {"first_name": "Mine", "owner_id": org.user_gid(Role.AGENT)},
+            {"first_name": "Theirs", "owner_id": org.user_gid(Role.MANAGER)},
+        ],
+        field=["input"],
+    )
+    await prospects.update_prospect(
+        actor=admin, prospect_id=ids.encode("Prospect", made[0].id), changes={"title": "CTO"}
+    )
+    return [ids.encode("Prospect", p.id) for p in made]
+
+
+async def test_pages_resume_after_a_cursor_and_only_numbered_events_show(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    mine, theirs = await _people(org, clock)
+    token = org.tokens[Role.MANAGER]
+    assert (await gql(token, PAGE))["data"]["events"]["totalCount"] == 0  # not numbered yet
+    await log.sequence()
+    first = (await gql(token, PAGE, first=2))["data"]["events"]
+    assert first["totalCount"] == 3 and first["pageInfo"]["hasNextPage"] is True
+    assert [e["node"]["type"] for e in first["edges"]] == ["PROSPECT_CREATED", "PROSPECT_CREATED"]
+    assert all(e["cursor"] == e["node"]["cursor"] for e in first["edges"])
+    rest = (await gql(token, PAGE, first=2, after=first["pageInfo"]["endCursor"]))["data"]["events"]
+    [updated] = rest["edges"]
+    assert updated["node"]["type"] == "PROSPECT_UPDATED" and rest["pageInfo"]["hasNextPage"] is False
+    assert updated["node"]["payload"]["fields"] == ["title"] and updated["node"]["payload"]["prospectId"] == mine
+    assert updated["node"]["prospect"] == {"firstName": "Mine"}
+
+    only = await gql(token, PAGE, filter={"types": ["PROSPECT_UPDATED"]})
+    theirs_only = await gql(token, PAGE, filter={"prospectId": theirs})
+    assert only["data"]["events"]["totalCount"] == 1
+    assert [e["node"]["prospect"]["firstName"] for e in theirs_only["data"]["events"]["edges"]] == ["Theirs"]
+    bad = await gql(token, PAGE, after="not-a-cursor")
+    assert bad["errors"][0]["message"] == "`after` is not a cursor from this connection."
+
+
+async def test_an_agent_sees_the_events_of_its_prospects_only(gql: GraphQL, org: Org, clock: FrozenClock) -> None:
+    mine, theirs = await _people(org, clock)
+    await log.sequence()
+    seen = (await gql(org.tokens[Role.AGENT], PAGE))["data"]["events"]
+    assert {e["node"]["payload"]["prospectId"] for e in seen["edges"]} == {mine}
+    foreign = await Event.get(prospect_id=ids.decode_as("Prospect", theirs), type="PROSPECT_CREATED")
+    node = await gql(
+        org.tokens[Role.AGENT], "query($id: ID!) { node(id: $id) { id } }", id=ids.encode("Event", foreign.id)
+    )
+    assert node["data"]["node"] is None
