@@ -86,7 +86,11 @@ async def compare_and_set(
     assignments = [f"{column(name)} = {bind(name, value)}" for name, value in values.items()]
     assignments += [f"{column(name)} = {column(name)} + 1" for name in increment]
     id_marks = ", ".join(bind(meta.pk_attr, pk) for pk in ids)
-    conditions = [f"{column(name)} = {bind(name, value)}" for name, value in expect.items()]  # after: ? is by position
+    # After the ids: ? marks are by position. None compares as IS NULL.
+    conditions = [
+        f"{column(name)} IS NULL" if value is None else f"{column(name)} = {bind(name, value)}"
+        for name, value in expect.items()
+    ]
     pk = column(meta.pk_attr)
     sql = (
         f'UPDATE "{meta.db_table}" SET {", ".join(assignments)} '

@@ -24,6 +24,7 @@ from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.events import log
 from app.messaging import sending
+from app.prospects import reminders
 from app.redis import RedisLocation
 from app.sequences import scheduler
 
@@ -64,8 +65,8 @@ async def enqueue_sends(redis: ArqRedis, message_ids: list[int], clock: Clock) -
 
 
 async def scheduler_pass(redis: ArqRedis, clock: Clock) -> int:
-    """One full pass: due steps queued, leases expired, due messages enqueued,
-    committed events given their cursors."""
+    """One full pass: due steps queued, leases expired, due messages enqueued, due
+    tasks announced, committed events given their cursors."""
     expired = await scheduler.expire_leases(clock)
     if expired:
         logger.warning("%d message(s) left SENDING by a stopped worker are now UNCERTAIN", expired)
@@ -77,6 +78,8 @@ async def scheduler_pass(redis: ArqRedis, clock: Clock) -> int:
         if result.claimed < scheduler.BATCH:
             break
     await enqueue_sends(redis, await scheduler.queued_messages(clock), clock)
+    while await reminders.announce_due(clock) == reminders.BATCH:
+        pass
     while await log.sequence() == log.SEQUENCE_BATCH:
         pass  # a backlog of events: number it all before the next pass
     return claimed

@@ -19,8 +19,9 @@ import pytest
 from app import ids, presets
 from app.accounts import service as accounts
 from app.accounts.actor import Actor
-from app.accounts.models import Organization, Role
+from app.accounts.models import Organization
 from app.clock import SystemClock
+from app.events.models import Event
 from app.messaging.models import Message
 from app.prospects import service as prospects
 from app.prospects.models import Task
@@ -114,6 +115,7 @@ async def test_email_sms_and_call_steps_through_the_real_worker(database: str, t
                 task = await Task.get(enrollment_id=enrollment.id)
                 await prospects.complete_task(actor=admin, task_id=ids.encode("Task", task.id), note="spoke")
                 await eventually(lambda: Enrollment.filter(id=enrollment.id, stage="UNRESPONSIVE").exists())
+                await eventually(_all_events_numbered)  # the worker gives committed events their cursors
             finally:
                 worker.send_signal(signal.SIGTERM)
                 _, stderr = await asyncio.wait_for(worker.communicate(), 30)
@@ -134,7 +136,15 @@ async def test_email_sms_and_call_steps_through_the_real_worker(database: str, t
     assert sms.external_id == "SM" + "1".zfill(32)
     stages = await StageChange.filter(enrollment_id=enrollment.id).order_by("id").values_list("to_stage", flat=True)
     assert list(stages) == ["STARTED", "APPROACHING", "UNRESPONSIVE"]
-    assert Role.ADMIN
+    events = await Event.filter(prospect_id=enrollment.prospect_id).order_by("seq")
+    kinds = [e.type for e in events]
+    assert kinds.count("MESSAGE_SENT") == 2 and kinds.count("TASK_CREATED") == 1 and "TASK_COMPLETED" in kinds
+    staged = [e.payload["stageChange"]["toStage"] for e in events if e.type == "STAGE_CHANGED"]  # type: ignore[index]
+    assert staged == ["STARTED", "APPROACHING", "UNRESPONSIVE"]  # cursor order follows the changes
+
+
+async def _all_events_numbered() -> bool:
+    return not await Event.filter(seq=None).exists()
 
 
 async def one_email_to_many(count: int, *, active: bool) -> tuple[Actor, str]:

@@ -19,7 +19,7 @@ from app.events import log
 from app.events.models import Event, EventType
 from app.messaging import inbound, sending
 from app.messaging.models import BounceType
-from app.prospects import effects
+from app.prospects import effects, reminders
 from app.prospects import service as prospects
 from app.prospects.models import Channel, Prospect, Task
 from app.sequences import scheduler
@@ -166,3 +166,25 @@ def _fields(event: Event) -> dict[str, object]:
         "prospect_id": event.prospect_id,
         "payload": event.payload,
     }
+
+
+async def test_a_task_is_announced_due_once_when_its_time_passes(org: Org, clock: FrozenClock) -> None:
+    [enrollment] = await setup(org, clock, steps=STEPS)
+    admin = org.actor(Role.ADMIN, clock)
+    voicemail = await Action.get(organization_id=org.id, name="Left Voicemail")  # a callback in one day
+    for _ in range(2):
+        await prospects.log_activity(
+            actor=admin,
+            prospect_id=ids.encode("Prospect", enrollment.prospect_id),
+            interaction=Interaction.CALL,
+            action_id=ids.encode("Action", voicemail.id),
+            note=None,
+        )
+    first, second = await Task.filter(prospect_id=enrollment.prospect_id).order_by("id")
+    await prospects.complete_task(actor=admin, task_id=ids.encode("Task", second.id), note="done early")
+    assert await reminders.announce_due(clock) == 0  # not due yet
+    clock.advance(86400)
+    assert await reminders.announce_due(clock) == 1  # the open one; the completed one never
+    assert await reminders.announce_due(clock) == 0  # once
+    [due] = await Event.filter(organization_id=org.id, type="TASK_DUE")
+    assert due.task_id == first.id and due.payload["task"]["id"] == ids.encode("Task", first.id)  # type: ignore[index]

@@ -150,6 +150,8 @@ class Task(Model):
     completed_at = fields.DatetimeField(null=True)
     note = fields.TextField(null=True)
     created_at = fields.DatetimeField()
+    # When the worker announced it due (TASK_DUE): once per task.
+    due_announced_at = fields.DatetimeField(null=True)
     # A CALL or TASK step's task: completing it lets the enrollment go on.
     enrollment: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.Enrollment", null=True, on_delete=fields.SET_NULL, related_name=False
@@ -166,4 +168,4 @@ class Task(Model):
 
     class Meta:
         table = "task"
-        indexes = (("organization_id", "due_at"),)
+        indexes = (("organization_id", "due_at"), ("due_announced_at", "due_at"))
