@@ -116,3 +116,28 @@ async def update_each(objects: Sequence[M], fields: Sequence[str], connection: B
         [meta.fields_map[name].to_db_value(getattr(obj, name), obj) for name in fields] + [obj.pk] for obj in objects
     ]
     await connection.execute_many(sql, rows)
+
+
+async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]]) -> None:
+    """Inserts plain rows (field name → value) in multi-row INSERTs, without making a
+    model object for each: for append-only tables written on hot paths."""
+    if not rows:
+        return
+    meta = model._meta
+    db = connections.get(meta.default_connection or "default")
+    postgres = db.capabilities.dialect == "postgres"
+    names = list(rows[0])
+    converters = [meta.fields_map[name] for name in names]
+    column_sql = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in names)
+    per_statement = max(1, MAX_PARAMETERS // len(names))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        params: list[object] = []
+        groups = []
+        for row in chunk:
+            marks = []
+            for name, field in zip(names, converters, strict=True):
+                params.append(field.to_db_value(row[name], model))
+                marks.append(f"${len(params)}" if postgres else "?")
+            groups.append("(" + ", ".join(marks) + ")")
+        await db.execute_query(f'INSERT INTO "{meta.db_table}" ({column_sql}) VALUES {", ".join(groups)}', params)

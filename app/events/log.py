@@ -13,7 +13,7 @@ resumes after a cursor misses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -39,20 +39,25 @@ def _gid(type_name: str, pk: int | None) -> str | None:
     return ids.encode(type_name, pk) if pk is not None else None
 
 
+SUBJECTS = ("status_change_id", "stage_change_id", "message_id", "task_id")
+
+
 def _event(
     type_: EventType, organization_id: int, at: datetime, prospect_id: int | None, data: dict[str, Any], **subjects: int
-) -> Event:
+) -> dict[str, Any]:
+    """An event row to ``record`` (a plain row: events are written on hot paths)."""
     payload = {"type": type_.value, "at": at.isoformat(), "prospectId": _gid("Prospect", prospect_id), **data}
-    return Event(
-        organization_id=organization_id, type=type_, at=at, prospect_id=prospect_id, payload=payload, **subjects
-    )
+    row = {"organization_id": organization_id, "type": type_, "at": at, "prospect_id": prospect_id, "payload": payload}
+    return row | {name: subjects.get(name) for name in SUBJECTS}
 
 
-def prospect_event(type_: EventType, organization_id: int, prospect_id: int, at: datetime, **facts: Any) -> Event:
+def prospect_event(
+    type_: EventType, organization_id: int, prospect_id: int, at: datetime, **facts: Any
+) -> dict[str, Any]:
     return _event(type_, organization_id, at, prospect_id, facts)
 
 
-def status_changed(change: StatusChange) -> Event:
+def status_changed(change: StatusChange) -> dict[str, Any]:
     data = {
         "statusChange": {
             "id": _gid("StatusChange", change.id),
@@ -71,7 +76,7 @@ def status_changed(change: StatusChange) -> Event:
     )
 
 
-def stage_changed(change: StageChange, prospect_id: int, sequence_id: int) -> Event:
+def stage_changed(change: StageChange, prospect_id: int, sequence_id: int) -> dict[str, Any]:
     data = {
         "stageChange": {
             "id": _gid("StageChange", change.id),
@@ -88,7 +93,7 @@ def stage_changed(change: StageChange, prospect_id: int, sequence_id: int) -> Ev
     )
 
 
-def message_event(type_: EventType, message: Message, at: datetime) -> Event:
+def message_event(type_: EventType, message: Message, at: datetime) -> dict[str, Any]:
     data = {
         "message": {
             "id": _gid("Message", message.id),
@@ -103,7 +108,7 @@ def message_event(type_: EventType, message: Message, at: datetime) -> Event:
     return _event(type_, message.organization_id, at, message.prospect_id, data, message_id=message.id)
 
 
-def task_event(type_: EventType, task: Task, at: datetime) -> Event:
+def task_event(type_: EventType, task: Task, at: datetime) -> dict[str, Any]:
     data = {
         "task": {
             "id": _gid("Task", task.id),
@@ -116,27 +121,27 @@ def task_event(type_: EventType, task: Task, at: datetime) -> Event:
     return _event(type_, task.organization_id, at, task.prospect_id, data, task_id=task.id)
 
 
-async def record(events: Iterable[Event]) -> None:
+async def record(events: Iterable[dict[str, Any]]) -> None:
     """Appends events in the caller's transaction (one INSERT for many)."""
-    batch = list(events)
-    if batch:
-        await Event.bulk_create(batch)
+    await bulk.insert_rows(Event, list(events))
 
 
 SEQUENCE_BATCH = 5000
 
 
 async def sequence(*, limit: int = SEQUENCE_BATCH) -> int:
-    """Gives the oldest committed events without a cursor the next cursors; how many."""
+    """Gives the oldest committed events without a cursor the next cursors, in id
+    order, in one statement; how many."""
     async with in_transaction() as connection:
-        if connection.capabilities.dialect == "postgres":
+        postgres = connection.capabilities.dialect == "postgres"
+        if postgres:
             await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK])
-        waiting: Sequence[Event] = await Event.filter(seq=None).order_by("id").limit(limit).only("id", "seq")
-        if not waiting:
-            return 0
         [row] = await connection.execute_query_dict('SELECT MAX("seq") AS top FROM "event"')
-        top = int(row["top"] or 0)
-        for offset, event in enumerate(waiting, start=1):
-            event.seq = top + offset
-        await bulk.update_each(waiting, ["seq"], connection)
-    return len(waiting)
+        top, marks = int(row["top"] or 0), ("$1", "$2") if postgres else ("?", "?")
+        count, _ = await connection.execute_query(
+            f'UPDATE "event" SET "seq" = {marks[0]} + numbered.rn FROM ('
+            'SELECT "id", ROW_NUMBER() OVER (ORDER BY "id") AS rn FROM "event" WHERE "seq" IS NULL '
+            f'ORDER BY "id" LIMIT {marks[1]}) AS numbered WHERE "event"."id" = numbered."id"',
+            [top, limit],
+        )
+    return int(count)
