@@ -5,7 +5,7 @@ and one UPDATE run for many rows with their own values (executemany)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from tortoise import connections
@@ -25,32 +25,55 @@ async def insert_returning_ids(objects: Sequence[M]) -> list[M]:
     """
     if not objects:
         return []
-    model = type(objects[0])
-    meta = model._meta
+    meta = type(objects[0])._meta
+    fields = [meta.fields_map[name] for name in meta.fields_db_projection if name != meta.pk_attr]
+    values = [[field.to_db_value(getattr(obj, field.model_field_name), obj) for field in fields] for obj in objects]
     db = connections.get(meta.default_connection or "default")
-    columns = [name for name in meta.db_fields if name != meta.db_pk_column]
-    by_column = {meta.fields_db_projection[f]: meta.fields_map[f] for f in meta.fields_db_projection}
-    postgres = db.capabilities.dialect == "postgres"
-    rows_per_statement = max(1, MAX_PARAMETERS // len(columns))
-    column_sql = ", ".join(f'"{c}"' for c in columns)
-    for start in range(0, len(objects), rows_per_statement):
-        chunk = objects[start : start + rows_per_statement]
-        params: list[object] = []
-        groups = []
-        for obj in chunk:
-            marks = []
-            for column in columns:
-                field = by_column[column]
-                params.append(field.to_db_value(getattr(obj, field.model_field_name), obj))
-                marks.append(f"${len(params)}" if postgres else "?")
-            groups.append("(" + ", ".join(marks) + ")")
-        sql = f'INSERT INTO "{meta.db_table}" ({column_sql}) VALUES {", ".join(groups)} RETURNING "{meta.db_pk_column}"'
-        rows = await db.execute_query_dict(sql, params)
-        new_ids = sorted(int(row[meta.db_pk_column]) for row in rows)
-        for obj, pk in zip(chunk, new_ids, strict=True):
+    columns = [meta.fields_db_projection[field.model_field_name] for field in fields]
+    for sql, params, rows in _inserts(db, meta.db_table, columns, values, returning=meta.db_pk_column):
+        inserted = await db.execute_query_dict(sql, params)
+        new_ids = sorted(int(row[meta.db_pk_column]) for row in inserted)
+        for obj, pk in zip(objects[rows], new_ids, strict=True):
             obj.pk = pk
             obj._saved_in_db = True
     return list(objects)
+
+
+async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]]) -> None:
+    """Inserts plain rows (field name → value) in multi-row INSERTs, without making a
+    model object for each: for append-only tables written on hot paths."""
+    if not rows:
+        return
+    meta = model._meta
+    fields = [meta.fields_map[name] for name in rows[0]]
+    values = [[field.to_db_value(row[field.model_field_name], model) for field in fields] for row in rows]
+    db = connections.get(meta.default_connection or "default")
+    columns = [meta.fields_db_projection[field.model_field_name] for field in fields]
+    for sql, params, _ in _inserts(db, meta.db_table, columns, values, returning=None):
+        await db.execute_query(sql, params)
+
+
+def _inserts(
+    db: BaseDBAsyncClient, table: str, columns: list[str], values: list[list[object]], *, returning: str | None
+) -> Iterator[tuple[str, list[object], slice]]:
+    """Multi-row INSERT statements for ``values`` (already database values), as many
+    as the bound-parameter limit needs: (SQL, parameters, the rows it inserts)."""
+    postgres = db.capabilities.dialect == "postgres"
+    column_sql = ", ".join(f'"{c}"' for c in columns)
+    per_statement = max(1, MAX_PARAMETERS // len(columns))
+    for start in range(0, len(values), per_statement):
+        chunk = values[start : start + per_statement]
+        params: list[object] = []
+        groups = []
+        for row in chunk:
+            marks = []
+            for value in row:
+                params.append(value)
+                marks.append(f"${len(params)}" if postgres else "?")
+            groups.append("(" + ", ".join(marks) + ")")
+        tail = f' RETURNING "{returning}"' if returning else ""
+        sql = f'INSERT INTO "{table}" ({column_sql}) VALUES {", ".join(groups)}{tail}'
+        yield sql, params, slice(start, start + len(chunk))
 
 
 async def compare_and_set(
@@ -116,28 +139,3 @@ async def update_each(objects: Sequence[M], fields: Sequence[str], connection: B
         [meta.fields_map[name].to_db_value(getattr(obj, name), obj) for name in fields] + [obj.pk] for obj in objects
     ]
     await connection.execute_many(sql, rows)
-
-
-async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]]) -> None:
-    """Inserts plain rows (field name → value) in multi-row INSERTs, without making a
-    model object for each: for append-only tables written on hot paths."""
-    if not rows:
-        return
-    meta = model._meta
-    db = connections.get(meta.default_connection or "default")
-    postgres = db.capabilities.dialect == "postgres"
-    names = list(rows[0])
-    converters = [meta.fields_map[name] for name in names]
-    column_sql = ", ".join(f'"{meta.fields_db_projection[name]}"' for name in names)
-    per_statement = max(1, MAX_PARAMETERS // len(names))
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        params: list[object] = []
-        groups = []
-        for row in chunk:
-            marks = []
-            for name, field in zip(names, converters, strict=True):
-                params.append(field.to_db_value(row[name], model))
-                marks.append(f"${len(params)}" if postgres else "?")
-            groups.append("(" + ", ".join(marks) + ")")
-        await db.execute_query(f'INSERT INTO "{meta.db_table}" ({column_sql}) VALUES {", ".join(groups)}', params)
