@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TypeVar, cast
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
@@ -14,11 +15,7 @@ from app import ids
 from app.accounts.actor import Actor
 from app.events import models
 from app.events.models import EventType
-from app.messaging.models import Message as MessageRow
 from app.prospects import service as prospect_service
-from app.prospects.models import StatusChange as StatusChangeRow
-from app.prospects.models import Task as TaskRow
-from app.sequences.models import StageChange as StageChangeRow
 from schema.context import Info
 from schema.messages import Message
 from schema.relay import Connection, Node, decode_ids, paginate
@@ -78,31 +75,30 @@ class Event(Node):
     def at(self) -> datetime:
         return self.row.at
 
-    @strawberry.field(description="Null once the prospect is erased (or not visible to the viewer).")
+    @strawberry.field(description="Null once the prospect is erased.")
     async def prospect(self, info: Info) -> Prospect | None:
-        if self.row.prospect_id is None:
-            return None
-        row = await prospect_service.visible(info.context.actor).get_or_none(id=self.row.prospect_id)
+        # `visible` already kept an AGENT to its prospects' events.
+        row = None if self.row.prospect_id is None else await info.context.loaders.prospect.load(self.row.prospect_id)
         return Prospect(row=row) if row is not None else None
 
     @strawberry.field
     async def status_change(self, info: Info) -> StatusChange | None:
-        row = await _owned(info, StatusChangeRow, self.row.status_change_id)
+        row = await _load(info.context.loaders.status_change, self.row.status_change_id)
         return StatusChange(row=row) if row is not None else None
 
     @strawberry.field
     async def stage_change(self, info: Info) -> StageChange | None:
-        row = await _owned(info, StageChangeRow, self.row.stage_change_id)
+        row = await _load(info.context.loaders.stage_change, self.row.stage_change_id)
         return StageChange(row=row) if row is not None else None
 
     @strawberry.field
     async def message(self, info: Info) -> Message | None:
-        row = await _owned(info, MessageRow, self.row.message_id)
+        row = await _load(info.context.loaders.message, self.row.message_id)
         return Message(row=row) if row is not None else None
 
     @strawberry.field
     async def task(self, info: Info) -> Task | None:
-        row = await _owned(info, TaskRow, self.row.task_id)
+        row = await _load(info.context.loaders.task, self.row.task_id)
         return Task(row=row) if row is not None else None
 
     @strawberry.field(description="The same JSON that webhooks deliver.")
@@ -110,11 +106,9 @@ class Event(Node):
         return cast(JSON, self.row.payload)
 
 
-M = TypeVar("M", StatusChangeRow, StageChangeRow, MessageRow, TaskRow)
+R = TypeVar("R")
 
 
-async def _owned(info: Info, model: type[M], pk: int | None) -> M | None:
+async def _load(loader: DataLoader[int, R | None], pk: int | None) -> R | None:
     """The event's subject, if it still exists (an erasure removes it)."""
-    if pk is None:
-        return None
-    return await model.get_or_none(id=pk, organization_id=info.context.actor.organization_id)
+    return None if pk is None else await loader.load(pk)

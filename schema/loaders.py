@@ -82,6 +82,11 @@ class Loaders:
         self.sequence = _by_id(Sequence, org)
         self.step = _by_id(SequenceStep, org)
         self.enrollment = _by_id(Enrollment, org)
+        # An event's subjects (several events of a page point at rows of each kind).
+        self.status_change = _by_id(StatusChange, org)
+        self.stage_change = _by_id(StageChange, org)
+        self.message = _by_id(Message, org)
+        self.task = _by_id(Task, org)
         self.steps_by_sequence = _grouped(
             lambda keys: SequenceStep.filter(sequence_id__in=keys, organization_id=org, deleted_at=None).order_by(
                 "position", "id"

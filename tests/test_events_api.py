@@ -9,7 +9,7 @@ from app.clock import FrozenClock
 from app.events import log
 from app.events.models import Event
 from app.prospects import service as prospects
-from tests.conftest import GraphQL, Org
+from tests.conftest import GraphQL, Org, QueryCounter
 
 PAGE = """query($first: Int, $after: String, $filter: EventFilter) {
   events(first: $first, after: $after, filter: $filter) {
@@ -74,3 +74,26 @@ async def test_an_agent_sees_the_events_of_its_prospects_only(gql: GraphQL, org:
         org.tokens[Role.AGENT], "query($id: ID!) { node(id: $id) { id } }", id=ids.encode("Event", foreign.id)
     )
     assert node["data"]["node"] is None
+
+
+SUBJECTS = """query($first: Int) { events(first: $first) { edges { node {
+  type prospect { id } statusChange { id } stageChange { id } message { id } task { id }
+} } } }"""
+
+
+async def test_a_page_of_events_costs_the_same_queries_for_one_event_or_many(
+    gql: GraphQL, org: Org, clock: FrozenClock, sql_queries: QueryCounter
+) -> None:
+    from tests.test_scheduler import setup
+
+    people = [{"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(5)]
+    await setup(org, clock, people=people)  # prospects created and enrolled: events with subjects
+    await log.sequence()
+    costs = []
+    for first in (6, 100):  # 6: five PROSPECT_CREATED and one STAGE_CHANGED, as on the full page
+        await gql(org.tokens[Role.MANAGER], "{ viewer { id } }")  # the token's lastUsedAt is written first
+        sql_queries.count = 0
+        body = await gql(org.tokens[Role.MANAGER], SUBJECTS, first=first)
+        assert "errors" not in body
+        costs.append(sql_queries.count)
+    assert len(body["data"]["events"]["edges"]) == 10 and costs[0] == costs[1]
