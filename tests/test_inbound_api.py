@@ -242,3 +242,29 @@ async def test_send_message_operation_queues_a_rendered_one_off(gql: GraphQL, or
     ]:
         bad = await mutate(gql, token, "createAction", "action { id }", name="bad", operations=[operation])
         assert [e["field"] for e in bad["errors"]] == [["input", "operations", "0", field]], operation
+
+
+async def test_recorded_soft_bounces_count_like_the_webhooks(
+    gql: GraphQL, org: Org, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """One bounce rule for the API and the email webhook: the third soft bounce of an
+    address within 7 days counts as hard."""
+    enrollment, first = await _sent_first_email(org, clock, tmp_path)
+    states = []
+    for _ in range(3):
+        result = await mutate(
+            gql,
+            org.tokens[Role.MANAGER],
+            "recordBounce",
+            "message { state bounceType } prospect { optedOutChannels }",
+            messageId=ids.encode("Message", first.id),
+            type="SOFT",
+            reason="4.2.2 mailbox full",
+        )
+        states.append(
+            (result["message"]["state"], result["message"]["bounceType"], result["prospect"]["optedOutChannels"])
+        )
+        clock.advance(86400 * 3)
+    assert states == [("SENT", "SOFT", []), ("SENT", "SOFT", []), ("BOUNCED", "HARD", ["EMAIL"])]
+    await enrollment.refresh_from_db()
+    assert enrollment.stage == "BOUNCED"

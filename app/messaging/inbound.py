@@ -5,6 +5,7 @@ Twilio's forms) end here."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -168,8 +169,7 @@ async def record_bounce(
     bounce_type: BounceType,
     reason: str | None,
 ) -> tuple[Message | None, Prospect]:
-    """A hard bounce has the effects of app.prospects.effects.hard_bounce; a soft
-    one is recorded on the message."""
+    """A bounce reported through the API (``recordBounce``), with the effects of ``bounced``."""
     if (message_id is None) == (email is None):
         raise InvalidInput("Give messageId or email.", ["input", "messageId"])
     async with in_transaction():
@@ -194,13 +194,78 @@ async def record_bounce(
                 .order_by("-id")
                 .first()
             )
-        if message is not None:
-            message.bounce_type = bounce_type
-            message.error = (reason or f"{bounce_type.value.lower()} bounce")[:1000]
-            if bounce_type is BounceType.HARD:
-                message.state = MessageState.BOUNCED
-            await message.save(update_fields=["bounce_type", "error", "state"])
-            await log.record([log.message_event(EventType.MESSAGE_BOUNCED, message, actor.now())])
-        if bounce_type is BounceType.HARD:
-            await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
+        await bounced(
+            prospect,
+            message,
+            actor=actor,
+            bounce_type=bounce_type,
+            address=(message.to_address if message else None) or prospect.email or "",
+            reason=(reason or f"{bounce_type.value.lower()} bounce")[:1000],
+            sender="",
+            body=reason or "",
+        )
     return message, prospect
+
+
+SOFT_BOUNCES_MAKE_HARD = 3
+SOFT_BOUNCE_WINDOW = timedelta(days=7)
+
+
+async def bounced(
+    prospect: Prospect,
+    ours: Message | None,
+    *,
+    actor: Actor,
+    bounce_type: BounceType,
+    address: str,
+    reason: str,
+    sender: str,
+    body: str,
+    subject: str | None = None,
+    receipt_key: str | None = None,
+    external_id: str | None = None,
+) -> Message:
+    """A bounce of ``address`` (R6.1, R6.4), for the API and the email webhook alike:
+    the notice is recorded (an automatic message, so soft bounces can be counted),
+    the third soft bounce of one address within 7 days counts as hard, our bounced
+    message (``ours``, when known) takes the outcome, and a hard bounce of the
+    prospect's address has the effects of effects.hard_bounce. Returns the message
+    the MESSAGE_BOUNCED event names: ours, else the notice."""
+    address = address.lower()
+    now = actor.now()
+    notice = await store(
+        prospect,
+        actor=actor,
+        channel=Channel.EMAIL,
+        sender=sender,
+        body=body,
+        subject=subject,
+        auto_reply=True,  # a notice from a mail system, not the prospect's words
+        receipt_key=receipt_key,
+        external_id=external_id,
+        to_address=address,
+        bounce_type=bounce_type,
+        error=reason,
+    )
+    if bounce_type is BounceType.SOFT:
+        recent = await Message.filter(
+            prospect_id=prospect.id,
+            direction=Direction.INBOUND,
+            bounce_type=BounceType.SOFT,
+            to_address=address,
+            received_at__gte=now - SOFT_BOUNCE_WINDOW,
+        ).count()
+        if recent >= SOFT_BOUNCES_MAKE_HARD:
+            bounce_type = BounceType.HARD
+            reason = f"{recent} soft bounces within 7 days"
+    if ours is not None:
+        ours.bounce_type = bounce_type
+        ours.error = reason
+        if bounce_type is BounceType.HARD:
+            ours.state = MessageState.BOUNCED
+        await ours.save(update_fields=["bounce_type", "error", "state"])
+    concerned = ours or notice
+    await log.record([log.message_event(EventType.MESSAGE_BOUNCED, concerned, now)])
+    if bounce_type is BounceType.HARD and address == (prospect.email or "").lower():
+        await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
+    return concerned

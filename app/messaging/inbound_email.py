@@ -23,7 +23,6 @@ from __future__ import annotations
 import email
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
 from email.message import Message as MimeMessage
@@ -34,20 +33,15 @@ from flufl.bounce import all_failures
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from app.accounts.actor import Actor, system_actor
+from app.accounts.actor import system_actor
 from app.accounts.models import Organization
 from app.clock import Clock
-from app.events import log
-from app.events.models import EventType
 from app.messaging import inbound
 from app.messaging.inbound import Kind
-from app.messaging.models import BounceType, Direction, Message, MessageState
-from app.prospects import effects
-from app.prospects.models import ChangeCause, Channel, Prospect
+from app.messaging.models import BounceType, Direction, Message
+from app.prospects.models import Channel, Prospect
 
 MAX_BODY = 100_000
-SOFT_BOUNCES_MAKE_HARD = 3
-SOFT_BOUNCE_WINDOW = timedelta(days=7)
 MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
 DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
@@ -257,7 +251,20 @@ async def _record(found: Classified, clock: Clock) -> Outcome:
     actor = system_actor(organization_id, clock)
     receipt_key = f"email:{found.message_id}"[:300] if found.message_id else None
     if found.kind is EmailKind.BOUNCE:
-        await _bounced(prospect, ours, found, actor, receipt_key)
+        bounce_type = found.bounce_type or BounceType.SOFT
+        await inbound.bounced(
+            prospect,
+            ours,
+            actor=actor,
+            bounce_type=bounce_type,
+            address=found.bounced[0] if found.bounced else prospect.email or "",
+            reason=f"{bounce_type.value.lower()} bounce" + (f" {found.status}" if found.status else ""),
+            sender=found.sender,
+            body=found.body,
+            subject=found.subject or None,
+            receipt_key=receipt_key,
+            external_id=found.message_id,
+        )
     else:
         kind = Kind.AUTO_REPLY if found.kind is EmailKind.AUTO_REPLY else Kind.REPLY
         await inbound.receive(
@@ -281,48 +288,3 @@ async def _answered(message_ids: list[str]) -> Message | None:
     candidates = await Message.filter(external_id__in=message_ids, direction=Direction.OUTBOUND, channel=Channel.EMAIL)
     by_id = {m.external_id: m for m in candidates}
     return next((by_id[i] for i in message_ids if i in by_id), None)
-
-
-async def _bounced(
-    prospect: Prospect, ours: Message | None, found: Classified, actor: Actor, receipt_key: str | None
-) -> None:
-    """A hard bounce has the effects of effects.hard_bounce; a soft one is recorded,
-    and the third soft bounce of one address within 7 days counts as hard."""
-    address = (found.bounced[0] if found.bounced else prospect.email or "").lower()
-    bounce_type = found.bounce_type or BounceType.SOFT
-    reason = f"{bounce_type.value.lower()} bounce" + (f" {found.status}" if found.status else "")
-    now = actor.now()
-    notice = await inbound.store(
-        prospect,
-        actor=actor,
-        channel=Channel.EMAIL,
-        sender=found.sender,
-        body=found.body,
-        subject=found.subject or None,
-        auto_reply=True,  # a notice from a mail system, not the prospect's words
-        receipt_key=receipt_key,
-        external_id=found.message_id,
-        to_address=address,
-        bounce_type=bounce_type,
-        error=reason,
-    )
-    if bounce_type is BounceType.SOFT:
-        recent = await Message.filter(
-            prospect_id=prospect.id,
-            direction=Direction.INBOUND,
-            bounce_type=BounceType.SOFT,
-            to_address=address,
-            received_at__gte=now - SOFT_BOUNCE_WINDOW,
-        ).count()
-        if recent >= SOFT_BOUNCES_MAKE_HARD:
-            bounce_type = BounceType.HARD
-            reason = f"{recent} soft bounces within 7 days"
-    if ours is not None:
-        ours.bounce_type = bounce_type
-        ours.error = reason
-        if bounce_type is BounceType.HARD:
-            ours.state = MessageState.BOUNCED
-        await ours.save(update_fields=["bounce_type", "error", "state"])
-    await log.record([log.message_event(EventType.MESSAGE_BOUNCED, ours or notice, now)])
-    if bounce_type is BounceType.HARD and address == (prospect.email or "").lower():
-        await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
