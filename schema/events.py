@@ -8,14 +8,11 @@ from typing import TypeVar, cast
 import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
-from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from app import ids
-from app.accounts.actor import Actor
-from app.events import models
+from app.events import models, read
 from app.events.models import EventType
-from app.prospects import service as prospect_service
 from schema.context import Info
 from schema.messages import Message
 from schema.relay import Connection, Node, decode_ids, paginate
@@ -31,17 +28,8 @@ class EventFilter:
     prospect_id: strawberry.ID | None = None
 
 
-def visible(actor: Actor) -> QuerySet[models.Event]:
-    """The numbered events the viewer may read: an AGENT only those of prospects it
-    may work; managers and admins every one (an erased prospect's too, ids only)."""
-    query = models.Event.filter(organization_id=actor.organization_id, seq__not_isnull=True)
-    if actor.is_agent:
-        query = query.filter(Q(prospect_id__in=Subquery(prospect_service.visible(actor).values("id"))))
-    return query
-
-
 def events_query(info: Info, filter: EventFilter | None) -> QuerySet[models.Event]:
-    query = visible(info.context.actor)
+    query = read.visible(info.context.actor)
     if filter is not None:
         if filter.types is not None:
             query = query.filter(type__in=[t.value for t in filter.types])

@@ -12,6 +12,7 @@ from tortoise.queryset import QuerySet
 
 from app import ids
 from app.accounts import models as accounts
+from app.events import read as event_read
 from app.messaging import models as messages
 from app.prospects import models as prospects
 from app.prospects import service as prospect_service
@@ -110,7 +111,7 @@ async def _node(info: Info, global_id: str) -> Node | None:
         )
         return wrap(row=row) if visible else None
     if type_name == "Event":
-        event = await event_types.visible(actor).get_or_none(id=pk)
+        event = await event_read.visible(actor).get_or_none(id=pk)
         return event_types.Event(row=event) if event else None
     if type_name == "StageChange":
         change = await sequences.StageChange.get_or_none(id=pk, organization_id=org)

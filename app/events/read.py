@@ -1,0 +1,19 @@
+"""Reading the event log: which events a viewer may see."""
+
+from __future__ import annotations
+
+from tortoise.expressions import Subquery
+from tortoise.queryset import QuerySet
+
+from app.accounts.actor import Actor
+from app.events.models import Event
+from app.prospects import service as prospects
+
+
+def visible(actor: Actor) -> QuerySet[Event]:
+    """The numbered events the viewer may read: an AGENT only those of prospects it
+    may work; managers and admins every one (an erased prospect's too, ids only)."""
+    query = Event.filter(organization_id=actor.organization_id, seq__not_isnull=True)
+    if actor.is_agent:
+        query = query.filter(prospect_id__in=Subquery(prospects.visible(actor).values("id")))
+    return query
