@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from tortoise import connections
 
 from app import ids, presets
 from app.accounts import service as accounts
@@ -40,6 +41,16 @@ def daytime_zone() -> str:
     offset = 12 - datetime.now(UTC).hour
     offset = offset - 24 if offset > 12 else offset
     return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+WORKER_APP = "leadline-crash-test-worker"
+
+
+async def _worker_sessions_ended() -> bool:
+    rows = await connections.get("default").execute_query_dict(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", [WORKER_APP]
+    )
+    return bool(rows[0]["n"] == 0)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
@@ -268,7 +279,7 @@ async def test_a_worker_killed_at_random_points_never_sends_a_step_twice(databas
         env = {
             **os.environ,
             "LEADLINE_DATA_DIR": str(tmp_path / "data"),
-            "DATABASE_URL": database,
+            "DATABASE_URL": f"{database}{'&' if '?' in database else '?'}application_name={WORKER_APP}",
             "SMTP_URL": smtp_url,
             "SCHEDULER_INTERVAL": "0.05",
             "SEND_LEASE_SECONDS": "3",
@@ -284,8 +295,11 @@ async def test_a_worker_killed_at_random_points_never_sends_a_step_twice(databas
             process = await worker()
             await eventually(partial(_at_least, sink.raw, len(sink.raw) + 1), seconds=60)  # it is sending
             await asyncio.sleep(rng.uniform(0, 0.3))
+            assert not await _worker_sessions_ended()  # the wait below can see the worker's sessions
             process.kill()
             await process.wait()
+            # A statement the worker wrote just before it died still runs: read only after its sessions end.
+            await eventually(_worker_sessions_ended, seconds=10)
             interrupted |= {m.id for m in await Message.filter(state="SENDING").only("id")}
         last = await worker()
         try:
