@@ -16,6 +16,7 @@ MODEL_MODULES = [
     "app.sequences.models",
     "app.messaging.models",
     "app.events.models",
+    "app.webhooks.models",
 ]
 
 

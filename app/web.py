@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -19,6 +21,8 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 from tortoise import connections
@@ -28,6 +32,8 @@ from app.accounts.actor import Actor
 from app.accounts.service import authenticate
 from app.clock import Clock, SystemClock
 from app.config import Settings
+from app.events import relay
+from app.events.hub import Hub
 from app.messaging import endpoints
 from app.redis import RedisLocation, locate
 from schema.build import build_schema, scrub
@@ -43,17 +49,51 @@ def bearer(value: object) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
+PING_SECONDS = 15.0
+
+
+class KeepAliveHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with server pings once acknowledged, every PING_SECONDS:
+    proxies keep the connection open, and a dead client is found by a failed send."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pinger: asyncio.Task[None] | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._pinger is None:
+            self._pinger = asyncio.create_task(self._ping())
+
+    async def _ping(self) -> None:
+        interval = float(getattr(self.view, "ping_seconds", PING_SECONDS))
+        with contextlib.suppress(Exception):  # the socket closed: shutdown follows
+            while True:
+                await asyncio.sleep(interval)
+                await self.send_message({"type": "ping"})
+
+    async def shutdown(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pinger
+        await super().shutdown()
+
+
 class LeadlineGraphQL(GraphQL[Context, None]):
-    def __init__(self, clock: Clock, *, development: bool) -> None:
+    graphql_transport_ws_handler_class = KeepAliveHandler
+
+    def __init__(self, clock: Clock, *, development: bool, ping_seconds: float = PING_SECONDS) -> None:
         super().__init__(
             build_schema(field_suggestions=development),
             graphql_ide="graphiql" if development else None,
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-            keep_alive=True,
-            keep_alive_interval=15,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
         )
         self.clock = clock
+        self.ping_seconds = ping_seconds
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         actor: Actor | None = request.scope.get("leadline.actor")
@@ -108,6 +148,18 @@ class _Adapter:
         self.headers = request.headers
 
 
+def waking(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """The handler, then a nudge to the relay after a POST it accepted (it changed something)."""
+
+    async def handle(request: Request) -> Response:
+        response = await handler(request)
+        if request.method == "POST" and response.status_code < 400:
+            await relay.nudge(getattr(request.app.state, "redis", None))
+        return response
+
+    return handle
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -134,11 +186,12 @@ def create_app(
     clock: Clock | None = None,
     redis: Redis | None = None,
     manage_resources: bool = True,
+    ping_seconds: float = PING_SECONDS,
 ) -> Starlette:
     """The ASGI app. With ``manage_resources`` its lifespan connects the database
     and Redis; tests that hold their own pass ``redis`` and False."""
     clock = clock or SystemClock()
-    view = LeadlineGraphQL(clock, development=settings.development)
+    view = LeadlineGraphQL(clock, development=settings.development, ping_seconds=ping_seconds)
     endpoint = GraphQLEndpoint(view, clock)
 
     @asynccontextmanager
@@ -148,9 +201,11 @@ def create_app(
             await db.init(settings)
             location = locate(settings)
             app.state.redis = Redis.from_url(location.url)
+            app.state.hub = Hub(app.state.redis)
         try:
             yield
         finally:
+            await app.state.hub.close()
             if manage_resources:
                 await app.state.redis.aclose()
                 await db.close()
@@ -163,10 +218,10 @@ def create_app(
             WebSocketRoute("/graphql", endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/u/{token}", endpoints.unsubscribe_page, methods=["GET", "POST"]),
-            Route("/webhooks/email/inbound", endpoints.email_inbound, methods=["POST"]),
-            Route("/webhooks/twilio/sms", endpoints.twilio_sms, methods=["POST"]),
-            Route("/webhooks/twilio/status", endpoints.twilio_status, methods=["POST"]),
+            Route("/u/{token}", waking(endpoints.unsubscribe_page), methods=["GET", "POST"]),
+            Route("/webhooks/email/inbound", waking(endpoints.email_inbound), methods=["POST"]),
+            Route("/webhooks/twilio/sms", waking(endpoints.twilio_sms), methods=["POST"]),
+            Route("/webhooks/twilio/status", waking(endpoints.twilio_status), methods=["POST"]),
         ],
         lifespan=lifespan,
     )
@@ -174,4 +229,5 @@ def create_app(
     app.state.clock = clock
     if redis is not None:
         app.state.redis = redis
+        app.state.hub = Hub(redis)
     return app

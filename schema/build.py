@@ -5,18 +5,22 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
+from app.events import relay
 from schema import types
-from schema.context import AuthenticationError, PublicError
+from schema.context import AuthenticationError, Context, PublicError
 from schema.mutations import Mutation
 from schema.queries import Query
+from schema.subscriptions import Subscription
 
 logger = logging.getLogger("leadline.graphql")
 
@@ -32,7 +36,7 @@ def _should_mask(error: GraphQLError) -> bool:
     """Our own public errors and GraphQL's validation errors pass; anything raised
     by code that is not ours to show (a bug, the database) is masked."""
     original = error.original_error
-    return original is not None and not isinstance(original, PublicError | AuthenticationError)
+    return original is not None and not isinstance(original, PublicError | AuthenticationError | GraphQLError)
 
 
 def scrub(message: str) -> str:
@@ -47,7 +51,7 @@ class LeadlineSchema(strawberry.Schema):
         operation = execution_context.operation_name if execution_context else None
         for error in errors:
             original = error.original_error
-            if original is None or isinstance(original, PublicError | AuthenticationError):
+            if original is None or isinstance(original, PublicError | AuthenticationError | GraphQLError):
                 continue
             logger.error(
                 "unexpected %s in operation %s at %s",
@@ -55,6 +59,18 @@ class LeadlineSchema(strawberry.Schema):
                 operation or "(anonymous)",
                 _where(original),
             )
+
+
+class WakeRelay(SchemaExtension):
+    """After a mutation, the worker's relay is woken to publish what it changed."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context
+        if context.graphql_document is None or context.pre_execution_errors:
+            return  # refused before it ran: nothing changed
+        if context.operation_type is OperationType.MUTATION and isinstance(context.context, Context):
+            await relay.nudge(getattr(context.context.request.app.state, "redis", None))
 
 
 def _where(error: BaseException) -> str:
@@ -72,12 +88,14 @@ def build_schema(*, field_suggestions: bool = True) -> LeadlineSchema:
         config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[types.ApiToken, types.Activity, types.StatusChange, types.Task],
         extensions=[
             functools.partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
             functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
             functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
             functools.partial(MaskErrors, should_mask_error=_should_mask, error_message=MASKED_MESSAGE),
+            WakeRelay,
         ],
     )
 

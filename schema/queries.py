@@ -22,6 +22,7 @@ from schema import events as event_types
 from schema import messages as message_types
 from schema import sequences as sequence_types
 from schema import types
+from schema import webhooks as webhook_types
 from schema.context import Info
 from schema.enums import ConversationState, EnrollmentStage, SystemStatus
 from schema.relay import Connection, Node, decode_ids, paginate
@@ -113,6 +114,8 @@ async def _node(info: Info, global_id: str) -> Node | None:
     if type_name == "Event":
         event = await event_read.visible(actor).get_or_none(id=pk)
         return event_types.Event(row=event) if event else None
+    if type_name in ("WebhookEndpoint", "WebhookDelivery"):
+        return await webhook_types.node(info, type_name, pk)
     if type_name == "StageChange":
         change = await sequences.StageChange.get_or_none(id=pk, organization_id=org)
         enrollment = None if change is None else await _node(info, ids.encode("Enrollment", change.enrollment_id))
@@ -234,6 +237,10 @@ class Query:
         after: str | None = None,
     ) -> Connection[event_types.Event]:
         return await event_types.page(info, filter, first, after)
+
+    @strawberry.field(description="The organization's webhook endpoints (ADMIN only; empty for other roles).")
+    async def webhook_endpoints(self, info: Info) -> list[webhook_types.WebhookEndpoint]:
+        return await webhook_types.endpoints(info)
 
     @strawberry.field
     async def enrollments(

@@ -1,4 +1,4 @@
-"""The arq worker: the scheduler loop and the send job.
+"""The arq worker: the scheduler, relay and webhook loops, and the send job.
 
 Jobs take ids only and re-read state, so running one twice is harmless (a
 message leaves QUEUED by compare-and-set); a send job takes a block of
@@ -22,11 +22,13 @@ from arq.worker import Worker, func
 from app import db
 from app.clock import Clock, SystemClock
 from app.config import Settings
-from app.events import log
+from app.events import log, relay
 from app.messaging import sending
 from app.prospects import reminders
 from app.redis import RedisLocation
 from app.sequences import scheduler
+from app.webhooks import deliveries
+from app.webhooks.sender import Sender
 
 QUEUE = "leadline:queue"
 SEND_BLOCK = 50
@@ -47,6 +49,7 @@ async def send_messages(ctx: dict[str, Any], message_ids: list[int]) -> int:
     states = await sending.send_batch(
         message_ids, transports=ctx["transports"], settings=ctx["settings"], clock=ctx["clock"]
     )
+    ctx["relay_wake"].set()
     return len(states)
 
 
@@ -66,7 +69,7 @@ async def enqueue_sends(redis: ArqRedis, message_ids: list[int], clock: Clock) -
 
 async def scheduler_pass(redis: ArqRedis, clock: Clock) -> int:
     """One full pass: due steps queued, leases expired, due messages enqueued, due
-    tasks announced, committed events given their cursors."""
+    tasks announced (the relay loop numbers and publishes the events)."""
     expired = await scheduler.expire_leases(clock)
     if expired:
         logger.warning("%d message(s) left SENDING by a stopped worker are now UNCERTAIN", expired)
@@ -80,9 +83,67 @@ async def scheduler_pass(redis: ArqRedis, clock: Clock) -> int:
     await enqueue_sends(redis, await scheduler.queued_messages(clock), clock)
     while await reminders.announce_due(clock) == reminders.BATCH:
         pass
-    while await log.sequence() == log.SEQUENCE_BATCH:
-        pass  # a backlog of events: number it all before the next pass
     return claimed
+
+
+async def relay_pass(redis: ArqRedis, clock: Clock) -> tuple[int, int]:
+    """Committed events numbered, published and owed to webhooks: (events, deliveries)."""
+    while await log.sequence() == log.SEQUENCE_BATCH:
+        pass  # a backlog of events: number it all first
+    published = owed = 0
+    while True:
+        events, deliveries = await relay.publish(redis, clock)
+        published, owed = published + events, owed + deliveries
+        if events < relay.BATCH:
+            return published, owed
+
+
+async def _until(wake: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), seconds)
+
+
+async def _relay_loop(ctx: dict[str, Any]) -> None:
+    """Runs the relay when woken (a nudge from any process, or this worker's own
+    work) and at least every SCHEDULER_INTERVAL."""
+    wake: asyncio.Event = ctx["relay_wake"]
+    while True:
+        wake.clear()
+        try:
+            _, owed = await relay_pass(ctx["redis"], ctx["clock"])
+            if owed:
+                ctx["webhook_wake"].set()
+        except Exception:  # logged and retried; the log keeps every event
+            logger.exception("relay pass failed")
+        await _until(wake, ctx["settings"].scheduler_interval)
+
+
+async def _wake_on_nudges(redis: ArqRedis, wake: asyncio.Event) -> None:
+    while True:
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(relay.WAKE_CHANNEL)
+                while True:
+                    if await pubsub.get_message(ignore_subscribe_messages=True, timeout=None):
+                        wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # Redis away: the relay's interval goes on; listen again soon
+            logger.warning("relay wake-ups lost; resubscribing", exc_info=True)
+            await asyncio.sleep(1)
+
+
+async def _webhook_loop(ctx: dict[str, Any]) -> None:
+    """Attempts due webhook deliveries: at once when the relay owes new ones."""
+    wake: asyncio.Event = ctx["webhook_wake"]
+    while True:
+        wake.clear()
+        try:
+            if await ctx["webhooks"].deliver_due(ctx["clock"]) == deliveries.CLAIM_BATCH:
+                continue  # more are due
+        except Exception:
+            logger.exception("webhook pass failed")
+        await _until(wake, ctx["settings"].scheduler_interval)
 
 
 async def _scheduler_loop(ctx: dict[str, Any]) -> None:
@@ -90,6 +151,7 @@ async def _scheduler_loop(ctx: dict[str, Any]) -> None:
     while True:
         try:
             await scheduler_pass(ctx["redis"], ctx["clock"])
+            ctx["relay_wake"].set()
         except Exception:  # a failed pass is logged and retried next interval; the database keeps the work
             logger.exception("scheduler pass failed")
         await asyncio.sleep(interval)
@@ -112,16 +174,24 @@ def create_worker(
         ctx["settings"] = settings
         ctx["clock"] = clock or SystemClock()
         ctx["transports"] = sending.transports_for(settings)
-        ctx["scheduler"] = asyncio.create_task(_scheduler_loop(ctx))
+        ctx["webhooks"] = Sender(allow_private=settings.webhook_allow_private)
+        ctx["relay_wake"], ctx["webhook_wake"] = asyncio.Event(), asyncio.Event()
+        ctx["loops"] = [
+            asyncio.create_task(_scheduler_loop(ctx)),
+            asyncio.create_task(_relay_loop(ctx)),
+            asyncio.create_task(_wake_on_nudges(ctx["redis"], ctx["relay_wake"])),
+            asyncio.create_task(_webhook_loop(ctx)),
+        ]
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        task = ctx.get("scheduler")
-        if task is not None:
+        for task in ctx.get("loops", []):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if "transports" in ctx:
             await ctx["transports"].close()
+        if "webhooks" in ctx:
+            await ctx["webhooks"].close()
         if own_database:
             await db.close()
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+from redis.asyncio import Redis
 from tortoise.context import TortoiseContext, tortoise_test_context
 
 from app import db as app_db
@@ -29,7 +30,9 @@ from app.accounts.models import Role, User
 from app.clock import FrozenClock
 from app.config import Settings
 from app.db import MODEL_MODULES
+from app.redis import connected
 from app.web import create_app
+from tests.loopback import serving
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = DATABASE_URL.startswith(("postgres://", "postgresql://"))
@@ -89,6 +92,14 @@ async def database(tmp_path: Path) -> AsyncIterator[str]:
         async with TortoiseContext() as context:
             await context.init(config=app_db.tortoise_config(url))
             yield url
+
+
+@pytest.fixture
+async def redis(tmp_path: Path) -> AsyncIterator[Redis]:
+    """The test's Redis: REDIS_URL's, or an embedded one in its data directory."""
+    server = {"REDIS_URL": os.environ["REDIS_URL"]} if os.environ.get("REDIS_URL") else {}
+    async with connected(Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data"), **server})) as client:
+        yield client
 
 
 @pytest.fixture
@@ -219,20 +230,5 @@ async def mutate(gql: GraphQL, token: str, name: str, payload: str, /, **input_:
 async def live_server(db: None, settings: Settings, clock: FrozenClock) -> AsyncIterator[str]:
     """The app served by uvicorn on a loopback port, in this test's event loop
     (so it shares the test's database context)."""
-    import asyncio
-
-    import uvicorn
-
-    app = create_app(settings, clock=clock, manage_resources=False)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="websockets-sansio")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving(create_app(settings, clock=clock, manage_resources=False)) as url:
+        yield url

@@ -17,6 +17,8 @@ from app.sequences import enrollments
 from app.sequences import service as sequence_service
 from app.sequences.models import SequenceStep, StageChange, StepType
 from app.sequences.service import StepSpec
+from app.webhooks import signing
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from app.workflows import service as workflows
 from app.workflows.models import Action, ActionCategory, Interaction, Status, TriggerEvent, Workflow
 from app.workflows.operations import OperationSpec, OperationType
@@ -89,8 +91,19 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
     await log.sequence()  # as the worker does: the events are numbered, hence readable
     event = await Event.filter(organization_id=org.id, prospect_id=prospect.id).order_by("seq").first()
     assert event is not None
+    endpoint = await WebhookEndpoint.create(
+        organization_id=org.id,
+        url="https://hooks.example/leadline",
+        secret=signing.new_secret(),
+        created_at=clock.now(),
+    )
+    delivery = await WebhookDelivery.create(
+        organization_id=org.id, endpoint_id=endpoint.id, event_id=event.id, created_at=clock.now()
+    )
     rows: dict[str, Any] = {
         "Event": event.id,
+        "WebhookEndpoint": endpoint.id,
+        "WebhookDelivery": delivery.id,
         "Organization": org.id,
         "User": org.users[Role.AGENT].id,
         "ApiToken": token.id,

@@ -41,6 +41,8 @@ UNKNOWN = {
         "StatusChange",
         "Task",
         "Event",
+        "WebhookEndpoint",
+        "WebhookDelivery",
     )
 }
 

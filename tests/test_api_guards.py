@@ -18,6 +18,8 @@ from app.prospects import service as prospect_service
 from app.web import create_app
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
 from tests.factories import populate
+from tests.loopback import serving
+from tests.ws_client import connect
 
 PAGE = """query { prospects(first: 100) { totalCount edges { node {
     firstName status { name workflow { name statuses { name } } } owner { name }
@@ -155,3 +157,14 @@ async def test_only_the_graphql_transport_ws_protocol_is_offered(live_server: st
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4406
+
+
+async def test_the_server_pings_an_idle_websocket_client(org: Org, settings: Settings, clock: FrozenClock) -> None:
+    app = create_app(settings, clock=clock, manage_resources=False, ping_seconds=0.1)
+    async with (
+        serving(app) as url,
+        connect(url.replace("http://", "ws://") + "/graphql", org.tokens[Role.AGENT]) as client,
+    ):
+        with pytest.raises(TimeoutError):
+            await client.receive(seconds=0.5)  # nothing but pings, each answered
+        assert client.pings >= 3

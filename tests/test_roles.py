@@ -13,7 +13,16 @@ from tests.factories import populate
 from tests.schema_inputs import MUTATIONS, sample
 from tests.test_isolation import snapshot
 
-ADMIN_ONLY = {"updateOrganization", "createUser", "createApiToken", "revokeApiToken"}
+ADMIN_ONLY = {
+    "updateOrganization",
+    "createUser",
+    "createApiToken",
+    "revokeApiToken",
+    "createWebhookEndpoint",
+    "updateWebhookEndpoint",
+    "deleteWebhookEndpoint",
+    "rotateWebhookSecret",
+}
 CONFIGURATION = {
     "createWorkflow",
     "updateWorkflow",

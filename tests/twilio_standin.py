@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.loopback import serving
 
 
 @dataclass
@@ -35,13 +35,5 @@ async def twilio_standin() -> AsyncIterator[tuple[Twilio, str]]:
     """(the stand-in, its base URL for TWILIO_API_URL)."""
     twilio = Twilio()
     app = Starlette(routes=[Route("/2010-04-01/Accounts/{sid}/Messages.json", twilio.create, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield twilio, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving(app) as url:
+        yield twilio, url

@@ -132,6 +132,8 @@ SEQUENCE_BATCH = 5000
 async def sequence(*, limit: int = SEQUENCE_BATCH) -> int:
     """Gives the oldest committed events without a cursor the next cursors, in id
     order, in one statement; how many."""
+    if not await Event.filter(seq=None).exists():
+        return 0  # nothing to number: no write lock taken
     async with in_transaction() as connection:
         postgres = connection.capabilities.dialect == "postgres"
         if postgres:

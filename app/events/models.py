@@ -48,3 +48,15 @@ class Event(Model):
     class Meta:
         table = "event"
         indexes = (("organization_id", "seq"),)
+
+
+class EventRelay(Model):
+    """The relay position: the highest cursor published to subscribers and turned
+    into webhook deliveries. One row; the relay updates it in the transaction that
+    creates the deliveries, so each event gets them once."""
+
+    id = fields.IntField(primary_key=True)
+    published_seq = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "event_relay"

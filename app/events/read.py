@@ -17,3 +17,12 @@ def visible(actor: Actor) -> QuerySet[Event]:
     if actor.is_agent:
         query = query.filter(prospect_id__in=Subquery(prospects.visible(actor).values("id")))
     return query
+
+
+async def may_see(actor: Actor, event: Event) -> bool:
+    """The rule of ``visible`` for one event already in hand (a live one)."""
+    if event.organization_id != actor.organization_id:
+        return False
+    if not actor.is_agent:
+        return True
+    return event.prospect_id is not None and await prospects.visible(actor).filter(id=event.prospect_id).exists()

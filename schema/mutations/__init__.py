@@ -7,7 +7,9 @@ from schema.mutations.messages import MessageMutations
 from schema.mutations.prospects import ProspectMutations
 from schema.mutations.sequences import SequenceMutations
 from schema.mutations.workflows import WorkflowMutations
+from schema.webhooks import WebhookMutations
 
 Mutation = merge_types(
-    "Mutation", (AccountMutations, WorkflowMutations, ProspectMutations, SequenceMutations, MessageMutations)
+    "Mutation",
+    (AccountMutations, WorkflowMutations, ProspectMutations, SequenceMutations, MessageMutations, WebhookMutations),
 )

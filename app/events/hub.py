@@ -1,0 +1,171 @@
+"""The API process's side of the relay: one Redis pub/sub connection per process
+that fans published events out to the local subscribers of each organization.
+
+A channel is subscribed while at least one local subscriber of its
+organization listens, and unsubscribed when the last one leaves. ``listen``
+returns only once Redis has confirmed the subscription, so a subscriber that
+then reads the log misses nothing between the two. When the connection to
+Redis drops, or a subscriber falls too far behind, its listener is told to
+catch up from the log instead (``Listener.next`` returns None).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+
+from app.events import relay
+from app.events.models import Event
+
+logger = logging.getLogger("leadline.hub")
+
+BACKLOG = 1000
+"""Events a listener may hold unread; past it, it catches up from the log."""
+CONFIRM_SECONDS = 10.0
+RECONNECT_SECONDS = 0.5
+
+
+class Listener:
+    """What one subscriber has not read yet."""
+
+    def __init__(self) -> None:
+        self._events: deque[Event] = deque()
+        self._ready = asyncio.Event()
+        self._behind = False
+
+    def push(self, event: Event) -> None:
+        if len(self._events) >= BACKLOG:
+            self.fell_behind()
+            return
+        self._events.append(event)
+        self._ready.set()
+
+    def fell_behind(self) -> None:
+        self._events.clear()
+        self._behind = True
+        self._ready.set()
+
+    async def next(self) -> Event | None:
+        """The next live event, or None: events may have been missed, read the log."""
+        while True:
+            if self._behind:
+                self._behind = False
+                return None
+            if self._events:
+                return self._events.popleft()
+            self._ready.clear()
+            await self._ready.wait()
+
+
+class Hub:
+    def __init__(self, redis: Redis) -> None:
+        self._pubsub = redis.pubsub()
+        self._listeners: dict[int, set[Listener]] = {}
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._reconnecting: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    def subscriber_count(self) -> int:
+        return sum(len(group) for group in self._listeners.values())
+
+    @contextlib.asynccontextmanager
+    async def listen(self, organization_id: int) -> AsyncIterator[Listener]:
+        listener = Listener()
+        self._listeners.setdefault(organization_id, set()).add(listener)
+        try:
+            await self._join(relay.channel(organization_id))
+            yield listener
+        finally:
+            group = self._listeners.get(organization_id, set())
+            group.discard(listener)
+            if not group:
+                # Shielded: a second cancellation must not leave the channel subscribed.
+                await asyncio.shield(self._leave(organization_id))
+
+    async def _join(self, name: str) -> None:
+        """Subscribes to the channel unless it is already; returns once Redis confirmed it."""
+        async with self._lock:  # SUBSCRIBE and UNSUBSCRIBE of one channel never cross
+            if self._reader is None:
+                await self._pubsub.connect()  # type: ignore[no-untyped-call]
+                self._reader = asyncio.create_task(self._read(), name="leadline-hub")
+            confirmed = self._confirmed.get(name)
+            if confirmed is None:
+                confirmed = self._confirmed[name] = asyncio.get_running_loop().create_future()
+                try:
+                    # Shielded: once asked, the subscription completes and its confirmation
+                    # resolves the future, even if this subscriber is cancelled meanwhile.
+                    await asyncio.shield(self._pubsub.subscribe(name))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    del self._confirmed[name]
+                    confirmed.set_exception(ConnectionError("Live events are unavailable: Redis did not answer."))
+                    confirmed.exception()  # retrieved here; whoever waits on it gets it raised
+                    raise error
+        await asyncio.wait_for(asyncio.shield(confirmed), CONFIRM_SECONDS)
+
+    async def _leave(self, organization_id: int) -> None:
+        name = relay.channel(organization_id)
+        async with self._lock:
+            if self._listeners.get(organization_id):
+                return  # someone joined meanwhile: keep the channel
+            self._listeners.pop(organization_id, None)
+            confirmed = self._confirmed.pop(name, None)
+            with contextlib.suppress(Exception):  # the connection may be gone: nothing to undo then
+                if confirmed is not None and not confirmed.done():
+                    await asyncio.wait_for(asyncio.shield(confirmed), CONFIRM_SECONDS)
+                await self._pubsub.unsubscribe(name)
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis went away: reconnect, resubscribe, and have everyone catch up
+                logger.warning("lost the Redis subscription; reconnecting", exc_info=True)
+                for group in self._listeners.values():
+                    for listener in group:
+                        listener.fell_behind()
+                self._reconnecting = set(self._confirmed)
+                await asyncio.sleep(RECONNECT_SECONDS)
+                continue
+            if message is not None:
+                self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, object]) -> None:
+        kind, name = message["type"], _text(message["channel"])
+        if kind == "subscribe":
+            confirmed = self._confirmed.get(name)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+            elif name in self._reconnecting:
+                # Resubscribed after a lost connection: what was published meanwhile is only in the log.
+                self._reconnecting.discard(name)
+                for listener in self._listeners.get(relay.organization_of(name), ()):
+                    listener.fell_behind()
+        elif kind == "message":
+            try:
+                event = relay.unwire(message["data"])  # type: ignore[arg-type]
+            except (ValueError, KeyError, TypeError):
+                logger.error("unreadable event on %s", name)
+                return
+            for listener in self._listeners.get(event.organization_id, ()):
+                listener.push(event)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,1 @@
+"""Outbound webhooks (SPEC R10.3): endpoints, signed deliveries, retries."""

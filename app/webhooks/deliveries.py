@@ -1,0 +1,126 @@
+"""Webhook deliveries: owed when the relay publishes an event, then attempted by
+the worker on the schedule the database holds (SPEC R10.3).
+
+A delivery is PENDING until an attempt succeeds (SUCCEEDED) or the retries run
+out or the endpoint answers 410 (DEAD). The worker claims due deliveries by
+moving their next attempt a lease ahead (compare-and-set), so two workers never
+attempt one at once and a killed worker's claim lapses by itself.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tortoise.transactions import in_transaction
+
+from app import bulk
+from app.events.models import Event
+from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
+
+RETRY_DELAYS = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+"""After the first attempt fails: the Standard Webhooks schedule, about 28 hours
+over 8 attempts in all; each delay gets ±20 % jitter."""
+JITTER = 0.2
+LEASE = timedelta(minutes=2)
+"""How long a claimed delivery is held: longer than one attempt can take."""
+CLAIM_BATCH = 50
+
+
+async def owe(events: Sequence[Event], now: datetime) -> int:
+    """Creates a PENDING delivery of each event to each enabled endpoint of its
+    organization that wants its type; how many."""
+    organizations = {event.organization_id for event in events}
+    endpoints = await WebhookEndpoint.filter(organization_id__in=organizations, enabled=True)
+    if not endpoints:
+        return 0
+    rows = [
+        {
+            "organization_id": event.organization_id,
+            "endpoint_id": endpoint.id,
+            "event_id": event.id,
+            "state": DeliveryState.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for event in events
+        for endpoint in endpoints
+        if endpoint.organization_id == event.organization_id
+        and (not endpoint.event_types or event.type in endpoint.event_types)
+    ]
+    await bulk.insert_rows(WebhookDelivery, rows)
+    return len(rows)
+
+
+async def claim(now: datetime, *, limit: int = CLAIM_BATCH) -> list[WebhookDelivery]:
+    """Due PENDING deliveries of enabled endpoints, held for LEASE; with their
+    endpoint and event."""
+    due = (
+        await WebhookDelivery.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now, endpoint__enabled=True)
+        .order_by("next_attempt_at", "id")
+        .limit(limit)
+        .values_list("id", "next_attempt_at")
+    )
+    claimed: list[int] = []
+    async with in_transaction():
+        for delivery_id, next_attempt_at in due:
+            moved = await WebhookDelivery.filter(
+                id=delivery_id, state=DeliveryState.PENDING, next_attempt_at=next_attempt_at
+            ).update(next_attempt_at=now + LEASE)
+            if moved:
+                claimed.append(delivery_id)
+    return await WebhookDelivery.filter(id__in=claimed).select_related("endpoint", "event").order_by("id")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def gone(self) -> bool:
+        return self.status_code == 410
+
+
+def retry_at(attempts: int, now: datetime, rng: random.Random) -> datetime | None:
+    """When to try again after ``attempts`` failed attempts; None when they are spent."""
+    if attempts > len(RETRY_DELAYS):
+        return None
+    delay = RETRY_DELAYS[attempts - 1]
+    return now + delay * (1 + rng.uniform(-JITTER, JITTER))
+
+
+async def record(delivery: WebhookDelivery, outcome: Outcome, now: datetime, rng: random.Random) -> None:
+    """An attempt's result: SUCCEEDED, retried later, or DEAD (410 also disables the endpoint)."""
+    attempts = delivery.attempts + 1
+    changes: dict[str, object] = {
+        "attempts": attempts,
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error[:300] if outcome.error else None,
+    }
+    if outcome.succeeded:
+        changes |= {"state": DeliveryState.SUCCEEDED, "delivered_at": now, "next_attempt_at": None}
+    else:
+        next_at = None if outcome.gone else retry_at(attempts, now, rng)
+        changes |= {"state": DeliveryState.PENDING if next_at else DeliveryState.DEAD, "next_attempt_at": next_at}
+    async with in_transaction():
+        await WebhookDelivery.filter(id=delivery.id).update(**changes)
+        if outcome.gone:
+            await WebhookEndpoint.filter(id=delivery.endpoint_id).update(
+                enabled=False, disabled_reason=f"The endpoint answered 410 Gone on {now.isoformat()}."
+            )

@@ -1,0 +1,96 @@
+"""Managing webhook endpoints (ADMIN only): create, update, delete, rotate the
+secret. A secret is returned once, by create and rotate; a rotation keeps the
+old secret signing beside the new one for ROTATION_OVERLAP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from app.accounts.actor import Actor
+from app.config import Settings
+from app.errors import InvalidInput
+from app.events.models import EventType
+from app.webhooks import signing, targets
+from app.webhooks.models import WebhookEndpoint
+from app.workflows.service import UNCHANGED, get_owned
+
+ROTATION_OVERLAP = timedelta(hours=24)
+MAX_ENDPOINTS = 20
+
+
+@dataclass(frozen=True)
+class WithSecret:
+    endpoint: WebhookEndpoint
+    secret: str
+
+
+async def _checked_url(url: str, settings: Settings) -> str:
+    await targets.resolve(url, allow_private=settings.webhook_allow_private)
+    return url.strip()
+
+
+def _types(event_types: list[EventType] | None) -> list[str]:
+    return sorted({EventType(t).value for t in event_types or []})
+
+
+async def create_endpoint(
+    actor: Actor, settings: Settings, url: str, event_types: list[EventType] | None
+) -> WithSecret:
+    actor.require_admin()
+    if await WebhookEndpoint.filter(organization_id=actor.organization_id).count() >= MAX_ENDPOINTS:
+        raise InvalidInput(f"An organization has at most {MAX_ENDPOINTS} webhook endpoints.", ["url"])
+    secret = signing.new_secret()
+    endpoint = await WebhookEndpoint.create(
+        organization_id=actor.organization_id,
+        url=await _checked_url(url, settings),
+        event_types=_types(event_types),
+        secret=secret,
+        created_at=actor.now(),
+    )
+    return WithSecret(endpoint, secret)
+
+
+async def get_endpoint(actor: Actor, endpoint_id: str) -> WebhookEndpoint:
+    actor.require_admin()
+    return await get_owned(actor, WebhookEndpoint, "WebhookEndpoint", endpoint_id, ["input", "id"])
+
+
+async def update_endpoint(
+    actor: Actor,
+    settings: Settings,
+    endpoint_id: str,
+    *,
+    url: Any = UNCHANGED,
+    event_types: Any = UNCHANGED,
+    enabled: Any = UNCHANGED,
+) -> WebhookEndpoint:
+    """Enabling an endpoint clears the reason it was disabled; its deliveries
+    still owed resume on their schedule."""
+    endpoint = await get_endpoint(actor, endpoint_id)
+    if url is not UNCHANGED:
+        endpoint.url = await _checked_url(url, settings)
+    if event_types is not UNCHANGED:
+        endpoint.event_types = _types(event_types)
+    if enabled is not UNCHANGED:
+        endpoint.enabled = bool(enabled)
+        endpoint.disabled_reason = None if enabled else "Disabled through the API."
+    await endpoint.save()
+    return endpoint
+
+
+async def delete_endpoint(actor: Actor, endpoint_id: str) -> int:
+    """Deletes the endpoint and its deliveries; its id."""
+    endpoint = await get_endpoint(actor, endpoint_id)
+    await endpoint.delete()
+    return endpoint.id
+
+
+async def rotate_secret(actor: Actor, endpoint_id: str) -> WithSecret:
+    endpoint = await get_endpoint(actor, endpoint_id)
+    secret = signing.new_secret()
+    endpoint.previous_secret, endpoint.secret = endpoint.secret, secret
+    endpoint.previous_secret_expires_at = actor.now() + ROTATION_OVERLAP
+    await endpoint.save()
+    return WithSecret(endpoint, secret)

@@ -1,0 +1,102 @@
+"""Leadline as separate processes for tests: a worker and API servers sharing one
+database and one Redis (the embedded one of the data directory, or REDIS_URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.redis import connected
+
+LEADLINE = str(Path(sys.executable).with_name("leadline"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Processes:
+    env: dict[str, str]
+    apis: list[str] = field(default_factory=list)
+    """Base URLs of the API servers."""
+    children: list[asyncio.subprocess.Process] = field(default_factory=list)
+
+    def ws(self, index: int) -> str:
+        return self.apis[index].replace("http://", "ws://") + "/graphql"
+
+    async def graphql(self, index: int, token: str, query: str, **variables: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.apis[index], timeout=30) as client:
+            response = await client.post(
+                "/graphql", json={"query": query, "variables": variables}, headers={"Authorization": f"Bearer {token}"}
+            )
+        body: dict[str, Any] = response.json()
+        assert "errors" not in body, body
+        return body["data"]  # type: ignore[no-any-return]
+
+    @asynccontextmanager
+    async def redis(self) -> AsyncIterator[Redis]:
+        """A client of the processes' Redis (call it while they run)."""
+        async with connected(Settings.from_env(self.env)) as client:
+            yield client
+
+    async def start(self, *args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+        child = await asyncio.create_subprocess_exec(
+            LEADLINE, *args, env=env or self.env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        self.children.append(child)
+        return child
+
+    async def serve(self) -> str:
+        port = free_port()
+        child = await self.start("serve", env=self.env | {"HOST": "127.0.0.1", "PORT": str(port)})
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            for _ in range(300):
+                if child.returncode is not None:
+                    raise AssertionError(f"serve exited: {(await child.communicate())[1].decode()[-2000:]}")
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("serve never became ready")
+        self.apis.append(base)
+        return base
+
+
+@asynccontextmanager
+async def processes(database: str, data_dir: Path, *, apis: int, worker: bool = True) -> AsyncIterator[Processes]:
+    """``apis`` API servers (and a worker) on ``database``; all stopped with SIGTERM after."""
+    env = {**os.environ, "LEADLINE_DATA_DIR": str(data_dir), "DATABASE_URL": database, "SCHEDULER_INTERVAL": "0.2"}
+    running = Processes(env=env)
+    try:
+        for _ in range(apis):
+            await running.serve()  # the first one starts the embedded Redis; the others find it
+        if worker:
+            await running.start("worker")
+        yield running
+    finally:
+        for child in running.children:
+            if child.returncode is None:
+                child.send_signal(signal.SIGTERM)
+        for child in running.children:
+            _, stderr = await asyncio.wait_for(child.communicate(), 30)
+            # uvicorn re-raises SIGTERM once it has shut down cleanly
+            assert child.returncode in (0, -signal.SIGTERM), f"exit {child.returncode}: {stderr.decode()[-3000:]}"

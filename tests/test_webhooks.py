@@ -1,0 +1,265 @@
+"""Outbound webhooks (SPEC R10.3): a real HTTP receiver on loopback, signatures
+checked by the ``standardwebhooks`` package, retries on the clock, 410, SSRF."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app import ids, presets
+from app.accounts.models import Role
+from app.clock import FrozenClock
+from app.config import Settings
+from app.events import log, relay
+from app.events.models import Event, EventType
+from app.prospects import service as prospects
+from app.webhooks import deliveries, service
+from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
+from app.webhooks.sender import Sender
+from tests.conftest import GraphQL, Org, mutate
+from tests.loopback import serving
+
+ENDPOINT = "webhookEndpoint { id url eventTypes enabled disabledReason }"
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    answers: list[int] = field(default_factory=list)
+    """Status codes to answer, in turn; 200 once they run out."""
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    async def hook(self, request: Request) -> Response:
+        self.received.append((dict(request.headers), await request.body()))
+        return Response(status_code=self.answers.pop(0) if self.answers else 200)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver()
+    async with serving(Starlette(routes=[Route("/hook", receiver.hook, methods=["POST"])])) as url:
+        receiver.url = f"{url}/hook"
+        yield receiver
+
+
+@pytest.fixture
+def now_clock() -> FrozenClock:
+    """Real time: receivers reject signatures more than five minutes old."""
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+
+
+def private_ok(tmp_path: Path) -> Settings:
+    return Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data"), "WEBHOOK_ALLOW_PRIVATE": "1"})
+
+
+@pytest.fixture(autouse=True)
+async def workflow(org: Org, clock: FrozenClock) -> None:
+    await presets.apply(actor=org.actor(Role.ADMIN, clock), name="lead-workflow")
+
+
+async def new_prospect(org: Org, clock: FrozenClock, name: str = "Ada") -> None:
+    _, errors = await prospects.create_prospects(
+        actor=org.actor(Role.ADMIN, clock), inputs=[{"first_name": name}], field=["input"]
+    )
+    assert not errors
+
+
+async def relay_and_send(redis: Redis, clock: FrozenClock, sender: Sender) -> int:
+    """What the worker does: number, publish (owing deliveries), attempt what is due."""
+    await log.sequence()
+    await relay.publish(redis, clock)
+    return await sender.deliver_due(clock)
+
+
+async def test_a_delivery_is_signed_so_standard_webhooks_verifies_it(
+    gql: GraphQL, org: Org, redis: Redis, receiver: Receiver, now_clock: FrozenClock, tmp_path: Path
+) -> None:
+    made = await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
+    assert made.secret.startswith("whsec_")
+    sender = Sender(allow_private=True)
+    await new_prospect(org, now_clock)
+    assert await relay_and_send(redis, now_clock, sender) == 1
+    await sender.close()
+
+    [(headers, body)] = receiver.received
+    event = await Event.get(organization_id=org.id, type=EventType.PROSPECT_CREATED)
+    assert Webhook(made.secret).verify(body, headers) == event.payload
+    assert headers["webhook-id"] == ids.encode("Event", event.id)
+    assert headers["content-type"] == "application/json"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(made.secret).verify(body.replace(b"Ada", b"Eve") + b" ", headers)
+
+    body_ = await gql(
+        org.tokens[Role.ADMIN],
+        "{ webhookEndpoints { url deliveries { totalCount edges { node { state attempts lastStatusCode "
+        "deliveredAt nextAttemptAt event { type payload } } } } } }",
+    )
+    [endpoint] = body_["data"]["webhookEndpoints"]
+    [edge] = endpoint["deliveries"]["edges"]
+    assert edge["node"] | {"deliveredAt": None} == {
+        "state": "SUCCEEDED",
+        "attempts": 1,
+        "lastStatusCode": 200,
+        "deliveredAt": None,
+        "nextAttemptAt": None,
+        "event": {"type": "PROSPECT_CREATED", "payload": json.loads(body)},
+    }
+    assert edge["node"]["deliveredAt"] is not None
+
+
+async def test_a_receiver_answering_500_twice_gets_the_event_on_the_third_attempt(
+    org: Org, redis: Redis, receiver: Receiver, now_clock: FrozenClock, tmp_path: Path
+) -> None:
+    await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
+    receiver.answers = [500, 500]
+    sender = Sender(allow_private=True, rng=random.Random(7))
+    await new_prospect(org, now_clock)
+    assert await relay_and_send(redis, now_clock, sender) == 1
+    delivery = await WebhookDelivery.get()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == (DeliveryState.PENDING, 1, 500)
+    assert delivery.next_attempt_at is not None
+    assert timedelta(seconds=4) <= delivery.next_attempt_at - now_clock.now() <= timedelta(seconds=6)
+    assert await sender.deliver_due(now_clock) == 0  # not due yet
+    now_clock.advance(6)
+    assert await sender.deliver_due(now_clock) == 1
+    delivery = await WebhookDelivery.get()
+    assert delivery.next_attempt_at is not None
+    assert timedelta(minutes=4) <= delivery.next_attempt_at - now_clock.now() <= timedelta(minutes=6)
+    now_clock.advance(6 * 60)
+    assert await sender.deliver_due(now_clock) == 1
+    await sender.close()
+    delivery = await WebhookDelivery.get()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == (DeliveryState.SUCCEEDED, 3, 200)
+    assert len(receiver.received) == 3
+    assert len({headers["webhook-id"] for headers, _ in receiver.received}) == 1  # one message, retried
+
+
+async def test_retries_run_for_about_a_day_then_the_delivery_is_dead(
+    org: Org, redis: Redis, receiver: Receiver, clock: FrozenClock, tmp_path: Path
+) -> None:
+    await service.create_endpoint(org.actor(Role.ADMIN, clock), private_ok(tmp_path), receiver.url, None)
+    receiver.answers = [503] * 100
+    sender = Sender(allow_private=True, rng=random.Random(1))
+    await new_prospect(org, clock)
+    start = clock.now()
+    await relay_and_send(redis, clock, sender)
+    while (delivery := await WebhookDelivery.get()).state == DeliveryState.PENDING:
+        assert delivery.next_attempt_at is not None
+        clock.advance((delivery.next_attempt_at - clock.now()).total_seconds())
+        assert await sender.deliver_due(clock) == 1
+    await sender.close()
+    assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == (DeliveryState.DEAD, 8, None)
+    assert timedelta(hours=22) < clock.now() - start < timedelta(hours=34)
+    assert len(receiver.received) == 8
+
+
+async def test_410_kills_the_delivery_and_disables_the_endpoint(
+    gql: GraphQL, org: Org, redis: Redis, receiver: Receiver, now_clock: FrozenClock, tmp_path: Path
+) -> None:
+    await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
+    receiver.answers = [410]
+    sender = Sender(allow_private=True)
+    await new_prospect(org, now_clock)
+    await relay_and_send(redis, now_clock, sender)
+    delivery = await WebhookDelivery.get()
+    assert (delivery.state, delivery.last_status_code) == (DeliveryState.DEAD, 410)
+    body = await gql(org.tokens[Role.ADMIN], "{ webhookEndpoints { enabled disabledReason } }")
+    [endpoint] = body["data"]["webhookEndpoints"]
+    assert endpoint["enabled"] is False and "410" in endpoint["disabledReason"]
+    await new_prospect(org, now_clock, "Bob")
+    assert await relay_and_send(redis, now_clock, sender) == 0
+    await sender.close()
+    assert await WebhookDelivery.all().count() == 1  # nothing more is owed to a disabled endpoint
+    assert len(receiver.received) == 1
+
+
+async def test_private_and_loopback_addresses_are_refused_at_registration_and_at_send(
+    gql: GraphQL, org: Org, redis: Redis, receiver: Receiver, now_clock: FrozenClock, tmp_path: Path
+) -> None:
+    for url in ("http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://10.1.2.3/hook", "http://[::1]/hook"):
+        payload = await mutate(gql, org.tokens[Role.ADMIN], "createWebhookEndpoint", ENDPOINT, url=url)
+        assert [e["code"] for e in payload["errors"]] == ["INVALID_INPUT"], (url, payload)
+        assert payload["webhookEndpoint"] is None
+    for url in ("ftp://hooks.example/x", "https://user:pw@hooks.example/x", "not a url"):
+        payload = await mutate(gql, org.tokens[Role.ADMIN], "createWebhookEndpoint", ENDPOINT, url=url)
+        assert [e["code"] for e in payload["errors"]] == ["INVALID_INPUT"], (url, payload)
+    assert await WebhookEndpoint.all().count() == 0
+
+    # Registered while allowed; the address is checked again when sending.
+    await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
+    sender = Sender(allow_private=False)
+    await new_prospect(org, now_clock)
+    await relay_and_send(redis, now_clock, sender)
+    await sender.close()
+    assert receiver.received == []
+    delivery = await WebhookDelivery.get()
+    assert delivery.state == DeliveryState.PENDING and delivery.attempts == 1
+    assert delivery.last_error is not None and "private or loopback" in delivery.last_error
+
+
+async def test_endpoints_crud_filters_and_a_rotation_that_signs_with_both_secrets_for_a_day(
+    gql: GraphQL, org: Org, redis: Redis, receiver: Receiver, now_clock: FrozenClock, tmp_path: Path
+) -> None:
+    admin = org.tokens[Role.ADMIN]
+    made = await service.create_endpoint(
+        org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, [EventType.STATUS_CHANGED]
+    )
+    gid = ids.encode("WebhookEndpoint", made.endpoint.id)
+    sender = Sender(allow_private=True)
+    await new_prospect(org, now_clock)
+    assert await relay_and_send(redis, now_clock, sender) == 0  # PROSPECT_CREATED is not wanted
+
+    updated = await mutate(gql, admin, "updateWebhookEndpoint", ENDPOINT, id=gid, eventTypes=None)
+    assert updated["errors"] == [] and updated["webhookEndpoint"]["eventTypes"] == []  # every type now
+    new_secret = (await service.rotate_secret(org.actor(Role.ADMIN, now_clock), gid)).secret
+    assert new_secret.startswith("whsec_") and new_secret != made.secret
+    await new_prospect(org, now_clock, "Bob")
+    assert await relay_and_send(redis, now_clock, sender) == 1
+    headers, body = receiver.received[-1]
+    assert len(headers["webhook-signature"].split()) == 2
+    Webhook(new_secret).verify(body, headers)  # receivers that moved on
+    Webhook(made.secret).verify(body, headers)  # and those that did not yet
+
+    now_clock.advance(24 * 3600 + 1)
+    await new_prospect(org, now_clock, "Cy")
+    assert await relay_and_send(redis, now_clock, sender) == 1
+    headers, body = receiver.received[-1]
+    stamp = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+    assert headers["webhook-signature"] == Webhook(new_secret).sign(headers["webhook-id"], stamp, body.decode())
+
+    rotated = await mutate(gql, admin, "rotateWebhookSecret", "secret webhookEndpoint { id }", id=gid)
+    assert rotated["secret"].startswith("whsec_") and rotated["webhookEndpoint"]["id"] == gid
+    assert (await WebhookEndpoint.get(id=made.endpoint.id)).previous_secret == new_secret
+    disabled = await mutate(gql, admin, "updateWebhookEndpoint", ENDPOINT, id=gid, enabled=False)
+    assert disabled["webhookEndpoint"]["enabled"] is False
+    deleted = await mutate(gql, admin, "deleteWebhookEndpoint", "deletedId", id=gid)
+    assert deleted["deletedId"] == gid
+    assert await WebhookDelivery.all().count() == 0
+    body_ = await gql(admin, "{ webhookEndpoints { id } }")
+    assert body_["data"]["webhookEndpoints"] == []
+    agent = await gql(org.tokens[Role.AGENT], "{ webhookEndpoints { id } }")
+    assert agent["data"]["webhookEndpoints"] == []
+    await sender.close()
+
+
+def test_the_retry_schedule_spans_about_a_day() -> None:
+    total = sum(deliveries.RETRY_DELAYS, timedelta())
+    assert timedelta(hours=24) < total < timedelta(hours=30)
+    rng = random.Random(3)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for attempts, delay in enumerate(deliveries.RETRY_DELAYS, start=1):
+        at = deliveries.retry_at(attempts, now, rng)
+        assert at is not None and delay * 0.8 <= at - now <= delay * 1.2
+    assert deliveries.retry_at(len(deliveries.RETRY_DELAYS) + 1, now, rng) is None
