@@ -100,7 +100,8 @@ async def relay_pass(redis: ArqRedis, clock: Clock) -> tuple[int, int]:
 
 async def _until(wake: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wake.wait(), seconds)
+        async with asyncio.timeout(seconds):  # not wait_for, which can swallow a cancellation on 3.11
+            await wake.wait()
 
 
 async def _relay_loop(ctx: dict[str, Any]) -> None:

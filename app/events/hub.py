@@ -108,7 +108,10 @@ class Hub:
                     confirmed.set_exception(ConnectionError("Live events are unavailable: Redis did not answer."))
                     confirmed.exception()  # retrieved here; whoever waits on it gets it raised
                     raise error
-        await asyncio.wait_for(asyncio.shield(confirmed), CONFIRM_SECONDS)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+        # that arrives as the future completes, and a cancelled subscriber would live on.
+        async with asyncio.timeout(CONFIRM_SECONDS):
+            await asyncio.shield(confirmed)
 
     async def _leave(self, organization_id: int) -> None:
         name = relay.channel(organization_id)
@@ -119,7 +122,8 @@ class Hub:
             confirmed = self._confirmed.pop(name, None)
             with contextlib.suppress(Exception):  # the connection may be gone: nothing to undo then
                 if confirmed is not None and not confirmed.done():
-                    await asyncio.wait_for(asyncio.shield(confirmed), CONFIRM_SECONDS)
+                    async with asyncio.timeout(CONFIRM_SECONDS):
+                        await asyncio.shield(confirmed)
                 await self._pubsub.unsubscribe(name)
 
     async def _read(self) -> None:
