@@ -23,10 +23,14 @@ class Context:
     actor_or_none: Actor | None
     connection_params: dict[str, object] | None = None
     """What a websocket client sent in connection_init."""
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        self.reset_loaders()
+    @property
+    def loaders(self) -> Loaders:
+        """The request's DataLoaders, made when first used."""
+        if self._loaders is None:
+            self._loaders = Loaders(self.actor_or_none)
+        return self._loaders
 
     @property
     def actor(self) -> Actor:
@@ -35,8 +39,9 @@ class Context:
         return self.actor_or_none
 
     def reset_loaders(self) -> None:
-        """New loaders: after a mutation, nothing cached before it is served."""
-        self.loaders = Loaders(self.actor_or_none)
+        """New loaders: after a mutation, nothing cached before it is served
+        (made when next used: a live event that needs none costs none)."""
+        self._loaders = None
 
 
 Info = strawberry.Info[Context, None]
