@@ -60,3 +60,7 @@ class ActionNotAvailable(DomainError):
 
 class InvalidTransition(DomainError):
     code = "INVALID_TRANSITION"
+
+
+class NotPullable(DomainError):
+    code = "NOT_PULLABLE"

@@ -20,6 +20,7 @@ from app.sequences import models as sequences
 from app.workflows import models as workflows
 from schema import events as event_types
 from schema import messages as message_types
+from schema import reports as report_types
 from schema import sequences as sequence_types
 from schema import types
 from schema import webhooks as webhook_types
@@ -237,6 +238,20 @@ class Query:
         after: str | None = None,
     ) -> Connection[event_types.Event]:
         return await event_types.page(info, filter, first, after)
+
+    @strawberry.field(description="Prospects per status of the workflow (of all workflows without one), weighted.")
+    async def pipeline_report(
+        self, info: Info, workflow_id: strawberry.ID | None = None
+    ) -> report_types.PipelineReport:
+        return await report_types.pipeline_report(info, workflow_id)
+
+    @strawberry.field(description="Prospects per system status.")
+    async def system_status_counts(self, info: Info) -> list[report_types.SystemStatusCount]:
+        return await report_types.system_status_counts(info)
+
+    @strawberry.field(description="Each active user's assigned prospects and open and overdue tasks.")
+    async def agent_load(self, info: Info) -> list[report_types.AgentLoad]:
+        return await report_types.agent_load(info)
 
     @strawberry.field(description="The organization's webhook endpoints (ADMIN only; empty for other roles).")
     async def webhook_endpoints(self, info: Info) -> list[webhook_types.WebhookEndpoint]:

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from app import ids
 from app.accounts import models as accounts
+from app.prospects import distribution
 from app.prospects import models as prospects
 from app.workflows import models as workflows
 from schema.context import Info
@@ -412,6 +413,17 @@ class Prospect(Node):
     @strawberry.field
     def assigned_at(self) -> datetime | None:
         return self.row.assigned_at
+
+    @strawberry.field(description="Not pullable before this time (the pull delay); null: at once.")
+    def pullable_after(self) -> datetime | None:
+        return self.row.pullable_after
+
+    @strawberry.field(
+        description="When another agent may pull it from its owner (max assignment time of its status); null: never."
+    )
+    async def reassignable_at(self, info: Info) -> datetime | None:
+        status = await info.context.loaders.status.load(self.row.status_id)
+        return distribution.reassignable_at(self.row, status) if status is not None else None
 
     @strawberry.field
     def do_not_contact(self) -> bool:

@@ -47,7 +47,13 @@ UNKNOWN = {
 }
 
 
-ID_OVERRIDES = {("updateSequenceStep", "id"): "SequenceStep", ("removeSequenceStep", "id"): "SequenceStep"}
+ID_OVERRIDES = {
+    ("updateSequenceStep", "id"): "SequenceStep",
+    ("removeSequenceStep", "id"): "SequenceStep",
+    ("assignProspects", "ids"): "Prospect",
+    ("unassignProspects", "ids"): "Prospect",
+    ("pullProspect", "id"): "Prospect",
+}
 
 
 def id_type(field_name: str, mutation: str) -> str:

@@ -24,6 +24,7 @@ ADMIN_ONLY = {
     "rotateWebhookSecret",
 }
 CONFIGURATION = {
+    "assignProspects",  # not configuration, but for MANAGER and ADMIN alike
     "createWorkflow",
     "updateWorkflow",
     "deleteWorkflow",
@@ -64,6 +65,9 @@ WORK = {
     "removeEnrollments",
     "recordInboundMessage",
     "recordBounce",
+    "unassignProspects",
+    "pullProspects",
+    "pullProspect",
 }
 ALLOWED = {
     Role.ADMIN: ADMIN_ONLY | CONFIGURATION | WORK,

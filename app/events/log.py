@@ -57,6 +57,18 @@ def prospect_event(
     return _event(type_, organization_id, at, prospect_id, facts)
 
 
+def assignment_changed(
+    organization_id: int, prospect_id: int, at: datetime, before: int | None, after: int | None
+) -> dict[str, Any]:
+    return _event(
+        EventType.ASSIGNMENT_CHANGED,
+        organization_id,
+        at,
+        prospect_id,
+        {"fromUserId": _gid("User", before), "toUserId": _gid("User", after)},
+    )
+
+
 def status_changed(change: StatusChange) -> dict[str, Any]:
     data = {
         "statusChange": {

@@ -18,10 +18,9 @@ from collections.abc import Sequence as Seq
 from datetime import timedelta
 from typing import Any
 
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role, User
 from app.errors import Conflict, DomainError
@@ -295,18 +294,14 @@ async def assign(prospect: Prospect, user_id: int | None, *, actor: Actor) -> No
     prospect.owner_id = user_id
     prospect.assigned_at = now if user_id is not None else None
     await _save(prospect, now, "owner_id", "assigned_at", updated_event=False)
-    await log.record(
-        [
-            log.prospect_event(
-                EventType.ASSIGNMENT_CHANGED,
-                prospect.organization_id,
-                prospect.id,
-                now,
-                fromUserId=ids.encode("User", before) if before else None,
-                toUserId=ids.encode("User", user_id) if user_id else None,
-            )
-        ]
-    )
+    await log.record([log.assignment_changed(prospect.organization_id, prospect.id, now, before, user_id)])
+
+
+async def lock_organization(organization_id: int) -> None:
+    """The organization row's write lock, to the end of the caller's transaction
+    (a Postgres row lock; on SQLite the database's write lock, taken before any
+    read, so two transactions never read the same state and both write)."""
+    await Organization.filter(id=organization_id).update(round_robin_user_id=F("round_robin_user_id"))
 
 
 async def next_in_rotation(organization_id: int, count: int) -> list[int]:
@@ -315,7 +310,10 @@ async def next_in_rotation(organization_id: int, count: int) -> list[int]:
     The rotation's place is kept on the organization row, locked here, so
     concurrent distributions neither skip an agent nor double up.
     """
-    org = await Organization.select_for_update().get(id=organization_id)
+    if count <= 0:
+        return []
+    await lock_organization(organization_id)
+    org = await Organization.get(id=organization_id)
     agent_ids = [
         user.id
         for user in await User.filter(organization_id=organization_id, role=Role.AGENT, active=True)

@@ -56,6 +56,7 @@ class Prospect(Model):
         "models.User", null=True, on_delete=fields.SET_NULL, related_name=False
     )
     assigned_at = fields.DatetimeField(null=True)
+    pullable_after = fields.DatetimeField(null=True)
     do_not_contact = fields.BooleanField(default=False)
     opted_out_channels: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     unsubscribed_at = fields.DatetimeField(null=True)
@@ -73,7 +74,7 @@ class Prospect(Model):
 
     class Meta:
         table = "prospect"
-        indexes = (("organization_id", "status_id"), ("organization_id", "owner_id"))
+        indexes = (("organization_id", "status_id"), ("organization_id", "owner_id", "created_at"))
 
 
 class Activity(Model):

@@ -79,6 +79,8 @@ class Preparer:
         own = {k: raw.get(k) for k in fields.EDITABLE if k in raw}
         values = fields.clean(own, region=self.org.phone_region, field=field)
         values.setdefault("custom_fields", {})
+        if raw.get("pullable_after") is not None:
+            values["pullable_after"] = raw["pullable_after"]
         status_gid = raw.get("status_id")
         if status_gid is None:
             if self.org.default_status_id is None:
@@ -191,6 +193,11 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
             cause=cause.value,
         )
         for p in created
+    )
+    await log.record(  # an owner given at creation is an assignment too
+        log.assignment_changed(actor.organization_id, p.id, now, None, p.owner_id)
+        for p in created
+        if p.owner_id is not None
     )
     if await effects.has_rules(actor.organization_id, TriggerEvent.PROSPECT_CREATED):
         for prospect in created:

@@ -3,6 +3,7 @@
 from strawberry.tools import merge_types
 
 from schema.mutations.accounts import AccountMutations
+from schema.mutations.distribution import DistributionMutations
 from schema.mutations.messages import MessageMutations
 from schema.mutations.prospects import ProspectMutations
 from schema.mutations.sequences import SequenceMutations
@@ -11,5 +12,13 @@ from schema.webhooks import WebhookMutations
 
 Mutation = merge_types(
     "Mutation",
-    (AccountMutations, WorkflowMutations, ProspectMutations, SequenceMutations, MessageMutations, WebhookMutations),
+    (
+        AccountMutations,
+        WorkflowMutations,
+        ProspectMutations,
+        SequenceMutations,
+        MessageMutations,
+        WebhookMutations,
+        DistributionMutations,
+    ),
 )

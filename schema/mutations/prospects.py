@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -28,6 +29,7 @@ class ProspectInput:
         default=None, description="Defaults to the organization's default status."
     )
     owner_id: strawberry.ID | None = None
+    pullable_after: datetime | None = None
 
 
 def _given(obj: object, names: list[str]) -> dict[str, Any]:
@@ -35,7 +37,7 @@ def _given(obj: object, names: list[str]) -> dict[str, Any]:
     return {name: value for name in names if (value := getattr(obj, name)) is not strawberry.UNSET}
 
 
-_PROSPECT_FIELDS = [*_FIELD_NAMES, "status_id", "owner_id"]
+_PROSPECT_FIELDS = [*_FIELD_NAMES, "status_id", "owner_id", "pullable_after"]
 
 
 def _raw(prospect: ProspectInput) -> dict[str, Any]:

@@ -1,0 +1,151 @@
+"""Distribution (SPEC R11): push to a user or round robin over the active
+agents, return, pull from the shared pool, pull from another agent once the
+status's max assignment time has passed.
+
+Every owner change goes through ``effects.assign``: it sets ``assigned_at`` and
+appends ASSIGNMENT_CHANGED in the caller's transaction. Concurrent calls never
+hand one prospect to two users nor skip an agent: a push takes the organization
+row's write lock before reading the rotation; a pull takes its prospects with
+FOR UPDATE SKIP LOCKED on Postgres, and under the database's one write lock
+(taken first) on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from app import ids
+from app.accounts.actor import Actor
+from app.accounts.models import Organization, User
+from app.errors import DomainError, Forbidden, InvalidInput, NotFound, NotPullable
+from app.prospects import effects
+from app.prospects import service as prospects
+from app.prospects.models import Prospect
+from app.workflows.models import Status, SystemStatus
+
+MAX_PULL = 100
+
+
+def reassignable_at(prospect: Prospect, status: Status) -> datetime | None:
+    """When another agent may pull the prospect from its owner; None: never."""
+    if prospect.owner_id is None or prospect.assigned_at is None or status.max_assignment_seconds is None:
+        return None
+    return prospect.assigned_at + timedelta(seconds=status.max_assignment_seconds)
+
+
+async def _owned(actor: Actor, prospect_ids: Sequence[str]) -> tuple[list[Prospect | None], list[DomainError]]:
+    """The viewer's prospects for ``prospect_ids`` in order (None where not found,
+    with a NOT_FOUND error under its index), locked for the transaction."""
+    keys = [ids.decode_as("Prospect", gid) for gid in prospect_ids]
+    found = {
+        p.id: p
+        for p in await prospects.visible(actor).filter(id__in=[k for k in keys if k is not None]).select_for_update()
+    }
+    rows = [found.get(k) if k is not None else None for k in keys]
+    errors: list[DomainError] = [
+        NotFound("Prospect", ["input", "ids", str(index)]) for index, row in enumerate(rows) if row is None
+    ]
+    return rows, errors
+
+
+def _check_batch(prospect_ids: Sequence[str]) -> None:
+    if not prospect_ids or len(prospect_ids) > prospects.MAX_BATCH:
+        raise InvalidInput(f"Give from 1 to {prospects.MAX_BATCH} prospect ids.", ["input", "ids"])
+
+
+async def assign_prospects(
+    *, actor: Actor, prospect_ids: Sequence[str], user_id: str | None
+) -> tuple[list[Prospect], list[DomainError]]:
+    """Pushes the prospects to ``user_id``, or round robin over the active agents;
+    the unknown ids come back as errors by index (MANAGER and ADMIN only)."""
+    if actor.is_agent:
+        raise Forbidden("Only a MANAGER or ADMIN assigns prospects; an AGENT pulls them.", ["input", "userId"])
+    _check_batch(prospect_ids)
+    target = None
+    if user_id is not None:
+        pk = ids.decode_as("User", user_id)
+        user = None if pk is None else await User.get_or_none(id=pk, organization_id=actor.organization_id, active=True)
+        if user is None:
+            raise NotFound("User", ["input", "userId"])
+        target = user.id
+    async with in_transaction():
+        rows, errors = await _owned(actor, prospect_ids)
+        found = [row for row in rows if row is not None]
+        owners = [target] * len(found) if target else await effects.next_in_rotation(actor.organization_id, len(found))
+        for prospect, owner in zip(found, owners, strict=True):
+            await effects.assign(prospect, owner, actor=actor)
+    return found, errors
+
+
+async def unassign_prospects(*, actor: Actor, prospect_ids: Sequence[str]) -> tuple[list[Prospect], list[DomainError]]:
+    """Returns the prospects to the pool; an AGENT only its own (it sees no others)."""
+    _check_batch(prospect_ids)
+    async with in_transaction():
+        rows, errors = await _owned(actor, prospect_ids)
+        found = [row for row in rows if row is not None]
+        for prospect in found:
+            await effects.assign(prospect, None, actor=actor)
+    return found, errors
+
+
+async def pull_prospects(*, actor: Actor, count: int, system_statuses: Sequence[SystemStatus] | None) -> list[Prospect]:
+    """Gives the viewer the next ``count`` unassigned prospects whose pull delay
+    has passed, oldest first, of the given system statuses if any."""
+    if actor.user_id is None:
+        raise Forbidden("Only a user pulls prospects.")
+    if not 1 <= count <= MAX_PULL:
+        raise InvalidInput(f"count must be from 1 to {MAX_PULL}.", ["input", "count"])
+    now = actor.now()
+    async with in_transaction() as connection:
+        postgres = connection.capabilities.dialect == "postgres"
+        if not postgres:
+            await effects.lock_organization(actor.organization_id)  # SQLite: one puller at a time
+        query = Prospect.filter(organization_id=actor.organization_id, owner_id=None).filter(
+            Q(pullable_after=None) | Q(pullable_after__lte=now)
+        )
+        if system_statuses:
+            query = query.filter(status__system_status__in=[s.value for s in system_statuses])
+        taken = await query.order_by("created_at", "id").limit(count).select_for_update(skip_locked=True)
+        for prospect in taken:
+            await effects.assign(prospect, actor.user_id, actor=actor)
+    return list(taken)
+
+
+async def pull_prospect(*, actor: Actor, prospect_id: str) -> Prospect:
+    """Takes one prospect: from the pool once its pull delay has passed, or from
+    another user once the organization allows it and its reassignableAt has passed."""
+    if actor.user_id is None:
+        raise Forbidden("Only a user pulls prospects.")
+    pk = ids.decode_as("Prospect", prospect_id)
+    now = actor.now()
+    async with in_transaction():
+        org = await Organization.get(id=actor.organization_id)
+        prospect = (
+            None
+            if pk is None
+            else await Prospect.filter(id=pk, organization_id=actor.organization_id).select_for_update().first()
+        )
+        if prospect is None:
+            raise NotFound("Prospect", ["input", "id"])
+        if prospect.owner_id == actor.user_id:
+            return prospect
+        if prospect.owner_id is None:
+            if prospect.pullable_after is not None and prospect.pullable_after > now:
+                raise NotPullable(f"It may be pulled from {prospect.pullable_after.isoformat()}.", ["input", "id"])
+        else:
+            if not org.pull_from_other_agents:
+                raise NotPullable("The organization does not allow pulling from other agents.", ["input", "id"])
+            status = await Status.get(id=prospect.status_id)
+            at = reassignable_at(prospect, status)
+            if at is None:
+                raise NotPullable(
+                    f"Its status {status.name!r} has no max assignment time: it stays with its owner.", ["input", "id"]
+                )
+            if at > now:
+                raise NotPullable(f"It may be pulled from its owner from {at.isoformat()}.", ["input", "id"])
+        await effects.assign(prospect, actor.user_id, actor=actor)
+    return prospect
