@@ -272,6 +272,34 @@ def import_(file: Path, org_id: str) -> None:
 
 
 @main.command()
+@click.option("--org", "org_id", required=True, help="Organization id (as `org create` prints it).")
+@click.option("--user", "user_id", default=None, help="A user id: everything to that user (default: round robin).")
+@click.option("--status", "statuses", multiple=True, help="Only prospects in this status (repeatable).")
+def assign(org_id: str, user_id: str | None, statuses: tuple[str, ...]) -> None:
+    """Distribute the unassigned prospects round robin over the active agents (or to --user)."""
+    from tqdm import tqdm
+
+    from app.prospects import distribution
+
+    settings = _settings()
+    user = None if user_id is None else (ids.encode("User", int(user_id)) if user_id.isdigit() else user_id)
+
+    async def work() -> int:
+        actor = await _org_actor(org_id)
+        with tqdm(unit="prospect", desc="assigning", file=sys.stderr) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            return await distribution.distribute(
+                actor=actor, user_id=user, status_names=list(statuses) or None, progress=progress
+            )
+
+    click.echo(json.dumps({"assigned": _run(settings, work)}))
+
+
+@main.command()
 def schema() -> None:
     """Print the GraphQL schema (SDL)."""
     from schema.build import sdl

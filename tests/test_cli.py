@@ -122,3 +122,44 @@ async def test_import_stops_at_unreadable_bytes_and_keeps_the_rows_before(cli: C
     _, out, err = await cli("import", str(path), "--org", org)
     assert json.loads(out) == {"imported": 1, "rejected": 1}
     assert "line 3: file: unreadable from here on (not UTF-8 text)." in err
+
+
+async def test_assign_distributes_the_unassigned_round_robin_with_a_progress_bar(cli: Cli, tmp_path: Path) -> None:
+    from tortoise.context import TortoiseContext
+
+    from app import db as app_db
+    from app import ids
+    from app.accounts import service as accounts
+    from app.accounts.actor import system_actor
+    from app.accounts.models import Role
+    from app.clock import SystemClock
+    from app.prospects.models import Prospect
+
+    org = json.loads((await cli("org", "create", "Initech", "--admin-email", "bill@initech.example"))[1])[
+        "organization_id"
+    ]
+    await cli("preset", "apply", "lead-workflow", "--org", org)
+    path = tmp_path / "leads.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["first_name", "status"])
+        writer.writerows([f"Lead {n}", "Sold" if n % 6 == 0 else "New Lead"] for n in range(1200))
+    await cli("import", str(path), "--org", org)
+    async with TortoiseContext() as context:
+        await context.init(config=app_db.tortoise_config(cli.env["DATABASE_URL"]))
+        admin = system_actor(ids.decode_as("Organization", org) or 0, SystemClock())
+        agents = [
+            await accounts.create_user(actor=admin, name=f"A{n}", email=f"a{n}@initech.example", role=Role.AGENT)
+            for n in range(3)
+        ]
+
+        _, out, err = await cli("assign", "--org", org, "--status", "New Lead")
+        assert json.loads(out) == {"assigned": 1000}
+        assert "assigning" in err  # the progress bar
+        owners = sorted([await Prospect.filter(owner_id=agent.id).count() for agent in agents], reverse=True)
+        assert owners == [334, 333, 333]
+        _, out, _ = await cli("assign", "--org", org, "--user", str(agents[0].id))
+        assert json.loads(out) == {"assigned": 200}  # the Sold ones, all to one agent
+        assert await Prospect.filter(owner_id=None).count() == 0
+    code, _, err = await cli("assign", "--org", org, "--status", "Nope", ok=False)
+    assert code != 0 and "Status 'Nope' not found." in err

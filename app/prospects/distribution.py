@@ -12,7 +12,7 @@ FOR UPDATE SKIP LOCKED on Postgres, and under the database's one write lock
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from tortoise.expressions import Q
@@ -149,3 +149,39 @@ async def pull_prospect(*, actor: Actor, prospect_id: str) -> Prospect:
                 raise NotPullable(f"It may be pulled from its owner from {at.isoformat()}.", ["input", "id"])
         await effects.assign(prospect, actor.user_id, actor=actor)
     return prospect
+
+
+DISTRIBUTE_BATCH = 500
+
+
+async def distribute(
+    *,
+    actor: Actor,
+    user_id: str | None,
+    status_names: Sequence[str] | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Assigns every unassigned prospect (of the named statuses, if any) to the
+    user, or round robin over the active agents, in batches; calls ``progress``
+    with (done, total) after each. How many it assigned."""
+    query = Prospect.filter(organization_id=actor.organization_id, owner_id=None)
+    if status_names:
+        statuses = await Status.filter(
+            organization_id=actor.organization_id, name__in=list(status_names), deleted_at=None
+        ).values_list("name", "id")
+        unknown = sorted(set(status_names) - {name for name, _ in statuses})
+        if unknown:
+            raise NotFound(f"Status {', '.join(map(repr, unknown))}", ["status"])
+        query = query.filter(status_id__in=[pk for _, pk in statuses])
+    total, done, after = await query.count(), 0, 0
+    while True:
+        rows = await query.filter(id__gt=after).order_by("id").limit(DISTRIBUTE_BATCH).only("id")
+        batch = [row.id for row in rows]
+        if not batch:
+            return done
+        assigned, _ = await assign_prospects(
+            actor=actor, prospect_ids=[ids.encode("Prospect", pk) for pk in batch], user_id=user_id
+        )
+        done, after = done + len(assigned), batch[-1]
+        if progress is not None:
+            progress(done, total)
