@@ -143,10 +143,9 @@ def dev() -> None:
     async def both() -> None:
         await db.init(settings)
         worker = create_worker(settings, location, own_database=False, handle_signals=False)
-        app = create_app(settings, manage_resources=False)
         from redis.asyncio import Redis
 
-        app.state.redis = Redis.from_url(location.url)
+        app = create_app(settings, redis=Redis.from_url(location.url), manage_resources=False)
         server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, **WEBSOCKETS))
         worker_task = asyncio.create_task(worker.async_run())
         try:

@@ -205,7 +205,9 @@ def create_app(
         try:
             yield
         finally:
-            await app.state.hub.close()
+            hub = getattr(app.state, "hub", None)
+            if hub is not None:
+                await hub.close()
             if manage_resources:
                 await app.state.redis.aclose()
                 await db.close()

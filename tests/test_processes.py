@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from app.config import Settings
 from app.redis import locate
 from app.web import create_app
 from tests.conftest import fresh_database
+from tests.ws_client import connect
 
 LEADLINE = str(Path(sys.executable).parent / "leadline")
 
@@ -45,6 +47,18 @@ async def _start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
     )
 
 
+@asynccontextmanager
+async def _started(env: dict[str, str], *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The process, killed on the way out if a failing test left it running."""
+    process = await _start(env, *args)
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 async def _read_until(process: asyncio.subprocess.Process, marker: str, seconds: float = 60) -> str:
     seen = ""
     assert process.stdout is not None
@@ -67,26 +81,40 @@ async def _stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) 
 
 async def test_dev_starts_the_api_and_worker_and_keeps_its_demo_token(env: dict[str, str]) -> None:
     base = f"http://127.0.0.1:{env['PORT']}"
-    dev = await _start(env, "dev")
-    output = await _read_until(dev, "Application startup complete")
-    token = output.split("Token:")[1].split()[0]
-    async with httpx.AsyncClient(base_url=base) as client:
-        ready = await client.get("/readyz")
-        alive = await client.get("/healthz")
-        body = (
-            await client.post(
-                "/graphql",
-                json={"query": "{ viewer { role } organization { name } workflows { name } }"},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        ).json()
-    worker_check = await asyncio.create_subprocess_exec(
-        LEADLINE, "worker", "--check", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-    )
-    check_out, _ = await worker_check.communicate()
-    async with httpx.AsyncClient(base_url=base) as client:
-        still_ready = await client.get("/readyz")  # the CLI left the shared embedded Redis running
-    assert await _stop(dev, signal.SIGINT) == 0
+    async with _started(env, "dev") as dev:
+        output = await _read_until(dev, "Application startup complete")
+        token = output.split("Token:")[1].split()[0]
+        async with httpx.AsyncClient(base_url=base) as client:
+            ready = await client.get("/readyz")
+            alive = await client.get("/healthz")
+            body = (
+                await client.post(
+                    "/graphql",
+                    json={"query": "{ viewer { role } organization { name } workflows { name } }"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            ).json()
+        # Live events in dev too: its worker's relay publishes to its API's subscribers.
+        async with connect(base.replace("http://", "ws://") + "/graphql", token) as live:
+            operation = await live.subscribe("subscription { events { type prospect { firstName } } }")
+            await asyncio.sleep(1)  # registered
+            async with httpx.AsyncClient(base_url=base) as client:
+                await client.post(
+                    "/graphql",
+                    json={
+                        "query": 'mutation { createProspect(input: {prospect: {firstName: "Dev"}}) { errors { code } } }'
+                    },
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            event = (await live.next_data(operation))["events"]
+        assert event == {"type": "PROSPECT_CREATED", "prospect": {"firstName": "Dev"}}
+        worker_check = await asyncio.create_subprocess_exec(
+            LEADLINE, "worker", "--check", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+        check_out, _ = await worker_check.communicate()
+        async with httpx.AsyncClient(base_url=base) as client:
+            still_ready = await client.get("/readyz")  # the CLI left the shared embedded Redis running
+        assert await _stop(dev, signal.SIGINT) == 0
     assert still_ready.status_code == 200
 
     assert f"GraphiQL: {base}/graphql" in output
