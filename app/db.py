@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
 
 from app.config import Settings
@@ -21,11 +22,15 @@ MODEL_MODULES = [
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
-    if database_url.startswith("sqlite://") and "?" not in database_url:
-        # Leadline's CLI may write while `leadline dev` runs: wait for the lock.
-        database_url += "?busy_timeout=10000"
+    connection: str | dict[str, Any] = database_url
+    if database_url.startswith("sqlite://"):
+        if "?" not in database_url:
+            # Leadline's CLI may write while `leadline dev` runs: wait for the lock.
+            database_url += "?busy_timeout=10000"
+        # Transactions take the write lock first (see app/sqlite_immediate.py).
+        connection = expand_db_url(database_url) | {"engine": "app.sqlite_immediate"}
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
