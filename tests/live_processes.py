@@ -18,7 +18,7 @@ import httpx
 from redis.asyncio import Redis
 
 from app.config import Settings
-from app.redis import connected
+from app.redis import connected, locate
 
 LEADLINE = str(Path(sys.executable).with_name("leadline"))
 
@@ -100,3 +100,7 @@ async def processes(database: str, data_dir: Path, *, apis: int, worker: bool = 
             _, stderr = await asyncio.wait_for(child.communicate(), 30)
             # uvicorn re-raises SIGTERM once it has shut down cleanly
             assert child.returncode in (0, -signal.SIGTERM), f"exit {child.returncode}: {stderr.decode()[-3000:]}"
+        if "REDIS_URL" not in env:
+            # Processes stopping together each see the others still connected, so none
+            # stops the embedded server: stop it now that it has no client left.
+            locate(Settings.from_env(env)).close()
