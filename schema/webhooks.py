@@ -10,7 +10,6 @@ import strawberry
 from app.accounts.models import Role
 from app.config import Settings
 from app.errors import InvalidInput
-from app.events import models as events
 from app.events.models import EventType
 from app.webhooks import models, service
 from app.webhooks.models import DeliveryState
@@ -55,7 +54,9 @@ class WebhookEndpoint(Node):
     async def deliveries(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[WebhookDelivery]:
-        query = models.WebhookDelivery.filter(endpoint_id=self.row.id, organization_id=self.row.organization_id)
+        query = models.WebhookDelivery.filter(
+            endpoint_id=self.row.id, organization_id=self.row.organization_id
+        ).select_related("endpoint", "event")  # fetched with the page, not a query per delivery
         return await paginate(query, first, after, lambda r: WebhookDelivery(row=r))
 
 
@@ -68,12 +69,12 @@ class WebhookDelivery(Node):
         return _gid("WebhookDelivery", self.row.id)
 
     @strawberry.field
-    async def endpoint(self) -> WebhookEndpoint:
-        return WebhookEndpoint(row=await models.WebhookEndpoint.get(id=self.row.endpoint_id))
+    def endpoint(self) -> WebhookEndpoint:
+        return WebhookEndpoint(row=self.row.endpoint)
 
     @strawberry.field
-    async def event(self) -> Event:
-        return Event(row=await events.Event.get(id=self.row.event_id))
+    def event(self) -> Event:
+        return Event(row=self.row.event)
 
     @strawberry.field
     def state(self) -> DeliveryState:
@@ -116,7 +117,9 @@ async def node(info: Info, type_name: str, pk: int) -> Node | None:
     if type_name == "WebhookEndpoint":
         endpoint = await models.WebhookEndpoint.get_or_none(id=pk, organization_id=actor.organization_id)
         return WebhookEndpoint(row=endpoint) if endpoint else None
-    delivery = await models.WebhookDelivery.get_or_none(id=pk, organization_id=actor.organization_id)
+    delivery = await models.WebhookDelivery.get_or_none(id=pk, organization_id=actor.organization_id).select_related(
+        "endpoint", "event"
+    )
     return WebhookDelivery(row=delivery) if delivery else None
 
 

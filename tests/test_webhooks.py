@@ -28,7 +28,7 @@ from app.prospects import service as prospects
 from app.webhooks import deliveries, service
 from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from app.webhooks.sender import Sender
-from tests.conftest import GraphQL, Org, mutate
+from tests.conftest import GraphQL, Org, QueryCounter, mutate
 from tests.loopback import serving
 
 ENDPOINT = "webhookEndpoint { id url eventTypes enabled disabledReason }"
@@ -117,6 +117,33 @@ async def test_a_delivery_is_signed_so_standard_webhooks_verifies_it(
         "event": {"type": "PROSPECT_CREATED", "payload": json.loads(body)},
     }
     assert edge["node"]["deliveredAt"] is not None
+
+
+async def test_a_page_of_deliveries_costs_the_same_queries_for_1_or_5(
+    gql: GraphQL,
+    org: Org,
+    redis: Redis,
+    receiver: Receiver,
+    now_clock: FrozenClock,
+    tmp_path: Path,
+    sql_queries: QueryCounter,
+) -> None:
+    await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
+    sender = Sender(allow_private=True)
+    query = "{ webhookEndpoints { deliveries { edges { node { state endpoint { url } event { type } } } } } }"
+    costs = []
+    for count in (1, 4):
+        for n in range(count):
+            await new_prospect(org, now_clock, f"P{n}")
+        await relay_and_send(redis, now_clock, sender)
+        await gql(org.tokens[Role.ADMIN], "{ viewer { id } }")  # the token's lastUsedAt is written once
+        sql_queries.count = 0
+        body = await gql(org.tokens[Role.ADMIN], query)
+        costs.append(sql_queries.count)
+        [endpoint] = body["data"]["webhookEndpoints"]
+        assert len(endpoint["deliveries"]["edges"]) == {1: 1, 4: 5}[count]
+    await sender.close()
+    assert costs[0] == costs[1], costs
 
 
 async def test_a_receiver_answering_500_twice_gets_the_event_on_the_third_attempt(
