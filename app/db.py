@@ -29,6 +29,9 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
             database_url += "?busy_timeout=10000"
         # Transactions take the write lock first (see app/sqlite_immediate.py).
         connection = expand_db_url(database_url) | {"engine": "app.sqlite_immediate"}
+    elif database_url.startswith(("postgres://", "postgresql://")):
+        connection = expand_db_url(database_url)
+        connection["credentials"]["reset"] = _keep_session
     return {
         "connections": {"default": connection},
         "apps": {
@@ -41,6 +44,14 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+async def _keep_session(connection: object) -> None:
+    """What a pooled Postgres connection needs when it goes back to the pool: nothing
+    beyond asyncpg's own rollback of an open transaction. Leadline keeps no session
+    state (no LISTEN, no session SET, advisory locks are transaction-scoped), and
+    asyncpg's default reset is one more round trip on every statement run outside a
+    transaction (~30 µs of server CPU each: a fifth of the engine's statements)."""
 
 
 async def init(settings: Settings) -> None:

@@ -57,8 +57,11 @@ from app.sequences.windows import next_opening
 from app.workflows.models import TriggerEvent
 
 MAX_ATTEMPTS = 5
-LANES = 8
-"""Messages sent at once by one batch: the SMTP pool's connections."""
+CHUNK = 50
+"""Messages claimed, sent and recorded together: one claim, one gate read and one
+recording transaction for all of them (the database work per message is what
+bounds the engine). They go out as fast as the SMTP pool's connections allow; a
+worker killed mid-chunk leaves at most a chunk per running job UNCERTAIN."""
 BACKOFF_BASE_SECONDS = 30
 RECORDED_FIELDS = ["state", "lease_until", "sent_at", "next_attempt_at", "external_id", "error", "bounce_type"]
 logger = logging.getLogger("leadline.sending")
@@ -152,7 +155,7 @@ async def send_batch(
 ) -> dict[int, MessageState]:
     """Sends those of ``message_ids`` that are QUEUED and due; their new states.
 
-    They go in chunks of LANES, sent concurrently: each chunk is claimed (one
+    They go in chunks of CHUNK, sent concurrently: each chunk is claimed (one
     compare-and-set), gated (two reads) and recorded (one transaction) on
     its own, so the database work per message stays small while a worker that
     dies holds at most a chunk per job SENDING, the messages it was sending.
@@ -172,8 +175,8 @@ async def send_batch(
         clock=clock,
     )
     states: dict[int, MessageState] = {}
-    for start in range(0, len(due_ids), LANES):
-        states |= await _send_chunk(due_ids[start : start + LANES], batch)
+    for start in range(0, len(due_ids), CHUNK):
+        states |= await _send_chunk(due_ids[start : start + CHUNK], batch)
     return states
 
 
