@@ -22,7 +22,7 @@ from arq.worker import Worker, func
 from app import db
 from app.clock import Clock, SystemClock
 from app.config import Settings
-from app.events import log, relay
+from app.events import relay
 from app.messaging import sending
 from app.prospects import reminders
 from app.redis import RedisLocation
@@ -90,8 +90,6 @@ async def scheduler_pass(redis: ArqRedis, clock: Clock) -> int:
 
 async def relay_pass(redis: ArqRedis, clock: Clock) -> tuple[int, int]:
     """Committed events numbered, published and owed to webhooks: (events, deliveries)."""
-    while await log.sequence() == log.SEQUENCE_BATCH:
-        pass  # a backlog of events: number it all first
     published = owed = 0
     while True:
         events, deliveries = await relay.publish(redis, clock)

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from app import ids
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
 from app.errors import Conflict
-from app.events import log
+from app.events import log, relay
 from app.events.models import Event, EventType
 from app.messaging import inbound, sending
 from app.messaging.models import BounceType
@@ -147,6 +148,31 @@ async def test_cursors_increase_and_a_late_commit_comes_after_every_given_cursor
     late = await Event.get(id=late_id)
     assert late.seq == 3 > max(numbered.values())  # after every cursor given before: a reader misses nothing
     assert await log.sequence() == 0
+
+
+async def test_the_relay_numbers_and_publishes_each_event_once_as_stored(
+    org: Org, clock: FrozenClock, redis: Redis
+) -> None:
+    await setup(org, clock, steps=STEPS)  # events of every kind of subject, unnumbered
+    await log.record([log.prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title", "é"])])
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(relay.channel(org.id))
+        await pubsub.get_message(timeout=1)  # the confirmation
+        published, _ = await relay.publish(redis, clock, limit=3)  # a small batch: the rest waits its turn
+        while (more := await relay.publish(redis, clock, limit=3))[0]:
+            published += more[0]
+        received = []
+        while (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)) is not None:
+            received.append(relay.unwire(message["data"]))
+    stored = await Event.filter(organization_id=org.id).order_by("seq")
+    assert published == len(stored) == len(received) > 3
+    assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    for sent, kept in zip(received, stored, strict=True):
+        assert {name: getattr(sent, name) for name in relay.FIELDS} == {
+            name: getattr(kept, name) for name in relay.FIELDS
+        }
+        assert sent.at == kept.at and sent.payload == kept.payload
+    assert await relay.publish(redis, clock) == (0, 0)
 
 
 @pytest.mark.postgres

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from app import bulk, ids
@@ -147,15 +148,21 @@ async def sequence(*, limit: int = SEQUENCE_BATCH) -> int:
     if not await Event.filter(seq=None).exists():
         return 0  # nothing to number: no write lock taken
     async with in_transaction() as connection:
-        postgres = connection.capabilities.dialect == "postgres"
-        if postgres:
-            await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK])
-        [row] = await connection.execute_query_dict('SELECT MAX("seq") AS top FROM "event"')
-        top, marks = int(row["top"] or 0), ("$1", "$2") if postgres else ("?", "?")
-        count, _ = await connection.execute_query(
-            f'UPDATE "event" SET "seq" = {marks[0]} + numbered.rn FROM ('
-            'SELECT "id", ROW_NUMBER() OVER (ORDER BY "id") AS rn FROM "event" WHERE "seq" IS NULL '
-            f'ORDER BY "id" LIMIT {marks[1]}) AS numbered WHERE "event"."id" = numbered."id"',
-            [top, limit],
-        )
+        return await number(connection, limit=limit)
+
+
+async def number(connection: BaseDBAsyncClient, *, limit: int) -> int:
+    """``sequence``'s work inside the caller's transaction (the relay numbers and
+    publishes in one)."""
+    postgres = connection.capabilities.dialect == "postgres"
+    if postgres:
+        await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK])
+    [row] = await connection.execute_query_dict('SELECT MAX("seq") AS top FROM "event"')
+    top, marks = int(row["top"] or 0), ("$1", "$2") if postgres else ("?", "?")
+    count, _ = await connection.execute_query(
+        f'UPDATE "event" SET "seq" = {marks[0]} + numbered.rn FROM ('
+        'SELECT "id", ROW_NUMBER() OVER (ORDER BY "id") AS rn FROM "event" WHERE "seq" IS NULL '
+        f'ORDER BY "id" LIMIT {marks[1]}) AS numbered WHERE "event"."id" = numbered."id"',
+        [top, limit],
+    )
     return int(count)

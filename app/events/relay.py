@@ -1,10 +1,11 @@
 """The relay (SPEC R10.2): the worker publishes numbered events to Redis, one
 channel per organization, and turns them into webhook deliveries.
 
-``publish`` takes the events after the relay position in cursor order, owes
-them to the matching webhook endpoints, publishes them, and moves the position,
-all in one transaction that first takes the relay row's write lock: one relay
-at a time, each event's deliveries created once. Publishing happens before the
+``publish`` numbers the committed events that have no cursor yet (app.events.log),
+takes the events after the relay position in cursor order, owes them to the
+matching webhook endpoints, publishes them, and moves the position, all in one
+transaction that first takes the relay row's write lock: one relay at a time,
+each event's deliveries created once. Publishing happens before the
 commit, so a failure after it publishes again (subscribers drop a cursor they
 have seen) and never loses an event.
 
@@ -20,10 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from tortoise.expressions import F
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from app.clock import Clock
+from app.events import log
 from app.events.models import Event, EventRelay
 from app.webhooks import deliveries
 
@@ -63,31 +65,60 @@ def wire(event: Event) -> str:
     return json.dumps(row | {"at": event.at.isoformat(), "payload": event.payload}, separators=(",", ":"))
 
 
+def _wire_row(row: dict[str, Any]) -> str:
+    """``wire`` of a raw event row, its payload's JSON text spliced in unparsed."""
+    head = {name: row[name] for name in FIELDS} | {"at": _AT.to_python_value(row["at"]).isoformat()}
+    payload = row["payload"] if isinstance(row["payload"], str) else json.dumps(row["payload"])
+    return f'{json.dumps(head, separators=(",", ":"))[:-1]},"payload":{payload}}}'
+
+
 def unwire(data: bytes | str) -> Event:
     row = json.loads(data)
     return Event(**{name: row[name] for name in FIELDS}, at=datetime.fromisoformat(row["at"]), payload=row["payload"])
 
 
+_AT = Event._meta.fields_map["at"]
+_COLUMNS = ", ".join(f'"{name}"' for name in (*FIELDS, "at", "payload"))
+
+
 async def publish(redis: Redis, clock: Clock, *, limit: int = BATCH) -> tuple[int, int]:
-    """Publishes the next events after the relay position: (events, webhook deliveries created)."""
-    relay = await EventRelay.get_or_none(id=1)
-    if relay is not None and not await Event.filter(seq__gt=relay.published_seq).exists():
-        return 0, 0  # nothing new: no write, no lock (SQLite writers queue behind one)
-    async with in_transaction():
+    """Numbers the events committed since the last pass and publishes the next ones
+    after the relay position: (events, webhook deliveries created)."""
+    connection = connections.get("default")
+    [new] = await connection.execute_query_dict(_ANYTHING_NEW)
+    if not new["new"]:
+        return 0, 0  # no write, no lock (SQLite writers queue behind one)
+    async with in_transaction() as connection:
+        postgres = connection.capabilities.dialect == "postgres"
+        mark = "$1" if postgres else "?"
         # The write lock first (a Postgres row lock; SQLite's database lock).
-        if not await EventRelay.filter(id=1).update(published_seq=F("published_seq")):
-            await EventRelay.create(id=1, published_seq=0)
-        position = (await EventRelay.get(id=1)).published_seq
-        events = await Event.filter(seq__gt=position).order_by("seq").limit(limit)
-        if not events:
+        locked = await connection.execute_query_dict(
+            f'UPDATE "event_relay" SET "published_seq" = "published_seq" WHERE "id" = {mark} RETURNING "published_seq"',
+            [1],
+        )
+        position = int(locked[0]["published_seq"]) if locked else (await EventRelay.create(id=1)).published_seq
+        await log.number(connection, limit=limit)
+        marks = ("$1", "$2") if postgres else ("?", "?")
+        rows = await connection.execute_query_dict(
+            f'SELECT {_COLUMNS} FROM "event" WHERE "seq" > {marks[0]} ORDER BY "seq" LIMIT {marks[1]}',
+            [position, limit],
+        )
+        if not rows:
             return 0, 0
-        owed = await deliveries.owe(events, clock.now())
+        owed = await deliveries.owe(rows, clock.now())
         async with redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.publish(channel(event.organization_id), wire(event))
+            for row in rows:
+                pipe.publish(channel(row["organization_id"]), _wire_row(row))
             await pipe.execute()
-        await EventRelay.filter(id=1).update(published_seq=events[-1].seq)
-    return len(events), owed
+        await EventRelay.filter(id=1).update(published_seq=rows[-1]["seq"])
+    return len(rows), owed
+
+
+_ANYTHING_NEW = (
+    'SELECT (EXISTS (SELECT 1 FROM "event" WHERE "seq" IS NULL) OR EXISTS (SELECT 1 FROM "event" WHERE "seq" > '
+    'COALESCE((SELECT "published_seq" FROM "event_relay" WHERE "id" = 1), 0))) AS "new"'
+)
+"""Events to number or to publish: one read when there is nothing to do."""
 
 
 async def nudge(redis: Redis | None) -> None:

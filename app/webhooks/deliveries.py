@@ -10,14 +10,14 @@ attempt one at once and a killed worker's claim lapses by itself.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from app import bulk
-from app.events.models import Event
 from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 
 RETRY_DELAYS = (
@@ -37,18 +37,18 @@ LEASE = timedelta(minutes=2)
 CLAIM_BATCH = 50
 
 
-async def owe(events: Sequence[Event], now: datetime) -> int:
-    """Creates a PENDING delivery of each event to each enabled endpoint of its
-    organization that wants its type; how many."""
-    organizations = {event.organization_id for event in events}
+async def owe(events: Sequence[Mapping[str, Any]], now: datetime) -> int:
+    """Creates a PENDING delivery of each event (a row: id, organization_id, type) to
+    each enabled endpoint of its organization that wants its type; how many."""
+    organizations = {event["organization_id"] for event in events}
     endpoints = await WebhookEndpoint.filter(organization_id__in=organizations, enabled=True)
     if not endpoints:
         return 0
     rows = [
         {
-            "organization_id": event.organization_id,
+            "organization_id": event["organization_id"],
             "endpoint_id": endpoint.id,
-            "event_id": event.id,
+            "event_id": event["id"],
             "state": DeliveryState.PENDING,
             "attempts": 0,
             "next_attempt_at": now,
@@ -56,8 +56,8 @@ async def owe(events: Sequence[Event], now: datetime) -> int:
         }
         for event in events
         for endpoint in endpoints
-        if endpoint.organization_id == event.organization_id
-        and (not endpoint.event_types or event.type in endpoint.event_types)
+        if endpoint.organization_id == event["organization_id"]
+        and (not endpoint.event_types or event["type"] in endpoint.event_types)
     ]
     await bulk.insert_rows(WebhookDelivery, rows)
     return len(rows)
@@ -72,6 +72,8 @@ async def claim(now: datetime, *, limit: int = CLAIM_BATCH) -> list[WebhookDeliv
         .limit(limit)
         .values_list("id", "next_attempt_at")
     )
+    if not due:
+        return []  # the common case: no transaction, no second read
     claimed: list[int] = []
     async with in_transaction():
         for delivery_id, next_attempt_at in due:
