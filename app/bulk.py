@@ -6,11 +6,12 @@ and one UPDATE run for many rows with their own values (executemany)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.models import Model
+from tortoise.fields import Field
+from tortoise.models import MetaInfo, Model
 
 M = TypeVar("M", bound=Model)
 MAX_PARAMETERS = 30_000
@@ -18,25 +19,54 @@ MAX_PARAMETERS = 30_000
 
 
 async def insert_returning_ids(objects: Sequence[M]) -> list[M]:
-    """Inserts ``objects`` (all of one model, ``id`` unset) and sets their ids.
-
-    Both SQLite and Postgres allocate the ids of one multi-row INSERT in row
-    order, so the sorted RETURNING ids line up with the rows.
-    """
+    """Inserts ``objects`` (all of one model, ``id`` unset) and sets their ids."""
     if not objects:
         return []
     meta = type(objects[0])._meta
-    fields = [meta.fields_map[name] for name in meta.fields_db_projection if name != meta.pk_attr]
+    fields = _insert_fields(meta)
     values = [[field.to_db_value(getattr(obj, field.model_field_name), obj) for field in fields] for obj in objects]
+    for obj, pk in zip(objects, await _insert_returning(meta, fields, values), strict=True):
+        obj.pk = pk
+        obj._saved_in_db = True
+    return list(objects)
+
+
+async def insert_returning(model: type[Model], rows: Sequence[Mapping[str, object]]) -> list[int]:
+    """Inserts plain rows (field name → value; a field left out takes its default)
+    and returns their ids in row order, without making a model object for each:
+    ``insert_returning_ids`` for hot paths (the scheduler's messages)."""
+    if not rows:
+        return []
+    meta = model._meta
+    fields = _insert_fields(meta)
+    defaults = {
+        field.model_field_name: field.default() if callable(field.default) else field.default for field in fields
+    }
+    values = [
+        [
+            field.to_db_value(row.get(field.model_field_name, defaults[field.model_field_name]), model)
+            for field in fields
+        ]
+        for row in rows
+    ]
+    return await _insert_returning(meta, fields, values)
+
+
+def _insert_fields(meta: MetaInfo) -> list[Field[Any]]:
+    return [meta.fields_map[name] for name in meta.fields_db_projection if name != meta.pk_attr]
+
+
+async def _insert_returning(meta: MetaInfo, fields: list[Field[Any]], values: list[list[object]]) -> list[int]:
+    """Runs the INSERTs of ``values``; the new ids, in row order. Both SQLite and
+    Postgres allocate the ids of one multi-row INSERT in row order, so the sorted
+    RETURNING ids line up with the rows."""
     db = connections.get(meta.default_connection or "default")
     columns = [meta.fields_db_projection[field.model_field_name] for field in fields]
-    for sql, params, rows in _inserts(db, meta.db_table, columns, values, returning=meta.db_pk_column):
+    new_ids: list[int] = []
+    for sql, params, _ in _inserts(db, meta.db_table, columns, values, returning=meta.db_pk_column):
         inserted = await db.execute_query_dict(sql, params)
-        new_ids = sorted(int(row[meta.db_pk_column]) for row in inserted)
-        for obj, pk in zip(objects[rows], new_ids, strict=True):
-            obj.pk = pk
-            obj._saved_in_db = True
-    return list(objects)
+        new_ids += sorted(int(row[meta.db_pk_column]) for row in inserted)
+    return new_ids
 
 
 async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]]) -> None:
@@ -91,6 +121,35 @@ async def compare_and_set(
     (Postgres re-checks ``expect`` after waiting for a row lock; SQLite runs one
     writer at a time), so the returned ids are this caller's alone.
     """
+    pk = model._meta.db_pk_column
+    rows = await _compare_and_set(model, ids, expect, values, increment, returning=f'"{pk}"')
+    return sorted(int(row[pk]) for row in rows)
+
+
+async def compare_and_set_rows(
+    model: type[M],
+    ids: Sequence[int],
+    *,
+    expect: Mapping[str, object],
+    values: Mapping[str, object],
+    increment: Sequence[str] = (),
+) -> list[M]:
+    """``compare_and_set`` that hands back the rows it changed, as they are now, in
+    id order: the claim and the read of what was claimed in one statement."""
+    rows = await _compare_and_set(model, ids, expect, values, increment, returning="*")
+    objects = [model._init_from_db(**row) for row in rows]
+    return sorted(objects, key=lambda obj: obj.pk)
+
+
+async def _compare_and_set(
+    model: type[Model],
+    ids: Sequence[int],
+    expect: Mapping[str, object],
+    values: Mapping[str, object],
+    increment: Sequence[str],
+    *,
+    returning: str,
+) -> list[dict[str, Any]]:
     if not ids:
         return []
     meta = model._meta
@@ -117,10 +176,9 @@ async def compare_and_set(
     pk = column(meta.pk_attr)
     sql = (
         f'UPDATE "{meta.db_table}" SET {", ".join(assignments)} '
-        f"WHERE {pk} IN ({id_marks}) AND {' AND '.join(conditions)} RETURNING {pk}"
+        f"WHERE {pk} IN ({id_marks}) AND {' AND '.join(conditions)} RETURNING {returning}"
     )
-    rows = await db.execute_query_dict(sql, params)
-    return sorted(int(row[meta.db_pk_column]) for row in rows)
+    return list(await db.execute_query_dict(sql, params))
 
 
 async def update_each(objects: Sequence[M], fields: Sequence[str], connection: BaseDBAsyncClient) -> None:

@@ -192,7 +192,7 @@ class _Batch:
 
 async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, MessageState]:
     now = batch.clock.now()
-    taken = await bulk.compare_and_set(
+    messages = await bulk.compare_and_set_rows(
         Message,
         message_ids,
         expect={"state": MessageState.QUEUED},
@@ -202,9 +202,8 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
         },
         increment=("attempts",),
     )
-    if not taken:
+    if not messages:
         return {}
-    messages = await Message.filter(id__in=taken).order_by("id")
     gate = await _Gate.read(messages, batch.organizations, batch.clock)
     attempts = (_attempt(m, gate, batch.transports, batch.settings) for m in messages)
     results = await asyncio.gather(*attempts, return_exceptions=True)

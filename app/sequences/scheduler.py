@@ -103,7 +103,8 @@ class _Writes:
     """The batch's message steps, written together when the pass ends."""
 
     def __init__(self) -> None:
-        self.messages: list[Message] = []
+        self.messages: list[dict[str, object]] = []
+        """Message rows (a pass makes hundreds: plain rows, not models)."""
         self.stage_changes: list[StageChange] = []
         self.entered: list[tuple[Actor, int, Stage]] = []
         """(actor, prospect id, stage) of each stage change, for automation rules."""
@@ -125,13 +126,11 @@ class _Writes:
             )
             if updated != len(enrollment_ids):
                 raise _Moved
-        keys = [m.send_key for m in self.messages]
-        existing = (
-            {m.send_key for m in await Message.filter(send_key__in=keys).only("id", "send_key")} if keys else set()
-        )
+        keys = [m["send_key"] for m in self.messages]
+        existing = set(await Message.filter(send_key__in=keys).values_list("send_key", flat=True)) if keys else set()
         # A step whose message exists already (a jump back) is skipped, never sent twice.
-        fresh = [m for m in self.messages if m.send_key not in existing]
-        await bulk.insert_returning_ids(fresh)
+        fresh = [m for m in self.messages if m["send_key"] not in existing]
+        message_ids = await bulk.insert_returning(Message, fresh)
         await bulk.insert_returning_ids(self.stage_changes)
         await log.record(
             log.stage_changed(change, prospect_id, sequence_id)
@@ -141,7 +140,7 @@ class _Writes:
         )
         if self.entered:
             await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
-        return [m.id for m in fresh]
+        return message_ids
 
 
 class _Context:
@@ -296,21 +295,21 @@ async def _queue(
         await _fail(enrollment, Stage.FAILED, "template", actor, now)
         return
     writes.messages.append(
-        Message(
-            organization_id=enrollment.organization_id,
-            prospect_id=prospect.id,
-            enrollment_id=enrollment.id,
-            step_id=step.id,
-            channel=channel,
-            direction=Direction.OUTBOUND,
-            state=MessageState.QUEUED,
-            to_address=address,
-            subject=subject,
-            body=body,
-            created_at=now,
-            next_attempt_at=now,
-            send_key=f"{enrollment.id}:{step.id}",
-        )
+        {
+            "organization_id": enrollment.organization_id,
+            "prospect_id": prospect.id,
+            "enrollment_id": enrollment.id,
+            "step_id": step.id,
+            "channel": channel,
+            "direction": Direction.OUTBOUND,
+            "state": MessageState.QUEUED,
+            "to_address": address,
+            "subject": subject,
+            "body": body,
+            "created_at": now,
+            "next_attempt_at": now,
+            "send_key": f"{enrollment.id}:{step.id}",
+        }
     )
     before = enrollment.stage
     to = transition(before, Event.STEP_RAN)
