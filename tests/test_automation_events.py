@@ -177,6 +177,13 @@ async def test_rule_filters_through_the_api(gql: GraphQL, org: Org) -> None:
         gql, token, "updateAutomationRule", fields, id=staged["automationRule"]["id"], stage="UNRESPONSIVE"
     )
     assert updated["automationRule"] == {"event": "ENROLLMENT_STAGE_CHANGED", "channel": None, "stage": "UNRESPONSIVE"}
+    staged_id = staged["automationRule"]["id"]
+    kept = await mutate(gql, token, "updateAutomationRule", fields, id=staged_id, name="renamed")
+    assert kept["automationRule"]["stage"] == "UNRESPONSIVE"  # left out: unchanged
+    cleared = await mutate(gql, token, "updateAutomationRule", fields, id=staged_id, stage=None)
+    assert cleared["automationRule"] == {"event": "ENROLLMENT_STAGE_CHANGED", "channel": None, "stage": None}
+    wrong = await mutate(gql, token, "updateAutomationRule", fields, id=staged_id, channel="SMS")
+    assert [(e["code"], e["field"]) for e in wrong["errors"]] == [("INVALID_INPUT", ["input", "channel"])]
     bad = [
         ({"event": "PROSPECT_CREATED", "channel": "EMAIL"}, ["input", "channel"]),
         ({"event": "MESSAGE_SENT", "channel": "PHONE"}, ["input", "channel"]),

@@ -427,14 +427,17 @@ async def update_rule(
     enabled: bool | None,
     status_id: str | None,
     operations: Sequence[ops.OperationSpec] | None,
-    channel: Channel | None = None,
-    stage: Stage | None = None,
+    channel: Channel | None = UNCHANGED,
+    stage: Stage | None = UNCHANGED,
 ) -> AutomationRule:
+    """Changes what is given; ``channel`` and ``stage`` set to None remove the filter."""
     actor.require_manager()
     rule = await get_owned(actor, AutomationRule, "AutomationRule", rule_id, ["input", "id"])
-    if channel is not None or stage is not None:
-        new_channel, new_stage = _rule_filters(rule.event, channel, stage)
-        rule.channel, rule.stage = new_channel or rule.channel, new_stage or rule.stage
+    rule.channel, rule.stage = _rule_filters(
+        rule.event,
+        rule.channel if channel is UNCHANGED else channel,
+        rule.stage if stage is UNCHANGED else stage,
+    )
     if name is not None:
         rule.name = validation.name(name, ["input", "name"])
     if enabled is not None:

@@ -213,8 +213,8 @@ class UpdateAutomationRuleInput:
     enabled: bool | None = None
     status_id: strawberry.ID | None = None
     operations: list[OperationInput] | None = None
-    channel: Channel | None = None
-    stage: EnrollmentStage | None = None
+    channel: Channel | None = strawberry.field(default=strawberry.UNSET, description="Null removes the filter.")
+    stage: EnrollmentStage | None = strawberry.field(default=strawberry.UNSET, description="Null removes the filter.")
 
 
 @strawberry.type
@@ -377,8 +377,8 @@ class WorkflowMutations:
                 status_id=input.status_id,
                 operations=_specs(input.operations) or [],
                 enabled=input.enabled,
-                channel=input.channel,
-                stage=input.stage,
+                channel=_unset_to(input.channel, service.UNCHANGED),
+                stage=_unset_to(input.stage, service.UNCHANGED),
             )
             return {"automation_rule": types.AutomationRule(row=row)}
 
@@ -394,8 +394,8 @@ class WorkflowMutations:
                 enabled=input.enabled,
                 status_id=input.status_id,
                 operations=_specs(input.operations),
-                channel=input.channel,
-                stage=input.stage,
+                channel=_unset_to(input.channel, service.UNCHANGED),
+                stage=_unset_to(input.stage, service.UNCHANGED),
             )
             return {"automation_rule": types.AutomationRule(row=row)}
 
