@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import sys
@@ -83,7 +84,25 @@ def serve() -> None:
     from app.web import create_app
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, lifespan="on", **WEBSOCKETS)
+    app = create_app(settings)
+    _settle_memory()
+    uvicorn.run(app, host=settings.host, port=settings.port, lifespan="on", **WEBSOCKETS)
+
+
+GC_THRESHOLDS = (50_000, 20, 100)
+"""Python's default (700, 10, 10) collects every few hundred allocations; a live
+event fanned out to 1,000 subscribers allocates hundreds of thousands."""
+
+
+def _settle_memory() -> None:
+    """For a long-running process, once everything is imported: the objects made so
+    far are kept out of the cyclic collector's passes (gc.freeze), and it runs less
+    often. The subscription benchmark (1,000 clients, 20 events) went from p99
+    805-991 ms and 441-462 µs of server CPU per delivery to 377-403 ms and
+    328-350 µs."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @main.command()
@@ -102,6 +121,8 @@ def worker(check: bool, wait: float) -> None:
             alive = asyncio.run(check_worker(location, wait))
             click.echo("worker: ok" if alive else "worker: no answer")
             sys.exit(0 if alive else 1)
+
+        _settle_memory()
 
         async def run() -> None:
             # arq binds a worker to the event loop running when it is made.
