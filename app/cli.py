@@ -7,12 +7,14 @@ import contextlib
 import gc
 import json
 import logging
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import uvicorn
 
 from app import db, ids, presets
 from app.accounts import service as accounts
@@ -79,8 +81,6 @@ than live events (small JSON) save in bytes."""
 @main.command()
 def serve() -> None:
     """Run the API (GraphQL over HTTP and websockets, /healthz, /readyz)."""
-    import uvicorn
-
     from app.web import create_app
 
     settings = _settings()
@@ -145,8 +145,6 @@ def worker(check: bool, wait: float) -> None:
 @main.command()
 def dev() -> None:
     """Migrate, then run the API and the worker in one process on embedded defaults."""
-    import uvicorn
-
     from app.redis import locate
     from app.web import create_app
     from tasks.worker import create_worker
@@ -167,7 +165,7 @@ def dev() -> None:
         from redis.asyncio import Redis
 
         app = create_app(settings, redis=Redis.from_url(location.url), manage_resources=False)
-        server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, **WEBSOCKETS))
+        server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port, **WEBSOCKETS))
         worker_task = asyncio.create_task(worker.async_run())
         try:
             await server.serve()
@@ -183,6 +181,16 @@ def dev() -> None:
         asyncio.run(both())
     finally:
         location.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server for `dev`, which runs more than uvicorn: after a graceful
+    shutdown on SIGTERM, uvicorn raises the signal again, which kills the process
+    before `dev` stops its worker and the embedded Redis. This one returns instead."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        self._captured_signals.clear()
 
 
 async def _demo_token(settings: Settings) -> str:

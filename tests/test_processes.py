@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -78,6 +79,22 @@ async def _stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) 
         await process.communicate()
     assert process.returncode is not None
     return process.returncode
+
+
+async def test_dev_stopped_by_sigterm_stops_its_worker_and_embedded_redis(env: dict[str, str], tmp_path: Path) -> None:
+    # uvicorn raised SIGTERM again once it had shut down, which killed `dev` (exit -15)
+    # before it stopped its worker and the embedded Redis: that server ran on.
+    embedded = {name: value for name, value in env.items() if name != "REDIS_URL"}
+    async with _started(embedded, "dev") as dev:
+        await _read_until(dev, "Application startup complete")
+        registry = json.loads((tmp_path / "data" / "redis" / "leadline.rdb.settings").read_text())
+        url = f"unix://{registry['unixsocket']}"
+        async with Redis.from_url(url) as server:
+            assert await server.ping()
+        assert await _stop(dev, signal.SIGTERM) == 0
+    async with Redis.from_url(url) as server:
+        with pytest.raises(RedisConnectionError):  # dev was its last user: stopped
+            await server.ping()
 
 
 async def test_dev_starts_the_api_and_worker_and_keeps_its_demo_token(env: dict[str, str]) -> None:
