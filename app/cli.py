@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 import uvicorn
+import uvloop
 
 from app import db, ids, presets
 from app.accounts import service as accounts
@@ -137,7 +138,7 @@ def worker(check: bool, wait: float) -> None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker.close()
 
-        asyncio.run(run())
+        uvloop.run(run())
     finally:
         location.close()
 
@@ -178,7 +179,7 @@ def dev() -> None:
             await db.close()
 
     try:
-        asyncio.run(both())
+        uvloop.run(both())
     finally:
         location.close()
 
