@@ -70,6 +70,21 @@ async def test_round_robin_spreads_evenly_across_calls_and_only_over_active_agen
     assert all(p.assigned_at == clock.now() for p in await Prospect.filter(organization_id=org.id))
 
 
+async def test_a_bulk_assignment_costs_the_same_statements_for_3_or_30_prospects(
+    org: Org, clock: FrozenClock, agents: list[User], sql_queries: QueryCounter
+) -> None:
+    manager = org.actor(Role.MANAGER, clock)
+    costs = []
+    for count in (3, 30):
+        batch = await make(org, clock, count)
+        sql_queries.count = 0
+        assigned, _ = await distribution.assign_prospects(actor=manager, prospect_ids=gids(batch), user_id=None)
+        costs.append(sql_queries.count)
+        assert len({p.owner_id for p in assigned}) == 3
+    assert costs[0] == costs[1], costs  # one UPDATE per agent, one INSERT of events: not per prospect
+    assert await Event.filter(organization_id=org.id, type="ASSIGNMENT_CHANGED").count() == 33
+
+
 async def test_push_to_a_user_and_bulk_errors_by_index(
     gql: GraphQL, org: Org, other_org: Org, clock: FrozenClock, agents: list[User]
 ) -> None:

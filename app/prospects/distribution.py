@@ -2,7 +2,7 @@
 agents, return, pull from the shared pool, pull from another agent once the
 status's max assignment time has passed.
 
-Every owner change goes through ``effects.assign``: it sets ``assigned_at`` and
+Every owner change goes through ``effects.assign_all``: it sets ``assigned_at`` and
 appends ASSIGNMENT_CHANGED in the caller's transaction. Concurrent calls never
 hand one prospect to two users nor skip an agent: a push takes the organization
 row's write lock before reading the rotation; a pull takes its prospects with
@@ -76,8 +76,7 @@ async def assign_prospects(
         rows, errors = await _owned(actor, prospect_ids)
         found = [row for row in rows if row is not None]
         owners = [target] * len(found) if target else await effects.next_in_rotation(actor.organization_id, len(found))
-        for prospect, owner in zip(found, owners, strict=True):
-            await effects.assign(prospect, owner, actor=actor)
+        await effects.assign_all(list(zip(found, owners, strict=True)), actor=actor)
     return found, errors
 
 
@@ -87,8 +86,7 @@ async def unassign_prospects(*, actor: Actor, prospect_ids: Sequence[str]) -> tu
     async with in_transaction():
         rows, errors = await _owned(actor, prospect_ids)
         found = [row for row in rows if row is not None]
-        for prospect in found:
-            await effects.assign(prospect, None, actor=actor)
+        await effects.assign_all([(prospect, None) for prospect in found], actor=actor)
     return found, errors
 
 
@@ -110,8 +108,7 @@ async def pull_prospects(*, actor: Actor, count: int, system_statuses: Sequence[
         if system_statuses:
             query = query.filter(status__system_status__in=[s.value for s in system_statuses])
         taken = await query.order_by("created_at", "id").limit(count).select_for_update(skip_locked=True)
-        for prospect in taken:
-            await effects.assign(prospect, actor.user_id, actor=actor)
+        await effects.assign_all([(prospect, actor.user_id) for prospect in taken], actor=actor)
     return list(taken)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from collections.abc import Sequence as Seq
 from datetime import timedelta
@@ -287,14 +288,26 @@ async def _block(
 
 async def assign(prospect: Prospect, user_id: int | None, *, actor: Actor) -> None:
     """Gives the prospect to ``user_id`` (None: unassigned); the assignment clock restarts."""
-    if prospect.owner_id == user_id:
-        return
+    await assign_all([(prospect, user_id)], actor=actor)
+
+
+async def assign_all(assignments: Seq[tuple[Prospect, int | None]], *, actor: Actor) -> None:
+    """``assign`` for many prospects: one UPDATE per new owner and one INSERT of
+    their ASSIGNMENT_CHANGED events, however many prospects."""
     now = actor.now()
-    before = prospect.owner_id
-    prospect.owner_id = user_id
-    prospect.assigned_at = now if user_id is not None else None
-    await _save(prospect, now, "owner_id", "assigned_at", updated_event=False)
-    await log.record([log.assignment_changed(prospect.organization_id, prospect.id, now, before, user_id)])
+    events, by_owner = [], defaultdict(list)
+    for prospect, user_id in assignments:
+        if prospect.owner_id == user_id:
+            continue
+        events.append(log.assignment_changed(prospect.organization_id, prospect.id, now, prospect.owner_id, user_id))
+        prospect.owner_id, prospect.updated_at = user_id, now
+        prospect.assigned_at = now if user_id is not None else None
+        by_owner[user_id].append(prospect.id)
+    for user_id, prospect_ids in by_owner.items():
+        await Prospect.filter(id__in=prospect_ids).update(
+            owner_id=user_id, assigned_at=now if user_id is not None else None, updated_at=now
+        )
+    await log.record(events)
 
 
 async def lock_organization(organization_id: int) -> None:
@@ -329,14 +342,11 @@ async def next_in_rotation(organization_id: int, count: int) -> list[int]:
     return picked
 
 
-async def _save(prospect: Prospect, now: Any, *fields: str, updated_event: bool = True) -> None:
+async def _save(prospect: Prospect, now: Any, *fields: str) -> None:
     """Saves changed fields, with a PROSPECT_UPDATED event that names them (an
-    assignment has its own event, written by ``assign``)."""
+    assignment has its own event, written by ``assign_all``)."""
     prospect.updated_at = now
     await prospect.save(update_fields=[*fields, "updated_at"])
-    if updated_event:
-        changed = sorted(log.api_name(name) for name in fields)
-        event = log.prospect_event(
-            EventType.PROSPECT_UPDATED, prospect.organization_id, prospect.id, now, fields=changed
-        )
-        await log.record([event])
+    changed = sorted(log.api_name(name) for name in fields)
+    event = log.prospect_event(EventType.PROSPECT_UPDATED, prospect.organization_id, prospect.id, now, fields=changed)
+    await log.record([event])
