@@ -13,7 +13,7 @@ resumes after a cursor misses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -90,19 +90,33 @@ def status_changed(change: StatusChange) -> dict[str, Any]:
 
 
 def stage_changed(change: StageChange, prospect_id: int, sequence_id: int) -> dict[str, Any]:
+    return stage_changed_row({name: getattr(change, name) for name in STAGE_CHANGE_FIELDS}, prospect_id, sequence_id)
+
+
+STAGE_CHANGE_FIELDS = ("id", "organization_id", "enrollment_id", "from_stage", "to_stage", "cause", "reason", "at")
+
+
+def stage_changed_row(change: Mapping[str, Any], prospect_id: int, sequence_id: int) -> dict[str, Any]:
+    """The STAGE_CHANGED event of a stage change given as a row (STAGE_CHANGE_FIELDS)."""
+    from_stage = change["from_stage"]
     data = {
         "stageChange": {
-            "id": _gid("StageChange", change.id),
-            "enrollmentId": _gid("Enrollment", change.enrollment_id),
+            "id": _gid("StageChange", change["id"]),
+            "enrollmentId": _gid("Enrollment", change["enrollment_id"]),
             "sequenceId": _gid("Sequence", sequence_id),
-            "fromStage": change.from_stage.value if change.from_stage else None,
-            "toStage": change.to_stage.value,
-            "cause": str(change.cause),
-            "reason": change.reason,
+            "fromStage": from_stage.value if from_stage else None,
+            "toStage": change["to_stage"].value,
+            "cause": str(change["cause"]),
+            "reason": change["reason"],
         }
     }
     return _event(
-        EventType.STAGE_CHANGED, change.organization_id, change.at, prospect_id, data, stage_change_id=change.id
+        EventType.STAGE_CHANGED,
+        change["organization_id"],
+        change["at"],
+        prospect_id,
+        data,
+        stage_change_id=change["id"],
     )
 
 
@@ -158,11 +172,26 @@ async def number(connection: BaseDBAsyncClient, *, limit: int) -> int:
     if postgres:
         await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK])
     [row] = await connection.execute_query_dict('SELECT MAX("seq") AS top FROM "event"')
-    top, marks = int(row["top"] or 0), ("$1", "$2") if postgres else ("?", "?")
+    top = int(row["top"] or 0)
+    if postgres:
+        # The ids first (the partial index, in order), then the rows by primary key: in
+        # one statement the planner joined the numbering to a scan of every event
+        # whenever it guessed many were unsequenced (5-20 ms a pass at 50,000 events).
+        new = await connection.execute_query_dict(
+            'SELECT "id" FROM "event" WHERE "seq" IS NULL ORDER BY "id" LIMIT $1', [limit]
+        )
+        if not new:
+            return 0
+        count, _ = await connection.execute_query(
+            'UPDATE "event" SET "seq" = $1 + v.n FROM unnest($2::BIGINT[]) WITH ORDINALITY AS v("id", n) '
+            'WHERE "event"."id" = ANY($2::BIGINT[]) AND "event"."id" = v."id"',
+            [top, [int(r["id"]) for r in new]],
+        )
+        return int(count)
     count, _ = await connection.execute_query(
-        f'UPDATE "event" SET "seq" = {marks[0]} + numbered.rn FROM ('
+        'UPDATE "event" SET "seq" = ? + numbered.rn FROM ('
         'SELECT "id", ROW_NUMBER() OVER (ORDER BY "id") AS rn FROM "event" WHERE "seq" IS NULL '
-        f'ORDER BY "id" LIMIT {marks[1]}) AS numbered WHERE "event"."id" = numbered."id"',
+        'ORDER BY "id" LIMIT ?) AS numbered WHERE "event"."id" = numbered."id"',
         [top, limit],
     )
     return int(count)

@@ -115,10 +115,15 @@ async def publish(redis: Redis, clock: Clock, *, limit: int = BATCH) -> tuple[in
 
 
 _ANYTHING_NEW = (
-    'SELECT (EXISTS (SELECT 1 FROM "event" WHERE "seq" IS NULL) OR EXISTS (SELECT 1 FROM "event" WHERE "seq" > '
-    'COALESCE((SELECT "published_seq" FROM "event_relay" WHERE "id" = 1), 0))) AS "new"'
+    'SELECT ((SELECT "id" FROM "event" WHERE "seq" IS NULL ORDER BY "id" LIMIT 1) IS NOT NULL '
+    'OR COALESCE((SELECT MAX("seq") FROM "event"), 0) > '
+    'COALESCE((SELECT "published_seq" FROM "event_relay" WHERE "id" = 1), 0)) AS "new"'
 )
-"""Events to number or to publish: one read when there is nothing to do."""
+"""Events to number or to publish: one read when there is nothing to do, two index
+probes whatever the statistics say: the first unsequenced id from the partial
+index, the highest cursor from the unique index on seq. (EXISTS was planned as a
+scan of every event whenever the statistics thought the rows it looks for were
+common: 4-8 ms a pass, a quarter of Postgres's time in the engine benchmark.)"""
 
 
 async def nudge(redis: Redis | None) -> None:

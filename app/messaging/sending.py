@@ -156,38 +156,34 @@ async def send_batch(
     """Sends those of ``message_ids`` that are QUEUED and due; their new states.
 
     They go in chunks of CHUNK, sent concurrently: each chunk is claimed (one
-    compare-and-set), gated (two reads) and recorded (one transaction) on
-    its own, so the database work per message stays small while a worker that
-    dies holds at most a chunk per job SENDING, the messages it was sending.
+    compare-and-set, which also reads the messages), gated (two reads) and
+    recorded (one transaction) on its own, so the database work per message
+    stays small while a worker that dies holds at most a chunk per job SENDING,
+    the messages it was sending.
     """
-    query = Message.filter(id__in=message_ids, state=MessageState.QUEUED, next_attempt_at__lte=clock.now())
-    due = await query.values_list("id", "organization_id")
-    if not due:
-        return {}
-    due_ids = [int(pk) for pk, _ in due]
-    organization_ids = {int(org) for _, org in due}
-    # Organizations and their rules hold no gate facts: read once for the batch.
-    batch = _Batch(
-        organizations={o.id: o for o in await Organization.filter(id__in=organization_ids)},
-        with_sent_rules=await effects.organizations_with_rules(organization_ids, TriggerEvent.MESSAGE_SENT),
-        transports=transports,
-        settings=settings,
-        clock=clock,
-    )
+    batch = _Batch(organizations={}, with_sent_rules=set(), transports=transports, settings=settings, clock=clock)
     states: dict[int, MessageState] = {}
-    for start in range(0, len(due_ids), CHUNK):
-        states |= await _send_chunk(due_ids[start : start + CHUNK], batch)
+    for start in range(0, len(message_ids), CHUNK):
+        states |= await _send_chunk(message_ids[start : start + CHUNK], batch)
     return states
 
 
 @dataclass(frozen=True)
 class _Batch:
     organizations: dict[int, Organization]
+    """The chunks' organizations (they hold no gate facts), read once per batch."""
     with_sent_rules: set[int]
-    """The organizations with MESSAGE_SENT rules."""
+    """Those of them with MESSAGE_SENT rules."""
     transports: Transports
     settings: Settings
     clock: Clock
+
+    async def know(self, organization_ids: set[int]) -> None:
+        """Reads the organizations (and whether they have MESSAGE_SENT rules) not read yet."""
+        new = organization_ids - self.organizations.keys()
+        if new:
+            self.organizations.update((o.id, o) for o in await Organization.filter(id__in=new))
+            self.with_sent_rules.update(await effects.organizations_with_rules(new, TriggerEvent.MESSAGE_SENT))
 
 
 async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, MessageState]:
@@ -196,6 +192,7 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
         Message,
         message_ids,
         expect={"state": MessageState.QUEUED},
+        at_most={"next_attempt_at": now},
         values={
             "state": MessageState.SENDING,
             "lease_until": now + timedelta(seconds=batch.settings.send_lease_seconds),
@@ -204,6 +201,7 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
     )
     if not messages:
         return {}
+    await batch.know({m.organization_id for m in messages})
     gate = await _Gate.read(messages, batch.organizations, batch.clock)
     attempts = (_attempt(m, gate, batch.transports, batch.settings) for m in messages)
     results = await asyncio.gather(*attempts, return_exceptions=True)

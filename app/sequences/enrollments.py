@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from collections.abc import Sequence as Seq
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
@@ -110,32 +110,71 @@ async def activate(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enro
 
 async def start(enrollment: Enrollment, *, actor: Actor, cause: ChangeCause, reason: str) -> None:
     """NOT_STARTED → STARTED: the next step becomes due after its delay."""
-    await start_all([enrollment], actor=actor, cause=cause, reason=reason)
+    transition(enrollment.stage, Event.ACTIVATE)  # InvalidTransition unless NOT_STARTED
+    started = await start_all(
+        enrollment.organization_id,
+        enrollment.sequence_id,
+        [(enrollment.id, enrollment.prospect_id, enrollment.current_step_id)],
+        actor=actor,
+        cause=cause,
+        reason=reason,
+    )
+    if enrollment.id in started:
+        enrollment.stage, enrollment.due_at = Stage.STARTED, started[enrollment.id]
 
 
-async def start_all(enrollments: list[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> None:
-    """Starts locked NOT_STARTED enrollments in a few statements, whatever their number:
-    one UPDATE per distinct first step, one INSERT of stage changes."""
+async def start_all(
+    organization_id: int,
+    sequence_id: int,
+    waiting: list[tuple[int, int, int | None]],
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    reason: str,
+) -> dict[int, datetime]:
+    """Starts those of a sequence's enrollments, given as (id, prospect id, current
+    step id), that are still NOT_STARTED, in a few statements whatever their number
+    (one compare-and-set per distinct first step, one INSERT of stage changes, one
+    of events) and with rows, not models: activating a sequence of 10,000 took 3 s.
+    The started ones' due times, by id."""
     now = actor.now()
-    by_step: dict[int | None, list[Enrollment]] = {}
-    for enrollment in enrollments:
-        by_step.setdefault(enrollment.current_step_id, []).append(enrollment)
-    steps = {s.id: s for s in await SequenceStep.filter(id__in=[pk for pk in by_step if pk is not None])}
-    changes: list[tuple[StageChange, Enrollment]] = []
+    to = transition(Stage.NOT_STARTED, Event.ACTIVATE)
+    by_step: dict[int | None, list[int]] = {}
+    prospect_of: dict[int, int] = {}
+    for enrollment_id, prospect_id, step_id in waiting:
+        by_step.setdefault(step_id, []).append(enrollment_id)
+        prospect_of[enrollment_id] = prospect_id
+    delays = dict(
+        await SequenceStep.filter(id__in=[pk for pk in by_step if pk is not None]).values_list("id", "delay_seconds")
+    )
+    started: dict[int, datetime] = {}
     for step_id, group in by_step.items():
-        due = now + timedelta(seconds=steps[step_id].delay_seconds if step_id in steps else 0)
-        for enrollment in group:
-            to = transition(enrollment.stage, Event.ACTIVATE)  # NOT_STARTED → STARTED, or InvalidTransition
-            change = lifecycle.stage_change(
-                enrollment, enrollment.stage, to, actor=actor, cause=cause, reason=reason, now=now
-            )
-            changes.append((change, enrollment))
-            enrollment.stage, enrollment.due_at = to, due
-        await Enrollment.filter(id__in=[e.id for e in group]).update(stage=Stage.STARTED, due_at=due)
-    await bulk.insert_returning_ids([change for change, _ in changes])
-    await log.record(log.stage_changed(change, e.prospect_id, e.sequence_id) for change, e in changes)
-    entered = [(actor, e.prospect_id, e.stage) for e in enrollments]
+        due = now + timedelta(seconds=int(delays.get(step_id) or 0))
+        changed = await bulk.compare_and_set(
+            Enrollment, group, expect={"stage": Stage.NOT_STARTED}, values={"stage": to, "due_at": due}
+        )
+        started |= dict.fromkeys(changed, due)
+    changes = [
+        {
+            "organization_id": organization_id,
+            "enrollment_id": enrollment_id,
+            "from_stage": Stage.NOT_STARTED,
+            "to_stage": to,
+            "cause": cause.value,
+            "reason": reason,
+            "actor_id": actor.user_id,
+            "at": now,
+        }
+        for enrollment_id in started
+    ]
+    change_ids = await bulk.insert_returning(StageChange, changes)
+    await log.record(
+        log.stage_changed_row(change | {"id": change_id}, prospect_of[enrollment_id], sequence_id)
+        for change, change_id, enrollment_id in zip(changes, change_ids, started, strict=True)
+    )
+    entered = [(actor, prospect_of[enrollment_id], to) for enrollment_id in started]
     await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered)
+    return started
 
 
 async def pause(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
@@ -203,6 +242,13 @@ async def set_sequence_active(*, actor: Actor, sequence_id: str, active: bool) -
         sequence.active = active
         await sequence.save(update_fields=["active"])
         if active:
-            waiting = await Enrollment.filter(sequence_id=sequence.id, stage=Stage.NOT_STARTED).select_for_update()
-            await start_all(waiting, actor=actor, cause=ChangeCause.USER, reason="sequence_activated")
+            waiting = Enrollment.filter(sequence_id=sequence.id, stage=Stage.NOT_STARTED)
+            await start_all(
+                sequence.organization_id,
+                sequence.id,
+                await waiting.values_list("id", "prospect_id", "current_step_id"),
+                actor=actor,
+                cause=ChangeCause.USER,
+                reason="sequence_activated",
+            )
     return sequence
