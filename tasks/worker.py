@@ -38,6 +38,8 @@ SEND_JOBS = 3
 """Send jobs a worker runs at once: while one gates or records its chunk, the
 others keep the SMTP connections busy (2 left them idle a quarter of the time)."""
 HEALTH_CHECK_SECONDS = 10
+NUDGED_PASS_GAP = 0.05
+"""Seconds at least between two scheduler passes, however often nudges come."""
 logger = logging.getLogger("leadline.worker")
 
 
@@ -119,14 +121,18 @@ async def _relay_loop(ctx: dict[str, Any]) -> None:
         await _until(wake, ctx["settings"].scheduler_interval)
 
 
-async def _wake_on_nudges(redis: ArqRedis, wake: asyncio.Event) -> None:
+async def _wake_on_nudges(redis: ArqRedis, *wakes: asyncio.Event) -> None:
+    """Sets ``wakes`` on every nudge: a change committed elsewhere (an API write) may
+    have events to relay and enrollments due now (an activated sequence, a resumed
+    enrollment, a completed task), which then go at once, not at the next interval."""
     while True:
         try:
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(relay.WAKE_CHANNEL)
                 while True:
                     if await pubsub.get_message(ignore_subscribe_messages=True, timeout=None):
-                        wake.set()
+                        for wake in wakes:
+                            wake.set()
         except asyncio.CancelledError:
             raise
         except Exception:  # Redis away: the relay's interval goes on; listen again soon
@@ -148,14 +154,19 @@ async def _webhook_loop(ctx: dict[str, Any]) -> None:
 
 
 async def _scheduler_loop(ctx: dict[str, Any]) -> None:
+    """A pass every SCHEDULER_INTERVAL, and soon after a nudge (at most one pass
+    per NUDGED_PASS_GAP however many nudges come)."""
     interval: float = ctx["settings"].scheduler_interval
+    wake: asyncio.Event = ctx["scheduler_wake"]
     while True:
+        wake.clear()
         try:
             await scheduler_pass(ctx["redis"], ctx["clock"])
             ctx["relay_wake"].set()
         except Exception:  # a failed pass is logged and retried next interval; the database keeps the work
             logger.exception("scheduler pass failed")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(min(interval, NUDGED_PASS_GAP))
+        await _until(wake, interval - NUDGED_PASS_GAP)
 
 
 def create_worker(
@@ -176,11 +187,15 @@ def create_worker(
         ctx["clock"] = clock or SystemClock()
         ctx["transports"] = sending.transports_for(settings)
         ctx["webhooks"] = Sender(allow_private=settings.webhook_allow_private)
-        ctx["relay_wake"], ctx["webhook_wake"] = asyncio.Event(), asyncio.Event()
+        ctx["relay_wake"], ctx["webhook_wake"], ctx["scheduler_wake"] = (
+            asyncio.Event(),
+            asyncio.Event(),
+            asyncio.Event(),
+        )
         ctx["loops"] = [
             asyncio.create_task(_scheduler_loop(ctx)),
             asyncio.create_task(_relay_loop(ctx)),
-            asyncio.create_task(_wake_on_nudges(ctx["redis"], ctx["relay_wake"])),
+            asyncio.create_task(_wake_on_nudges(ctx["redis"], ctx["relay_wake"], ctx["scheduler_wake"])),
             asyncio.create_task(_webhook_loop(ctx)),
         ]
 

@@ -230,6 +230,48 @@ async def test_flushing_redis_mid_run_loses_no_step(database: str, tmp_path: Pat
     assert sorted(sink.recipients) == sorted(f"p{i}@client.example" for i in range(300))  # each exactly once
 
 
+async def test_a_nudge_runs_the_scheduler_at_once(database: str, tmp_path: Path) -> None:
+    """An API write nudges the worker: an activated sequence's first steps go out
+    within seconds, not at the next SCHEDULER_INTERVAL (a minute here)."""
+    from redis.asyncio import Redis
+
+    from app.config import Settings
+    from app.events import relay
+    from app.redis import locate
+    from tasks.worker import check
+
+    admin, sequence_id = await one_email_to_many(5, active=False)
+    data = str(tmp_path / "data")
+    with smtp_sink() as (sink, smtp_url):
+        env = {
+            **os.environ,
+            "LEADLINE_DATA_DIR": data,
+            "DATABASE_URL": database,
+            "SMTP_URL": smtp_url,
+            "SCHEDULER_INTERVAL": "60",
+        }
+        worker = await asyncio.create_subprocess_exec(
+            LEADLINE, "worker", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        location = locate(
+            Settings.from_env({"LEADLINE_DATA_DIR": data, **{k: v for k, v in os.environ.items() if k == "REDIS_URL"}})
+        )
+        redis = Redis.from_url(location.url)
+        try:
+            assert await check(location, wait_seconds=30)
+            await asyncio.sleep(1)  # its first pass, at start, found nothing due
+            await enrollments.set_sequence_active(actor=admin, sequence_id=sequence_id, active=True)
+            await relay.nudge(redis)
+            await eventually(lambda: _at_least(sink.received, 5), seconds=15)
+        finally:
+            await redis.aclose()
+            worker.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(worker.communicate(), 30)
+            location.close()
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+    assert sorted(sink.recipients) == sorted(f"p{i}@client.example" for i in range(5))
+
+
 async def _at_least(items: list[object], count: int) -> bool:
     return len(items) >= count
 

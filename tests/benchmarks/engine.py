@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiosmtplib
+from redis.asyncio import Redis
 from tortoise import connections as tortoise_connections
 
 from app import db, ids, redis
@@ -36,6 +37,7 @@ from app.accounts.actor import system_actor
 from app.accounts.models import Organization
 from app.clock import SystemClock
 from app.config import Settings
+from app.events import relay
 from app.messaging.models import Message
 from app.messaging.sending import build_email
 from app.messaging.transports import SmtpTransport
@@ -110,6 +112,7 @@ async def engine_rate(
         for _ in range(workers)
     ]
     location = redis.locate(settings)
+    nudges = Redis.from_url(location.url)
     try:
         for _ in range(workers):
             if not await check(location, wait_seconds=60):
@@ -118,6 +121,7 @@ async def engine_rate(
         started = time.perf_counter()
         actor = system_actor(sequence.organization_id, SystemClock())
         await enrollments.set_sequence_active(actor=actor, sequence_id=ids.encode("Sequence", sequence.id), active=True)
+        await relay.nudge(nudges)  # as the API does after a write: the worker's scheduler runs at once
         activation = time.perf_counter() - started
         while sink_count() < count:
             if any(p.returncode is not None for p in processes):
@@ -131,6 +135,7 @@ async def engine_rate(
             process.send_signal(signal.SIGTERM)
         for process in processes:
             await process.wait()
+        await nudges.aclose()
         location.close()
 
 
@@ -187,7 +192,6 @@ async def main(count: int, workers: int) -> None:
                 "LEADLINE_DATA_DIR": str(Path(tmp) / "data"),
                 "DATABASE_URL": database_url,
                 "SMTP_URL": smtp_url,
-                "SCHEDULER_INTERVAL": "0.05",
             }
             if os.environ.get("REDIS_URL"):
                 env["REDIS_URL"] = os.environ["REDIS_URL"]
