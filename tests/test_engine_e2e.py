@@ -9,12 +9,14 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 from tortoise import connections
 
 from app import ids, presets
@@ -26,11 +28,12 @@ from app.events.models import Event
 from app.messaging.models import Message
 from app.prospects import service as prospects
 from app.prospects.models import Task
+from app.redis import RedisLocation, locate
 from app.sequences import enrollments
 from app.sequences import service as sequences
 from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
-from tests.smtp_sink import smtp_sink
+from tests.smtp_sink import Sink, smtp_sink
 from tests.twilio_standin import twilio_standin
 
 LEADLINE = str(Path(sys.executable).parent / "leadline")
@@ -193,39 +196,12 @@ async def one_email_to_many(count: int, *, active: bool) -> tuple[Actor, str]:
 
 
 async def test_flushing_redis_mid_run_loses_no_step(database: str, tmp_path: Path) -> None:
-    from redis.asyncio import Redis
-
-    from app.config import Settings
-    from app.redis import locate
-
     await one_email_to_many(300, active=True)
-    data = str(tmp_path / "data")
-    with smtp_sink() as (sink, smtp_url):
-        env = {
-            **os.environ,
-            "LEADLINE_DATA_DIR": data,
-            "DATABASE_URL": database,
-            "SMTP_URL": smtp_url,
-            "SCHEDULER_INTERVAL": "0.1",
-        }
-        worker = await asyncio.create_subprocess_exec(
-            LEADLINE, "worker", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
-        location = locate(
-            Settings.from_env({"LEADLINE_DATA_DIR": data, **{k: v for k, v in os.environ.items() if k == "REDIS_URL"}})
-        )
-        redis = Redis.from_url(location.url)
-        try:
-            await eventually(lambda: _at_least(sink.received, 10))
-            flushed_at = len(sink.received)
-            await redis.flushall()
-            await eventually(lambda: _at_least(sink.received, 300), seconds=60)
-        finally:
-            await redis.aclose()
-            worker.send_signal(signal.SIGTERM)
-            _, stderr = await asyncio.wait_for(worker.communicate(), 30)
-            location.close()
-    assert worker.returncode == 0, stderr.decode()[-2000:]
+    async with one_worker(database, tmp_path, interval="0.1") as (sink, redis, _):
+        await eventually(lambda: _at_least(sink.received, 10))
+        flushed_at = len(sink.received)
+        await redis.flushall()
+        await eventually(lambda: _at_least(sink.received, 300), seconds=60)
     assert flushed_at < 300
     assert sorted(sink.recipients) == sorted(f"p{i}@client.example" for i in range(300))  # each exactly once
 
@@ -233,14 +209,27 @@ async def test_flushing_redis_mid_run_loses_no_step(database: str, tmp_path: Pat
 async def test_a_nudge_runs_the_scheduler_at_once(database: str, tmp_path: Path) -> None:
     """An API write nudges the worker: an activated sequence's first steps go out
     within seconds, not at the next SCHEDULER_INTERVAL (a minute here)."""
-    from redis.asyncio import Redis
-
-    from app.config import Settings
     from app.events import relay
-    from app.redis import locate
     from tasks.worker import check
 
     admin, sequence_id = await one_email_to_many(5, active=False)
+    async with one_worker(database, tmp_path, interval="60") as (sink, redis, location):
+        assert await check(location, wait_seconds=30)
+        await asyncio.sleep(1)  # its first pass, at start, found nothing due
+        await enrollments.set_sequence_active(actor=admin, sequence_id=sequence_id, active=True)
+        await relay.nudge(redis)
+        await eventually(lambda: _at_least(sink.received, 5), seconds=15)
+    assert sorted(sink.recipients) == sorted(f"p{i}@client.example" for i in range(5))
+
+
+@asynccontextmanager
+async def one_worker(
+    database: str, tmp_path: Path, *, interval: str
+) -> AsyncIterator[tuple[Sink, Redis, RedisLocation]]:
+    """A `leadline worker` process sending into a sink: (the sink, its Redis, where
+    that is); stopped by SIGTERM after, which it must survive cleanly."""
+    from app.config import Settings
+
     data = str(tmp_path / "data")
     with smtp_sink() as (sink, smtp_url):
         env = {
@@ -248,7 +237,7 @@ async def test_a_nudge_runs_the_scheduler_at_once(database: str, tmp_path: Path)
             "LEADLINE_DATA_DIR": data,
             "DATABASE_URL": database,
             "SMTP_URL": smtp_url,
-            "SCHEDULER_INTERVAL": "60",
+            "SCHEDULER_INTERVAL": interval,
         }
         worker = await asyncio.create_subprocess_exec(
             LEADLINE, "worker", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
@@ -258,18 +247,13 @@ async def test_a_nudge_runs_the_scheduler_at_once(database: str, tmp_path: Path)
         )
         redis = Redis.from_url(location.url)
         try:
-            assert await check(location, wait_seconds=30)
-            await asyncio.sleep(1)  # its first pass, at start, found nothing due
-            await enrollments.set_sequence_active(actor=admin, sequence_id=sequence_id, active=True)
-            await relay.nudge(redis)
-            await eventually(lambda: _at_least(sink.received, 5), seconds=15)
+            yield sink, redis, location
         finally:
             await redis.aclose()
             worker.send_signal(signal.SIGTERM)
             _, stderr = await asyncio.wait_for(worker.communicate(), 30)
             location.close()
     assert worker.returncode == 0, stderr.decode()[-2000:]
-    assert sorted(sink.recipients) == sorted(f"p{i}@client.example" for i in range(5))
 
 
 async def _at_least(items: list[object], count: int) -> bool:
