@@ -110,7 +110,7 @@ async def activate(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enro
 
 async def start(enrollment: Enrollment, *, actor: Actor, cause: ChangeCause, reason: str) -> None:
     """NOT_STARTED → STARTED: the next step becomes due after its delay."""
-    transition(enrollment.stage, Event.ACTIVATE)  # InvalidTransition unless NOT_STARTED
+    to = transition(enrollment.stage, Event.ACTIVATE)  # InvalidTransition unless NOT_STARTED
     started = await start_all(
         enrollment.organization_id,
         enrollment.sequence_id,
@@ -120,7 +120,7 @@ async def start(enrollment: Enrollment, *, actor: Actor, cause: ChangeCause, rea
         reason=reason,
     )
     if enrollment.id in started:
-        enrollment.stage, enrollment.due_at = Stage.STARTED, started[enrollment.id]
+        enrollment.stage, enrollment.due_at = to, started[enrollment.id]
 
 
 async def start_all(
@@ -155,16 +155,9 @@ async def start_all(
         )
         started |= dict.fromkeys(changed, due)
     changes = [
-        {
-            "organization_id": organization_id,
-            "enrollment_id": enrollment_id,
-            "from_stage": Stage.NOT_STARTED,
-            "to_stage": to,
-            "cause": cause.value,
-            "reason": reason,
-            "actor_id": actor.user_id,
-            "at": now,
-        }
+        lifecycle.stage_change_row(
+            organization_id, enrollment_id, Stage.NOT_STARTED, to, actor=actor, cause=cause, reason=reason, now=now
+        )
         for enrollment_id in started
     ]
     change_ids = await bulk.insert_returning(StageChange, changes)

@@ -7,6 +7,7 @@ rules (app.prospects.effects, whose operations call back into this module)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.accounts.actor import Actor
 from app.errors import DomainError
@@ -86,15 +87,34 @@ def stage_change(
 ) -> StageChange:
     """The (unsaved) history row of one transition."""
     return StageChange(
-        organization_id=enrollment.organization_id,
-        enrollment_id=enrollment.id,
-        from_stage=before,
-        to_stage=to,
-        cause=cause.value,
-        reason=reason,
-        actor_id=actor.user_id,
-        at=now,
+        **stage_change_row(
+            enrollment.organization_id, enrollment.id, before, to, actor=actor, cause=cause, reason=reason, now=now
+        )
     )
+
+
+def stage_change_row(
+    organization_id: int,
+    enrollment_id: int,
+    before: Stage | None,
+    to: Stage,
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    reason: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """``stage_change`` as a plain row (field name → value), for bulk inserts."""
+    return {
+        "organization_id": organization_id,
+        "enrollment_id": enrollment_id,
+        "from_stage": before,
+        "to_stage": to,
+        "cause": cause.value,
+        "reason": reason,
+        "actor_id": actor.user_id,
+        "at": now,
+    }
 
 
 async def enroll_one(
