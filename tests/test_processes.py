@@ -86,7 +86,7 @@ async def test_dev_stopped_by_sigterm_stops_its_worker_and_embedded_redis(env: d
     # before it stopped its worker and the embedded Redis: that server ran on.
     embedded = {name: value for name, value in env.items() if name != "REDIS_URL"}
     async with _started(embedded, "dev") as dev:
-        await _read_until(dev, "Application startup complete")
+        await _read_until(dev, "Uvicorn running on")
         registry = json.loads((tmp_path / "data" / "redis" / "leadline.rdb.settings").read_text())
         url = f"unix://{registry['unixsocket']}"
         async with Redis.from_url(url) as server:
@@ -100,7 +100,7 @@ async def test_dev_stopped_by_sigterm_stops_its_worker_and_embedded_redis(env: d
 async def test_dev_starts_the_api_and_worker_and_keeps_its_demo_token(env: dict[str, str]) -> None:
     base = f"http://127.0.0.1:{env['PORT']}"
     async with _started(env, "dev") as dev:
-        output = await _read_until(dev, "Application startup complete")
+        output = await _read_until(dev, "Uvicorn running on")  # bound: "startup complete" comes before the socket
         token = output.split("Token:")[1].split()[0]
         async with httpx.AsyncClient(base_url=base) as client:
             ready = await client.get("/readyz")
@@ -143,7 +143,7 @@ async def test_dev_starts_the_api_and_worker_and_keeps_its_demo_token(env: dict[
     assert worker_check.returncode == 0 and check_out.decode().strip() == "worker: ok"
 
     again = await _start(env, "dev")
-    second = await _read_until(again, "Application startup complete")
+    second = await _read_until(again, "Uvicorn running on")
     assert await _stop(again, signal.SIGINT) == 0
     assert second.split("Token:")[1].split()[0] == token
 
