@@ -6,13 +6,15 @@ from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import pytest
+
 from app import ids
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
 from app.messaging import compose, sending
 from app.messaging.models import Message
-from app.messaging.transports import Email, FileOutbox, OutboxSms, Transports
+from app.messaging.transports import Email, FileOutbox, OutboxSms, PermanentError, SmtpTransport, Transports
 from app.messaging.unsubscribe import read_token
 from app.prospects import service as prospects
 from app.prospects.models import Channel, Prospect
@@ -226,3 +228,30 @@ async def test_one_batch_settles_each_message_on_its_own(org: Org, clock: Frozen
     assert all(m.lease_until is None for m in by_address.values())
     assert await sending.send_batch(queued, transports=transports, settings=settings, clock=clock) == {}
     assert len(list((settings.data_dir / "outbox").iterdir())) == 1
+
+
+async def test_one_smtp_connection_goes_on_after_refusals_and_unsendable_addresses() -> None:
+    """A refused recipient resets the envelope and an address no SMTP command line can
+    carry is refused before the envelope opens: either way the same connection sends
+    the next message."""
+    with smtp_sink() as (sink, url):
+        transport = SmtpTransport(url, connections=1)
+        try:
+            sink.rcpt_reply = "550 5.1.1 No such user"
+            with pytest.raises(PermanentError) as bounced:
+                await transport.send(
+                    Email("s@acme.example", "gone@client.example", b"Subject: 1\r\n\r\none\r\n", "<1>")
+                )
+            sink.rcpt_reply = None
+            for unsendable in ("ad\u00e9@client.example", "a b@client.example"):
+                with pytest.raises(PermanentError) as refused:
+                    await transport.send(Email("s@acme.example", unsendable, b"Subject: 2\r\n\r\ntwo\r\n", "<2>"))
+                assert not refused.value.hard_bounce
+            sent = await transport.send(
+                Email("Sales <s@acme.example>", "ok@client.example", b"Subject: 3\r\n\r\n3\r\n", "<3>")
+            )
+            assert len(transport._all) == 1  # one connection throughout
+        finally:
+            await transport.close()
+    assert bounced.value.hard_bounce and sent == "<3>"
+    assert sink.recipients == ["ok@client.example"] and [m["Subject"] for m in sink.received] == ["3"]

