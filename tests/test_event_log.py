@@ -163,7 +163,7 @@ async def test_the_relay_numbers_and_publishes_each_event_once_as_stored(
             published += more[0]
         received = []
         while (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)) is not None:
-            received.append(relay.unwire(message["data"]))
+            received += relay.unwire(message["data"])
     stored = await Event.filter(organization_id=org.id).order_by("seq")
     assert published == len(stored) == len(received) > 3
     assert [e.seq for e in stored] == list(range(1, len(stored) + 1))

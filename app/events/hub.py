@@ -156,12 +156,13 @@ class Hub:
                     listener.fell_behind()
         elif kind == "message":
             try:
-                event = relay.unwire(message["data"])  # type: ignore[arg-type]
+                events = relay.unwire(message["data"])  # type: ignore[arg-type]
             except (ValueError, KeyError, TypeError):
-                logger.error("unreadable event on %s", name)
+                logger.error("unreadable events on %s", name)
                 return
-            for listener in self._listeners.get(event.organization_id, ()):
-                listener.push(event)
+            for event in events:
+                for listener in self._listeners.get(event.organization_id, ()):
+                    listener.push(event)
 
     async def close(self) -> None:
         if self._reader is not None:

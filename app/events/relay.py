@@ -3,7 +3,8 @@ channel per organization, and turns them into webhook deliveries.
 
 ``publish`` numbers the committed events that have no cursor yet (app.events.log),
 takes the events after the relay position in cursor order, owes them to the
-matching webhook endpoints, publishes them, and moves the position, all in one
+matching webhook endpoints, publishes them (one message per organization and
+pass: its events in cursor order), and moves the position, all in one
 transaction that first takes the relay row's write lock: one relay at a time,
 each event's deliveries created once. Publishing happens before the
 commit, so a failure after it publishes again (subscribers drop a cursor they
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Any
 
 from redis.asyncio import Redis
 from tortoise import connections
@@ -59,26 +59,28 @@ FIELDS = (
 )
 
 
-def wire(event: Event) -> str:
-    """An event as published: its columns, so subscribers need no database read."""
-    row: dict[str, Any] = {name: getattr(event, name) for name in FIELDS}
-    return json.dumps(row | {"at": event.at.isoformat(), "payload": event.payload}, separators=(",", ":"))
+def unwire(data: bytes | str) -> list[Event]:
+    """The events of one published message (an organization's events of one relay
+    pass, in cursor order; a single event object is read as a list of one)."""
+    rows = json.loads(data)
+    return [
+        Event(**{name: row[name] for name in FIELDS}, at=datetime.fromisoformat(row["at"]), payload=row["payload"])
+        for row in (rows if isinstance(rows, list) else [rows])
+    ]
 
 
-def _wire_row(row: dict[str, Any]) -> str:
-    """``wire`` of a raw event row, its payload's JSON text spliced in unparsed."""
-    head = {name: row[name] for name in FIELDS} | {"at": _AT.to_python_value(row["at"]).isoformat()}
-    payload = row["payload"] if isinstance(row["payload"], str) else json.dumps(row["payload"])
-    return f'{json.dumps(head, separators=(",", ":"))[:-1]},"payload":{payload}}}'
-
-
-def unwire(data: bytes | str) -> Event:
-    row = json.loads(data)
-    return Event(**{name: row[name] for name in FIELDS}, at=datetime.fromisoformat(row["at"]), payload=row["payload"])
-
-
-_AT = Event._meta.fields_map["at"]
-_COLUMNS = ", ".join(f'"{name}"' for name in (*FIELDS, "at", "payload"))
+_COLUMNS = '"id", "seq", "organization_id", "type"'
+"""What the relay reads of each event besides its wire text (webhook deliveries need these)."""
+_WIRED = {
+    # Each event as published, as JSON text built by the database: its columns, so
+    # subscribers need no read of their own (building it here cost the worker 5 % of its CPU).
+    "postgres": "json_build_object({})::text".format(
+        ", ".join(f"'{name}', \"{name}\"" for name in (*FIELDS, "at", "payload"))
+    ),
+    "sqlite": "json_object({}, 'payload', json(\"payload\"))".format(
+        ", ".join(f"'{name}', \"{name}\"" for name in (*FIELDS, "at"))
+    ),
+}
 
 
 async def publish(redis: Redis, clock: Clock, *, limit: int = BATCH) -> tuple[int, int]:
@@ -100,15 +102,20 @@ async def publish(redis: Redis, clock: Clock, *, limit: int = BATCH) -> tuple[in
         await log.number(connection, limit=limit)
         marks = ("$1", "$2") if postgres else ("?", "?")
         rows = await connection.execute_query_dict(
-            f'SELECT {_COLUMNS} FROM "event" WHERE "seq" > {marks[0]} ORDER BY "seq" LIMIT {marks[1]}',
+            f'SELECT {_COLUMNS}, {_WIRED["postgres" if postgres else "sqlite"]} AS "wired" FROM "event" '
+            f'WHERE "seq" > {marks[0]} ORDER BY "seq" LIMIT {marks[1]}',
             [position, limit],
         )
         if not rows:
             return 0, 0
         owed = await deliveries.owe(rows, clock.now())
+        # One message per organization: its events of this pass, in cursor order.
+        wired: dict[int, list[str]] = {}
+        for row in rows:
+            wired.setdefault(row["organization_id"], []).append(row["wired"])
         async with redis.pipeline(transaction=False) as pipe:
-            for row in rows:
-                pipe.publish(channel(row["organization_id"]), _wire_row(row))
+            for organization_id, events in wired.items():
+                pipe.publish(channel(organization_id), f"[{','.join(events)}]")
             await pipe.execute()
         await EventRelay.filter(id=1).update(published_seq=rows[-1]["seq"])
     return len(rows), owed
