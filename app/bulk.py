@@ -5,17 +5,40 @@ and one UPDATE run for many rows with their own values (executemany)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from enum import Enum
 from typing import Any, TypeVar
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.fields import Field
+from tortoise.fields import CharField, DatetimeField, Field
 from tortoise.models import MetaInfo, Model
 
 M = TypeVar("M", bound=Model)
 MAX_PARAMETERS = 30_000
 """Below SQLite's 32,766 and Postgres's 65,535 bound parameters per statement."""
+
+
+def db_value(field: Field[Any], model: type[Model]) -> Callable[[Any], Any]:
+    """``field.to_db_value`` for row after row, with the values that need no work
+    passed through: None, or a value of a plain field's own type (no conversion or
+    validator of its own: ints, text, booleans), an aware datetime (no auto_now), a
+    member of a CharEnumField's enum (its value). Anything else takes Tortoise's own
+    conversion and checks (max lengths, JSON). Bulk writes made most of their rows'
+    cost in these calls (500-row batches: 430,000 validator calls a 10,000-step run)."""
+    convert = field.to_db_value
+    if type(field).to_db_value is Field.to_db_value and not field.validators:
+        kind = field.field_type
+        return lambda value: value if value is None or type(value) is kind else convert(value, model)
+    if isinstance(field, DatetimeField) and not (field.auto_now or field.auto_now_add):
+        return lambda value: (
+            value if value is None or (type(value) is datetime and value.tzinfo is not None) else convert(value, model)
+        )
+    members = getattr(field, "enum_type", None)
+    if isinstance(members, type) and issubclass(members, Enum) and isinstance(field, CharField):
+        return lambda value: value.value if type(value) is members else convert(value, model)
+    return lambda value: convert(value, model)
 
 
 async def insert_returning_ids(objects: Sequence[M]) -> list[M]:
@@ -39,16 +62,11 @@ async def insert_returning(model: type[Model], rows: Sequence[Mapping[str, objec
         return []
     meta = model._meta
     fields = _insert_fields(meta)
-    defaults = {
-        field.model_field_name: field.default() if callable(field.default) else field.default for field in fields
-    }
-    values = [
-        [
-            field.to_db_value(row.get(field.model_field_name, defaults[field.model_field_name]), model)
-            for field in fields
-        ]
-        for row in rows
+    columns = [
+        (field.model_field_name, field.default() if callable(field.default) else field.default, db_value(field, model))
+        for field in fields
     ]
+    values = [[convert(row.get(name, default)) for name, default, convert in columns] for row in rows]
     return await _insert_returning(meta, fields, values)
 
 
@@ -75,7 +93,8 @@ async def insert_rows(model: type[Model], rows: Sequence[Mapping[str, object]]) 
         return
     meta = model._meta
     fields = [meta.fields_map[name] for name in rows[0]]
-    values = [[field.to_db_value(row[field.model_field_name], model) for field in fields] for row in rows]
+    columns = [(field.model_field_name, db_value(field, model)) for field in fields]
+    values = [[convert(row[name]) for name, convert in columns] for row in rows]
     db = connections.get(meta.default_connection or "default")
     for sql, params in _inserts(db, meta, fields, values, returning=None):
         await db.execute_query(sql, params)
@@ -213,9 +232,8 @@ async def update_each(objects: Sequence[M], fields: Sequence[str], connection: B
     meta = type(objects[0])._meta
     pk_field = meta.fields_map[meta.pk_attr]
     columns = [meta.fields_db_projection[name] for name in fields] + [meta.db_pk_column]
-    rows = [
-        [meta.fields_map[name].to_db_value(getattr(obj, name), obj) for name in fields] + [obj.pk] for obj in objects
-    ]
+    converters = [(name, db_value(meta.fields_map[name], type(objects[0]))) for name in fields]
+    rows = [[convert(getattr(obj, name)) for name, convert in converters] + [obj.pk] for obj in objects]
     if connection.capabilities.dialect == "postgres":
         types = [meta.fields_map[name].get_for_dialect("postgres", "SQL_TYPE") for name in fields]
         types.append(pk_field.get_for_dialect("postgres", "SQL_TYPE"))

@@ -24,6 +24,7 @@ from datetime import timedelta
 from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from functools import lru_cache
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
@@ -222,7 +223,7 @@ class _Gate:
 
     def __init__(
         self,
-        prospects: dict[int, Prospect],
+        prospects: dict[int, SimpleNamespace],
         open_enrollments: set[int],
         organizations: dict[int, Organization],
         clock: Clock,
@@ -236,11 +237,11 @@ class _Gate:
     async def read(cls, messages: list[Message], organizations: dict[int, Organization], clock: Clock) -> _Gate:
         enrollment_ids = [m.enrollment_id for m in messages if m.enrollment_id is not None]
         open_enrollments = await Enrollment.filter(id__in=enrollment_ids, finished_at=None).values_list("id", flat=True)
-        prospects = await Prospect.filter(id__in={m.prospect_id for m in messages}).only(
+        prospects = await Prospect.filter(id__in={m.prospect_id for m in messages}).values(
             "id", "do_not_contact", "opted_out_channels", "time_zone"
         )
         return cls(
-            {p.id: p for p in prospects},
+            {row["id"]: SimpleNamespace(**row) for row in prospects},  # rows: a model costs twice as much
             set(open_enrollments),  # type: ignore[arg-type]
             organizations,
             clock,

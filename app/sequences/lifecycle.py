@@ -7,7 +7,7 @@ rules (app.prospects.effects, whose operations call back into this module)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from app.accounts.actor import Actor
 from app.errors import DomainError
@@ -31,7 +31,14 @@ class AlreadyEnrolled(DomainError):
     code = "ALREADY_ENROLLED"
 
 
-def blocked_channels(prospect: Prospect) -> set[Channel]:
+class Consent(Protocol):
+    """What a prospect's consent is read from: a Prospect, or a row of its columns."""
+
+    do_not_contact: bool
+    opted_out_channels: list[str]
+
+
+def blocked_channels(prospect: Consent) -> set[Channel]:
     """The channels Leadline may not use for this prospect (R3.3)."""
     if prospect.do_not_contact:
         return set(Channel)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise import connections
@@ -105,7 +107,8 @@ class _Writes:
     def __init__(self) -> None:
         self.messages: list[dict[str, object]] = []
         """Message rows (a pass makes hundreds: plain rows, not models)."""
-        self.stage_changes: list[StageChange] = []
+        self.stage_changes: list[dict[str, Any]] = []
+        """StageChange rows (lifecycle.stage_change_row)."""
         self.entered: list[tuple[Actor, int, Stage]] = []
         """(actor, prospect id, stage) of each stage change, for automation rules."""
         self.sequences: list[int] = []
@@ -113,9 +116,8 @@ class _Writes:
         self.schedules: defaultdict[tuple[tuple[str, object], ...], list[int]] = defaultdict(list)
 
     def schedule(self, enrollment: Enrollment, **changes: object) -> None:
-        """Sets ``changes`` on the enrollment; enrollments with equal changes share one UPDATE."""
-        for key, value in changes.items():
-            setattr(enrollment, key, value)
+        """Will set ``changes`` on the enrollment (not on the model, which the pass
+        reads no more); enrollments with equal changes share one UPDATE."""
         self.schedules[tuple(sorted(changes.items()))].append(enrollment.id)
 
     async def flush(self, now: datetime) -> list[int]:
@@ -131,11 +133,11 @@ class _Writes:
         # A step whose message exists already (a jump back) is skipped, never sent twice.
         fresh = [m for m in self.messages if m["send_key"] not in existing]
         message_ids = await bulk.insert_returning(Message, fresh)
-        await bulk.insert_returning_ids(self.stage_changes)
+        change_ids = await bulk.insert_returning(StageChange, self.stage_changes)
         await log.record(
-            log.stage_changed(change, prospect_id, sequence_id)
-            for change, (_, prospect_id, _), sequence_id in zip(
-                self.stage_changes, self.entered, self.sequences, strict=True
+            log.stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
+            for change, change_id, (_, prospect_id, _), sequence_id in zip(
+                self.stage_changes, change_ids, self.entered, self.sequences, strict=True
             )
         )
         if self.entered:
@@ -154,15 +156,16 @@ class _Context:
         self._sequences: dict[int, Sequence] = {}
         self._steps: dict[int, list[SequenceStep]] = {}
         self._orgs: dict[int, Organization] = {}
-        self._prospects: dict[int, Prospect] = {}
+        self._prospects: dict[int, SimpleNamespace] = {}
         self.writes = _Writes()
 
     async def load_prospects(self, ids: list[int]) -> None:
-        """What templates and the channel checks read (dates left out: parsing them is costly)."""
-        rows = await Prospect.filter(id__in=ids).only(*PROSPECT_FIELDS)
-        self._prospects = {p.id: p for p in rows}
+        """What templates and the channel checks read, as rows with attribute access
+        (a Prospect model costs 26 µs to make, its row 10 µs)."""
+        rows = await Prospect.filter(id__in=ids).values(*PROSPECT_FIELDS)
+        self._prospects = {row["id"]: SimpleNamespace(**row) for row in rows}
 
-    def prospect(self, pk: int) -> Prospect:
+    def prospect(self, pk: int) -> SimpleNamespace:
         return self._prospects[pk]
 
     async def sequence(self, pk: int) -> Sequence:
@@ -270,7 +273,7 @@ async def _queue(
     enrollment: Enrollment,
     sequence: Sequence,
     step: SequenceStep,
-    prospect: Prospect,
+    prospect: SimpleNamespace,
     organization: Organization,
     following: SequenceStep | None,
     actor: Actor,
@@ -316,8 +319,15 @@ async def _queue(
     writes.schedule(enrollment, stage=to, **_after_step(enrollment, sequence, following, now, channel is Channel.EMAIL))
     if to != before:
         writes.stage_changes.append(
-            lifecycle.stage_change(
-                enrollment, before, to, actor=actor, cause=ChangeCause.SCHEDULER, reason="step_ran", now=now
+            lifecycle.stage_change_row(
+                enrollment.organization_id,
+                enrollment.id,
+                before,
+                to,
+                actor=actor,
+                cause=ChangeCause.SCHEDULER,
+                reason="step_ran",
+                now=now,
             )
         )
         writes.entered.append((actor, enrollment.prospect_id, to))
@@ -327,7 +337,7 @@ async def _queue(
 async def _open_task(
     enrollment: Enrollment,
     step: SequenceStep,
-    prospect: Prospect,
+    prospect: SimpleNamespace,
     organization: Organization,
     following: SequenceStep | None,
     actor: Actor,
