@@ -1,5 +1,5 @@
 """Tortoise's SQLite engine with transactions that take the write lock at once
-(BEGIN IMMEDIATE).
+(BEGIN IMMEDIATE), and TIMESTAMP columns read as datetimes by the driver.
 
 Tortoise begins with a plain (deferred) BEGIN: a transaction that reads and then
 writes must upgrade its lock, and when another process holds the write lock that
@@ -7,12 +7,20 @@ upgrade fails at once with "database is locked", without waiting (SQLite cannot
 wait there without risking a deadlock). Several Leadline processes share the
 embedded database (`dev`, the CLI, tests' workers), so every transaction here
 asks for the write lock first, and waits for it up to busy_timeout.
+
+Tortoise parses each datetime text it reads from SQLite with a pure-Python ISO
+8601 parser: 12 µs a value, against 0.2 µs for ``datetime.fromisoformat``. The
+engine reads a few datetimes per step (enrollments, claimed messages): 10-15 % of
+the worker's CPU on SQLite. So the connection hands TIMESTAMP columns (every
+DatetimeField here) over as datetimes, which Tortoise takes as they are.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 
+import aiosqlite
 from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
 from tortoise.exceptions import TransactionManagementError
 
@@ -26,7 +34,31 @@ class ImmediateTransactionWrapper(SqliteTransactionWrapper):
             raise TransactionManagementError(error) from error
 
 
+def _timestamp(stored: bytes) -> datetime | str:
+    """A TIMESTAMP column's value as a datetime (text it cannot read goes to Tortoise as text)."""
+    text = stored.decode()
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+sqlite3.register_converter("TIMESTAMP", _timestamp)  # replaces sqlite3's own, which drops time zones
+
+
 class ImmediateSqliteClient(SqliteClient):
+    async def create_connection(self, with_db: bool) -> None:
+        """Tortoise's, with the declared column types read (for TIMESTAMP)."""
+        if self._connection is None:
+            self._connection = await aiosqlite.connect(
+                self.filename, isolation_level=None, detect_types=sqlite3.PARSE_DECLTYPES
+            )
+            self._connection._conn.row_factory = sqlite3.Row
+            for pragma, value in self.pragmas.items():
+                cursor = await self._connection.execute(f"PRAGMA {pragma}={value}")
+                await cursor.close()
+            await self._post_connect()
+
     def _in_transaction(self) -> SqliteTransactionContext:
         return SqliteTransactionContext(ImmediateTransactionWrapper(self), self._lock)
 
