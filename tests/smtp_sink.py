@@ -13,6 +13,7 @@ from email.message import Message
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 @dataclass
@@ -49,14 +50,26 @@ class Sink:
         return self._parsed[: len(arrived)]
 
 
+class _WithoutEsmtp(SMTP):
+    """A server of before ESMTP: EHLO is an unknown command, HELO works."""
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        await self.push("502 5.5.1 Command not implemented")
+
+
+class _WithoutEsmtpController(Controller):
+    def factory(self) -> SMTP:
+        return _WithoutEsmtp(self.handler, **self.SMTP_kwargs)
+
+
 @contextmanager
-def smtp_sink() -> Iterator[tuple[Sink, str]]:
-    """(the sink, an SMTP_URL for it)."""
+def smtp_sink(*, esmtp: bool = True) -> Iterator[tuple[Sink, str]]:
+    """(the sink, an SMTP_URL for it); ``esmtp=False``: a server that knows only HELO."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller = (Controller if esmtp else _WithoutEsmtpController)(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield sink, f"smtp://127.0.0.1:{port}"

@@ -6,15 +6,24 @@ from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 
 from app import ids
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
-from app.messaging import compose, sending
+from app.messaging import compose, sending, transports
 from app.messaging.models import Message
-from app.messaging.transports import Email, FileOutbox, OutboxSms, PermanentError, SmtpTransport, Transports
+from app.messaging.transports import (
+    Email,
+    FileOutbox,
+    OutboxSms,
+    PermanentError,
+    SmtpTransport,
+    TransientError,
+    Transports,
+)
 from app.messaging.unsubscribe import read_token
 from app.prospects import service as prospects
 from app.prospects.models import Channel, Prospect
@@ -255,3 +264,40 @@ async def test_one_smtp_connection_goes_on_after_refusals_and_unsendable_address
             await transport.close()
     assert bounced.value.hard_bounce and sent == "<3>"
     assert sink.recipients == ["ok@client.example"] and [m["Subject"] for m in sink.received] == ["3"]
+
+
+async def test_a_server_without_esmtp_is_greeted_with_helo() -> None:
+    """Over smtp:// aiosmtplib greets on connecting; a connection it has not greeted
+    (as over smtps://) is greeted by the transaction, with HELO when EHLO is refused."""
+    with smtp_sink(esmtp=False) as (sink, url):
+        ungreeted = aiosmtplib.SMTP(hostname="127.0.0.1", port=int(url.rsplit(":", 1)[1]), start_tls=False)
+        await ungreeted.connect()
+        assert ungreeted.is_ehlo_or_helo_needed
+        try:
+            await transports._transaction(
+                ungreeted, Email("s@acme.example", "ok@client.example", b"Subject: old\r\n\r\nhi\r\n", "<1>")
+            )
+            transport = SmtpTransport(url, connections=1)
+            await transport.send(Email("s@acme.example", "ok@client.example", b"Subject: new\r\n\r\nhi\r\n", "<2>"))
+            await transport.close()
+        finally:
+            await ungreeted.quit()
+    assert [m["Subject"] for m in sink.received] == ["old", "new"]
+
+
+async def test_a_transaction_past_its_deadline_is_transient_and_its_connection_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transports, "TRANSACTION_SECONDS", 0.2)
+    with smtp_sink() as (sink, url):
+        transport = SmtpTransport(url, connections=1)
+        try:
+            sink.delay = 1.0  # DATA is answered after a second
+            with pytest.raises(TransientError):
+                await transport.send(Email("s@acme.example", "a@client.example", b"Subject: 1\r\n\r\n1\r\n", "<1>"))
+            assert transport._all == []  # its replies could no longer be paired with commands
+            sink.delay = 0.0
+            await transport.send(Email("s@acme.example", "b@client.example", b"Subject: 2\r\n\r\n2\r\n", "<2>"))
+        finally:
+            await transport.close()
+    assert sink.recipients[-1] == "b@client.example"
