@@ -140,17 +140,20 @@ async def compare_and_set(
     values: Mapping[str, object],
     increment: Sequence[str] = (),
     at_most: Mapping[str, object] | None = None,
+    one_of: Mapping[str, Sequence[object]] | None = None,
 ) -> list[int]:
     """``UPDATE … SET values WHERE id IN ids AND expect RETURNING id``: a
     compare-and-set on many rows in one statement; the ids it changed.
-    ``at_most`` adds conditions ``field <= value``.
+    ``at_most`` adds conditions ``field <= value``, ``one_of`` ``field IN values``.
 
     Each row is changed by at most one of any number of concurrent callers
     (Postgres re-checks ``expect`` after waiting for a row lock; SQLite runs one
     writer at a time), so the returned ids are this caller's alone.
     """
     pk = model._meta.db_pk_column
-    rows = await _compare_and_set(model, ids, expect, values, increment, at_most or {}, returning=f'"{pk}"')
+    rows = await _compare_and_set(
+        model, ids, expect, values, increment, at_most or {}, one_of or {}, returning=f'"{pk}"'
+    )
     return sorted(int(row[pk]) for row in rows)
 
 
@@ -165,7 +168,7 @@ async def compare_and_set_rows(
 ) -> list[M]:
     """``compare_and_set`` that hands back the rows it changed, as they are now, in
     id order: the claim and the read of what was claimed in one statement."""
-    rows = await _compare_and_set(model, ids, expect, values, increment, at_most or {}, returning="*")
+    rows = await _compare_and_set(model, ids, expect, values, increment, at_most or {}, {}, returning="*")
     objects = [model._init_from_db(**row) for row in rows]
     return sorted(objects, key=lambda obj: obj.pk)
 
@@ -177,6 +180,7 @@ async def _compare_and_set(
     values: Mapping[str, object],
     increment: Sequence[str],
     at_most: Mapping[str, object],
+    one_of: Mapping[str, Sequence[object]],
     *,
     returning: str,
 ) -> list[dict[str, Any]]:
@@ -203,10 +207,14 @@ async def _compare_and_set(
         for name, value in expect.items()
     ]
     conditions += [f"{column(name)} <= {bind(name, value)}" for name, value in at_most.items()]
+    conditions += [
+        f"{column(name)} IN ({', '.join(bind(name, value) for value in members)})" for name, members in one_of.items()
+    ]
     # "(…) IS TRUE" leaves the ids the only way in: with stale statistics (a table
     # that filled since it was last analyzed: a campaign's messages all QUEUED) the
     # planner took an index on state and read every QUEUED row to claim fifty.
-    head = f'UPDATE "{meta.db_table}" SET {", ".join(assignments)} WHERE ({" AND ".join(conditions)}) IS TRUE AND '
+    guard = " AND ".join(conditions) or "TRUE"
+    head = f'UPDATE "{meta.db_table}" SET {", ".join(assignments)} WHERE ({guard}) IS TRUE AND '
     tail = f" RETURNING {returning}"
     if postgres:  # one array: the same statement text (parsed once) for any number of ids
         pk_type = meta.fields_map[meta.pk_attr].get_for_dialect("postgres", "SQL_TYPE")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
@@ -83,3 +84,29 @@ async def test_the_claim_goes_by_primary_key_while_a_campaign_fills_the_queue(
 
     plan = await plan_of(sql, params, seqscan=False)
     assert "message_pkey" in plan, plan  # was: the index on (state, next_attempt_at), every QUEUED row
+
+
+async def test_the_scheduler_moves_enrollments_on_by_primary_key_while_many_are_due(
+    database: str, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = await make_org("Acme", clock)
+    await connections.get("default").execute_script("ANALYZE enrollment")  # analyzed while none was due
+    people = [{"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(600)]
+    await setup(org, clock, people=people, steps=[StepSpec(StepType.EMAIL, 0, "Hi", "s")])
+
+    statements: list[tuple[str, list[Any]]] = []  # the pass runs in a transaction: recorded by asyncpg
+    for name in ("execute", "fetch"):
+        run = getattr(asyncpg.Connection, name)
+
+        async def record(self: asyncpg.Connection, sql: str, *args: Any, _run: Any = run, **kwargs: Any) -> Any:
+            statements.append((sql, list(args)))
+            return await _run(self, sql, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.Connection, name, record)
+    assert (await scheduler.run_pass(clock, batch=500)).claimed == 500
+    monkeypatch.undo()
+    [(sql, params)] = [(sql, params) for sql, params in statements if sql.startswith('UPDATE "enrollment"')]
+
+    plan = await plan_of(sql, params, seqscan=False)
+    # was: the due index, every due enrollment read and filtered by the batch's ids
+    assert "enrollment_pkey" in plan and "enrollment_due_at_partial" not in plan, plan

@@ -123,10 +123,17 @@ class _Writes:
     async def flush(self, now: datetime) -> list[int]:
         """Writes everything; the new messages' ids. Raises _Moved if an enrollment moved."""
         for changes, enrollment_ids in self.schedules.items():
-            updated = await Enrollment.filter(id__in=enrollment_ids, due_at__lte=now, stage__in=list(RUNNING)).update(
-                **dict(changes)
+            # By id (bulk's compare-and-set): Tortoise's "id IN (…) AND due_at <= now"
+            # was read through the due index, every due enrollment read to update 500.
+            updated = await bulk.compare_and_set(
+                Enrollment,
+                enrollment_ids,
+                expect={},
+                at_most={"due_at": now},
+                one_of={"stage": list(RUNNING)},
+                values=dict(changes),
             )
-            if updated != len(enrollment_ids):
+            if len(updated) != len(enrollment_ids):
                 raise _Moved
         keys = [m["send_key"] for m in self.messages]
         existing = set(await Message.filter(send_key__in=keys).values_list("send_key", flat=True)) if keys else set()
