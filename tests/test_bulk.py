@@ -7,11 +7,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from tortoise import connections
 from tortoise.exceptions import ValidationError
+from tortoise.transactions import in_transaction
 
-from app import bulk, sqlite_immediate
-from app.accounts.models import Organization
+from app import bulk, presets, sqlite_immediate
+from app.accounts.models import Organization, Role
+from app.clock import FrozenClock
 from app.events.models import Event, EventType
 from app.messaging.models import Message, MessageState
+from app.prospects import service as prospects
 from tests.conftest import Org
 
 AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -66,3 +69,56 @@ async def test_datetimes_read_back_as_written_on_the_production_engine(database:
     assert sqlite_immediate._timestamp(b"not a date") == "not a date"
     raw = await connections.get("default").execute_query_dict('SELECT "at" FROM "event" ORDER BY "id" LIMIT 1')
     assert raw[0]["at"] == AT  # a datetime from the driver, not text
+
+
+async def test_awkward_values_survive_bulk_inserts_and_updates(org: Org, clock: FrozenClock) -> None:
+    """What Postgres reads from arrays and SQLite from bound values, both ways (insert,
+    update): quotes, backslashes, line breaks and non-ASCII text, offsets and
+    microseconds, None, booleans, and JSON values of every shape, which stay JSON."""
+    text = 'He said "hi"\\ \n\ttab — café 🚀 \u2028 end'
+    at = AT.astimezone(timezone(timedelta(hours=5, minutes=30))).replace(microsecond=654321)
+    payloads: list[object] = [{"q": text, "n": [1, 2.5, None, True]}, [], 7, '"a JSON string"', {"deep": {"x": {}}}]
+    await bulk.insert_rows(
+        Event,
+        [{"organization_id": org.id, "type": EventType.PROSPECT_CREATED, "at": at, "payload": p} for p in payloads],
+    )
+    stored = await Event.filter(organization_id=org.id).order_by("id")
+    assert [e.payload for e in stored] == [payloads[0], [], 7, "a JSON string", payloads[4]]
+    assert {e.at for e in stored} == {at}
+
+    admin = org.actor(Role.ADMIN, clock)
+    await presets.apply(actor=admin, name="lead-workflow")
+    [person], _ = await prospects.create_prospects(actor=admin, inputs=[{"first_name": "Ada"}], field=["input"])
+    row = {
+        "organization_id": org.id,
+        "prospect_id": person.id,
+        "channel": "EMAIL",
+        "direction": "OUTBOUND",
+        "state": MessageState.QUEUED,
+        "to_address": "ada@client.example",
+        "subject": None,
+        "body": text,
+        "created_at": at,
+        "next_attempt_at": None,
+        "auto_reply": True,
+    }
+    [message_id] = await bulk.insert_returning(Message, [row])
+    message = await Message.get(id=message_id)
+    assert (message.body, message.subject, message.created_at, message.next_attempt_at, message.auto_reply) == (
+        text,
+        None,
+        at,
+        None,
+        True,
+    )
+    message.state, message.error, message.sent_at, message.attempts = MessageState.SENT, text[::-1], at, 3
+    async with in_transaction() as connection:
+        await bulk.update_each([message], ["state", "error", "sent_at", "attempts"], connection)
+    again = await Message.get(id=message_id)
+    assert (again.state, again.error, again.sent_at, again.attempts, again.body) == (
+        MessageState.SENT,
+        text[::-1],
+        at,
+        3,
+        text,
+    )
