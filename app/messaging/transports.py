@@ -63,10 +63,10 @@ a transient failure."""
 
 
 class SmtpTransport:
-    """A small pool of SMTP connections, each reused for message after message and
-    reopened when it drops; concurrent sends use different connections."""
+    """A pool of SMTP connections (SMTP_CONNECTIONS), each reused for message after
+    message and reopened when it drops; concurrent sends use different connections."""
 
-    def __init__(self, url: str, connections: int = 8) -> None:
+    def __init__(self, url: str, connections: int) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("SMTP_URL must look like smtp://user:pass@host:port (smtps:// for TLS)")
