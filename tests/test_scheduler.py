@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from arq import ArqRedis
+from redis.asyncio import Redis
 from tortoise.transactions import in_transaction
 
 from app import ids
@@ -19,6 +21,7 @@ from app.sequences import service as sequences
 from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
 from app.sequences.windows import parse_window
+from tasks import worker
 from tests.conftest import Org
 
 STEPS = [
@@ -209,3 +212,27 @@ async def test_the_due_query_reads_the_partial_due_index(database: str, clock: F
             )
     assert "enrollment_due_at_partial" in plan
     assert "WHERE" in index["definition"] and "IS NOT NULL" in index["definition"]
+
+
+async def test_a_blocks_messages_queued_by_two_passes_get_a_job_each(redis: Redis, clock: FrozenClock) -> None:
+    """Message ids go to send jobs in blocks; a block whose first messages came from
+    one pass and the rest from the next is enqueued twice, and the second part must
+    not be taken for the first's job (it waited for the recovery, a second or more).
+    Enqueuing messages that have their job already (the recovery) adds none."""
+    queue = ArqRedis(connection_pool=redis.connection_pool)
+    block = 10**9  # ids no other test makes: a shared Redis may hold other tests' jobs
+    start = worker.SEND_BLOCK * block
+    first, second = [start, start + 1], list(range(start + 2, start + worker.SEND_BLOCK))
+    try:
+        await worker.enqueue_sends(queue, first, clock)
+        await worker.enqueue_sends(queue, second, clock)
+        await worker.enqueue_sends(queue, first + second, clock)  # the recovery finds them all waiting
+        await worker.enqueue_sends(queue, second, clock)
+        queued = await queue.queued_jobs(queue_name=worker.QUEUE)
+        jobs = [job for job in queued if job.function == "send_messages" and job.args[0][0] >= start]
+        assert sorted(job.args[0] for job in jobs) == [first, second]
+    finally:
+        keys = [key async for key in queue.scan_iter(match=f"arq:job:send:{block}:*")]
+        if keys:
+            await queue.zrem(worker.QUEUE, *[key.decode().removeprefix("arq:job:") for key in keys])
+            await queue.delete(*keys)
