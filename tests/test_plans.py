@@ -6,6 +6,8 @@ must have now."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -25,6 +27,23 @@ from tests.conftest import make_org
 from tests.test_scheduler import setup
 
 pytestmark = pytest.mark.postgres
+
+
+@contextmanager
+def statements_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, list[Any]]]]:
+    """The statements run meanwhile, with their parameters, as asyncpg sends them
+    (inside transactions too, which run on connections of their own)."""
+    statements: list[tuple[str, list[Any]]] = []
+    with monkeypatch.context() as patch:
+        for name in ("execute", "fetch"):
+            run = getattr(asyncpg.Connection, name)
+
+            async def record(self: asyncpg.Connection, sql: str, *args: Any, _run: Any = run, **kwargs: Any) -> Any:
+                statements.append((sql, list(args)))
+                return await _run(self, sql, *args, **kwargs)
+
+            patch.setattr(asyncpg.Connection, name, record)
+        yield statements
 
 
 async def plan_of(sql: str, params: list[Any] | None = None, *, seqscan: bool = True) -> str:
@@ -49,7 +68,7 @@ async def test_the_relay_finds_nothing_new_by_index_after_stale_statistics(datab
 
 
 async def test_the_claim_goes_by_primary_key_while_a_campaign_fills_the_queue(
-    database: str, clock: FrozenClock
+    database: str, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org = await make_org("Acme", clock)
     db = connections.get("default")
@@ -61,15 +80,7 @@ async def test_the_claim_goes_by_primary_key_while_a_campaign_fills_the_queue(
     queued = await Message.filter(state=MessageState.QUEUED).order_by("id").values_list("id", flat=True)
     assert len(queued) == 600
 
-    statements: list[tuple[str, list[Any]]] = []
-    original = db.execute_query_dict
-
-    async def recording(sql: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
-        statements.append((sql, values or []))
-        return await original(sql, values)
-
-    db.execute_query_dict = recording  # type: ignore[method-assign]
-    try:
+    with statements_run(monkeypatch) as statements:
         claimed = await bulk.compare_and_set(
             Message,
             queued[:50],  # type: ignore[arg-type]
@@ -77,8 +88,6 @@ async def test_the_claim_goes_by_primary_key_while_a_campaign_fills_the_queue(
             at_most={"next_attempt_at": clock.now()},
             values={"state": MessageState.SENDING},
         )
-    finally:
-        db.execute_query_dict = original  # type: ignore[method-assign]
     assert len(claimed) == 50
     [(sql, params)] = statements
 
@@ -94,17 +103,8 @@ async def test_the_scheduler_moves_enrollments_on_by_primary_key_while_many_are_
     people = [{"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(600)]
     await setup(org, clock, people=people, steps=[StepSpec(StepType.EMAIL, 0, "Hi", "s")])
 
-    statements: list[tuple[str, list[Any]]] = []  # the pass runs in a transaction: recorded by asyncpg
-    for name in ("execute", "fetch"):
-        run = getattr(asyncpg.Connection, name)
-
-        async def record(self: asyncpg.Connection, sql: str, *args: Any, _run: Any = run, **kwargs: Any) -> Any:
-            statements.append((sql, list(args)))
-            return await _run(self, sql, *args, **kwargs)
-
-        monkeypatch.setattr(asyncpg.Connection, name, record)
-    assert (await scheduler.run_pass(clock, batch=500)).claimed == 500
-    monkeypatch.undo()
+    with statements_run(monkeypatch) as statements:
+        assert (await scheduler.run_pass(clock, batch=500)).claimed == 500
     [(sql, params)] = [(sql, params) for sql, params in statements if sql.startswith('UPDATE "enrollment"')]
 
     plan = await plan_of(sql, params, seqscan=False)
