@@ -26,6 +26,7 @@ from app.accounts.models import Organization
 from app.clock import SystemClock
 from app.events.models import Event
 from app.messaging.models import Message
+from app.messaging.sending import CHUNK
 from app.prospects import service as prospects
 from app.prospects.models import Task
 from app.redis import RedisLocation, locate
@@ -33,6 +34,7 @@ from app.sequences import enrollments
 from app.sequences import service as sequences
 from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
+from tasks.worker import SEND_JOBS
 from tests.smtp_sink import Sink, smtp_sink
 from tests.twilio_standin import twilio_standin
 
@@ -297,7 +299,8 @@ async def test_a_worker_killed_at_random_points_never_sends_a_step_twice(databas
     """SIGKILL 20 times while sending (R5.2): zero duplicates at the sink, the
     messages a dead worker held SENDING end UNCERTAIN (never resent), every other
     step is SENT, and each SENT message is at the sink."""
-    count, kills = 4000, 20
+    kills = 20
+    count = kills * SEND_JOBS * CHUNK + 1000  # each kill may leave SEND_JOBS chunks UNCERTAIN; some remain to send
     await one_email_to_many(count, active=True)
     rng = random.Random(20261123)
     with smtp_sink() as (sink, smtp_url):
@@ -319,11 +322,13 @@ async def test_a_worker_killed_at_random_points_never_sends_a_step_twice(databas
         interrupted: set[int] = set()
         for _ in range(kills):
             process = await worker()
-            await eventually(partial(_at_least, sink.raw, len(sink.raw) + 1), seconds=60)  # it is sending
-            await asyncio.sleep(rng.uniform(0, 0.3))
-            assert not await _worker_sessions_ended()  # the wait below can see the worker's sessions
-            process.kill()
-            await process.wait()
+            try:  # killed whatever happens: a failing wait must not leave a worker behind
+                await eventually(partial(_at_least, sink.raw, len(sink.raw) + 1), seconds=60)  # it is sending
+                await asyncio.sleep(rng.uniform(0, 0.3))
+                assert not await _worker_sessions_ended()  # the wait below can see the worker's sessions
+            finally:
+                process.kill()
+                await process.wait()
             # A statement the worker wrote just before it died still runs: read only after its sessions end.
             await eventually(_worker_sessions_ended, seconds=10)
             interrupted |= {m.id for m in await Message.filter(state="SENDING").only("id")}

@@ -204,8 +204,9 @@ async def main(count: int, workers: int) -> None:
                 "DATABASE_URL": database_url,
                 "SMTP_URL": smtp_url,
             }
-            if os.environ.get("REDIS_URL"):
-                env["REDIS_URL"] = os.environ["REDIS_URL"]
+            for name in ("REDIS_URL", "SMTP_CONNECTIONS"):  # the worker's and the bare loop's alike
+                if os.environ.get(name):
+                    env[name] = os.environ[name]
             settings = Settings.from_env(env)
             await db.migrate(settings)
             await db.init(settings)
