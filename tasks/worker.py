@@ -37,11 +37,11 @@ leaves at most a chunk per job UNCERTAIN): a job costs the worker ~4 ms of arq's
 Redis work and a read of the organizations, so fewer, larger jobs leave more CPU
 for the messages (10,000 steps: 11.7-13.2 s of worker CPU with blocks of 50,
 10.5 with 100)."""
-SEND_JOBS = 6
-"""Send jobs a worker runs at once: while some claim, gate or record their chunks,
-the others keep the SMTP connections busy. A killed worker leaves at most
-SEND_JOBS * sending.CHUNK messages (300) UNCERTAIN. Engine benchmark, PostgreSQL,
-six paired runs: 3 jobs 664-884 steps/s (mean 746), 6 jobs 696-940 (mean 828)."""
+SEND_JOBS = 3
+"""Send jobs a worker runs at once: while one gates or records its chunk, the
+others keep the SMTP connections busy (2 left them idle a quarter of the time).
+6 measured faster (PostgreSQL, six paired runs: mean 828 steps/s against 746)
+but doubles what a killed worker leaves UNCERTAIN (300 messages); not adopted yet."""
 HEALTH_CHECK_SECONDS = 10
 NUDGED_PASS_GAP = 0.05
 """Seconds at least between two scheduler passes, however often nudges come."""
