@@ -42,6 +42,18 @@ SEND_JOBS = 3
 others keep the SMTP connections busy (2 left them idle a quarter of the time).
 6 measured faster (PostgreSQL, six paired runs: mean 828 steps/s against 746)
 but doubles what a killed worker leaves UNCERTAIN (300 messages); not adopted yet."""
+RECOVERY_EPOCH_SECONDS = 10
+"""How long a send job's id stands for its messages. A job that a killed worker left
+"in progress" before it claimed any of them (arq reruns it only after its timeout)
+holds them this long at most (it was a minute): then the recovery gives them a new
+job. Messages that wait this long behind a backlog get a second job, which finds them
+claimed or sent."""
+QUEUE_READ_LIMIT = 1000
+"""Queued jobs a worker reads at each poll, starting those it can. A killed worker's
+jobs stay at the head of the queue, "in progress", for arq's in-progress timeout (130 s
+here); with arq's default of 100, a restarted worker that found 100 of them there read
+nothing else and sat idle with hundreds of jobs queued behind (the crash test on a
+shared Redis: 53 and 59 s without a send)."""
 HEALTH_CHECK_SECONDS = 10
 NUDGED_PASS_GAP = 0.05
 """Seconds at least between two scheduler passes, however often nudges come."""
@@ -64,19 +76,18 @@ async def send_messages(ctx: dict[str, Any], message_ids: list[int]) -> int:
 
 async def enqueue_sends(redis: ArqRedis, message_ids: list[int], clock: Clock) -> None:
     """One job per block of SEND_BLOCK consecutive message ids, with a job id made of
-    the block, its first id and the minute: enqueuing the same messages again while
-    their job waits or runs (the recovery of ``queued_messages`` finds messages still
-    waiting for their jobs) is a no-op, a block's ids queued by a later pass get a job
-    of their own (with the block alone in the id they were taken for a duplicate and
-    waited for the recovery), and a job that a killed worker left "in progress" holds
-    its messages for a minute at most (arq would hold them for the job timeout). Two
-    jobs for one message are harmless: a message leaves QUEUED once, by compare-and-set."""
-    minute = int(clock.now().timestamp() // 60)
+    the block, its first id and the RECOVERY_EPOCH: enqueuing the same messages again
+    while their job waits or runs (the recovery of ``queued_messages`` finds messages
+    still waiting for their jobs) is a no-op, and a block's ids queued by a later pass
+    get a job of their own (with the block alone in the id they were taken for a
+    duplicate and waited for the recovery). Two jobs for one message are harmless: a
+    message leaves QUEUED once, by compare-and-set."""
+    epoch = int(clock.now().timestamp() // RECOVERY_EPOCH_SECONDS)
     blocks: dict[int, list[int]] = {}
     for message_id in sorted(message_ids):
         blocks.setdefault(message_id // SEND_BLOCK, []).append(message_id)
     for block, block_ids in blocks.items():
-        job_id = f"send:{block}:{block_ids[0]}:{minute}"
+        job_id = f"send:{block}:{block_ids[0]}:{epoch}"
         await redis.enqueue_job("send_messages", block_ids, _job_id=job_id, _queue_name=QUEUE)
 
 
@@ -235,6 +246,7 @@ def create_worker(
         # On SIGTERM, sends in flight finish (and are recorded) before the worker stops.
         job_completion_wait=30,
         poll_delay=0.01,  # a finished job's slot is refilled within 10 ms, not 50
+        queue_read_limit=QUEUE_READ_LIMIT,
         job_timeout=120,
         keep_result=0,
     )

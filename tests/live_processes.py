@@ -23,6 +23,47 @@ from app.redis import connected, locate
 LEADLINE = str(Path(sys.executable).with_name("leadline"))
 
 
+async def stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM, seconds: float = 30) -> bytes:
+    """Stops a child with ``sig`` and waits for it to exit; its stderr, if piped. One
+    still running after ``seconds`` is killed and the test fails: a process left
+    behind would take later tests' jobs from a shared Redis and slow the machine."""
+    if process.returncode is None:
+        process.send_signal(sig)
+    try:
+        async with asyncio.timeout(seconds):
+            _, stderr = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"process {process.pid} did not stop within {seconds} s of signal {sig}; killed") from None
+    return stderr or b""
+
+
+async def stop_all(
+    processes: list[asyncio.subprocess.Process], sig: int = signal.SIGTERM, seconds: float = 30
+) -> list[bytes]:
+    """``stop`` for each, together: one that hangs (killed, failing the test) leaves none of the others running."""
+    outcomes = await asyncio.gather(*(stop(process, sig, seconds) for process in processes), return_exceptions=True)
+    stderrs: list[bytes] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        stderrs.append(outcome)
+    return stderrs
+
+
+@asynccontextmanager
+async def killed_on_exit(process: asyncio.subprocess.Process) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The process, killed on the way out if it is still running (a test failed
+    before stopping it)."""
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -93,11 +134,8 @@ async def processes(database: str, data_dir: Path, *, apis: int, worker: bool = 
             await running.start("worker")
         yield running
     finally:
-        for child in running.children:
-            if child.returncode is None:
-                child.send_signal(signal.SIGTERM)
-        for child in running.children:
-            _, stderr = await asyncio.wait_for(child.communicate(), 30)
+        stopped = await stop_all(running.children)
+        for child, stderr in zip(running.children, stopped, strict=True):
             # uvicorn re-raises SIGTERM once it has shut down cleanly
             assert child.returncode in (0, -signal.SIGTERM), f"exit {child.returncode}: {stderr.decode()[-3000:]}"
         if "REDIS_URL" not in env:

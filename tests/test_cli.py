@@ -26,7 +26,13 @@ class Cli:
         process = await asyncio.create_subprocess_exec(
             *LEADLINE, *args, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
-        out, err = await asyncio.wait_for(process.communicate(), timeout=300)
+        try:
+            async with asyncio.timeout(300):
+                out, err = await process.communicate()
+        finally:
+            if process.returncode is None:  # timed out (or cancelled): not left running
+                process.kill()
+                await process.wait()
         code = process.returncode
         assert code is not None
         if ok:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -35,10 +33,9 @@ from app.sequences import service as sequences
 from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
 from tasks.worker import SEND_JOBS
+from tests.live_processes import LEADLINE, stop, stop_all
 from tests.smtp_sink import Sink, smtp_sink
 from tests.twilio_standin import twilio_standin
-
-LEADLINE = str(Path(sys.executable).parent / "leadline")
 
 
 def daytime_zone() -> str:
@@ -133,8 +130,7 @@ async def test_email_sms_and_call_steps_through_the_real_worker(database: str, t
                 await eventually(lambda: Enrollment.filter(id=enrollment.id, stage="UNRESPONSIVE").exists())
                 await eventually(_all_events_numbered)  # the worker gives committed events their cursors
             finally:
-                worker.send_signal(signal.SIGTERM)
-                _, stderr = await asyncio.wait_for(worker.communicate(), 30)
+                stderr = await stop(worker)
     assert worker.returncode == 0, stderr.decode()[-2000:]
 
     [email] = sink.received
@@ -252,8 +248,7 @@ async def one_worker(
             yield sink, redis, location
         finally:
             await redis.aclose()
-            worker.send_signal(signal.SIGTERM)
-            _, stderr = await asyncio.wait_for(worker.communicate(), 30)
+            stderr = await stop(worker)
             location.close()
     assert worker.returncode == 0, stderr.decode()[-2000:]
 
@@ -285,10 +280,7 @@ async def test_two_worker_processes_send_each_step_exactly_once(database: str, t
             await eventually(lambda: _at_least(sink.received, 500), seconds=90)
             await asyncio.sleep(1)  # a duplicate would arrive now
         finally:
-            for worker in workers:
-                worker.send_signal(signal.SIGTERM)
-            for worker in workers:
-                await asyncio.wait_for(worker.communicate(), 30)
+            await stop_all(workers)
     assert [w.returncode for w in workers] == [0, 0]
     assert sorted(sink.recipients) == sorted(f"p{i}@client.example" for i in range(500))
     assert await Message.filter(state="SENT").count() == 500
@@ -300,7 +292,10 @@ async def test_a_worker_killed_at_random_points_never_sends_a_step_twice(databas
     messages a dead worker held SENDING end UNCERTAIN (never resent), every other
     step is SENT, and each SENT message is at the sink."""
     kills = 20
-    count = kills * SEND_JOBS * CHUNK + 1000  # each kill may leave SEND_JOBS chunks UNCERTAIN; some remain to send
+    # Each run leaves up to SEND_JOBS chunks UNCERTAIN and sends about as many (the sink
+    # takes ~400 a second): twice that per kill, so the last kill too cuts a run mid-send
+    # (with half of it, CI once found 96 messages left before the twentieth).
+    count = kills * 2 * SEND_JOBS * CHUNK + 1000
     await one_email_to_many(count, active=True)
     rng = random.Random(20261123)
     with smtp_sink() as (sink, smtp_url):
@@ -320,7 +315,11 @@ async def test_a_worker_killed_at_random_points_never_sends_a_step_twice(databas
             )
 
         interrupted: set[int] = set()
-        for _ in range(kills):
+        fewest_left = count
+        for kill in range(kills):
+            if kill:  # the first worker's scheduler makes the messages; then each run must find a run's worth left
+                fewest_left = min(fewest_left, await Message.filter(state="QUEUED").count())
+                assert fewest_left >= 2 * SEND_JOBS * CHUNK, f"{fewest_left} QUEUED before kill {kill + 1}: too few"
             process = await worker()
             try:  # killed whatever happens: a failing wait must not leave a worker behind
                 await eventually(partial(_at_least, sink.raw, len(sink.raw) + 1), seconds=60)  # it is sending
@@ -342,12 +341,14 @@ async def test_a_worker_killed_at_random_points_never_sends_a_step_twice(databas
             await eventually(settled, seconds=120)
             await asyncio.sleep(0.5)  # a duplicate would arrive now
         finally:
-            last.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(last.communicate(), 30)
+            await stop(last)
     sent = {m.to_address for m in await Message.filter(state="SENT")}
     uncertain = {m.id for m in await Message.filter(state="UNCERTAIN")}
     delivered = len(sink.recipients)
-    print(f"crash test: {kills} kills, {delivered} delivered, {len(sent)} SENT, {len(uncertain)} UNCERTAIN")
+    print(
+        f"crash test: {count} steps, {kills} kills (at least {fewest_left} QUEUED before each), "
+        f"{delivered} delivered, {len(sent)} SENT, {len(uncertain)} UNCERTAIN"
+    )
     assert delivered == len(set(sink.recipients))  # zero duplicates
     assert len(sent) + len(uncertain) == count  # nothing else: every step ran, once
     assert uncertain == interrupted and interrupted  # exactly the messages the kills interrupted

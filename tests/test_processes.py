@@ -6,30 +6,26 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from arq import ArqRedis
+from arq.constants import in_progress_key_prefix, job_key_prefix
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.config import Settings
-from app.redis import locate
+from app.redis import connected, locate
 from app.web import create_app
+from tasks import worker
 from tests.conftest import fresh_database
+from tests.live_processes import LEADLINE, free_port, killed_on_exit, stop, stop_all
 from tests.ws_client import connect
-
-LEADLINE = str(Path(sys.executable).parent / "leadline")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -39,7 +35,7 @@ async def env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
             **os.environ,
             "LEADLINE_DATA_DIR": str(tmp_path / "data"),
             "DATABASE_URL": url,
-            "PORT": str(_free_port()),
+            "PORT": str(free_port()),
         }
 
 
@@ -52,13 +48,8 @@ async def _start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
 @asynccontextmanager
 async def _started(env: dict[str, str], *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """The process, killed on the way out if a failing test left it running."""
-    process = await _start(env, *args)
-    try:
+    async with killed_on_exit(await _start(env, *args)) as process:
         yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def _read_until(process: asyncio.subprocess.Process, marker: str, seconds: float = 60) -> str:
@@ -74,9 +65,7 @@ async def _read_until(process: asyncio.subprocess.Process, marker: str, seconds:
 
 
 async def _stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> int:
-    process.send_signal(sig)
-    async with asyncio.timeout(30):
-        await process.communicate()
+    await stop(process, sig)
     assert process.returncode is not None
     return process.returncode
 
@@ -142,22 +131,22 @@ async def test_dev_starts_the_api_and_worker_and_keeps_its_demo_token(env: dict[
     assert [w["name"] for w in body["data"]["workflows"]] == ["New", "Attempting Contact", "Contacted", "Closed"]
     assert worker_check.returncode == 0 and check_out.decode().strip() == "worker: ok"
 
-    again = await _start(env, "dev")
-    second = await _read_until(again, "Uvicorn running on")
-    assert await _stop(again, signal.SIGINT) == 0
+    async with _started(env, "dev") as again:
+        second = await _read_until(again, "Uvicorn running on")
+        assert await _stop(again, signal.SIGINT) == 0
     assert second.split("Token:")[1].split()[0] == token
 
 
 async def test_the_worker_starts_answers_and_stops_cleanly(env: dict[str, str]) -> None:
     await (await _start(env, "migrate")).communicate()
-    worker = await _start(env, "worker")
-    await _read_until(worker, "Starting worker")
-    check = await asyncio.create_subprocess_exec(
-        LEADLINE, "worker", "--check", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-    )
-    out, _ = await check.communicate()
-    assert check.returncode == 0 and out.decode().strip() == "worker: ok"
-    assert await _stop(worker) == 0
+    async with _started(env, "worker") as worker:
+        await _read_until(worker, "Starting worker")
+        check = await asyncio.create_subprocess_exec(
+            LEADLINE, "worker", "--check", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+        out, _ = await check.communicate()
+        assert check.returncode == 0 and out.decode().strip() == "worker: ok"
+        assert await _stop(worker) == 0
     nobody = await asyncio.create_subprocess_exec(
         LEADLINE,
         "worker",
@@ -225,3 +214,48 @@ async def test_processes_starting_together_share_one_embedded_redis_and_the_last
             await gone.ping()
     finally:
         await gone.aclose()
+
+
+_STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(60)"
+
+
+async def test_a_child_that_ignores_sigterm_is_killed_and_the_test_fails() -> None:
+    # The tests' own guard: a hanging worker must not outlive the test that started it,
+    # nor keep the others of its test running.
+    stubborn = await asyncio.create_subprocess_exec(sys.executable, "-c", _STUBBORN, stdout=asyncio.subprocess.PIPE)
+    willing = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(60)")
+    assert stubborn.stdout is not None
+    await asyncio.wait_for(stubborn.stdout.readline(), 30)  # SIGTERM is ignored from here on
+    with pytest.raises(AssertionError, match=f"process {stubborn.pid} did not stop within 1 s"):
+        await stop_all([stubborn, willing], seconds=1)
+    assert (stubborn.returncode, willing.returncode) == (-signal.SIGKILL, -signal.SIGTERM)
+
+
+async def test_a_worker_reaches_jobs_queued_behind_many_that_killed_workers_left_in_progress(
+    env: dict[str, str],
+) -> None:
+    # arq keeps a killed worker's jobs at the head of the queue, "in progress", for 130 s;
+    # a worker that read only the first 100 queued jobs never reached the ones behind.
+    await (await _start(env, "migrate")).communicate()
+    held = [f"held-by-a-killed-worker:{uuid.uuid4().hex}:{n}" for n in range(150)]
+    async with connected(Settings.from_env(env)) as client:
+        queue = ArqRedis(connection_pool=client.connection_pool)
+        try:
+            for job_id in held:
+                await queue.enqueue_job("send_messages", [], _job_id=job_id, _queue_name=worker.QUEUE)
+                await queue.psetex(in_progress_key_prefix + job_id, 130_000, b"1")
+            async with _started(env, "worker") as running:
+                await _read_until(running, "Starting worker")
+                check = await asyncio.create_subprocess_exec(
+                    LEADLINE,
+                    *("worker", "--check", "--wait", "10"),
+                    env=env,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                out, _ = await asyncio.wait_for(check.communicate(), 60)  # its ping job waits behind the 150
+                assert out.decode().strip() == "worker: ok"
+                assert await _stop(running) == 0
+        finally:
+            await queue.zrem(worker.QUEUE, *held)
+            await queue.delete(*[job_key_prefix + j for j in held], *[in_progress_key_prefix + j for j in held])
