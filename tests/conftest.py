@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 from tortoise.context import TortoiseContext, tortoise_test_context
 
@@ -32,6 +33,7 @@ from app.config import Settings
 from app.db import MODEL_MODULES
 from app.redis import connected
 from app.web import create_app
+from tasks.worker import QUEUE
 from tests.loopback import serving
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -100,6 +102,22 @@ async def redis(tmp_path: Path) -> AsyncIterator[Redis]:
     server = {"REDIS_URL": os.environ["REDIS_URL"]} if os.environ.get("REDIS_URL") else {}
     async with connected(Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data"), **server})) as client:
         yield client
+
+
+async def send_job_ids(redis: Redis, pattern: str = "*") -> list[str]:
+    """The ids (``send:<pattern>``) of the send jobs Redis holds, waiting or in progress."""
+    keys = redis.scan_iter(match=f"{job_key_prefix}send:{pattern}")
+    return sorted([key.decode().removeprefix(job_key_prefix) async for key in keys])
+
+
+async def remove_jobs(redis: Redis, job_ids: list[str]) -> None:
+    """Takes jobs off the worker's queue with all arq keeps of them (the job, its
+    in-progress mark, its try count): on a shared REDIS_URL, a job left behind (one a
+    killed worker held comes back after 130 s) would run in a later test's worker."""
+    if job_ids:
+        await redis.zrem(QUEUE, *job_ids)
+        prefixes = (job_key_prefix, in_progress_key_prefix, retry_key_prefix)
+        await redis.delete(*[prefix + job_id for job_id in job_ids for prefix in prefixes])
 
 
 @pytest.fixture

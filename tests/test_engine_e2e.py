@@ -14,7 +14,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
 from tortoise import connections
 
@@ -33,7 +32,8 @@ from app.sequences import enrollments
 from app.sequences import service as sequences
 from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
-from tasks.worker import QUEUE, RECOVERY_EPOCH_SECONDS, SEND_JOBS
+from tasks.worker import RECOVERY_EPOCH_SECONDS, SEND_JOBS
+from tests.conftest import remove_jobs, send_job_ids
 from tests.live_processes import LEADLINE, stop, stop_all
 from tests.smtp_sink import Sink, smtp_sink
 from tests.twilio_standin import twilio_standin
@@ -365,15 +365,5 @@ async def _forget_send_jobs(env: dict[str, str], *, since_epoch: int) -> None:
     from app.config import Settings
 
     async with connected(Settings.from_env(env)) as client:
-        ours = [
-            job_id
-            async for key in client.scan_iter(match=f"{job_key_prefix}send:*")
-            if int((job_id := key.decode().removeprefix(job_key_prefix)).rsplit(":", 1)[1]) >= since_epoch
-        ]
-        if ours:
-            await client.zrem(QUEUE, *ours)
-            await client.delete(*[prefix + j for j in ours for prefix in (job_key_prefix, in_progress_key_prefix)])
-        retries = [key async for key in client.scan_iter(match=f"{retry_key_prefix}send:*")]
-        ours_retried = [key for key in retries if int(key.decode().rsplit(":", 1)[1]) >= since_epoch]
-        if ours_retried:
-            await client.delete(*ours_retried)  # a killed job's try count (arq deletes it when a job ends)
+        ours = [job_id for job_id in await send_job_ids(client) if int(job_id.rsplit(":", 1)[1]) >= since_epoch]
+        await remove_jobs(client, ours)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from arq import ArqRedis
-from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -23,7 +23,7 @@ from app.config import Settings
 from app.redis import connected, locate
 from app.web import create_app
 from tasks import worker
-from tests.conftest import fresh_database
+from tests.conftest import fresh_database, remove_jobs
 from tests.live_processes import LEADLINE, free_port, killed_on_exit, stop, stop_all
 from tests.ws_client import connect
 
@@ -257,5 +257,4 @@ async def test_a_worker_reaches_jobs_queued_behind_many_that_killed_workers_left
                 assert out.decode().strip() == "worker: ok"
                 assert await _stop(running) == 0
         finally:
-            await queue.zrem(worker.QUEUE, *held)
-            await queue.delete(*[job_key_prefix + j for j in held], *[in_progress_key_prefix + j for j in held])
+            await remove_jobs(queue, held)

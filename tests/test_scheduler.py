@@ -23,7 +23,7 @@ from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
 from app.sequences.windows import parse_window
 from tasks import worker
-from tests.conftest import Org
+from tests.conftest import Org, remove_jobs, send_job_ids
 
 STEPS = [
     StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi {{ first_name }}, about {{ company }}"),
@@ -233,10 +233,7 @@ async def test_a_blocks_messages_queued_by_two_passes_get_a_job_each(redis: Redi
         jobs = [job for job in queued if job.function == "send_messages" and job.args[0][0] >= start]
         assert sorted(job.args[0] for job in jobs) == [first, second]
     finally:
-        keys = [key async for key in queue.scan_iter(match=f"arq:job:send:{block}:*")]
-        if keys:
-            await queue.zrem(worker.QUEUE, *[key.decode().removeprefix("arq:job:") for key in keys])
-            await queue.delete(*keys)
+        await remove_jobs(queue, await send_job_ids(queue, f"{block}:*"))
 
 
 async def test_messages_held_by_a_killed_workers_job_get_a_new_job_within_the_recovery_epoch(
@@ -251,28 +248,18 @@ async def test_messages_held_by_a_killed_workers_job_get_a_new_job_within_the_re
     clock.advance(-clock.now().timestamp() % 60)  # a minute's start: an epoch of a minute would not end below
     try:
         await worker.enqueue_sends(queue, messages, clock)
-        [held] = await _send_jobs(queue, block)
+        [held] = await send_job_ids(queue, f"{block}:*")
         await queue.psetex(in_progress_key_prefix + held, 130_000, b"1")  # taken by a worker, then killed
         clock.advance(worker.RECOVERY_EPOCH_SECONDS - 1)
         await worker.enqueue_sends(queue, messages, clock)
-        assert await _send_jobs(queue, block) == [held]
+        assert await send_job_ids(queue, f"{block}:*") == [held]
         clock.advance(1)
         await worker.enqueue_sends(queue, messages, clock)
         assert [args for job_id, args in await _send_jobs_with_args(queue, block) if job_id != held] == [messages]
     finally:
-        keys = [key async for key in queue.scan_iter(match=f"arq:job:send:{block}:*")]
-        if keys:
-            await queue.zrem(worker.QUEUE, *[key.decode().removeprefix("arq:job:") for key in keys])
-            await queue.delete(*keys, *[in_progress_key_prefix + key.decode().removeprefix("arq:job:") for key in keys])
-
-
-async def _send_jobs(queue: ArqRedis, block: int) -> list[str]:
-    """The ids of the send jobs of ``block`` that Redis holds (waiting or in progress)."""
-    return sorted(
-        [key.decode().removeprefix("arq:job:") async for key in queue.scan_iter(match=f"arq:job:send:{block}:*")]
-    )
+        await remove_jobs(queue, await send_job_ids(queue, f"{block}:*"))
 
 
 async def _send_jobs_with_args(queue: ArqRedis, block: int) -> list[tuple[str, list[int]]]:
-    ids_ = set(await _send_jobs(queue, block))
+    ids_ = set(await send_job_ids(queue, f"{block}:*"))
     return [(job.job_id, job.args[0]) for job in await queue.queued_jobs(queue_name=worker.QUEUE) if job.job_id in ids_]
