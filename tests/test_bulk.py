@@ -122,3 +122,67 @@ async def test_awkward_values_survive_bulk_inserts_and_updates(org: Org, clock: 
         3,
         text,
     )
+
+
+async def test_columns_alike_in_every_row_and_columns_that_vary_are_both_written(org: Org, clock: FrozenClock) -> None:
+    """Postgres passes a column whose rows all hold one value as one parameter and
+    the others as arrays (bulk._columns_of): rows of either kind, and of only alike
+    columns (several rows, or one), come back as given, ids in row order, on both
+    databases; so do updates whose rows share some values and not others."""
+    admin = org.actor(Role.ADMIN, clock)
+    await presets.apply(actor=admin, name="lead-workflow")
+    made, _ = await prospects.create_prospects(
+        actor=admin, inputs=[{"first_name": n} for n in ("Ada", "Bo", "Cy")], field=["input"]
+    )
+
+    def row(prospect_id: int, body: str) -> dict[str, object]:
+        return {
+            "organization_id": org.id,
+            "prospect_id": prospect_id,
+            "channel": "EMAIL",
+            "direction": "OUTBOUND",
+            "state": MessageState.QUEUED,
+            "to_address": None,
+            "body": body,
+            "created_at": AT,
+        }
+
+    mixed = [row(p.id, f"body {i}") for i, p in enumerate(made)]
+    alike = [row(made[0].id, "same"), row(made[0].id, "same")]
+    ids = await bulk.insert_returning(Message, mixed + alike)
+    ids += await bulk.insert_returning(Message, [row(made[1].id, "alone")])
+    stored = {m.id: m for m in await Message.filter(id__in=ids)}
+    assert [(stored[i].prospect_id, stored[i].body, stored[i].to_address, stored[i].attempts) for i in ids] == [
+        (made[0].id, "body 0", None, 0),
+        (made[1].id, "body 1", None, 0),
+        (made[2].id, "body 2", None, 0),
+        (made[0].id, "same", None, 0),
+        (made[0].id, "same", None, 0),
+        (made[1].id, "alone", None, 0),
+    ]
+    await bulk.insert_rows(
+        Event, [{"organization_id": org.id, "type": EventType.TASK_DUE, "at": AT, "payload": {}}] * 3
+    )
+    assert await Event.filter(organization_id=org.id, type=EventType.TASK_DUE, at=AT).count() == 3
+
+    messages = [stored[i] for i in ids]
+    for n, message in enumerate(messages):
+        message.state, message.sent_at, message.external_id = MessageState.SENT, AT, f"<{n}@x>"
+    async with in_transaction() as connection:
+        await bulk.update_each(messages, ["state", "sent_at", "external_id", "error"], connection)
+        await bulk.update_each(messages[:1], ["error"], connection)
+    again = {m.id: m for m in await Message.filter(id__in=ids)}
+    assert [(again[i].state, again[i].sent_at, again[i].external_id, again[i].error) for i in ids] == [
+        (MessageState.SENT, AT, f"<{n}@x>", None) for n in range(len(ids))
+    ]
+
+
+def test_postgres_gets_alike_columns_as_one_parameter_and_the_rest_as_arrays() -> None:
+    expressions, source, params = bulk._columns_of(
+        ["a", "b", "c"], ["INT", "TEXT", "TEXT"], [[1, None, "x"], [2, None, "x"], [3, None, "x"]]
+    )
+    assert expressions == ['v."a"', "$2::TEXT", "$3::TEXT"]
+    assert source == 'unnest($1::INT[]) AS v("a")'
+    assert params == [[1, 2, 3], None, "x"]
+    expressions, source, params = bulk._columns_of(["a"], ["INT"], [[7], [7]])
+    assert (expressions, source, params) == (["$1::INT"], "generate_series(1, $2::INT) AS v", [7, 2])
