@@ -6,7 +6,6 @@ import asyncio
 import csv
 import json
 import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_database
-
-LEADLINE = [str(Path(sys.executable).parent / "leadline")]  # the installed console script
+from tests.live_processes import LEADLINE, killed_on_exit
 
 
 class Cli:
@@ -24,15 +22,10 @@ class Cli:
 
     async def __call__(self, *args: str, ok: bool = True) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
-            *LEADLINE, *args, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            LEADLINE, *args, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
-        try:
-            async with asyncio.timeout(300):
-                out, err = await process.communicate()
-        finally:
-            if process.returncode is None:  # timed out (or cancelled): not left running
-                process.kill()
-                await process.wait()
+        async with killed_on_exit(process), asyncio.timeout(300):  # a command that hangs is not left running
+            out, err = await process.communicate()
         code = process.returncode
         assert code is not None
         if ok:

@@ -22,6 +22,7 @@ from app.accounts import service as accounts
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.clock import SystemClock
+from app.config import Settings
 from app.events.models import Event
 from app.messaging.models import Message
 from app.messaging.sending import CHUNK
@@ -227,8 +228,6 @@ async def one_worker(
 ) -> AsyncIterator[tuple[Sink, Redis, RedisLocation]]:
     """A `leadline worker` process sending into a sink: (the sink, its Redis, where
     that is); stopped by SIGTERM after, which it must survive cleanly."""
-    from app.config import Settings
-
     data = str(tmp_path / "data")
     with smtp_sink() as (sink, smtp_url):
         env = {
@@ -362,8 +361,6 @@ async def _forget_send_jobs(env: dict[str, str], *, since_epoch: int) -> None:
     """Removes the send jobs enqueued since ``since_epoch`` (this test's) from its Redis:
     those its killed workers left "in progress" would run again 130 s later, in whatever
     test (or benchmark) then has a worker on a shared REDIS_URL."""
-    from app.config import Settings
-
     async with connected(Settings.from_env(env)) as client:
         ours = [job_id for job_id in await send_job_ids(client) if int(job_id.rsplit(":", 1)[1]) >= since_epoch]
         await remove_jobs(client, ours)

@@ -156,29 +156,41 @@ async def engine_rate(
         location.close()
 
 
-async def bare_rate(settings: Settings, organization_id: int, smtp_url: str, count: int, connections: int) -> float:
-    """The bare loop's rate: the engine's messages, prebuilt, sent by a process of its
-    own (as the engine's worker is), so it does not share the sink's interpreter."""
+async def bare_rates(
+    settings: Settings,
+    organization_id: int,
+    smtp_url: str,
+    count: int,
+    connections: int,
+    before_each: Callable[[], None],
+) -> list[float]:
+    """The bare loop's rate in BARE_RUNS runs: the engine's messages, prebuilt once, sent
+    by a process of its own each time (as the engine's worker is), so it does not share
+    the sink's interpreter; ``before_each`` runs before every run (emptying the sink)."""
     org = await Organization.get(id=organization_id)
     messages = await Message.filter(organization_id=org.id).order_by("id").limit(count)
     prebuilt = [build_email(m, org, settings) for m in messages]
+    rates = []
     with tempfile.NamedTemporaryFile(suffix=".pickle") as file:
         pickle.dump([(e.sender, e.recipient, e.data) for e in prebuilt], file)
         file.flush()
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.benchmarks.engine",
-            "--bare",
-            file.name,
-            smtp_url,
-            str(connections),
-            stdout=asyncio.subprocess.PIPE,
-        )
-        output, _ = await child.communicate()
-    if child.returncode != 0:
-        raise RuntimeError(f"the bare loop failed (exit {child.returncode})")
-    return float(output)
+        for _ in range(BARE_RUNS):
+            before_each()
+            child = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.benchmarks.engine",
+                "--bare",
+                file.name,
+                smtp_url,
+                str(connections),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            output, _ = await child.communicate()
+            if child.returncode != 0:
+                raise RuntimeError(f"the bare loop failed (exit {child.returncode})")
+            rates.append(float(output))
+    return rates
 
 
 async def bare_loop(path: str, smtp_url: str, connections: int) -> float:
@@ -226,10 +238,7 @@ async def main(count: int, workers: int) -> None:
                     settings, organization_id, env, lambda: len(sink.raw), count, workers
                 )
                 connections = settings.smtp_connections * workers
-                bares = []
-                for _ in range(BARE_RUNS):
-                    sink.raw.clear()
-                    bares.append(await bare_rate(settings, organization_id, smtp_url, count, connections))
+                bares = await bare_rates(settings, organization_id, smtp_url, count, connections, sink.raw.clear)
             finally:
                 await db.close()
     database = "PostgreSQL" if settings.database_url.startswith("postgres") else "SQLite"
