@@ -51,3 +51,40 @@ def test_a_missing_custom_field_is_a_render_error_not_a_blank() -> None:
     source = check("{{ custom.budget }}", ["b"])
     with pytest.raises(RenderError, match="UndefinedError"):
         render(source, variables(ADA, "Acme"))
+
+
+PLAIN = [
+    "Hi {{ first_name }}, a note from {{ organization }}.",
+    "{{ first_name }}{{ last_name }}",
+    "  {{- first_name -}}  \n{# a comment #}{{ title }}\n",
+    "Line one\nLine two {{ company }}\n\n",
+    "{% raw %}{{ first_name }}{% endraw %} {{ email }}",
+    "Ünïcode — {{ full_name }} ✓",
+    "{{ custom }}",
+    "",
+    "no variables at all",
+]
+NOT_PLAIN = [
+    "{{ first_name | upper }}",
+    "{{ custom.industry }}",
+    "{% if title %}{{ title }}{% else %}there{% endif %}",
+    "{{ first_name ~ '!' }}",
+]
+
+
+@pytest.mark.parametrize("source", PLAIN + NOT_PLAIN)
+def test_every_template_renders_as_jinja_renders_it(source: str) -> None:
+    """Text-and-variable templates skip Jinja's render; the output is Jinja's, byte for byte."""
+    from app.sequences.templates import _compiled
+
+    check(source, ["b"])
+    compiled = _compiled(source)
+    assert (compiled.parts is not None) == (source in PLAIN)
+    for prospect in (ADA, SimpleNamespace(**{**vars(ADA), "first_name": None, "company": "Ça & <Co>"})):
+        values = variables(prospect, "Acme")
+        assert render(source, values) == compiled.template.render(**values)
+
+
+def test_a_plain_template_without_its_variable_is_a_render_error() -> None:
+    with pytest.raises(RenderError, match="UndefinedError"):
+        render("Hi {{ first_name }}", {})

@@ -21,6 +21,7 @@ loop's rate and the ratios.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import pickle
 import signal
@@ -54,6 +55,34 @@ from app.sequences.service import StepSpec
 from tasks.worker import check
 from tests.conftest import fresh_database
 from tests.smtp_sink import smtp_sink
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by this machine's PostgreSQL server processes, the
+    `leadline worker` processes and this process (the sink), read from /proc: empty
+    where there is none (the breakdown is then left out)."""
+    totals = {"worker": 0.0, "postgres": 0.0, "sink": 0.0}
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if int(entry.name) == os.getpid():
+            totals["sink"] += seconds
+        elif command[0].endswith(b"postgres") or command[0].startswith(b"postgres:"):
+            totals["postgres"] += seconds
+        elif any(a.endswith(b"/leadline") and b == b"worker" for a, b in itertools.pairwise(command)):
+            totals["worker"] += seconds
+    return totals
+
 
 BARE_RUNS = 3
 """Bare loops run one after another, their median taken: one run's rate moved by up to
@@ -107,10 +136,11 @@ async def engine_rate(
     sink_count: Callable[[], int],
     count: int,
     workers: int,
-) -> tuple[float, float]:
+) -> tuple[float, float, dict[str, float]]:
     """Starts ``workers`` `leadline worker` processes, waits until they take jobs, then
     activates the sequence and times from there until the sink holds ``count`` messages:
-    (seconds in all, seconds the activation itself took)."""
+    (seconds in all, seconds the activation itself took, CPU seconds each kind of
+    process used meanwhile)."""
     processes = [
         await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "leadline"),
@@ -135,18 +165,24 @@ async def engine_rate(
                 raise RuntimeError("the workers did not relay the setup's events in 2 minutes")
             await asyncio.sleep(0.05)
         sequence = await Sequence.get(organization_id=organization_id, name="Bench")
-        started = time.perf_counter()
+        cpu_before = cpu_seconds()
+        started, activation_cpu = time.perf_counter(), time.process_time()
         actor = system_actor(sequence.organization_id, SystemClock())
         await enrollments.set_sequence_active(actor=actor, sequence_id=ids.encode("Sequence", sequence.id), active=True)
         await relay.nudge(nudges)  # as the API does after a write: the worker's scheduler runs at once
         activation = time.perf_counter() - started
+        activation_cpu = time.process_time() - activation_cpu
         while sink_count() < count:
             if any(p.returncode is not None for p in processes):
                 raise RuntimeError("a worker stopped")
             if time.perf_counter() - started > 600:
                 raise RuntimeError(f"only {sink_count()} of {count} messages arrived in 10 minutes")
             await asyncio.sleep(0.01)
-        return time.perf_counter() - started, activation
+        elapsed = time.perf_counter() - started
+        cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_seconds().items()}
+        if cpu:
+            cpu["sink"] -= activation_cpu  # the API's write, in this process
+        return elapsed, activation, cpu
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -234,7 +270,7 @@ async def main(count: int, workers: int) -> None:
                     # Statistics as autovacuum leaves them within a minute of an import (the
                     # run starts seconds after it); the tables that fill during the run do not get them.
                     await tortoise_connections.get("default").execute_script("ANALYZE")
-                seconds, activation = await engine_rate(
+                seconds, activation, cpu = await engine_rate(
                     settings, organization_id, env, lambda: len(sink.raw), count, workers
                 )
                 connections = settings.smtp_connections * workers
@@ -249,6 +285,10 @@ async def main(count: int, workers: int) -> None:
     engine, overall = count / (seconds - activation), count / seconds
     print(f"  engine     {engine:8.0f} steps/s (the worker's: from the activation's commit to the last message)")
     print(f"             {overall:8.0f} steps/s counting the activation ({activation:.2f} s, an API write)")
+    if cpu:
+        # What a step cost each kind of process (PostgreSQL's count includes the activation).
+        each_step = ", ".join(f"{name} {seconds / count * 1e6:.0f}" for name, seconds in cpu.items())
+        print(f"  CPU        µs per step: {each_step} (the sink: this process)")
     bare = statistics.median(bares)
     each = ", ".join(f"{rate:.0f}" for rate in bares)
     print(f"  bare loop  {bare:8.0f} messages/s (the median of {BARE_RUNS} runs: {each})")
