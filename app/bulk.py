@@ -1,11 +1,12 @@
 """Multi-row statements Tortoise lacks: INSERT … RETURNING id (its bulk_create
 hands no ids back, and batch creation needs them for history rows), a
 compare-and-set UPDATE … RETURNING id over many rows (the send engine's claim),
-and one UPDATE run for many rows with their own values (executemany)."""
+one UPDATE run for many rows with their own values (executemany), and a read of
+the rows whose key is one of many values."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
@@ -158,6 +159,51 @@ def _columns_of(columns: list[str], types: list[str], rows: list[list[object]]) 
         return expressions, f"generate_series(1, ${len(params)}::INT) AS v", params
     names = ", ".join(f'"{name}"' for name, _ in arrays)
     return expressions, f"unnest({', '.join(mark for _, mark in arrays)}) AS v({names})", params
+
+
+async def select_in(
+    model: type[Model],
+    fields: Sequence[str],
+    key: str,
+    values: Collection[object],
+    *,
+    null: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """``SELECT fields WHERE key IN values AND each of null IS NULL``: the rows as
+    ``values()`` gives them (field name → Python value), read with one array
+    parameter on Postgres. Tortoise's query builder spent ~5 µs of Python a value on
+    an IN list: the engine reads hundreds of ids at a time (the scheduler's 500
+    prospects, the send gate's 50 enrollments and prospects)."""
+    if not values:
+        return []
+    meta = model._meta
+    db = connections.get(meta.default_connection or "default")
+    native = {name for _, name, _ in meta.db_native_fields}
+    columns = [(name, meta.fields_db_projection[name]) for name in fields]
+    converters = [
+        (name, column, None if name in native else meta.fields_map[name].to_python_value) for name, column in columns
+    ]
+    selected = ", ".join(f'"{column}"' for _, column in columns)
+    key_field = meta.fields_map[key]
+    column = f'"{meta.fields_db_projection[key]}"'
+    nulls = "".join(f' AND "{meta.fields_db_projection[name]}" IS NULL' for name in null)
+    keys = [key_field.to_db_value(value, model) for value in values]
+    if db.capabilities.dialect == "postgres":
+        key_type = key_field.get_for_dialect("postgres", "SQL_TYPE")
+        sql = f'SELECT {selected} FROM "{meta.db_table}" WHERE {column} = ANY($1::{key_type}[]){nulls}'
+        rows = list(await db.execute_query_dict(sql, [keys]))
+    else:
+        rows = []
+        for start in range(0, len(keys), MAX_PARAMETERS):
+            chunk = keys[start : start + MAX_PARAMETERS]
+            marks = ", ".join("?" for _ in chunk)
+            rows += await db.execute_query_dict(
+                f'SELECT {selected} FROM "{meta.db_table}" WHERE {column} IN ({marks}){nulls}', chunk
+            )
+    return [
+        {name: row[column] if convert is None else convert(row[column]) for name, column, convert in converters}
+        for row in rows
+    ]
 
 
 async def compare_and_set(

@@ -186,3 +186,25 @@ def test_postgres_gets_alike_columns_as_one_parameter_and_the_rest_as_arrays() -
     assert params == [[1, 2, 3], None, "x"]
     expressions, source, params = bulk._columns_of(["a"], ["INT"], [[7], [7]])
     assert (expressions, source, params) == (["$1::INT"], "generate_series(1, $2::INT) AS v", [7, 2])
+
+
+async def test_rows_read_by_many_keys_are_what_values_reads(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``select_in`` gives each field's Python value as Tortoise's ``values()`` does
+    (JSON, enums, datetimes, NULLs), keeps ``null``'s condition, and on SQLite splits
+    a long key list at the bound-parameter limit."""
+    await bulk.insert_rows(
+        Event,
+        [
+            {"organization_id": org.id, "type": EventType.TASK_DUE, "at": AT, "payload": {"n": n, "x": [None, "é"]}}
+            for n in range(5)
+        ],
+    )
+    ids = await Event.filter(organization_id=org.id).order_by("id").values_list("id", flat=True)
+    await Event.filter(id=ids[0]).update(seq=10_000)
+    fields = ["id", "organization_id", "type", "at", "payload", "seq", "prospect_id"]
+    monkeypatch.setattr(bulk, "MAX_PARAMETERS", 2)
+    rows = await bulk.select_in(Event, fields, "id", [*ids, 10**9])
+    assert sorted(rows, key=lambda row: row["id"]) == await Event.filter(id__in=ids).order_by("id").values(*fields)
+    unnumbered = await bulk.select_in(Event, ["id"], "id", set(ids), null=["seq"])
+    assert sorted(row["id"] for row in unnumbered) == ids[1:]
+    assert await bulk.select_in(Event, ["id"], "id", []) == []

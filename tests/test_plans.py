@@ -61,6 +61,9 @@ async def test_the_relay_finds_nothing_new_by_index_after_stale_statistics(datab
     )
     db = connections.get("default")
     await db.execute_script("ANALYZE event")  # every event unsequenced, as far as the statistics know
+    numbering = await plan_of(log.NUMBER_POSTGRES, [1000])
+    assert "Seq Scan" not in numbering and "event_unsequenced" in numbering, numbering
+    assert "Index Scan using event_pkey" in numbering, numbering  # each numbered event found by id
     assert await log.sequence(limit=5000) == 3000
 
     plan = await plan_of(relay._ANYTHING_NEW)

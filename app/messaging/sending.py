@@ -242,14 +242,17 @@ class _Gate:
 
     @classmethod
     async def read(cls, messages: list[Message], organizations: dict[int, Organization], clock: Clock) -> _Gate:
-        enrollment_ids = [m.enrollment_id for m in messages if m.enrollment_id is not None]
-        open_enrollments = await Enrollment.filter(id__in=enrollment_ids, finished_at=None).values_list("id", flat=True)
-        prospects = await Prospect.filter(id__in={m.prospect_id for m in messages}).values(
-            "id", "do_not_contact", "opted_out_channels", "time_zone"
+        enrollment_ids = {m.enrollment_id for m in messages if m.enrollment_id is not None}
+        open_enrollments = await bulk.select_in(Enrollment, ["id"], "id", enrollment_ids, null=["finished_at"])
+        prospects = await bulk.select_in(
+            Prospect,
+            ["id", "do_not_contact", "opted_out_channels", "time_zone"],
+            "id",
+            {m.prospect_id for m in messages},
         )
         return cls(
             {row["id"]: SimpleNamespace(**row) for row in prospects},  # rows: a model costs twice as much
-            set(open_enrollments),  # type: ignore[arg-type]
+            {row["id"] for row in open_enrollments},
             organizations,
             clock,
         )
@@ -317,10 +320,12 @@ async def _record(messages: list[Message], batch: _Batch) -> None:
     sent_to = {m.prospect_id for m in messages if m.state is MessageState.SENT}
     async with in_transaction() as connection:
         await bulk.update_each(messages, RECORDED_FIELDS, connection)
-        if sent_to:
-            await Prospect.filter(id__in=sent_to).update(
-                conversation_state=ConversationState.AWAITING_REPLY, last_message_at=now
-            )
+        await bulk.compare_and_set(
+            Prospect,
+            sorted(sent_to),
+            expect={},
+            values={"conversation_state": ConversationState.AWAITING_REPLY, "last_message_at": now},
+        )
         await log.record(log.message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)
         for message in messages:
             if message.state in (MessageState.FAILED, MessageState.BOUNCED) and message.enrollment_id is not None:

@@ -136,7 +136,7 @@ class _Writes:
             if len(updated) != len(enrollment_ids):
                 raise _Moved
         keys = [m["send_key"] for m in self.messages]
-        existing = set(await Message.filter(send_key__in=keys).values_list("send_key", flat=True)) if keys else set()
+        existing = {row["send_key"] for row in await bulk.select_in(Message, ["send_key"], "send_key", keys)}
         # A step whose message exists already (a jump back) is skipped, never sent twice.
         fresh = [m for m in self.messages if m["send_key"] not in existing]
         message_ids = await bulk.insert_returning(Message, fresh)
@@ -169,7 +169,7 @@ class _Context:
     async def load_prospects(self, ids: list[int]) -> None:
         """What templates and the channel checks read, as rows with attribute access
         (a Prospect model costs 26 µs to make, its row 10 µs)."""
-        rows = await Prospect.filter(id__in=ids).values(*PROSPECT_FIELDS)
+        rows = await bulk.select_in(Prospect, PROSPECT_FIELDS, "id", ids)
         self._prospects = {row["id"]: SimpleNamespace(**row) for row in rows}
 
     def prospect(self, pk: int) -> SimpleNamespace:
