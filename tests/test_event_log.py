@@ -5,10 +5,14 @@ commits late still comes after every cursor already given."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 
@@ -30,7 +34,7 @@ from app.sequences.service import StepSpec
 from app.workflows import service as workflows
 from app.workflows.models import Action, Interaction, Status
 from app.workflows.operations import OperationSpec, OperationType
-from tests.conftest import Org
+from tests.conftest import Org, make_org
 from tests.test_scheduler import setup
 
 STEPS = [StepSpec(StepType.EMAIL, 0, body="Hello", subject="Hi"), StepSpec(StepType.EMAIL, 60, body="b", subject="s")]
@@ -206,3 +210,45 @@ async def test_a_task_is_announced_due_once_when_its_time_passes(org: Org, clock
     assert await reminders.announce_due(clock) == 0  # once
     [due] = await Event.filter(organization_id=org.id, type="TASK_DUE")
     assert due.task_id == first.id and due.payload["task"]["id"] == ids.encode("Task", first.id)  # type: ignore[index]
+
+
+class _CommitChecker:
+    """Stands in for Redis in ``relay.publish``: at each publish, reads through a
+    connection of its own which of the published cursors are committed already."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.published: list[int] = []
+        self.committed: list[int] = []
+
+    @contextlib.asynccontextmanager
+    async def pipeline(self, transaction: bool) -> AsyncIterator[_CommitChecker]:
+        yield self
+
+    def publish(self, channel: str, data: str) -> None:
+        self.published += [event.seq for event in relay.unwire(data) if event.seq is not None]
+
+    async def execute(self) -> None:
+        marks = ", ".join(str(int(seq)) for seq in self.published)
+        sql = f'SELECT "seq" FROM "event" WHERE "seq" IN ({marks})'
+        if self.database.startswith("sqlite"):
+            with contextlib.closing(sqlite3.connect(self.database.removeprefix("sqlite://"))) as other:
+                self.committed = [row[0] for row in other.execute(sql)]
+            return
+        other = await asyncpg.connect(self.database)
+        try:
+            self.committed = [row["seq"] for row in await other.fetch(sql)]
+        finally:
+            await other.close()
+
+
+async def test_every_event_the_relay_publishes_is_committed_already(database: str, clock: FrozenClock) -> None:
+    """A subscriber confirms its subscription, then reads the log: an event it finds in
+    neither was published before it was visible (numbered and published in one transaction)."""
+    organization = await make_org("Acme", clock)
+    await log.record(
+        log.prospect_event(EventType.PROSPECT_UPDATED, organization.id, n, clock.now(), fields=[]) for n in range(5)
+    )
+    checker = _CommitChecker(database)
+    assert await relay.publish(checker, clock) == (5, 0)  # type: ignore[arg-type]
+    assert sorted(checker.committed) == sorted(checker.published) == [1, 2, 3, 4, 5]

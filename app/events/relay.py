@@ -1,14 +1,18 @@
 """The relay (SPEC R10.2): the worker publishes numbered events to Redis, one
 channel per organization, and turns them into webhook deliveries.
 
-``publish`` numbers the committed events that have no cursor yet (app.events.log),
-takes the events after the relay position in cursor order, owes them to the
-matching webhook endpoints, publishes them (one message per organization and
-pass: its events in cursor order), and moves the position, all in one
-transaction that first takes the relay row's write lock: one relay at a time,
-each event's deliveries created once. Publishing happens before the
-commit, so a failure after it publishes again (subscribers drop a cursor they
-have seen) and never loses an event.
+``publish`` numbers the committed events that have no cursor yet (app.events.log)
+and commits that first; then, in one transaction that first takes the relay row's
+write lock (one relay at a time, each event's deliveries created once), it takes
+the events after the relay position in cursor order, owes them to the matching
+webhook endpoints, publishes them (one message per organization and pass: its
+events in cursor order), and moves the position. Every event published is
+already committed, so a subscriber that confirmed its subscription and then read
+the log has each event from one or the other (numbering and publishing in one
+transaction let a subscriber that joined between the publish and the commit miss
+events: in the log read they were not yet visible, and their publish had gone).
+Publishing happens before the position's commit, so a failure after it publishes
+again (subscribers drop a cursor they have seen) and never loses an event.
 
 Any process that changes something calls ``nudge`` afterwards: the worker's
 relay wakes at once instead of at its next interval.
@@ -86,10 +90,12 @@ _WIRED = {
 async def publish(redis: Redis, clock: Clock, *, limit: int = BATCH) -> tuple[int, int]:
     """Numbers the events committed since the last pass and publishes the next ones
     after the relay position: (events, webhook deliveries created)."""
-    connection = connections.get("default")
-    [new] = await connection.execute_query_dict(_ANYTHING_NEW)
-    if not new["new"]:
+    [new] = await connections.get("default").execute_query_dict(_ANYTHING_NEW)
+    if not (new["unsequenced"] or new["unpublished"]):
         return 0, 0  # no write, no lock (SQLite writers queue behind one)
+    if new["unsequenced"]:
+        async with in_transaction() as connection:  # committed before anything is published
+            await log.number(connection, limit=limit)
     async with in_transaction() as connection:
         postgres = connection.capabilities.dialect == "postgres"
         mark = "$1" if postgres else "?"
@@ -99,7 +105,6 @@ async def publish(redis: Redis, clock: Clock, *, limit: int = BATCH) -> tuple[in
             [1],
         )
         position = int(locked[0]["published_seq"]) if locked else (await EventRelay.create(id=1)).published_seq
-        await log.number(connection, limit=limit)
         marks = ("$1", "$2") if postgres else ("?", "?")
         rows = await connection.execute_query_dict(
             f'SELECT {_COLUMNS}, {_WIRED["postgres" if postgres else "sqlite"]} AS "wired" FROM "event" '
@@ -122,11 +127,11 @@ async def publish(redis: Redis, clock: Clock, *, limit: int = BATCH) -> tuple[in
 
 
 _ANYTHING_NEW = (
-    'SELECT ((SELECT "id" FROM "event" WHERE "seq" IS NULL ORDER BY "id" LIMIT 1) IS NOT NULL '
-    'OR COALESCE((SELECT MAX("seq") FROM "event"), 0) > '
-    'COALESCE((SELECT "published_seq" FROM "event_relay" WHERE "id" = 1), 0)) AS "new"'
+    'SELECT (SELECT "id" FROM "event" WHERE "seq" IS NULL ORDER BY "id" LIMIT 1) IS NOT NULL AS "unsequenced", '
+    'COALESCE((SELECT MAX("seq") FROM "event"), 0) > '
+    'COALESCE((SELECT "published_seq" FROM "event_relay" WHERE "id" = 1), 0) AS "unpublished"'
 )
-"""Events to number or to publish: one read when there is nothing to do, two index
+"""Events to number, events to publish: one read when there is nothing to do, two index
 probes whatever the statistics say: the first unsequenced id from the partial
 index, the highest cursor from the unique index on seq. (EXISTS was planned as a
 scan of every event whenever the statistics thought the rows it looks for were
