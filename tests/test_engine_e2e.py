@@ -198,6 +198,9 @@ async def one_email_to_many(count: int, *, active: bool) -> tuple[Actor, str]:
 async def test_flushing_redis_mid_run_loses_no_step(database: str, tmp_path: Path) -> None:
     await one_email_to_many(300, active=True)
     async with one_worker(database, tmp_path, interval="0.1") as (sink, redis, _):
+        # A slow server (at most ~320 messages/s over 16 connections), so the flush comes
+        # mid-run: without it the engine had sent all 300 before the flush (CI, 2026-11-24).
+        sink.delay = 0.05
         await eventually(lambda: _at_least(sink.received, 10))
         flushed_at = len(sink.received)
         await redis.flushall()
