@@ -185,21 +185,11 @@ async def select_in(
     ]
     selected = ", ".join(f'"{column}"' for _, column in columns)
     key_field = meta.fields_map[key]
-    column = f'"{meta.fields_db_projection[key]}"'
     nulls = "".join(f' AND "{meta.fields_db_projection[name]}" IS NULL' for name in null)
     keys = [key_field.to_db_value(value, model) for value in values]
-    if db.capabilities.dialect == "postgres":
-        key_type = key_field.get_for_dialect("postgres", "SQL_TYPE")
-        sql = f'SELECT {selected} FROM "{meta.db_table}" WHERE {column} = ANY($1::{key_type}[]){nulls}'
-        rows = list(await db.execute_query_dict(sql, [keys]))
-    else:
-        rows = []
-        for start in range(0, len(keys), MAX_PARAMETERS):
-            chunk = keys[start : start + MAX_PARAMETERS]
-            marks = ", ".join("?" for _ in chunk)
-            rows += await db.execute_query_dict(
-                f'SELECT {selected} FROM "{meta.db_table}" WHERE {column} IN ({marks}){nulls}', chunk
-            )
+    rows: list[dict[str, Any]] = []
+    for among, chunk in _among(db, f'"{meta.fields_db_projection[key]}"', key_field, keys, after=0):
+        rows += await db.execute_query_dict(f'SELECT {selected} FROM "{meta.db_table}" WHERE {among}{nulls}', chunk)
     return [
         {name: row[column] if convert is None else convert(row[column]) for name, column, convert in converters}
         for row in rows
@@ -290,17 +280,26 @@ async def _compare_and_set(
     guard = " AND ".join(conditions) or "TRUE"
     head = f'UPDATE "{meta.db_table}" SET {", ".join(assignments)} WHERE ({guard}) IS TRUE AND '
     tail = f" RETURNING {returning}"
-    if postgres:  # one array: the same statement text (parsed once) for any number of ids
-        pk_type = meta.fields_map[meta.pk_attr].get_for_dialect("postgres", "SQL_TYPE")
-        sql = f"{head}{pk} = ANY(${len(params) + 1}::{pk_type}[]){tail}"
-        return list(await db.execute_query_dict(sql, [*params, list(ids)]))
     rows: list[dict[str, Any]] = []
-    per_statement = MAX_PARAMETERS - len(params)  # SQLite: ? marks, in order
-    for start in range(0, len(ids), per_statement):
-        chunk = ids[start : start + per_statement]
-        sql = f"{head}{pk} IN ({', '.join('?' for _ in chunk)}){tail}"
-        rows += await db.execute_query_dict(sql, [*params, *chunk])
+    for among, keys in _among(db, pk, meta.fields_map[meta.pk_attr], list(ids), after=len(params)):
+        rows += await db.execute_query_dict(f"{head}{among}{tail}", [*params, *keys])
     return rows
+
+
+def _among(
+    db: BaseDBAsyncClient, column: str, field: Field[Any], keys: list[object], *, after: int
+) -> Iterator[tuple[str, list[object]]]:
+    """``column`` is one of ``keys`` (database values), as (condition, its parameters),
+    one per statement to run, its marks numbered after the statement's first ``after``.
+    Postgres: one array parameter, so the statement's text (parsed once per connection)
+    is the same for any number of keys; SQLite: IN lists within its bound-parameter limit."""
+    if db.capabilities.dialect == "postgres":
+        yield f"{column} = ANY(${after + 1}::{field.get_for_dialect('postgres', 'SQL_TYPE')}[])", [keys]
+        return
+    per_statement = MAX_PARAMETERS - after
+    for start in range(0, len(keys), per_statement):
+        chunk = keys[start : start + per_statement]
+        yield f"{column} IN ({', '.join('?' for _ in chunk)})", chunk
 
 
 async def update_each(objects: Sequence[M], fields: Sequence[str], connection: BaseDBAsyncClient) -> None:

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from app import bulk, ids
@@ -164,31 +163,24 @@ NUMBER_POSTGRES = (
 
 async def sequence(*, limit: int = SEQUENCE_BATCH) -> int:
     """Gives the oldest committed events without a cursor the next cursors, in id
-    order, in one statement; how many."""
-    if not await Event.filter(seq=None).exists():
-        return 0  # nothing to number: no write lock taken
+    order, in a transaction of its own (the relay publishes only what this
+    committed); how many."""
     async with in_transaction() as connection:
-        return await number(connection, limit=limit)
-
-
-async def number(connection: BaseDBAsyncClient, *, limit: int) -> int:
-    """``sequence``'s work inside the caller's transaction (the relay numbers and
-    publishes in one)."""
-    if connection.capabilities.dialect == "postgres":
-        await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK])
-        # One statement: the unsequenced ids from the partial index, in order (an
-        # InitPlan), numbered after the highest cursor and written by primary key. The
-        # unnest of a computed array is planned as a few rows, so the join is always
-        # index probes (a join against the event table itself was planned as a scan of
-        # every event whenever the statistics guessed many were unsequenced: 5-20 ms a
-        # pass at 50,000 events), and the ids no longer travel to the worker and back.
-        count, _ = await connection.execute_query(NUMBER_POSTGRES, [limit])
+        if connection.capabilities.dialect == "postgres":
+            await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [SEQUENCER_LOCK])
+            # One statement: the unsequenced ids from the partial index, in order (an
+            # InitPlan), numbered after the highest cursor and written by primary key. The
+            # unnest of a computed array is planned as a few rows, so the join is always
+            # index probes (a join against the event table itself was planned as a scan of
+            # every event whenever the statistics guessed many were unsequenced: 5-20 ms a
+            # pass at 50,000 events), and the ids never travel to the worker and back.
+            count, _ = await connection.execute_query(NUMBER_POSTGRES, [limit])
+            return int(count)
+        [row] = await connection.execute_query_dict('SELECT MAX("seq") AS top FROM "event"')
+        count, _ = await connection.execute_query(
+            'UPDATE "event" SET "seq" = ? + numbered.rn FROM ('
+            'SELECT "id", ROW_NUMBER() OVER (ORDER BY "id") AS rn FROM "event" WHERE "seq" IS NULL '
+            'ORDER BY "id" LIMIT ?) AS numbered WHERE "event"."id" = numbered."id"',
+            [int(row["top"] or 0), limit],
+        )
         return int(count)
-    [row] = await connection.execute_query_dict('SELECT MAX("seq") AS top FROM "event"')
-    count, _ = await connection.execute_query(
-        'UPDATE "event" SET "seq" = ? + numbered.rn FROM ('
-        'SELECT "id", ROW_NUMBER() OVER (ORDER BY "id") AS rn FROM "event" WHERE "seq" IS NULL '
-        'ORDER BY "id" LIMIT ?) AS numbered WHERE "event"."id" = numbered."id"',
-        [int(row["top"] or 0), limit],
-    )
-    return int(count)

@@ -94,8 +94,7 @@ async def publish(redis: Redis, clock: Clock, *, limit: int = BATCH) -> tuple[in
     if not (new["unsequenced"] or new["unpublished"]):
         return 0, 0  # no write, no lock (SQLite writers queue behind one)
     if new["unsequenced"]:
-        async with in_transaction() as connection:  # committed before anything is published
-            await log.number(connection, limit=limit)
+        await log.sequence(limit=limit)  # committed before anything is published
     async with in_transaction() as connection:
         postgres = connection.capabilities.dialect == "postgres"
         mark = "$1" if postgres else "?"

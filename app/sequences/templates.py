@@ -119,7 +119,7 @@ def _compiled(source: str) -> _Compiled:
 def render(source: str, values: Mapping[str, Any]) -> str:
     compiled = _compiled(source)
     if compiled.parts is not None:
-        return "".join(part if type(part) is str else _output(values, part.name) for part in compiled.parts)  # type: ignore[union-attr]
+        return "".join(part if isinstance(part, str) else _output(values, part.name) for part in compiled.parts)
     try:
         return compiled.template.render(**values)
     except (UndefinedError, SecurityError, TypeError, ValueError, ArithmeticError) as error:
