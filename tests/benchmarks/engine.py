@@ -1,10 +1,12 @@
 """Engine benchmark: N prospects in a one-email-step sequence, delivered by the
 worker (a `leadline worker` process: its scheduler loop and send jobs) into a local
-aiosmtpd sink; then a bare aiosmtplib loop sends the same messages, prebuilt,
-over as many connections as the engine uses, into the same sink (three times:
-its median counts). The sink runs in this process; the worker and the bare loop
-each in a process of their own (a bare loop in the sink's process would share
-its interpreter and reach about half its rate, flattering the ratio).
+aiosmtpd sink; a bare aiosmtplib loop sends the same messages, prebuilt, over as
+many connections as the engine uses, into the same sink, twice before the engine
+runs and twice after (the median of the four counts: the machine's speed drifts
+within minutes, and bare runs on both sides of the engine's keep the drift out of
+the ratio). The sink runs in this process; the worker and the bare loop each in a
+process of their own (a bare loop in the sink's process would share its
+interpreter and reach about half its rate, flattering the ratio).
 
     .venv/bin/python -m tests.benchmarks.engine [N [WORKERS]]
 
@@ -15,7 +17,8 @@ the sequence's activation, with the worker running and the setup's events
 relayed, to the last message at the sink: every scheduler pass, every send and
 the relay of every event they make count) and counting the activation too (an
 API write of 10,000 rows, during which the worker can do nothing), the bare
-loop's rate and the ratios.
+loop's rate and the ratios; with each, the CPU each kind of process used and how
+busy the machine's cores were.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
@@ -48,9 +52,10 @@ from app.messaging.models import Message
 from app.messaging.sending import build_email
 from app.messaging.transports import SmtpTransport
 from app.prospects import service as prospects
-from app.sequences import enrollments
+from app.prospects.models import Prospect
+from app.sequences import enrollments, templates
 from app.sequences import service as sequences
-from app.sequences.models import Sequence, StepType
+from app.sequences.models import Sequence, SequenceStep, StepType
 from app.sequences.service import StepSpec
 from tasks.worker import check
 from tests.conftest import fresh_database
@@ -84,10 +89,39 @@ def cpu_seconds() -> dict[str, float]:
     return totals
 
 
-BARE_RUNS = 3
-"""Bare loops run one after another, their median taken: one run's rate moved by up to
-a half within minutes on the 2-core machine (1,599 and 2,373 messages/s, two runs
-apart), so a single run made the ratio swing with the bare loop."""
+def machine_busy() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far, from /proc/stat ((0, 0)
+    where there is none): the share of the cores a phase kept busy."""
+    try:
+        counters = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = counters[3] + counters[4]  # idle, iowait
+    return (sum(counters) - idle) / tick, sum(counters) / tick
+
+
+def busy_share(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    elapsed = after[1] - before[1]
+    return (after[0] - before[0]) / elapsed if elapsed > 0 else None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A timed phase: its rate, the CPU seconds each kind of process used, the share of
+    the machine's cores that were busy."""
+
+    rate: float
+    cpu: dict[str, float]
+    busy: float | None
+
+
+BARE_RUNS = 2
+"""Bare loops on each side of the engine's run, their median taken: one run's rate
+moved by up to a half within minutes on the 2-core machine (1,599 and 2,373
+messages/s, two runs apart), and runs only after the engine's let the ratio swing
+with the drift between the two (0.43 in a run whose engine phase met a slow spell,
+where the same code gave 0.50-0.53)."""
 
 
 async def prepare(settings: Settings, count: int) -> int:
@@ -136,11 +170,11 @@ async def engine_rate(
     sink_count: Callable[[], int],
     count: int,
     workers: int,
-) -> tuple[float, float, dict[str, float]]:
+) -> tuple[Phase, float]:
     """Starts ``workers`` `leadline worker` processes, waits until they take jobs, then
     activates the sequence and times from there until the sink holds ``count`` messages:
-    (seconds in all, seconds the activation itself took, CPU seconds each kind of
-    process used meanwhile)."""
+    the engine's phase (steps a second from the activation's commit) and the seconds
+    the activation itself took."""
     processes = [
         await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "leadline"),
@@ -165,7 +199,7 @@ async def engine_rate(
                 raise RuntimeError("the workers did not relay the setup's events in 2 minutes")
             await asyncio.sleep(0.05)
         sequence = await Sequence.get(organization_id=organization_id, name="Bench")
-        cpu_before = cpu_seconds()
+        cpu_before, machine_before = cpu_seconds(), machine_busy()
         started, activation_cpu = time.perf_counter(), time.process_time()
         actor = system_actor(sequence.organization_id, SystemClock())
         await enrollments.set_sequence_active(actor=actor, sequence_id=ids.encode("Sequence", sequence.id), active=True)
@@ -182,7 +216,7 @@ async def engine_rate(
         cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_seconds().items()}
         if cpu:
             cpu["sink"] -= activation_cpu  # the API's write, in this process
-        return elapsed, activation, cpu
+        return Phase(count / (elapsed - activation), cpu, busy_share(machine_before, machine_busy())), activation
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -192,61 +226,79 @@ async def engine_rate(
         location.close()
 
 
-async def bare_rates(
-    settings: Settings,
-    organization_id: int,
-    smtp_url: str,
-    count: int,
-    connections: int,
-    before_each: Callable[[], None],
-) -> list[float]:
-    """The bare loop's rate in BARE_RUNS runs: the engine's messages, prebuilt once, sent
-    by a process of its own each time (as the engine's worker is), so it does not share
-    the sink's interpreter; ``before_each`` runs before every run (emptying the sink)."""
-    org = await Organization.get(id=organization_id)
-    messages = await Message.filter(organization_id=org.id).order_by("id").limit(count)
-    prebuilt = [build_email(m, org, settings) for m in messages]
-    rates = []
-    with tempfile.NamedTemporaryFile(suffix=".pickle") as file:
-        pickle.dump([(e.sender, e.recipient, e.data) for e in prebuilt], file)
-        file.flush()
-        for _ in range(BARE_RUNS):
-            before_each()
-            child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "tests.benchmarks.engine",
-                "--bare",
-                file.name,
-                smtp_url,
-                str(connections),
-                stdout=asyncio.subprocess.PIPE,
-            )
-            output, _ = await child.communicate()
-            if child.returncode != 0:
-                raise RuntimeError(f"the bare loop failed (exit {child.returncode})")
-            rates.append(float(output))
-    return rates
+async def bare_messages(settings: Settings, organization_id: int, count: int) -> list[tuple[str, str, bytes]]:
+    """The engine's messages as the bare loop sends them, prebuilt before the engine
+    runs: the sequence's step rendered for each prospect and built by the engine's own
+    build_email, numbered as the engine's messages will be in the benchmark's new
+    database (1 to ``count``), so each has the size and headers of the engine's."""
+    organization = await Organization.get(id=organization_id)
+    sequence = await Sequence.get(organization_id=organization_id, name="Bench")
+    [step] = await SequenceStep.filter(sequence_id=sequence.id)
+    prospects = await Prospect.filter(organization_id=organization_id).order_by("id").limit(count)
+    now = SystemClock().now()
+    built = []
+    for number, prospect in enumerate(prospects, start=1):
+        values = templates.variables(prospect, organization.name)
+        message = Message(
+            id=number,
+            prospect_id=prospect.id,
+            to_address=prospect.email,
+            subject=templates.render(step.subject or "", values),
+            body=templates.render(step.body, values),
+            created_at=now,
+        )
+        email = build_email(message, organization, settings)
+        built.append((email.sender, email.recipient, email.data))
+    return built
 
 
-async def bare_loop(path: str, smtp_url: str, connections: int) -> float:
-    """Sends the prebuilt messages in ``path`` over ``connections`` reused connections; messages per second."""
+async def bare_rates(path: str, smtp_url: str, connections: int, before_each: Callable[[], None]) -> list[Phase]:
+    """BARE_RUNS runs of the bare loop over the messages pickled in ``path``, each by a
+    process of its own (as the engine's worker is), so it does not share the sink's
+    interpreter; ``before_each`` runs before every run (emptying the sink)."""
+    phases = []
+    for _ in range(BARE_RUNS):
+        before_each()
+        sink_before = cpu_seconds().get("sink", 0.0)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.benchmarks.engine",
+            "--bare",
+            path,
+            smtp_url,
+            str(connections),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        output, _ = await child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"the bare loop failed (exit {child.returncode})")
+        rate, client_cpu, busy = (float(value) for value in output.split())
+        cpu = {"client": client_cpu, "sink": cpu_seconds().get("sink", 0.0) - sink_before}
+        phases.append(Phase(rate, cpu, busy if busy >= 0 else None))
+    return phases
+
+
+async def bare_loop(path: str, smtp_url: str, connections: int) -> tuple[float, float, float]:
+    """Sends the prebuilt messages in ``path`` over ``connections`` reused connections:
+    (messages per second, the CPU seconds this process spent sending them, the share
+    of the machine's cores busy meanwhile, -1 where unknown)."""
     prebuilt: list[tuple[str, str, bytes]] = pickle.loads(Path(path).read_bytes())  # noqa: ASYNC240 (before timing)
     transport = SmtpTransport(smtp_url, connections=connections)
     clients = [aiosmtplib.SMTP(**transport._options) for _ in range(connections)]  # type: ignore[arg-type]
     for client in clients:
         await client.connect()
-    started = time.perf_counter()
+    started, cpu, machine = time.perf_counter(), time.process_time(), machine_busy()
 
     async def lane(client: aiosmtplib.SMTP, index: int) -> None:
         for sender, recipient, data in prebuilt[index::connections]:
             await client.sendmail(sender, [recipient], data)
 
     await asyncio.gather(*(lane(c, i) for i, c in enumerate(clients)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu, busy = time.perf_counter() - started, time.process_time() - cpu, busy_share(machine, machine_busy())
     for client in clients:
         await client.quit()
-    return len(prebuilt) / elapsed
+    return len(prebuilt) / elapsed, cpu, -1.0 if busy is None else busy
 
 
 async def main(count: int, workers: int) -> None:
@@ -262,43 +314,63 @@ async def main(count: int, workers: int) -> None:
                 if os.environ.get(name):
                     env[name] = os.environ[name]
             settings = Settings.from_env(env)
+            connections = settings.smtp_connections * workers
             await db.migrate(settings)
             await db.init(settings)
             try:
                 organization_id = await prepare(settings, count)
+                prebuilt = Path(tmp) / "bare.pickle"
+                prebuilt.write_bytes(pickle.dumps(await bare_messages(settings, organization_id, count)))
+                bares = await bare_rates(str(prebuilt), smtp_url, connections, sink.raw.clear)
+                sink.raw.clear()
                 if settings.database_url.startswith("postgres"):
                     # Statistics as autovacuum leaves them within a minute of an import (the
                     # run starts seconds after it); the tables that fill during the run do not get them.
                     await tortoise_connections.get("default").execute_script("ANALYZE")
-                seconds, activation, cpu = await engine_rate(
+                engine, activation = await engine_rate(
                     settings, organization_id, env, lambda: len(sink.raw), count, workers
                 )
-                connections = settings.smtp_connections * workers
-                bares = await bare_rates(settings, organization_id, smtp_url, count, connections, sink.raw.clear)
+                bares += await bare_rates(str(prebuilt), smtp_url, connections, sink.raw.clear)
             finally:
                 await db.close()
     database = "PostgreSQL" if settings.database_url.startswith("postgres") else "SQLite"
+    if database == "SQLite":
+        engine.cpu.pop("postgres", None)  # the machine's server, idle: SQLite runs in the worker
+    report(count, database, workers, connections, engine, activation, bares)
+
+
+def report(
+    count: int, database: str, workers: int, connections: int, engine: Phase, activation: float, bares: list[Phase]
+) -> None:
     print(
         f"engine: {count} email steps in a {database} database, {workers} worker process(es), "
         f"{connections} SMTP connections"
     )
-    engine, overall = count / (seconds - activation), count / seconds
-    print(f"  engine     {engine:8.0f} steps/s (the worker's: from the activation's commit to the last message)")
+    overall = count / (count / engine.rate + activation)
+    print(f"  engine     {engine.rate:8.0f} steps/s (the worker's: from the activation's commit to the last message)")
     print(f"             {overall:8.0f} steps/s counting the activation ({activation:.2f} s, an API write)")
-    if database == "SQLite":
-        cpu.pop("postgres", None)  # the machine's server, idle: SQLite runs in the worker
-    if cpu:
-        # What a step cost each kind of process (PostgreSQL's count includes the activation).
-        each_step = ", ".join(f"{name} {seconds / count * 1e6:.0f}" for name, seconds in cpu.items())
-        print(f"  CPU        µs per step: {each_step} (the sink: this process)")
-    bare = statistics.median(bares)
-    each = ", ".join(f"{rate:.0f}" for rate in bares)
-    print(f"  bare loop  {bare:8.0f} messages/s (the median of {BARE_RUNS} runs: {each})")
-    print(f"  ratio      {engine / bare:8.2f} ({overall / bare:.2f} counting the activation)")
+    # The CPU each kind of process used a step or a message (PostgreSQL's count
+    # includes the activation), and how busy the machine's cores were.
+    print(f"  CPU        {cpu_line(engine, count, 'step')}")
+    bare = statistics.median(phase.rate for phase in bares)
+    each = ", ".join(f"{phase.rate:.0f}" for phase in bares)
+    print(
+        f"  bare loop  {bare:8.0f} messages/s (the median of {len(bares)} runs, two before the engine's and two after: {each})"
+    )
+    for phase in bares:
+        print(f"  CPU        {cpu_line(phase, count, 'message')}")
+    print(f"  ratio      {engine.rate / bare:8.2f} ({overall / bare:.2f} counting the activation)")
+
+
+def cpu_line(phase: Phase, count: int, unit: str) -> str:
+    """µs a step (or message) of each kind of process, and the machine's busy share (the sink: this process)."""
+    each = ", ".join(f"{name} {seconds / count * 1e6:.0f}" for name, seconds in phase.cpu.items())
+    busy = f"; cores {phase.busy:.0%} busy" if phase.busy is not None else ""
+    return f"µs a {unit}: {each}{busy}" if each else busy.lstrip("; ")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--bare"]:  # the bare loop's own process
-        print(asyncio.run(bare_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+        print(*asyncio.run(bare_loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
         sys.exit()
     asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000, int(sys.argv[2]) if len(sys.argv) > 2 else 1))

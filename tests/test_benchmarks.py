@@ -1,0 +1,29 @@
+"""The engine benchmark runs end to end (its figures are not checked: benchmarks are not timed tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+
+
+async def test_engine_benchmark_prints_its_figures() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.benchmarks.engine",
+        "40",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(120):
+        output = (await process.communicate())[0].decode()
+    assert process.returncode == 0, output
+    assert re.search(r"^engine: 40 email steps in a (SQLite|PostgreSQL) database, 1 worker", output, re.M), output
+    assert re.search(r"^  engine +\d+ steps/s", output, re.M), output
+    bare = re.search(
+        r"^  bare loop +\d+ messages/s \(the median of 4 runs, .*: (\d+), (\d+), (\d+), (\d+)\)", output, re.M
+    )
+    assert bare and all(int(rate) > 0 for rate in bare.groups()), output
+    assert len(re.findall(r"^  CPU +µs a message: client \d+, sink \d+", output, re.M)) == 4, output
+    assert re.search(r"^  ratio +\d+\.\d\d \(\d+\.\d\d counting the activation\)", output, re.M), output
