@@ -19,11 +19,17 @@ class ConfigError(Exception):
     """The environment cannot make a working configuration."""
 
 
-SMTP_CONNECTIONS = 16
-"""SMTP connections a worker keeps open by default. An SMTP transaction is four
-round trips, so a connection's rate is bound by the server's latency: into a sink
-on loopback the engine benchmark gave 611-697 steps/s over 16 where 8 gave
-558-597 (2026-11-23); over a network the difference is larger."""
+SMTP_CONNECTIONS = 32
+"""SMTP connections a worker opens at most by default (as many as sends run at
+once). An SMTP transaction is four round trips, so a connection's rate is bound by
+the server's latency, and a worker whose event loop is busy elsewhere (a scheduler
+pass, a chunk's database work) answers its connections late: into a sink on
+loopback, the engine benchmark's ratio to the bare loop (which uses as many
+connections) averaged 0.51 over 16 connections (14 runs, 0.47-0.53) and 0.54
+over 32 (14 runs, 0.51-0.56) on 2026-11-24; 16 had replaced 8 (2026-11-23: 611-697
+steps/s against 558-597). 32 stays below the 50 simultaneous connections Postfix
+allows a client by default (smtpd_client_connection_count_limit); over a network
+more connections help more."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ def test_defaults_live_in_the_data_directory(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite://{tmp_path / 'd' / 'leadline.sqlite3'}"
     assert settings.redis_url is None and settings.development
     assert (settings.host, settings.port, settings.public_url) == ("127.0.0.1", 8000, "http://127.0.0.1:8000")
-    assert settings.smtp_connections == 16
+    assert settings.smtp_connections == 32
     key_file = tmp_path / "d" / "secret_key"
     assert key_file.read_text().strip() == settings.secret_key and len(settings.secret_key) >= 48
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -264,6 +265,31 @@ async def test_one_smtp_connection_goes_on_after_refusals_and_unsendable_address
             await transport.close()
     assert bounced.value.hard_bounce and sent == "<3>"
     assert sink.recipients == ["ok@client.example"] and [m["Subject"] for m in sink.received] == ["3"]
+
+
+async def test_the_pool_opens_a_connection_only_for_sends_that_run_at_once() -> None:
+    """The connection used last is used next: sends one after another keep to one
+    connection, three at once open three, and after them one is enough again."""
+    with smtp_sink() as (sink, url):
+        sink.delay = 0.05  # each message takes a while, so concurrent sends overlap
+        transport = SmtpTransport(url, connections=8)
+
+        def email(n: int) -> Email:
+            return Email("s@acme.example", f"{n}@client.example", f"Subject: {n}\r\n\r\n{n}\r\n".encode(), f"<{n}>")
+
+        try:
+            for n in range(3):
+                await transport.send(email(n))
+            assert len(transport._all) == 1
+            await asyncio.gather(*(transport.send(email(n)) for n in range(3, 6)))
+            assert len(transport._all) == 3
+            first = transport._all[:]
+            for n in range(6, 9):
+                await transport.send(email(n))
+            assert transport._all == first  # none opened, none dropped
+        finally:
+            await transport.close()
+    assert sorted(sink.recipients) == sorted(f"{n}@client.example" for n in range(9))
 
 
 async def test_a_server_without_esmtp_is_greeted_with_helo() -> None:

@@ -63,8 +63,10 @@ a transient failure."""
 
 
 class SmtpTransport:
-    """A pool of SMTP connections (SMTP_CONNECTIONS), each reused for message after
-    message and reopened when it drops; concurrent sends use different connections."""
+    """A pool of up to SMTP_CONNECTIONS connections, each reused for message after
+    message and reopened when it drops; concurrent sends use different connections.
+    The connection used last is used next, so a connection is opened only when that
+    many sends run at once: sends one after another keep to one connection."""
 
     def __init__(self, url: str, connections: int) -> None:
         parts = urlsplit(url)
@@ -81,7 +83,8 @@ class SmtpTransport:
             "timeout": 30,
         }
         self.connections = connections
-        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        # Last in, first out: connected clients above the unopened slots (None).
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP | None] = asyncio.LifoQueue()
         for _ in range(connections):
             self._idle.put_nowait(None)
         self._all: list[aiosmtplib.SMTP] = []
