@@ -25,11 +25,11 @@ once). An SMTP transaction is four round trips, so a connection's rate is bound 
 the server's latency, and a worker whose event loop is busy elsewhere (a scheduler
 pass, a chunk's database work) answers its connections late: into a sink on
 loopback, the engine benchmark's ratio to the bare loop (which uses as many
-connections) averaged 0.51 over 16 connections (14 runs, 0.47-0.53) and 0.54
-over 32 (14 runs, 0.51-0.56) on 2026-11-24; 16 had replaced 8 (2026-11-23: 611-697
-steps/s against 558-597). 32 stays below the 50 simultaneous connections Postfix
-allows a client by default (smtpd_client_connection_count_limit); over a network
-more connections help more."""
+connections) averaged 0.515 over 16 connections (12 runs, 0.47-0.54), 0.53 over
+32 (18 runs, 0.51-0.56) and 0.56 over 64 (9 runs, 0.51-0.59) on 2026-11-24; 16 had
+replaced 8 (2026-11-23: 611-697 steps/s against 558-597). 32 stays below the 50
+simultaneous connections Postfix allows a client by default
+(smtpd_client_connection_count_limit); over a network more connections help more."""
 
 
 @dataclass(frozen=True)
