@@ -11,7 +11,7 @@ from app.clock import FrozenClock
 from app.prospects.models import Prospect
 from app.sequences.models import Enrollment, SequenceStep, StageChange
 from app.workflows.models import Status
-from tests.conftest import GraphQL, Org, mutate
+from tests.conftest import GraphQL, Org, QueryCounter, mutate
 from tests.factories import populate
 
 SEQUENCE = "sequence { id name active stopOnReply unresponsiveAfterSeconds sendWindow { days start end timeZone } steps { id position type delaySeconds subject body } }"
@@ -188,6 +188,49 @@ async def test_enrolling_reports_each_refused_prospect_by_index(gql: GraphQL, or
     assert [e["node"] for e in node["history"]["edges"]] == [
         {"from": None, "to": "STARTED", "cause": "USER", "reason": "enrolled", "actor": {"name": "Agent"}}
     ]
+
+
+async def test_enrolling_100_prospects_costs_the_statements_of_enrolling_1(
+    gql: GraphQL, org: Org, clock: FrozenClock, sql_queries: QueryCounter
+) -> None:
+    """A batch is read, checked and written in a few statements whatever its size;
+    an agent cannot enroll a prospect another user owns (NOT_FOUND, nothing written)."""
+    await populate(org, clock)
+    sequence = await make_sequence(gql, org)
+    rows = [{"firstName": f"P{i}", "email": f"p{i}@client.example"} for i in range(101)]
+    made = await mutate(gql, org.tokens[Role.MANAGER], "createProspects", "prospects { id }", prospects=rows)
+    first, *rest = [p["id"] for p in made["prospects"]]
+    owned = await mutate(
+        gql,
+        org.tokens[Role.MANAGER],
+        "createProspects",
+        "prospects { id }",
+        prospects=[{"firstName": "Mine", "email": "mine@client.example", "ownerId": org.user_gid(Role.MANAGER)}],
+    )
+    [mine] = [p["id"] for p in owned["prospects"]]
+    await gql(org.tokens[Role.AGENT], "{ viewer { id } }")  # the token's lastUsedAt is written once
+    enrolled_before = await StageChange.filter(reason="enrolled").count()  # populate's
+
+    async def enroll(prospect_ids: list[str]) -> tuple[dict[str, Any], int]:
+        sql_queries.count = 0
+        payload = await mutate(
+            gql,
+            org.tokens[Role.AGENT],
+            "enrollProspects",
+            ENROLLMENTS,
+            sequenceId=sequence["id"],
+            prospectIds=prospect_ids,
+        )
+        return payload, sql_queries.count
+
+    one, one_cost = await enroll([first])
+    hundred, hundred_cost = await enroll([*rest, mine])
+    assert len(one["enrollments"]) == 1 and len(hundred["enrollments"]) == 100
+    assert [(e["code"], e["field"]) for e in hundred["errors"]] == [("NOT_FOUND", ["input", "prospectIds", "100"])]
+    assert {e["stage"] for e in hundred["enrollments"]} == {"STARTED"}
+    assert hundred_cost == one_cost
+    assert await Enrollment.filter(prospect_id=ids.decode_as("Prospect", mine)).count() == 0
+    assert await StageChange.filter(reason="enrolled").count() == enrolled_before + 101
 
 
 async def test_an_inactive_sequence_holds_enrollments_until_it_is_activated(

@@ -16,16 +16,13 @@ from tortoise.transactions import in_transaction
 from app import bulk, ids
 from app.accounts.actor import Actor
 from app.errors import DomainError, InvalidInput, NotFound
-from app.events import log
-from app.prospects import effects
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause
 from app.sequences import lifecycle
 from app.sequences.lifecycle import record, steps_of
-from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange
+from app.sequences.models import Enrollment, Sequence, SequenceStep
 from app.sequences.service import get_sequence
 from app.sequences.state import Event, Facts, Stage, transition
-from app.workflows.models import TriggerEvent
 
 MAX_BATCH = 1000
 
@@ -48,18 +45,32 @@ async def enroll(
         raise InvalidInput("The sequence has no steps.", ["input", "sequenceId"])
     created: list[Enrollment] = []
     errors: list[DomainError] = []
+    pks = [ids.decode_as("Prospect", global_id) for global_id in prospect_ids]
     async with in_transaction():
-        for index, global_id in enumerate(prospect_ids):
+        # The prospects locked in id order (two calls never wait for each other in a
+        # cycle), and which of them the sequence has already: two reads for the batch.
+        wanted = sorted({pk for pk in pks if pk is not None})
+        locked = (
+            await prospects.visible(actor).filter(id__in=wanted).order_by("id").select_for_update() if wanted else []
+        )
+        found = {prospect.id: prospect for prospect in locked}
+        keys = [lifecycle.active_key(pk, sequence.id) for pk in found]
+        enrolled = {row["active_key"] for row in await bulk.select_in(Enrollment, ["active_key"], "active_key", keys)}
+        for index, pk in enumerate(pks):
             field = ["input", "prospectIds", str(index)]
             try:
-                prospect = await prospects.get_prospect(actor, global_id, field, lock=True)
-                created.append(
-                    await lifecycle.enroll_one(
-                        prospect, sequence, steps, actor=actor, cause=ChangeCause.USER, activate=activate, field=field
-                    )
+                prospect = found.get(pk) if pk is not None else None
+                if prospect is None:
+                    raise NotFound("Prospect", field)
+                enrollment = lifecycle.new_enrollment(
+                    prospect, sequence, steps, actor=actor, activate=activate, enrolled=enrolled, field=field
                 )
             except DomainError as error:
                 errors.append(error)
+                continue
+            enrolled.add(enrollment.active_key or "")
+            created.append(enrollment)
+        await lifecycle.enroll_all(sequence, created, actor=actor, cause=ChangeCause.USER)
     return created, errors
 
 
@@ -154,19 +165,10 @@ async def start_all(
             Enrollment, group, expect={"stage": Stage.NOT_STARTED}, values={"stage": to, "due_at": due}
         )
         started |= dict.fromkeys(changed, due)
-    changes = [
-        lifecycle.stage_change_row(
-            organization_id, enrollment_id, Stage.NOT_STARTED, to, actor=actor, cause=cause, reason=reason, now=now
-        )
-        for enrollment_id in started
-    ]
-    change_ids = await bulk.insert_returning(StageChange, changes)
-    await log.record(
-        log.stage_changed_row(change | {"id": change_id}, prospect_of[enrollment_id], sequence_id)
-        for change, change_id, enrollment_id in zip(changes, change_ids, started, strict=True)
+    moved = [(enrollment_id, prospect_of[enrollment_id]) for enrollment_id in started]
+    await lifecycle.record_all(
+        organization_id, sequence_id, moved, Stage.NOT_STARTED, to, actor=actor, cause=cause, reason=reason, now=now
     )
-    entered = [(actor, prospect_of[enrollment_id], to) for enrollment_id in started]
-    await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered)
     return started
 
 

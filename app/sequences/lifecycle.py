@@ -6,9 +6,11 @@ rules (app.prospects.effects, whose operations call back into this module)."""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from app import bulk
 from app.accounts.actor import Actor
 from app.errors import DomainError
 from app.events import log
@@ -124,6 +126,44 @@ def stage_change_row(
     }
 
 
+def active_key(prospect_id: int, sequence_id: int) -> str:
+    """What an unfinished enrollment holds in its unique ``active_key``."""
+    return f"{prospect_id}:{sequence_id}"
+
+
+def new_enrollment(
+    prospect: Prospect,
+    sequence: Sequence,
+    steps: list[SequenceStep],
+    *,
+    actor: Actor,
+    activate: bool | None,
+    enrolled: Container[str],
+    field: list[str] | None = None,
+) -> Enrollment:
+    """A locked prospect's enrollment, unsaved: DoNotContact, or AlreadyEnrolled when
+    its active key is among ``enrolled`` (the sequence's unfinished enrollments)."""
+    channels = {STEP_CHANNELS[s.type] for s in steps if s.type in STEP_CHANNELS}
+    if blocked := sorted(channels & blocked_channels(prospect)):
+        names = ", ".join(c.value for c in blocked)
+        raise DoNotContact(f"The prospect may not be contacted by {names}.", field)
+    key = active_key(prospect.id, sequence.id)
+    if key in enrolled:
+        raise AlreadyEnrolled("The prospect is already in this sequence.", field)
+    start = transition(None, Event.ENROLL, Facts(active=sequence.active and activate is not False))
+    now = actor.now()
+    return Enrollment(
+        organization_id=prospect.organization_id,
+        prospect_id=prospect.id,
+        sequence_id=sequence.id,
+        stage=start,
+        current_step_id=steps[0].id,
+        enrolled_at=now,
+        active_key=key,
+        due_at=now + timedelta(seconds=steps[0].delay_seconds) if start is Stage.STARTED else None,
+    )
+
+
 async def enroll_one(
     prospect: Prospect,
     sequence: Sequence,
@@ -136,27 +176,70 @@ async def enroll_one(
     chain: Chain | None = None,
 ) -> Enrollment:
     """Enrolls a locked prospect; DoNotContact / AlreadyEnrolled before any write."""
-    channels = {STEP_CHANNELS[s.type] for s in steps if s.type in STEP_CHANNELS}
-    if blocked := sorted(channels & blocked_channels(prospect)):
-        names = ", ".join(c.value for c in blocked)
-        raise DoNotContact(f"The prospect may not be contacted by {names}.", field)
-    key = f"{prospect.id}:{sequence.id}"
-    if await Enrollment.filter(active_key=key).exists():
-        raise AlreadyEnrolled("The prospect is already in this sequence.", field)
-    start = transition(None, Event.ENROLL, Facts(active=sequence.active and activate is not False))
-    now = actor.now()
-    enrollment = Enrollment(
-        organization_id=prospect.organization_id,
-        prospect_id=prospect.id,
-        sequence_id=sequence.id,
-        stage=start,
-        current_step_id=steps[0].id,
-        enrolled_at=now,
-        active_key=key,
-        due_at=now + timedelta(seconds=steps[0].delay_seconds) if start is Stage.STARTED else None,
+    key = active_key(prospect.id, sequence.id)
+    enrolled = {key} if await Enrollment.filter(active_key=key).exists() else set()
+    enrollment = new_enrollment(
+        prospect, sequence, steps, actor=actor, activate=activate, enrolled=enrolled, field=field
     )
-    await record(enrollment, start, actor=actor, cause=cause, reason="enrolled", now=now, chain=chain)
+    await enroll_all(sequence, [enrollment], actor=actor, cause=cause, chain=chain)
     return enrollment
+
+
+async def enroll_all(
+    sequence: Sequence,
+    enrollments: list[Enrollment],
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    chain: Chain | None = None,
+) -> None:
+    """Saves new enrollments of ``sequence`` (from ``new_enrollment``, one start stage
+    and time) with their history and events, in a few statements whatever their number."""
+    if not enrollments:
+        return
+    await bulk.insert_returning_ids(enrollments)
+    first = enrollments[0]
+    await record_all(
+        first.organization_id,
+        sequence.id,
+        [(e.id, e.prospect_id) for e in enrollments],
+        None,
+        first.stage,
+        actor=actor,
+        cause=cause,
+        reason="enrolled",
+        now=first.enrolled_at,
+        chain=chain,
+    )
+
+
+async def record_all(
+    organization_id: int,
+    sequence_id: int,
+    moved: list[tuple[int, int]],
+    before: Stage | None,
+    to: Stage,
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    reason: str,
+    now: datetime,
+    chain: Chain | None = None,
+) -> None:
+    """``record``'s history, events and ENROLLMENT_STAGE_CHANGED rules for many
+    enrollments of one sequence that went from ``before`` to ``to`` together, given as
+    (enrollment id, prospect id): one INSERT of stage changes, one of events."""
+    changes = [
+        stage_change_row(organization_id, enrollment_id, before, to, actor=actor, cause=cause, reason=reason, now=now)
+        for enrollment_id, _ in moved
+    ]
+    change_ids = await bulk.insert_returning(StageChange, changes)
+    await log.record(
+        log.stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
+        for change, change_id, (_, prospect_id) in zip(changes, change_ids, moved, strict=True)
+    )
+    entered = [(actor, prospect_id, to) for _, prospect_id in moved]
+    await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered, chain=chain)
 
 
 async def apply(
