@@ -1,8 +1,10 @@
-"""Enrollment changes that other domains start: enrolling one prospect, and
-finishing or pausing a prospect's enrollments when its status, consent or
-channels change. Runs inside the caller's transaction. Every stage change
-goes through ``record``, which fires the ENROLLMENT_STAGE_CHANGED automation
-rules (app.prospects.effects, whose operations call back into this module)."""
+"""Enrollment changes that other domains start: enrolling prospects (one, or a
+batch in a few statements), and finishing or pausing a prospect's enrollments
+when its status, consent or channels change. Runs inside the caller's
+transaction. Every stage change goes through ``record`` (one enrollment) or
+``record_all`` (many that moved together), which fire the
+ENROLLMENT_STAGE_CHANGED automation rules (app.prospects.effects, whose
+operations call back into this module)."""
 
 from __future__ import annotations
 
