@@ -23,10 +23,8 @@ async def queue_message(
     organization = await Organization.get(id=prospect.organization_id)
     address = prospect.email if channel is Channel.EMAIL else prospect.phone
     state, error = MessageState.QUEUED, None
-    values = templates.variables(prospect, organization.name)
     try:
-        rendered_subject = templates.render(subject, values) if subject else None
-        rendered_body = templates.render(body, values)
+        rendered_subject, rendered_body = templates.render_message(subject, body, prospect, organization.name)
     except templates.RenderError as failure:
         state, error, rendered_subject, rendered_body = MessageState.FAILED, str(failure), subject, body
     if not address:

@@ -54,8 +54,7 @@ async def enroll(
             await prospects.visible(actor).filter(id__in=wanted).order_by("id").select_for_update() if wanted else []
         )
         found = {prospect.id: prospect for prospect in locked}
-        keys = [lifecycle.active_key(pk, sequence.id) for pk in found]
-        enrolled = {row["active_key"] for row in await bulk.select_in(Enrollment, ["active_key"], "active_key", keys)}
+        enrolled = await lifecycle.enrolled_keys(found, sequence.id)
         for index, pk in enumerate(pks):
             field = ["input", "prospectIds", str(index)]
             try:
@@ -68,7 +67,7 @@ async def enroll(
             except DomainError as error:
                 errors.append(error)
                 continue
-            enrolled.add(enrollment.active_key or "")
+            enrolled.add(lifecycle.active_key(prospect.id, sequence.id))  # a repeat later in the call
             created.append(enrollment)
         await lifecycle.enroll_all(sequence, created, actor=actor, cause=ChangeCause.USER)
     return created, errors

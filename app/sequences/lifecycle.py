@@ -8,7 +8,7 @@ operations call back into this module)."""
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -133,6 +133,12 @@ def active_key(prospect_id: int, sequence_id: int) -> str:
     return f"{prospect_id}:{sequence_id}"
 
 
+async def enrolled_keys(prospect_ids: Iterable[int], sequence_id: int) -> set[str]:
+    """The active keys of those prospects' unfinished enrollments in the sequence (one read)."""
+    keys = [active_key(pk, sequence_id) for pk in prospect_ids]
+    return {row["active_key"] for row in await bulk.select_in(Enrollment, ["active_key"], "active_key", keys)}
+
+
 def new_enrollment(
     prospect: Prospect,
     sequence: Sequence,
@@ -178,8 +184,7 @@ async def enroll_one(
     chain: Chain | None = None,
 ) -> Enrollment:
     """Enrolls a locked prospect; DoNotContact / AlreadyEnrolled before any write."""
-    key = active_key(prospect.id, sequence.id)
-    enrolled = {key} if await Enrollment.filter(active_key=key).exists() else set()
+    enrolled = await enrolled_keys([prospect.id], sequence.id)
     enrollment = new_enrollment(
         prospect, sequence, steps, actor=actor, activate=activate, enrolled=enrolled, field=field
     )

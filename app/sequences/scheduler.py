@@ -297,10 +297,8 @@ async def _queue(
     if not address:
         await _fail(enrollment, Stage.FAILED, "no_address", actor, now)
         return
-    values = templates.variables(prospect, organization.name)
     try:
-        subject = templates.render(step.subject, values) if step.subject else None
-        body = templates.render(step.body, values)
+        subject, body = templates.render_message(step.subject, step.body, prospect, organization.name)
     except templates.RenderError:
         await _fail(enrollment, Stage.FAILED, "template", actor, now)
         return

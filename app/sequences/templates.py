@@ -126,6 +126,12 @@ def render(source: str, values: Mapping[str, Any]) -> str:
         raise RenderError(f"{type(error).__name__}: {error}") from None
 
 
+def render_message(subject: str | None, body: str, prospect: Any, organization_name: str) -> tuple[str | None, str]:
+    """A message's subject (None without one) and body rendered for ``prospect``; RenderError if either cannot be."""
+    values = variables(prospect, organization_name)
+    return (render(subject, values) if subject else None), render(body, values)
+
+
 def _output(values: Mapping[str, Any], name: str) -> str:
     """A variable as Jinja outputs it with this environment: ``finalize`` (None is
     blank), then str(); a name with no value is StrictUndefined's error."""

@@ -229,7 +229,7 @@ async def engine_rate(
 async def bare_messages(settings: Settings, organization_id: int, count: int) -> list[tuple[str, str, bytes]]:
     """The engine's messages as the bare loop sends them, prebuilt before the engine
     runs: the sequence's step rendered for each prospect and built by the engine's own
-    build_email, numbered as the engine's messages will be in the benchmark's new
+    render_message and build_email, numbered as the engine's messages will be in the benchmark's new
     database (1 to ``count``), so each has the size and headers of the engine's."""
     organization = await Organization.get(id=organization_id)
     sequence = await Sequence.get(organization_id=organization_id, name="Bench")
@@ -238,14 +238,9 @@ async def bare_messages(settings: Settings, organization_id: int, count: int) ->
     now = SystemClock().now()
     built = []
     for number, prospect in enumerate(prospects, start=1):
-        values = templates.variables(prospect, organization.name)
+        subject, body = templates.render_message(step.subject, step.body, prospect, organization.name)
         message = Message(
-            id=number,
-            prospect_id=prospect.id,
-            to_address=prospect.email,
-            subject=templates.render(step.subject or "", values),
-            body=templates.render(step.body, values),
-            created_at=now,
+            id=number, prospect_id=prospect.id, to_address=prospect.email, subject=subject, body=body, created_at=now
         )
         email = build_email(message, organization, settings)
         built.append((email.sender, email.recipient, email.data))
