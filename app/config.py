@@ -31,6 +31,10 @@ replaced 8 (2026-11-23: 611-697 steps/s against 558-597). 32 stays below the 50
 simultaneous connections Postfix allows a client by default
 (smtpd_client_connection_count_limit); over a network more connections help more."""
 
+MAX_REQUEST_BYTES = 1024 * 1024
+"""A GraphQL request's body and a websocket message at most: createProspects' 1,000
+rows of eleven fields are about 350 KB of JSON."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -54,6 +58,8 @@ class Settings:
     send_lease_seconds: float
     """How long a message may stay SENDING before it is UNCERTAIN (R5.2)."""
     webhook_allow_private: bool
+    max_request_bytes: int
+    """A /graphql request body and a websocket message at most (413, close 1009)."""
 
     @property
     def development(self) -> bool:
@@ -110,6 +116,9 @@ class Settings:
             scheduler_interval=_seconds("SCHEDULER_INTERVAL", get("SCHEDULER_INTERVAL") or "1"),
             send_lease_seconds=_seconds("SEND_LEASE_SECONDS", get("SEND_LEASE_SECONDS") or "300"),
             webhook_allow_private=(get("WEBHOOK_ALLOW_PRIVATE") or "").lower() in ("1", "true", "yes"),
+            max_request_bytes=_count(
+                "MAX_REQUEST_BYTES", get("MAX_REQUEST_BYTES") or str(MAX_REQUEST_BYTES), least=1024, most=1 << 30
+            ),
         )
 
 
@@ -120,10 +129,10 @@ def _int(name: str, value: str) -> int:
         raise ConfigError(f"{name} must be an integer, not {value!r}") from None
 
 
-def _count(name: str, value: str, *, most: int) -> int:
+def _count(name: str, value: str, *, least: int = 1, most: int) -> int:
     count = _int(name, value)
-    if not 1 <= count <= most:
-        raise ConfigError(f"{name} must be between 1 and {most}, not {count}")
+    if not least <= count <= most:
+        raise ConfigError(f"{name} must be between {least} and {most}, not {count}")
     return count
 
 

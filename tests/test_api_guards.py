@@ -12,6 +12,7 @@ import websockets
 from websockets.typing import Subprotocol
 
 from app.accounts.models import Role
+from app.cli import uvicorn_options
 from app.clock import FrozenClock
 from app.config import Settings
 from app.prospects import service as prospect_service
@@ -168,3 +169,17 @@ async def test_the_server_pings_an_idle_websocket_client(org: Org, settings: Set
         with pytest.raises(TimeoutError):
             await client.receive(seconds=0.5)  # nothing but pings, each answered
         assert client.pings >= 3
+
+
+async def test_a_websocket_message_over_max_request_bytes_closes_the_socket(
+    org: Org, clock: FrozenClock, tmp_path: Path
+) -> None:
+    settings = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path), "MAX_REQUEST_BYTES": "4096"})
+    app = create_app(settings, clock=clock, manage_resources=False)
+    async with serving(app, **{**uvicorn_options(settings), "host": "127.0.0.1", "port": 0}) as url:
+        url = url.replace("http://", "ws://") + "/graphql"
+        async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": "x" * 4096}}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009

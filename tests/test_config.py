@@ -17,7 +17,7 @@ def test_defaults_live_in_the_data_directory(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite://{tmp_path / 'd' / 'leadline.sqlite3'}"
     assert settings.redis_url is None and settings.development
     assert (settings.host, settings.port, settings.public_url) == ("127.0.0.1", 8000, "http://127.0.0.1:8000")
-    assert settings.smtp_connections == 32
+    assert (settings.smtp_connections, settings.max_request_bytes) == (32, 1024 * 1024)
     key_file = tmp_path / "d" / "secret_key"
     assert key_file.read_text().strip() == settings.secret_key and len(settings.secret_key) >= 48
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -41,6 +41,8 @@ def test_production_requires_a_secret_key(tmp_path: Path) -> None:
         ("SMTP_CONNECTIONS", "many", "SMTP_CONNECTIONS must be an integer"),
         ("SMTP_CONNECTIONS", "0", "SMTP_CONNECTIONS must be between 1 and 100, not 0"),
         ("SMTP_CONNECTIONS", "101", "SMTP_CONNECTIONS must be between 1 and 100, not 101"),
+        ("MAX_REQUEST_BYTES", "1mb", "MAX_REQUEST_BYTES must be an integer"),
+        ("MAX_REQUEST_BYTES", "100", "MAX_REQUEST_BYTES must be between 1024 and 1073741824, not 100"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, name: str, value: str, message: str) -> None:
