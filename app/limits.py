@@ -1,12 +1,13 @@
-"""Bounds on what an HTTP request may send (SPEC R15), for the composition root
-(app/web.py).
+"""Bounds on what an HTTP request may send and what a GraphQL response may weigh
+(SPEC R15), for the composition root (app/web.py).
 
 - ``BodyLimit``: each path's body cap. A declared Content-Length over the cap is
   answered 413 before a byte is read; a body without one is counted as it
   arrives and refused the moment it passes the cap, never read further.
 - ``BoundedGraphQL``: Strawberry's ASGI view whose request JSON must be UTF-8,
   an object, nested no deeper than the parser's stack allows and free of lone
-  surrogates (400 saying which, as a JSON error).
+  surrogates (400 saying which, as a JSON error), and whose response is at most
+  ``max_response_bytes`` (else a GraphQL error in its place).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any, TypeVar
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -158,6 +160,8 @@ def _kind(value: object) -> str:
 class BoundedGraphQL(GraphQL[ContextT, RootT]):
     """Strawberry's ASGI view with the bounds above; its refusals are JSON."""
 
+    max_response_bytes: int
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -179,3 +183,16 @@ class BoundedGraphQL(GraphQL[ContextT, RootT]):
         if not isinstance(value, dict):
             raise HTTPException(400, f"The body must be a JSON object with a `query`, not {_kind(value)}.")
         return value
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        size = len(response.body)
+        if size <= self.max_response_bytes:
+            return response
+        message = (
+            f"The response is {size:,} bytes, over the limit of {self.max_response_bytes:,} "
+            "(GRAPHQL_MAX_RESPONSE_BYTES): ask for fewer fields or smaller pages. A mutation's changes stand."
+        )
+        return JSONResponse({"data": None, "errors": [{"message": message}]})

@@ -87,7 +87,11 @@ class LeadlineGraphQL(BoundedGraphQL[Context, None]):
 
     def __init__(self, clock: Clock, settings: Settings, *, ping_seconds: float = PING_SECONDS) -> None:
         super().__init__(
-            build_schema(field_suggestions=settings.development),
+            build_schema(
+                suggestions=settings.development,
+                introspection=settings.graphql_introspection,
+                max_cost=settings.graphql_max_cost,
+            ),
             graphql_ide="graphiql" if settings.development else None,
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -95,6 +99,7 @@ class LeadlineGraphQL(BoundedGraphQL[Context, None]):
         )
         self.clock = clock
         self.ping_seconds = ping_seconds
+        self.max_response_bytes = settings.graphql_max_response_bytes
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         actor: Actor | None = request.scope.get("leadline.actor")
