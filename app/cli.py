@@ -74,9 +74,17 @@ def migrate() -> None:
     click.echo("migrations applied")
 
 
-WEBSOCKETS: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": False}
-"""uvicorn's websocket settings: no per-message compression, which cost more CPU
-than live events (small JSON) save in bytes."""
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings: websocket messages at most MAX_REQUEST_BYTES (larger
+    ones close the socket, 1009), and no per-message compression, which cost
+    more CPU than live events (small JSON) save in bytes."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,
+        "ws_max_size": settings.max_request_bytes,
+    }
 
 
 @main.command()
@@ -87,7 +95,7 @@ def serve() -> None:
     settings = _settings()
     app = create_app(settings)
     _settle_memory()
-    uvicorn.run(app, host=settings.host, port=settings.port, lifespan="on", **WEBSOCKETS)
+    uvicorn.run(app, lifespan="on", **uvicorn_options(settings))
 
 
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -166,7 +174,7 @@ def dev() -> None:
         from redis.asyncio import Redis
 
         app = create_app(settings, redis=Redis.from_url(location.url), manage_resources=False)
-        server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port, **WEBSOCKETS))
+        server = _Server(uvicorn.Config(app, **uvicorn_options(settings)))
         worker_task = asyncio.create_task(worker.async_run())
         try:
             await server.serve()

@@ -31,6 +31,20 @@ replaced 8 (2026-11-23: 611-697 steps/s against 558-597). 32 stays below the 50
 simultaneous connections Postfix allows a client by default
 (smtpd_client_connection_count_limit); over a network more connections help more."""
 
+MAX_REQUEST_BYTES = 1024 * 1024
+"""A GraphQL request's body and a websocket message at most: createProspects' 1,000
+rows of eleven fields are about 350 KB of JSON."""
+
+GRAPHQL_MAX_COST = 1_000_000
+"""The cost (schema/cost.py) an operation may have: a page of 100 prospects with
+their status, workflow, owner, tasks and enrollments (the API benchmark's page)
+costs 308,703 and GraphiQL's introspection query 329,452; actions in their
+statuses' actions, nine deep, cost 5 * 10**13."""
+
+GRAPHQL_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+"""A GraphQL response at most, as JSON: the API benchmark's page of 100 prospects
+is about 26 KB with few enrollments, so hundreds of such pages fit."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -54,6 +68,12 @@ class Settings:
     send_lease_seconds: float
     """How long a message may stay SENDING before it is UNCERTAIN (R5.2)."""
     webhook_allow_private: bool
+    max_request_bytes: int
+    """A /graphql request body and a websocket message at most (413, close 1009)."""
+    graphql_max_cost: int
+    graphql_max_response_bytes: int
+    graphql_introspection: bool
+    """Off by default in production: the schema is not published there."""
 
     @property
     def development(self) -> bool:
@@ -109,7 +129,20 @@ class Settings:
             inbound_email_token=get("INBOUND_EMAIL_TOKEN"),
             scheduler_interval=_seconds("SCHEDULER_INTERVAL", get("SCHEDULER_INTERVAL") or "1"),
             send_lease_seconds=_seconds("SEND_LEASE_SECONDS", get("SEND_LEASE_SECONDS") or "300"),
-            webhook_allow_private=(get("WEBHOOK_ALLOW_PRIVATE") or "").lower() in ("1", "true", "yes"),
+            webhook_allow_private=_flag(get("WEBHOOK_ALLOW_PRIVATE")),
+            max_request_bytes=_count(
+                "MAX_REQUEST_BYTES", get("MAX_REQUEST_BYTES") or str(MAX_REQUEST_BYTES), least=1024, most=1 << 30
+            ),
+            graphql_max_cost=_count(
+                "GRAPHQL_MAX_COST", get("GRAPHQL_MAX_COST") or str(GRAPHQL_MAX_COST), most=1_000_000_000_000
+            ),
+            graphql_max_response_bytes=_count(
+                "GRAPHQL_MAX_RESPONSE_BYTES",
+                get("GRAPHQL_MAX_RESPONSE_BYTES") or str(GRAPHQL_MAX_RESPONSE_BYTES),
+                least=1024,
+                most=1 << 31,
+            ),
+            graphql_introspection=_flag(get("GRAPHQL_INTROSPECTION"), default=env == DEVELOPMENT),
         )
 
 
@@ -120,11 +153,15 @@ def _int(name: str, value: str) -> int:
         raise ConfigError(f"{name} must be an integer, not {value!r}") from None
 
 
-def _count(name: str, value: str, *, most: int) -> int:
+def _count(name: str, value: str, *, least: int = 1, most: int) -> int:
     count = _int(name, value)
-    if not 1 <= count <= most:
-        raise ConfigError(f"{name} must be between 1 and {most}, not {count}")
+    if not least <= count <= most:
+        raise ConfigError(f"{name} must be between {least} and {most}, not {count}")
     return count
+
+
+def _flag(value: str | None, *, default: bool = False) -> bool:
+    return default if value is None else value.lower() in ("1", "true", "yes")
 
 
 def _seconds(name: str, value: str) -> float:

@@ -73,6 +73,18 @@ def optional_text(value: str | None, field: list[str], *, max_length: int = 200)
     return cleaned or None
 
 
+MAX_SEARCH = 320
+"""The longest field a search matches (an email address): a longer text matches nothing."""
+
+
+def search(value: str, field: list[str]) -> str:
+    """A search's text, trimmed and lower-cased."""
+    cleaned = value.strip()
+    if len(cleaned) > MAX_SEARCH:
+        raise InvalidInput(f"At most {MAX_SEARCH} characters.", field)
+    return cleaned.lower()
+
+
 def bounded_int(value: int, field: list[str], *, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InvalidInput(f"Must be between {low} and {high}.", field)

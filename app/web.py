@@ -12,12 +12,12 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -34,6 +34,7 @@ from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.events import relay
 from app.events.hub import Hub
+from app.limits import KIB, BodyLimit, BoundedGraphQL
 from app.messaging import endpoints
 from app.redis import RedisLocation, locate
 from schema.build import build_schema, scrub
@@ -81,19 +82,24 @@ class KeepAliveHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().shutdown()
 
 
-class LeadlineGraphQL(GraphQL[Context, None]):
+class LeadlineGraphQL(BoundedGraphQL[Context, None]):
     graphql_transport_ws_handler_class = KeepAliveHandler
 
-    def __init__(self, clock: Clock, *, development: bool, ping_seconds: float = PING_SECONDS) -> None:
+    def __init__(self, clock: Clock, settings: Settings, *, ping_seconds: float = PING_SECONDS) -> None:
         super().__init__(
-            build_schema(field_suggestions=development),
-            graphql_ide="graphiql" if development else None,
+            build_schema(
+                suggestions=settings.development,
+                introspection=settings.graphql_introspection,
+                max_cost=settings.graphql_max_cost,
+            ),
+            graphql_ide="graphiql" if settings.development else None,
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
         )
         self.clock = clock
         self.ping_seconds = ping_seconds
+        self.max_response_bytes = settings.graphql_max_response_bytes
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         actor: Actor | None = request.scope.get("leadline.actor")
@@ -180,6 +186,23 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503)
 
 
+DEFAULT_BODY = 64 * KIB
+"""The body cap of any path not listed in body_caps (Twilio's forms among them)."""
+
+
+def body_caps(settings: Settings) -> list[tuple[str, int]]:
+    """Body caps by path prefix. An inbound email is a raw message with its
+    attachments, base64-encoded: as large as the endpoint accepts (25 MiB, what
+    Gmail sends at most). A Twilio callback is a form of a few fields (SMS bodies
+    are at most 1,600 characters), the unsubscribe POST one field."""
+    return [
+        ("/graphql", settings.max_request_bytes),
+        ("/webhooks/email/inbound", endpoints.MAX_EMAIL_BYTES),
+        ("/webhooks/twilio/", DEFAULT_BODY),
+        ("/u/", 4 * KIB),
+    ]
+
+
 def create_app(
     settings: Settings,
     *,
@@ -191,7 +214,7 @@ def create_app(
     """The ASGI app. With ``manage_resources`` its lifespan connects the database
     and Redis; tests that hold their own pass ``redis`` and False."""
     clock = clock or SystemClock()
-    view = LeadlineGraphQL(clock, development=settings.development, ping_seconds=ping_seconds)
+    view = LeadlineGraphQL(clock, settings, ping_seconds=ping_seconds)
     endpoint = GraphQLEndpoint(view, clock)
 
     @asynccontextmanager
@@ -225,6 +248,7 @@ def create_app(
             Route("/webhooks/twilio/sms", waking(endpoints.twilio_sms), methods=["POST"]),
             Route("/webhooks/twilio/status", waking(endpoints.twilio_status), methods=["POST"]),
         ],
+        middleware=[Middleware(BodyLimit, caps=body_caps(settings), default=DEFAULT_BODY, graphql_paths=["/graphql"])],
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -10,14 +10,23 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
+from app.config import GRAPHQL_MAX_COST
 from app.events import relay
 from schema import types
 from schema.context import AuthenticationError, Context, PublicError
+from schema.cost import CostLimiter
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.subscriptions import Subscription
@@ -28,6 +37,7 @@ MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 3000
 MASKED_MESSAGE = "Unexpected error."
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 _EMAIL = re.compile(r"[^\s'\"<>@]+@[^\s'\"<>@]+")
 
@@ -45,11 +55,17 @@ def scrub(message: str) -> str:
 
 
 class LeadlineSchema(strawberry.Schema):
+    suggestions = True
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Logs unexpected errors with the operation's name and the traceback's code
-        locations only: no message, no variables, so no personal data."""
+        locations only: no message, no variables, so no personal data. Without
+        suggestions, graphql-core's "Did you mean" (arguments, types, enum values,
+        input fields; Strawberry drops only the fields') is cut from every message."""
         operation = execution_context.operation_name if execution_context else None
         for error in errors:
+            if not self.suggestions:
+                error.message = _SUGGESTION.sub("", error.message)
             original = error.original_error
             if original is None or isinstance(original, PublicError | AuthenticationError | GraphQLError):
                 continue
@@ -82,10 +98,12 @@ def _where(error: BaseException) -> str:
     return " < ".join(reversed(frames[-6:]))
 
 
-def build_schema(*, field_suggestions: bool = True) -> LeadlineSchema:
-    """The schema; production turns off "did you mean" field suggestions."""
-    return LeadlineSchema(
-        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+def build_schema(
+    *, suggestions: bool = True, introspection: bool = True, max_cost: int = GRAPHQL_MAX_COST
+) -> LeadlineSchema:
+    """The schema; production turns off "Did you mean" suggestions and introspection."""
+    schema = LeadlineSchema(
+        config=StrawberryConfig(disable_field_suggestions=not suggestions),
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -94,10 +112,14 @@ def build_schema(*, field_suggestions: bool = True) -> LeadlineSchema:
             functools.partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
             functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
             functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
+            functools.partial(CostLimiter, max_cost=max_cost),
+            *([] if introspection else [DisableIntrospection]),
             functools.partial(MaskErrors, should_mask_error=_should_mask, error_message=MASKED_MESSAGE),
             WakeRelay,
         ],
     )
+    schema.suggestions = suggestions
+    return schema
 
 
 def sdl() -> str:

@@ -49,8 +49,13 @@ Info = strawberry.Info[Context, None]
 
 class PublicError(Exception):
     """An error whose message is safe to show the client as a GraphQL error
-    (bad pagination arguments and the like); everything else is masked."""
+    (bad pagination arguments and the like); everything else is masked. A domain
+    error's code and field go into the GraphQL error's ``extensions``."""
+
+    def __init__(self, message: str, *, code: str | None = None, field: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.extensions: dict[str, object] = {"code": code, "field": field} if code else {}
 
 
 def domain_to_public(error: DomainError) -> PublicError:
-    return PublicError(error.message)
+    return PublicError(error.message, code=error.code, field=error.field)

@@ -10,8 +10,9 @@ from tortoise.expressions import Subquery
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from app import ids
+from app import ids, validation
 from app.accounts import models as accounts
+from app.errors import DomainError
 from app.events import read as event_read
 from app.messaging import models as messages
 from app.prospects import models as prospects
@@ -24,7 +25,7 @@ from schema import reports as report_types
 from schema import sequences as sequence_types
 from schema import types
 from schema import webhooks as webhook_types
-from schema.context import Info
+from schema.context import Info, domain_to_public
 from schema.enums import ConversationState, EnrollmentStage, SystemStatus
 from schema.relay import Connection, Node, decode_ids, paginate
 
@@ -47,6 +48,13 @@ class ProspectFilter:
     enrollment_stages: list[EnrollmentStage] | None = strawberry.field(
         default=None, description="Has an enrollment in one of these stages."
     )
+
+
+def _search(text: str) -> str:
+    try:
+        return validation.search(text, ["filter", "search"])
+    except DomainError as error:
+        raise domain_to_public(error) from error
 
 
 @strawberry.input
@@ -195,7 +203,7 @@ class Query:
             if filter.do_not_contact is not None:
                 query = query.filter(do_not_contact=filter.do_not_contact)
             if filter.search:
-                query = query.filter(search_text__contains=filter.search.strip().lower())
+                query = query.filter(search_text__contains=_search(filter.search))
             if filter.conversation_states is not None:
                 query = query.filter(conversation_state__in=[c.value for c in filter.conversation_states])
             enrolled = sequences.Enrollment.filter(organization_id=info.context.actor.organization_id)

@@ -9,13 +9,17 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from graphql import FragmentDefinitionNode, OperationDefinitionNode, get_introspection_query, parse
 from websockets.typing import Subprotocol
 
 from app.accounts.models import Role
+from app.cli import uvicorn_options
 from app.clock import FrozenClock
-from app.config import Settings
+from app.config import GRAPHQL_MAX_COST, Settings
 from app.prospects import service as prospect_service
 from app.web import create_app
+from schema import cost
+from schema.build import build_schema
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
 from tests.factories import populate
 from tests.loopback import serving
@@ -25,6 +29,22 @@ PAGE = """query { prospects(first: 100) { totalCount edges { node {
     firstName status { name workflow { name statuses { name } } } owner { name }
     tasks { totalCount edges { node { kind assignee { name } } } } statusHistory { totalCount }
     enrollments { totalCount edges { node { stage currentStep { position } sequence { name steps { type } } } } } } } } }"""
+
+
+SPEC_PAGE = """query { prospects(first: 100) { totalCount edges { node {
+    firstName status { name } owner { name } enrollments { totalCount edges { node { stage sequence { name } } } } } } } }"""
+
+
+def _cost(query: str) -> int:
+    document = parse(query)
+    (operation,) = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    return cost.operation_cost(build_schema()._schema, operation, fragments, {})
+
+
+def test_the_heavy_pages_fit_the_cost_budget_with_room() -> None:
+    assert (_cost(PAGE), _cost(SPEC_PAGE), _cost(get_introspection_query())) == (308_703, 20_903, 329_452)
+    assert max(_cost(PAGE), _cost(get_introspection_query())) * 3 < GRAPHQL_MAX_COST
 
 
 async def _page_cost(gql: GraphQL, org: Org, sql_queries: QueryCounter, expected: int) -> int:
@@ -111,6 +131,44 @@ async def test_graphiql_is_served_only_in_development(client: httpx.AsyncClient,
     assert response.status_code == 401
 
 
+def _production(tmp_path: Path, **environ: str) -> Settings:
+    return Settings.from_env(
+        {"LEADLINE_DATA_DIR": str(tmp_path), "LEADLINE_ENV": "production", "SECRET_KEY": "k" * 40, **environ}
+    )
+
+
+async def _post(settings: Settings, token: str, query: str) -> httpx.Response:
+    app = create_app(settings, manage_resources=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
+        return await client.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"})
+
+
+INTROSPECTION = "{ __schema { types { name } } }"
+
+
+async def test_introspection_is_off_in_production_unless_enabled(
+    gql: GraphQL, org: Org, settings: Settings, tmp_path: Path
+) -> None:
+    token = org.tokens[Role.AGENT]
+    assert len((await gql(token, INTROSPECTION))["data"]["__schema"]["types"]) > 100
+    refused = (await _post(_production(tmp_path), token, INTROSPECTION)).json()
+    assert refused["data"] is None and "introspection has been disabled" in refused["errors"][0]["message"]
+    enabled = (await _post(_production(tmp_path, GRAPHQL_INTROSPECTION="true"), token, INTROSPECTION)).json()
+    assert "errors" not in enabled and len(enabled["data"]["__schema"]["types"]) > 100
+    assert (await _post(_production(tmp_path), token, "{ __typename }")).json() == {"data": {"__typename": "Query"}}
+
+
+async def test_a_response_over_its_cap_is_an_error_in_its_place(org: Org, tmp_path: Path) -> None:
+    settings = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path), "GRAPHQL_MAX_RESPONSE_BYTES": "1024"})
+    response = await _post(settings, org.tokens[Role.AGENT], INTROSPECTION)
+    assert response.status_code == 200
+    message = response.json()["errors"][0]["message"]
+    assert response.json()["data"] is None
+    assert message.startswith("The response is ") and "over the limit of 1,024 (GRAPHQL_MAX_RESPONSE_BYTES)" in message
+    small = await _post(settings, org.tokens[Role.AGENT], "{ viewer { name } }")
+    assert small.json() == {"data": {"viewer": {"name": "Agent"}}}
+
+
 async def test_field_suggestions_only_in_development(
     gql: GraphQL, org: Org, settings: Settings, tmp_path: Path
 ) -> None:
@@ -168,3 +226,17 @@ async def test_the_server_pings_an_idle_websocket_client(org: Org, settings: Set
         with pytest.raises(TimeoutError):
             await client.receive(seconds=0.5)  # nothing but pings, each answered
         assert client.pings >= 3
+
+
+async def test_a_websocket_message_over_max_request_bytes_closes_the_socket(
+    org: Org, clock: FrozenClock, tmp_path: Path
+) -> None:
+    settings = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path), "MAX_REQUEST_BYTES": "4096"})
+    app = create_app(settings, clock=clock, manage_resources=False)
+    async with serving(app, **{**uvicorn_options(settings), "host": "127.0.0.1", "port": 0}) as url:
+        url = url.replace("http://", "ws://") + "/graphql"
+        async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": "x" * 4096}}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009

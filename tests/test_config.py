@@ -17,11 +17,23 @@ def test_defaults_live_in_the_data_directory(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite://{tmp_path / 'd' / 'leadline.sqlite3'}"
     assert settings.redis_url is None and settings.development
     assert (settings.host, settings.port, settings.public_url) == ("127.0.0.1", 8000, "http://127.0.0.1:8000")
-    assert settings.smtp_connections == 32
+    assert (settings.smtp_connections, settings.max_request_bytes) == (32, 1024 * 1024)
     key_file = tmp_path / "d" / "secret_key"
     assert key_file.read_text().strip() == settings.secret_key and len(settings.secret_key) >= 48
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "d")}).secret_key == settings.secret_key
+
+
+def test_request_limits_default_and_introspection_follows_the_environment(tmp_path: Path) -> None:
+    development = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path)})
+    assert development.graphql_max_cost == 1_000_000
+    assert (development.graphql_max_response_bytes, development.graphql_introspection) == (10 * 1024 * 1024, True)
+    production = {"LEADLINE_DATA_DIR": str(tmp_path), "LEADLINE_ENV": "production", "SECRET_KEY": "k" * 40}
+    assert not Settings.from_env(production).graphql_introspection
+    assert Settings.from_env({**production, "GRAPHQL_INTROSPECTION": "true"}).graphql_introspection
+    assert not Settings.from_env(
+        {"LEADLINE_DATA_DIR": str(tmp_path), "GRAPHQL_INTROSPECTION": "no"}
+    ).graphql_introspection
 
 
 def test_production_requires_a_secret_key(tmp_path: Path) -> None:
@@ -41,6 +53,10 @@ def test_production_requires_a_secret_key(tmp_path: Path) -> None:
         ("SMTP_CONNECTIONS", "many", "SMTP_CONNECTIONS must be an integer"),
         ("SMTP_CONNECTIONS", "0", "SMTP_CONNECTIONS must be between 1 and 100, not 0"),
         ("SMTP_CONNECTIONS", "101", "SMTP_CONNECTIONS must be between 1 and 100, not 101"),
+        ("MAX_REQUEST_BYTES", "1mb", "MAX_REQUEST_BYTES must be an integer"),
+        ("MAX_REQUEST_BYTES", "100", "MAX_REQUEST_BYTES must be between 1024 and 1073741824, not 100"),
+        ("GRAPHQL_MAX_COST", "0", "GRAPHQL_MAX_COST must be between 1 and 1000000000000, not 0"),
+        ("GRAPHQL_MAX_RESPONSE_BYTES", "-1", "GRAPHQL_MAX_RESPONSE_BYTES must be between 1024 and 2147483648"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, name: str, value: str, message: str) -> None:

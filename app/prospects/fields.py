@@ -12,6 +12,9 @@ from app.errors import InvalidInput
 TEXT_FIELDS = {"first_name": "firstName", "last_name": "lastName", "company": "company", "title": "title"}
 EDITABLE = (*TEXT_FIELDS, "email", "phone", "time_zone", "custom_fields")
 MAX_CUSTOM_FIELDS_BYTES = 16_384
+MAX_CUSTOM_FIELDS_DEPTH = 5
+"""Objects and lists in customFields, the outer object counted: deep enough for
+an address or a list of tags, shallow enough for any JSON encoder's stack."""
 
 
 def clean(values: Mapping[str, Any], *, region: str, field: list[str]) -> dict[str, Any]:
@@ -39,9 +42,23 @@ def custom_fields(value: Any, field: list[str]) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InvalidInput("customFields must be a JSON object.", field)
+    if _depth(value) > MAX_CUSTOM_FIELDS_DEPTH:
+        raise InvalidInput(f"customFields may nest objects and lists at most {MAX_CUSTOM_FIELDS_DEPTH} deep.", field)
     if len(json.dumps(value)) > MAX_CUSTOM_FIELDS_BYTES:
         raise InvalidInput(f"customFields must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes as JSON.", field)
     return value
+
+
+def _depth(value: object) -> int:
+    """How deep objects and lists nest in ``value``, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        inner = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if inner is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in inner)
+    return deepest
 
 
 SEARCHED = ("first_name", "last_name", "email", "phone", "company")
