@@ -31,6 +31,16 @@ replaced 8 (2026-11-23: 611-697 steps/s against 558-597). 32 stays below the 50
 simultaneous connections Postfix allows a client by default
 (smtpd_client_connection_count_limit); over a network more connections help more."""
 
+TEMPLATE_MAX_CHARS = 262_144
+"""The most characters a template may make, its output or any value along the way.
+A sales email is a few KB and Gmail clips a message past 102 KB, so no real
+message comes near it; a scheduler pass renders up to 500 templates, so the worst
+pass holds at most 128 Mi characters before their messages fail."""
+TEMPLATE_RENDER_SECONDS = 0.1
+"""How long one render may take. A template renders in microseconds (a plain one)
+to a millisecond (loops over custom fields); a render runs on the worker's event
+loop, where a pass's other templates and sends wait for it."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -54,6 +64,10 @@ class Settings:
     send_lease_seconds: float
     """How long a message may stay SENDING before it is UNCERTAIN (R5.2)."""
     webhook_allow_private: bool
+    template_max_chars: int
+    """The most characters a template may make (output and values along the way)."""
+    template_render_seconds: float
+    """How long rendering one template may take."""
 
     @property
     def development(self) -> bool:
@@ -110,6 +124,12 @@ class Settings:
             scheduler_interval=_seconds("SCHEDULER_INTERVAL", get("SCHEDULER_INTERVAL") or "1"),
             send_lease_seconds=_seconds("SEND_LEASE_SECONDS", get("SEND_LEASE_SECONDS") or "300"),
             webhook_allow_private=(get("WEBHOOK_ALLOW_PRIVATE") or "").lower() in ("1", "true", "yes"),
+            template_max_chars=_between(
+                "TEMPLATE_MAX_CHARS", get("TEMPLATE_MAX_CHARS") or str(TEMPLATE_MAX_CHARS), 20_000, 16 << 20
+            ),
+            template_render_seconds=_seconds(
+                "TEMPLATE_RENDER_SECONDS", get("TEMPLATE_RENDER_SECONDS") or str(TEMPLATE_RENDER_SECONDS)
+            ),
         )
 
 
@@ -121,9 +141,13 @@ def _int(name: str, value: str) -> int:
 
 
 def _count(name: str, value: str, *, most: int) -> int:
+    return _between(name, value, 1, most)
+
+
+def _between(name: str, value: str, least: int, most: int) -> int:
     count = _int(name, value)
-    if not 1 <= count <= most:
-        raise ConfigError(f"{name} must be between 1 and {most}, not {count}")
+    if not least <= count <= most:
+        raise ConfigError(f"{name} must be between {least} and {most}, not {count}")
     return count
 
 

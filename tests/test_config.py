@@ -41,6 +41,8 @@ def test_production_requires_a_secret_key(tmp_path: Path) -> None:
         ("SMTP_CONNECTIONS", "many", "SMTP_CONNECTIONS must be an integer"),
         ("SMTP_CONNECTIONS", "0", "SMTP_CONNECTIONS must be between 1 and 100, not 0"),
         ("SMTP_CONNECTIONS", "101", "SMTP_CONNECTIONS must be between 1 and 100, not 101"),
+        ("TEMPLATE_MAX_CHARS", "1000", "TEMPLATE_MAX_CHARS must be between 20000 and 16777216, not 1000"),
+        ("TEMPLATE_RENDER_SECONDS", "0", "TEMPLATE_RENDER_SECONDS must be positive"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, name: str, value: str, message: str) -> None:
@@ -72,3 +74,19 @@ def test_the_smtp_pool_has_the_configured_connections(tmp_path: Path) -> None:
     )
     transport = sending.transports_for(settings).email
     assert isinstance(transport, SmtpTransport) and transport.connections == 4
+
+
+def test_the_template_limits_hold_for_every_render_of_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import cli
+    from app.sequences import templates
+
+    assert Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path)}).template_max_chars == 262_144
+    monkeypatch.setenv("LEADLINE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TEMPLATE_MAX_CHARS", "30000")
+    monkeypatch.setenv("TEMPLATE_RENDER_SECONDS", "0.25")
+    monkeypatch.setattr(templates, "_limits", templates._Limits())
+    settings = cli._settings()
+    assert (settings.template_max_chars, settings.template_render_seconds) == (30_000, 0.25)
+    assert (templates._limits.max_chars, templates._limits.seconds) == (30_000, 0.25)
