@@ -37,9 +37,10 @@ A sales email is a few KB and Gmail clips a message past 102 KB, so no real
 message comes near it; a scheduler pass renders up to 500 templates, so the worst
 pass holds at most 128 Mi characters before their messages fail."""
 TEMPLATE_RENDER_SECONDS = 0.1
-"""How long one render may take. A template renders in microseconds (a plain one)
-to a millisecond (loops over custom fields); a render runs on the worker's event
-loop, where a pass's other templates and sends wait for it."""
+"""The CPU time one render may take (the time the process waits for a core on a
+loaded machine is not the template's). A template renders in microseconds (a
+plain one) to a millisecond (loops over custom fields); a render runs on the
+worker's event loop, where a pass's other templates and sends wait for it."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Settings:
     template_max_chars: int
     """The most characters a template may make (output and values along the way)."""
     template_render_seconds: float
-    """How long rendering one template may take."""
+    """The CPU time rendering one template may take."""
 
     @property
     def development(self) -> bool:
