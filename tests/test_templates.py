@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -142,3 +143,22 @@ def test_templates_are_held_to_the_configured_size(source: str) -> None:
         render(source, {"custom": "x" * 8_000})
     assert error.value.reason == "template_too_large"
     assert render(source, {"custom": "x" * 6_000}) == "x" * 18_000
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("{{ 'x' * 30000000 }}", "template_too_large"),
+        (
+            "{% for a in 'x' * 1000 %}{% for b in 'x' * 1000 %}{% for c in 'x' * 20 %}{% endfor %}{% endfor %}{% endfor %}",
+            "template_timeout",
+        ),
+    ],
+)
+def test_the_costliest_templates_end_at_once_when_rendered(source: str, reason: str) -> None:
+    """Saved before saving refused them, the 30 MB string and the loops that stalled
+    a worker for 19.6 s end in milliseconds when a step renders them."""
+    started = time.perf_counter()
+    with pytest.raises(RenderError) as error:
+        render(source, variables(ADA, "Acme"))
+    assert error.value.reason == reason and time.perf_counter() - started < 0.5
