@@ -24,6 +24,7 @@ from app.accounts.models import Organization, User
 from app.clock import SystemClock
 from app.config import ConfigError, Settings
 from app.errors import DomainError
+from app.sequences import templates
 
 T = TypeVar("T")
 DEMO_ORGANIZATION = "Demo"
@@ -31,10 +32,13 @@ DEMO_PRESET = "lead-workflow"
 
 
 def _settings() -> Settings:
+    """The settings, whose template limits then hold for every render in this process."""
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    templates.configure(max_chars=settings.template_max_chars, seconds=settings.template_render_seconds)
+    return settings
 
 
 def _run(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:

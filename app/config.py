@@ -45,6 +45,17 @@ GRAPHQL_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 """A GraphQL response at most, as JSON: the API benchmark's page of 100 prospects
 is about 26 KB with few enrollments, so hundreds of such pages fit."""
 
+TEMPLATE_MAX_CHARS = 262_144
+"""The most characters a template may make, its output or any value along the way.
+A sales email is a few KB and Gmail clips a message past 102 KB, so no real
+message comes near it; a scheduler pass renders up to 500 templates, so the worst
+pass holds at most 128 Mi characters before their messages fail."""
+TEMPLATE_RENDER_SECONDS = 0.1
+"""The CPU time one render may take (the time the process waits for a core on a
+loaded machine is not the template's). A template renders in microseconds (a
+plain one) to a millisecond (loops over custom fields); a render runs on the
+worker's event loop, where a pass's other templates and sends wait for it."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -74,6 +85,10 @@ class Settings:
     graphql_max_response_bytes: int
     graphql_introspection: bool
     """Off by default in production: the schema is not published there."""
+    template_max_chars: int
+    """The most characters a template may make (output and values along the way)."""
+    template_render_seconds: float
+    """The CPU time rendering one template may take."""
 
     @property
     def development(self) -> bool:
@@ -143,6 +158,12 @@ class Settings:
                 most=1 << 31,
             ),
             graphql_introspection=_flag(get("GRAPHQL_INTROSPECTION"), default=env == DEVELOPMENT),
+            template_max_chars=_count(
+                "TEMPLATE_MAX_CHARS", get("TEMPLATE_MAX_CHARS") or str(TEMPLATE_MAX_CHARS), least=20_000, most=16 << 20
+            ),
+            template_render_seconds=_seconds(
+                "TEMPLATE_RENDER_SECONDS", get("TEMPLATE_RENDER_SECONDS") or str(TEMPLATE_RENDER_SECONDS)
+            ),
         )
 
 

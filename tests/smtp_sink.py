@@ -63,13 +63,17 @@ class _WithoutEsmtpController(Controller):
 
 
 @contextmanager
-def smtp_sink(*, esmtp: bool = True) -> Iterator[tuple[Sink, str]]:
-    """(the sink, an SMTP_URL for it); ``esmtp=False``: a server that knows only HELO."""
+def smtp_sink(*, esmtp: bool = True, smtputf8: bool = True) -> Iterator[tuple[Sink, str]]:
+    """(the sink, an SMTP_URL for it); ``esmtp=False``: a server that knows only HELO;
+    ``smtputf8=False``: one that does not offer SMTPUTF8 (RFC 6531; aiosmtpd's
+    Controller does by default)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     sink = Sink()
-    controller = (Controller if esmtp else _WithoutEsmtpController)(sink, hostname="127.0.0.1", port=port)
+    controller = (Controller if esmtp else _WithoutEsmtpController)(
+        sink, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8
+    )
     controller.start()
     try:
         yield sink, f"smtp://127.0.0.1:{port}"

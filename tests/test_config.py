@@ -57,6 +57,8 @@ def test_production_requires_a_secret_key(tmp_path: Path) -> None:
         ("MAX_REQUEST_BYTES", "100", "MAX_REQUEST_BYTES must be between 1024 and 1073741824, not 100"),
         ("GRAPHQL_MAX_COST", "0", "GRAPHQL_MAX_COST must be between 1 and 1000000000000, not 0"),
         ("GRAPHQL_MAX_RESPONSE_BYTES", "-1", "GRAPHQL_MAX_RESPONSE_BYTES must be between 1024 and 2147483648"),
+        ("TEMPLATE_MAX_CHARS", "1000", "TEMPLATE_MAX_CHARS must be between 20000 and 16777216, not 1000"),
+        ("TEMPLATE_RENDER_SECONDS", "0", "TEMPLATE_RENDER_SECONDS must be positive"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, name: str, value: str, message: str) -> None:
@@ -88,3 +90,19 @@ def test_the_smtp_pool_has_the_configured_connections(tmp_path: Path) -> None:
     )
     transport = sending.transports_for(settings).email
     assert isinstance(transport, SmtpTransport) and transport.connections == 4
+
+
+def test_the_template_limits_hold_for_every_render_of_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import cli
+    from app.sequences import templates
+
+    assert Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path)}).template_max_chars == 262_144
+    monkeypatch.setenv("LEADLINE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TEMPLATE_MAX_CHARS", "30000")
+    monkeypatch.setenv("TEMPLATE_RENDER_SECONDS", "0.25")
+    monkeypatch.setattr(templates, "_limits", templates._Limits())
+    settings = cli._settings()
+    assert (settings.template_max_chars, settings.template_render_seconds) == (30_000, 0.25)
+    assert (templates._limits.max_chars, templates._limits.seconds) == (30_000, 0.25)

@@ -327,3 +327,14 @@ async def test_a_transaction_past_its_deadline_is_transient_and_its_connection_d
         finally:
             await transport.close()
     assert sink.recipients[-1] == "b@client.example"
+
+
+async def test_an_email_that_cannot_be_built_is_a_permanent_failure_not_an_uncertain_send(tmp_path: Path) -> None:
+    """Nothing reached a provider: whatever stops the build is a PermanentError, so
+    the message is FAILED (R5.2 keeps UNCERTAIN for what a provider may have taken)."""
+    organization = Organization(id=1, name="Acme", email_from="sales@acme.example")
+    message = Message(id=7, prospect_id=3, subject="Hi", to_address="zoe@client.example", body="a lone \ud800")
+    message.created_at = FrozenClock().now()
+    with pytest.raises(PermanentError, match="could not be built: UnicodeEncodeError") as error:
+        sending._built(message, organization, settings_for(tmp_path))
+    assert error.value.reason == "unsendable_message" and not error.value.hard_bounce

@@ -25,8 +25,10 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from functools import lru_cache
 from types import SimpleNamespace
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from email_validator import EmailNotValidError, validate_email
 from tortoise.transactions import in_transaction
 
 from app import bulk
@@ -38,6 +40,7 @@ from app.events import log
 from app.events.models import EventType
 from app.messaging.models import BounceType, Message, MessageState
 from app.messaging.transports import (
+    UNSENDABLE_ADDRESS,
     Email,
     FileOutbox,
     OutboxSms,
@@ -89,16 +92,22 @@ def backoff(attempts: int) -> timedelta:
 
 def build_email(message: Message, organization: Organization, settings: Settings) -> Email:
     """A plain-text email with the headers of R5.5, assembled directly as bytes
-    (~20 µs; the email package's generator costs 0.3-1.4 ms a message)."""
-    sender = organization.email_from or f"no-reply@{_host(settings.public_url)}"
-    message_id = make_msgid(domain=sender.rsplit("@", 1)[1].rstrip(">"))
+    (~20 µs; the email package's generator costs 0.3-1.4 ms a message). An address
+    whose domain alone is international goes in its ASCII (IDNA) form; one whose
+    local part is makes an SMTPUTF8 message (RFC 6531, 6532: UTF-8 headers). An
+    address that is no address is a PermanentError (unsendable_address)."""
+    sender = _sender(organization.email_from or f"no-reply@{_host(settings.public_url)}")
+    to = message.to_address or ""
+    recipient = _Mailbox(" ".join(to.splitlines()), to, "", False) if to.isascii() else _international(to)
+    utf8 = sender.utf8 or recipient.utf8
+    message_id = make_msgid(domain=sender.domain)
     link = f"{settings.public_url}/u/{make_token(settings.secret_key, message.prospect_id, message.id)}"
     footer = f"\n\n--\nUnsubscribe: {link}\n"
     if organization.postal_address:
         footer += f"{organization.postal_address}\n"
     headers = (
-        ("From", _address(sender)),
-        ("To", _address(message.to_address or "")),
+        ("From", sender.header),
+        ("To", recipient.header),
         ("Subject", _text(message.subject or "")),
         ("Message-ID", message_id),
         ("Date", _date(message.created_at)),
@@ -108,14 +117,53 @@ def build_email(message: Message, organization: Organization, settings: Settings
         ("Content-Type", 'text/plain; charset="utf-8"'),
         ("Content-Transfer-Encoding", "base64"),
     )
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("utf-8" if utf8 else "ascii")
     body = base64.encodebytes((message.body + footer).encode("utf-8")).replace(b"\n", b"\r\n")
     return Email(
-        sender=_envelope_sender(sender),
-        recipient=message.to_address or "",
+        sender=sender.envelope,
+        recipient=recipient.envelope,
         data=head + b"\r\n" + body,
         message_id=message_id,
+        smtputf8=utf8,
     )
+
+
+class _Mailbox(NamedTuple):
+    header: str
+    """The address as a From or To header shows it."""
+    envelope: str
+    """The bare address, for MAIL and RCPT."""
+    domain: str
+    """Its domain, ASCII (IDNA)."""
+    utf8: bool
+    """It needs SMTPUTF8."""
+
+
+@lru_cache(maxsize=256)
+def _sender(value: str) -> _Mailbox:
+    """The From mailbox (parsing it costs 0.1 ms: once per sender)."""
+    if not value.isascii():
+        return _international(value)
+    envelope = parseaddr(value)[1] or value
+    return _Mailbox(_address(value), envelope, envelope.rsplit("@", 1)[-1].rstrip(">"), False)
+
+
+def _international(value: str) -> _Mailbox:
+    """A mailbox that is not ASCII: its domain in IDNA form, and SMTPUTF8 if its local
+    part is not ASCII either."""
+    name, address = parseaddr(" ".join(value.splitlines()))
+    try:
+        valid = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise PermanentError(
+            f"{value!r} is not an address an email can go to: {error}", reason=UNSENDABLE_ADDRESS
+        ) from None
+    envelope = valid.ascii_email or valid.normalized
+    header = envelope
+    if name:  # quoted or RFC 2047 encoded as formataddr does it, which refuses a non-ASCII address
+        shown = formataddr((name, "@"), charset="utf-8")
+        header = shown[: shown.rindex("<")] + f"<{envelope}>"
+    return _Mailbox(header, envelope, valid.ascii_domain, valid.ascii_email is None)
 
 
 @lru_cache(maxsize=64)
@@ -123,12 +171,6 @@ def _date(at: datetime) -> str:
     """The Date header of a message made at ``at``: email.utils.format_datetime costs
     10 µs, and a scheduler pass's messages share one creation time."""
     return format_datetime(at)
-
-
-@lru_cache(maxsize=256)
-def _envelope_sender(sender: str) -> str:
-    """The bare address of a From header (parsing it costs 0.1 ms: once per sender)."""
-    return parseaddr(sender)[1] or sender
 
 
 def _text(value: str) -> str:
@@ -141,11 +183,8 @@ def _text(value: str) -> str:
 
 
 def _address(value: str) -> str:
-    """An address header: a non-ASCII display name encoded, the address left as it is."""
-    value = " ".join(value.splitlines())
-    if value.isascii():
-        return value
-    return formataddr(parseaddr(value), charset="utf-8")
+    """An ASCII address header, on one line."""
+    return " ".join(value.splitlines())
 
 
 def _host(url: str) -> str:
@@ -213,15 +252,18 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
     gate = await _Gate.read(messages, batch.organizations, batch.clock)
     attempts = (_attempt(m, gate, batch.transports, batch.settings) for m in messages)
     results = await asyncio.gather(*attempts, return_exceptions=True)
+    reasons: dict[int, str] = {}
     for message, result in zip(messages, results, strict=True):
-        if isinstance(result, BaseException):
+        if isinstance(result, str):
+            reasons[message.id] = result
+        elif isinstance(result, BaseException):
             if not isinstance(result, Exception):
                 raise result
             # Nothing says whether the provider took it: never resent (R5.2).
             logger.error("sending message %s failed unexpectedly", message.id, exc_info=result)
             message.state = MessageState.UNCERTAIN
             message.error = f"unexpected {type(result).__name__} while sending; not resent"
-    await _record(messages, batch)
+    await _record(messages, batch, reasons)
     return {m.id: m.state for m in messages}
 
 
@@ -275,16 +317,17 @@ class _Gate:
         return None
 
 
-async def _attempt(message: Message, gate: _Gate, transports: Transports, settings: Settings) -> None:
-    """The gate, then the provider call; sets ``message.state`` to the outcome."""
+async def _attempt(message: Message, gate: _Gate, transports: Transports, settings: Settings) -> str | None:
+    """The gate, then the provider call; sets ``message.state`` to the outcome. A
+    failure's reason slug, for the enrollment it may finish."""
     verdict = gate.verdict(message)
     if verdict is not None:
         message.state = verdict
-        return
+        return None
     organization = gate.organizations[message.organization_id]
     try:
         if message.channel is Channel.EMAIL:
-            message.external_id = await transports.email.send(build_email(message, organization, settings))
+            message.external_id = await transports.email.send(_built(message, organization, settings))
         else:
             message.external_id = await transports.sms.send(
                 to=message.to_address or "",
@@ -294,8 +337,23 @@ async def _attempt(message: Message, gate: _Gate, transports: Transports, settin
             )
     except SendError as failure:
         message.state = _after_failure(message, failure, gate.clock)
-        return
+        return failure.reason
     message.state = MessageState.SENT
+    return None
+
+
+def _built(message: Message, organization: Organization, settings: Settings) -> Email:
+    """``build_email``, whatever stops it a PermanentError: no provider has seen the
+    message, so it FAILED (never UNCERTAIN, which is for what a provider may have taken)."""
+    try:
+        return build_email(message, organization, settings)
+    except SendError:
+        raise
+    except Exception as error:
+        logger.error("message %s could not be built", message.id, exc_info=error)
+        raise PermanentError(
+            f"The email could not be built: {type(error).__name__}: {error}"[:1000], reason="unsendable_message"
+        ) from None
 
 
 def _after_failure(message: Message, failure: SendError, clock: Clock) -> MessageState:
@@ -309,7 +367,7 @@ def _after_failure(message: Message, failure: SendError, clock: Clock) -> Messag
     return MessageState.FAILED
 
 
-async def _record(messages: list[Message], batch: _Batch) -> None:
+async def _record(messages: list[Message], batch: _Batch, reasons: dict[int, str]) -> None:
     """Writes the chunk's outcomes, and what they mean for enrollments and prospects."""
     clock = batch.clock
     now = clock.now()
@@ -329,7 +387,7 @@ async def _record(messages: list[Message], batch: _Batch) -> None:
         await log.record(log.message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)
         for message in messages:
             if message.state in (MessageState.FAILED, MessageState.BOUNCED) and message.enrollment_id is not None:
-                await _finish_enrollment(message, message.state, clock)
+                await _finish_enrollment(message, message.state, clock, reasons.get(message.id, "send_failed"))
         sent = [
             (system_actor(m.organization_id, clock), m.prospect_id, m.channel)
             for m in messages
@@ -339,7 +397,7 @@ async def _record(messages: list[Message], batch: _Batch) -> None:
             await effects.events_happened(TriggerEvent.MESSAGE_SENT, sent)
 
 
-async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clock) -> None:
+async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clock, reason: str) -> None:
     actor = system_actor(message.organization_id, clock)
     if outcome is MessageState.BOUNCED:
         prospect = await Prospect.filter(id=message.prospect_id).select_for_update().first()
@@ -353,6 +411,6 @@ async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clo
             Event.STEP_FAILED,
             actor=actor,
             cause=ChangeCause.SCHEDULER,
-            reason="send_failed",
+            reason=reason,
             outcome=Stage.FAILED,
         )

@@ -121,7 +121,7 @@ class _Writes:
         self.schedules[tuple(sorted(changes.items()))].append(enrollment.id)
 
     async def flush(self, now: datetime) -> list[int]:
-        """Writes everything; the new messages' ids. Raises _Moved if an enrollment moved."""
+        """Writes everything; the ids of the new messages to send. Raises _Moved if an enrollment moved."""
         for changes, enrollment_ids in self.schedules.items():
             # By id (bulk's compare-and-set): Tortoise's "id IN (…) AND due_at <= now"
             # was read through the due index, every due enrollment read to update 500.
@@ -140,6 +140,7 @@ class _Writes:
         # A step whose message exists already (a jump back) is skipped, never sent twice.
         fresh = [m for m in self.messages if m["send_key"] not in existing]
         message_ids = await bulk.insert_returning(Message, fresh)
+        queued = [pk for pk, m in zip(message_ids, fresh, strict=True) if m["state"] is MessageState.QUEUED]
         change_ids = await bulk.insert_returning(StageChange, self.stage_changes)
         await log.record(
             log.stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
@@ -149,7 +150,7 @@ class _Writes:
         )
         if self.entered:
             await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
-        return message_ids
+        return queued
 
 
 class _Context:
@@ -297,28 +298,31 @@ async def _queue(
     if not address:
         await _fail(enrollment, Stage.FAILED, "no_address", actor, now)
         return
+    message = {
+        "organization_id": enrollment.organization_id,
+        "prospect_id": prospect.id,
+        "enrollment_id": enrollment.id,
+        "step_id": step.id,
+        "channel": channel,
+        "direction": Direction.OUTBOUND,
+        "state": MessageState.QUEUED,
+        "to_address": address,
+        "created_at": now,
+        "next_attempt_at": now,
+        "send_key": f"{enrollment.id}:{step.id}",
+    }
     try:
-        subject, body = templates.render_message(step.subject, step.body, prospect, organization.name)
-    except templates.RenderError:
-        await _fail(enrollment, Stage.FAILED, "template", actor, now)
+        message["subject"], message["body"] = templates.render_message(
+            step.subject, step.body, prospect, organization.name
+        )
+    except templates.RenderError as failure:
+        # The step's message is kept, FAILED with the template's problem (and the
+        # templates as written), beside the enrollment's stage change naming it.
+        if await _fail(enrollment, Stage.FAILED, failure.reason, actor, now):
+            failed = {"state": MessageState.FAILED, "next_attempt_at": None, "error": str(failure)[:1000]}
+            writes.messages.append(message | failed | {"subject": step.subject, "body": step.body})
         return
-    writes.messages.append(
-        {
-            "organization_id": enrollment.organization_id,
-            "prospect_id": prospect.id,
-            "enrollment_id": enrollment.id,
-            "step_id": step.id,
-            "channel": channel,
-            "direction": Direction.OUTBOUND,
-            "state": MessageState.QUEUED,
-            "to_address": address,
-            "subject": subject,
-            "body": body,
-            "created_at": now,
-            "next_attempt_at": now,
-            "send_key": f"{enrollment.id}:{step.id}",
-        }
-    )
+    writes.messages.append(message)
     before = enrollment.stage
     to = transition(before, Event.STEP_RAN)
     writes.schedule(enrollment, stage=to, **_after_step(enrollment, sequence, following, now, channel is Channel.EMAIL))
@@ -387,11 +391,13 @@ async def _step_ran(enrollment: Enrollment, before: Stage, actor: Actor, now: da
         await lifecycle.record(enrollment, to, actor=actor, cause=ChangeCause.SCHEDULER, reason="step_ran", now=now)
 
 
-async def _fail(enrollment: Enrollment, outcome: Stage, reason: str, actor: Actor, now: datetime) -> None:
-    if await _claim(enrollment, due_at=None):
-        to = transition(enrollment.stage, Event.STEP_FAILED, Facts(outcome=outcome))
-        await lifecycle.record(enrollment, to, actor=actor, cause=ChangeCause.SCHEDULER, reason=reason, now=now)
-    return None
+async def _fail(enrollment: Enrollment, outcome: Stage, reason: str, actor: Actor, now: datetime) -> bool:
+    """Finishes the enrollment at ``outcome`` (R4.2); False if another process moved it first."""
+    if not await _claim(enrollment, due_at=None):
+        return False
+    to = transition(enrollment.stage, Event.STEP_FAILED, Facts(outcome=outcome))
+    await lifecycle.record(enrollment, to, actor=actor, cause=ChangeCause.SCHEDULER, reason=reason, now=now)
+    return True
 
 
 async def task_completed(task: Task, clock: Clock) -> None:

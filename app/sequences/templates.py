@@ -1,9 +1,10 @@
-"""Step templates: Jinja2's sandbox over a fixed set of prospect variables.
+"""Step templates: Jinja2's sandbox over a fixed set of prospect variables (R4.1).
 
-Checked when a step is saved (syntax, and every variable must be one of
-VARIABLES); rendered when a step runs. The sandbox refuses attribute tricks,
-so a template never executes arbitrary code; an unknown or missing custom
-field is an error at render time (StrictUndefined), never a silent blank.
+Checked when a step is saved: syntax, every variable one of VARIABLES, nothing
+the sandbox refuses (app.sequences.sandbox: tags, private attributes, methods and
+filters it does not offer), and a dry render for a sample prospect within the
+render limits. Rendered when a step runs, within the same limits: an unknown or
+missing custom field is an error then (StrictUndefined), never a silent blank.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError
 
+from app.config import TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS
 from app.errors import InvalidInput
+from app.sequences import budget, sandbox
+from app.sequences.budget import RenderError, TooLarge
+
+__all__ = ["VARIABLES", "RenderError", "check", "configure", "render", "render_message", "variables"]
 
 VARIABLES = {
     "first_name": "first name",
@@ -31,34 +36,56 @@ VARIABLES = {
     "organization": "your organization's name",
 }
 MAX_LENGTH = 20_000
+PLAIN_MAX_NAMES = 16
+"""A text-and-variables template with more variables than this renders through
+the sandbox, which counts its output as it goes: the fast path measures only the
+finished text, at most 20,000 characters of text and 16 variables."""
 
 
-class RenderError(Exception):
-    """A template that passed its check could not be rendered for this prospect."""
+@dataclass
+class _Limits:
+    max_chars: int = TEMPLATE_MAX_CHARS
+    seconds: float = TEMPLATE_RENDER_SECONDS
+
+
+_limits = _Limits()
+
+
+def configure(*, max_chars: int, seconds: float) -> None:
+    """The process's render limits (TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS), set
+    once at start from its settings: saving, the scheduler and one-off messages all
+    render through here, and none of them holds the settings."""
+    _limits.max_chars, _limits.seconds = max_chars, seconds
 
 
 @lru_cache(maxsize=1)
-def _environment() -> SandboxedEnvironment:
-    environment = SandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, finalize=lambda value: "" if value is None else value
-    )
-    environment.globals.clear()  # no range(), lipsum(), dict(), ...: only VARIABLES
-    return environment
+def _environment() -> sandbox.Environment:
+    return sandbox.Environment()
 
 
 def check(source: str, field: list[str]) -> str:
-    """``source`` if it is a valid template over VARIABLES, else InvalidInput."""
+    """``source`` if it is a valid template over VARIABLES that renders for a sample
+    prospect within the limits, else InvalidInput naming ``field``."""
     if len(source) > MAX_LENGTH:
         raise InvalidInput(f"At most {MAX_LENGTH} characters.", field)
     try:
-        tree: nodes.Template = _environment().parse(source)
+        compiled = _compiled(source)
     except TemplateSyntaxError as error:
         raise InvalidInput(f"Template syntax error on line {error.lineno}: {error.message}", field) from None
-    names = meta.find_undeclared_variables(tree) | {n.name for n in tree.find_all(nodes.Name) if n.name == "self"}
-    unknown = sorted(names - VARIABLES.keys())
+    except RecursionError:  # parentheses 3,000 deep
+        raise InvalidInput("The template cannot be read: it nests too deeply.", field) from None
+    except ValueError:  # Python reads no integer of more than 4,300 digits
+        raise InvalidInput("The template cannot be read: a number in it is too long.", field) from None
+    if compiled.refusal is not None:
+        raise InvalidInput(compiled.refusal.message, field)
+    unknown = sorted(compiled.names - VARIABLES.keys())
     if unknown:
         known = ", ".join(VARIABLES)
         raise InvalidInput(f"Unknown variable {unknown[0]!r}; use one of: {known}.", field)
+    try:
+        render(source, _sample())
+    except RenderError as error:
+        raise InvalidInput(f"The template fails for a sample prospect: {error}", field) from None
     return source
 
 
@@ -78,13 +105,78 @@ def variables(prospect: Any, organization_name: str) -> dict[str, Any]:
     }
 
 
+class _SampleValue(str):
+    """A custom field at the dry render. The field may hold text, a number, a list
+    or an object, so this is text that also takes arithmetic and comparison with
+    numbers (giving a number) and any attribute or key (giving itself): a template
+    is refused at save for what fails whatever the data, not for guessing a type."""
+
+    def __getattr__(self, name: str) -> _SampleValue:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: Any) -> Any:
+        return self if isinstance(key, str) else str.__getitem__(self, key)
+
+    def _number(self, other: Any) -> Any:
+        return other if isinstance(other, int | float) else NotImplemented
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _number
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _number
+    __pow__ = __rpow__ = _number
+
+    def _compare(self, other: Any) -> Any:
+        return False if isinstance(other, int | float) else NotImplemented
+
+    __lt__ = __le__ = __gt__ = __ge__ = _compare
+
+    def __round__(self, digits: int | None = None) -> int:
+        return 0
+
+    def __int__(self) -> int:
+        return 0
+
+    def __float__(self) -> float:
+        return 0.0
+
+    def __abs__(self) -> int:
+        return 0
+
+
+class _SampleFields(dict[str, Any]):
+    """Every custom field a template reads has a sample value."""
+
+    def __missing__(self, key: str) -> _SampleValue:
+        return _SampleValue("sample")
+
+
+def _sample() -> dict[str, Any]:
+    """The values of a sample prospect, every field filled."""
+    return {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "full_name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "phone": "+15555550100",
+        "company": "Analytical Engines",
+        "title": "Mathematician",
+        "custom": _SampleFields(),
+        "organization": "Acme",
+    }
+
+
 @dataclass(frozen=True)
 class _Compiled:
-    template: Template
+    template: Template | None
+    """None (and no parts, no names) when the sandbox refuses the template."""
     parts: tuple[str | _Name, ...] | None
     """The template as text and plain variables, when that is all it is (most are):
     rendered by joining them, which is what Jinja's code does for such a template
     without its per-render context (~8 µs, a quarter of a scheduler pass's Python)."""
+    names: frozenset[str]
+    """The variables it reads (``self`` included: it is no variable of ours)."""
+    refusal: sandbox.Refusal | None
 
 
 @dataclass(frozen=True)
@@ -106,6 +198,8 @@ def _plain(tree: nodes.Template) -> tuple[str | _Name, ...] | None:
                 parts.append(_Name(child.name))
             else:  # filters, attributes, expressions: Jinja renders those
                 return None
+    if sum(isinstance(part, _Name) for part in parts) > PLAIN_MAX_NAMES:
+        return None
     return tuple(parts)
 
 
@@ -113,17 +207,54 @@ def _plain(tree: nodes.Template) -> tuple[str | _Name, ...] | None:
 def _compiled(source: str) -> _Compiled:
     """Compiling costs ~0.6 ms, rendering a few µs: a step's template is compiled once."""
     environment = _environment()
-    return _Compiled(environment.from_string(source), _plain(environment.parse(source)))
+    tree = environment.parse(source)
+    refusal = sandbox.refusal(tree)
+    if refusal is not None:
+        return _Compiled(None, None, frozenset(), refusal)
+    # find_undeclared_variables compiles the template (with no budget set, so that
+    # constant expressions are left to the render, budget.current).
+    names = meta.find_undeclared_variables(tree) | {n.name for n in tree.find_all(nodes.Name) if n.name == "self"}
+    parts = _plain(tree)
+    code = environment.compile(sandbox.guarded(tree, environment))
+    template = environment.template_class.from_code(environment, code, environment.make_globals(None), None)
+    return _Compiled(template, parts, frozenset(names), None)
 
 
 def render(source: str, values: Mapping[str, Any]) -> str:
-    compiled = _compiled(source)
-    if compiled.parts is not None:
-        return "".join(part if isinstance(part, str) else _output(values, part.name) for part in compiled.parts)
+    """``source`` rendered with ``values`` within the limits; RenderError if it cannot be."""
     try:
-        return compiled.template.render(**values)
-    except (UndefinedError, SecurityError, TypeError, ValueError, ArithmeticError) as error:
+        compiled = _compiled(source)
+    except Exception as error:  # saved before check() refused what it cannot read
+        raise RenderError(f"The template cannot be read: {type(error).__name__}.") from None
+    if compiled.parts is not None:
+        text = "".join(part if isinstance(part, str) else _output(values, part.name) for part in compiled.parts)
+        if len(text) > _limits.max_chars:
+            raise TooLarge(
+                f"The message would make {len(text):,} characters, more than the {_limits.max_chars:,} a template"
+                " may make (TEMPLATE_MAX_CHARS)."
+            )
+        return text
+    if compiled.template is None:
+        assert compiled.refusal is not None
+        raise RenderError(compiled.refusal.message, compiled.refusal.reason)
+    allowance = budget.Budget(_limits.seconds, _limits.max_chars)
+    token = budget.BUDGET.set(allowance)
+    try:
+        chunks, length = [], 0
+        for chunk in compiled.template.generate(**values):
+            length += len(chunk)
+            allowance.fits(length, "The message")
+            allowance.tick()
+            chunks.append(chunk)
+        return "".join(chunks)
+    except RenderError:
+        raise
+    except SecurityError as error:
+        raise RenderError(str(error), "template_unsafe") from None
+    except Exception as error:  # whatever the template did wrong, it is the template's failure
         raise RenderError(f"{type(error).__name__}: {error}") from None
+    finally:
+        budget.BUDGET.reset(token)
 
 
 def render_message(subject: str | None, body: str, prospect: Any, organization_name: str) -> tuple[str | None, str]:

@@ -1,0 +1,250 @@
+"""What one template render may spend (SPEC R15), and how the sandbox
+(app.sequences.sandbox) measures what an operation would make before making it.
+
+A render has a deadline (of its own CPU time), checked by every loop iteration,
+call, operator, attribute read and output chunk: a render is Python on the
+worker's event loop, and nothing outside it can stop it. Loops share an iteration allowance, so
+nested loops over literals end at once whatever the machine. Sizes are counted
+in characters, against TEMPLATE_MAX_CHARS, before the operations that could make
+a large value from small ones run: ``check_binop``, ``checked_method`` and
+``FILTER_CHECKS`` (estimates that may be high, never low).
+
+    RenderError          a template could not be rendered; ``reason`` is a slug
+    ├── TooLarge         template_too_large
+    └── TooSlow          template_timeout
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from time import monotonic, thread_time
+from typing import Any
+
+MAX_LOOP_ITERATIONS = 10_000
+"""Loop iterations one render may run, all loops together: a loop over a prospect's
+data (custom fields are at most 16 KB) stays far below it; nested loops over
+literals, 19.6 s for one prospect before the limit, end at once."""
+MAX_INT_BITS = 4_096
+"""The largest number a template may compute (1,234 digits)."""
+
+
+class RenderError(Exception):
+    """A template could not be rendered for this prospect (its message says why)."""
+
+    reason = "template_error"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class TooLarge(RenderError):
+    reason = "template_too_large"
+
+
+class TooSlow(RenderError):
+    reason = "template_timeout"
+
+
+@dataclass
+class Budget:
+    """What one render may still spend."""
+
+    seconds: float
+    """Of the render's own CPU time."""
+    max_chars: int
+    deadline: float = field(init=False)
+    """When ``seconds`` will have passed on the clock, the earliest the render's CPU
+    time can have used them: reading the clock costs a tenth of reading that."""
+    started: float = field(init=False)
+    iterations: int = MAX_LOOP_ITERATIONS
+
+    def __post_init__(self) -> None:
+        self.deadline = monotonic() + self.seconds
+        self.started = thread_time()
+
+    def tick(self) -> None:
+        if monotonic() > self.deadline:
+            # A loaded machine (the process waiting for a core) takes no render's time.
+            left = self.seconds - (thread_time() - self.started)
+            if left <= 0:
+                raise TooSlow(f"The template took more than {self.seconds:g} s to render (TEMPLATE_RENDER_SECONDS).")
+            self.deadline = monotonic() + left
+
+    def iteration(self) -> None:
+        self.iterations -= 1
+        if self.iterations < 0:
+            raise TooSlow(f"The template ran more than {MAX_LOOP_ITERATIONS:,} loop iterations.")
+        self.tick()
+
+    def fits(self, size: int, what: str) -> None:
+        if size > self.max_chars:
+            raise TooLarge(
+                f"{what} would make more than {self.max_chars:,} characters, the most a template may make"
+                " (TEMPLATE_MAX_CHARS)."
+            )
+
+    def made(self, value: Any) -> Any:
+        """``value``, if it is no larger than a render may make."""
+        if isinstance(value, str | list | tuple | dict) and len(value) > self.max_chars:
+            self.fits(len(value), "A value")
+        return value
+
+
+BUDGET: ContextVar[Budget | None] = ContextVar("template_budget", default=None)
+"""The running render's budget."""
+
+
+def current() -> Budget:
+    """The running render's budget. Outside a render there is none, and the hooks
+    refuse to run: Jinja's compiler evaluates constant expressions (``'x' |
+    center(10 ** 8)`` once its operands are literals) by calling them, and takes a
+    failure as "evaluate when rendering", where the budget applies."""
+    running = BUDGET.get()
+    if running is None:
+        raise RuntimeError("a template runs only within templates.render")
+    return running
+
+
+def size(value: Any, limit: int) -> int:
+    """About ``len(str(value))``, counted no further than past ``limit``: what a
+    container prints (its items and separators) without printing it."""
+    if isinstance(value, str):
+        return len(value)
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 4
+        elif isinstance(item, bool | float) or item is None:
+            total += 8
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 2
+        elif isinstance(item, Mapping):
+            total += 2
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset) or type(item).__name__.startswith("dict_"):
+            total += 2
+            stack.extend(item)
+        else:
+            total += 64
+    return total
+
+
+def total(values: Iterable[Any], limit: int) -> int:
+    """``size`` of each of ``values``, added up no further than past ``limit``."""
+    count = 0
+    for value in values:
+        count += len(value) if type(value) is str else size(value, limit)
+        if count > limit:
+            break
+    return count
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def printf_size(template: str, args: Any, limit: int) -> int:
+    """At most the length of ``template % args``: every width or precision is
+    written as digits, or taken from an int among ``args`` (``*``)."""
+    widths = 0
+    for digits in _DIGITS.findall(template):
+        if len(digits) > 9:
+            return limit + 1
+        widths += int(digits)
+    values = args if isinstance(args, tuple) else (args,)
+    if "*" in template:
+        widths += sum(abs(a) for a in values if isinstance(a, int))
+    return len(template) + template.count("%") * size(args, limit) + widths
+
+
+def replaced_size(text: str, old: Any, new: Any, count: Any = -1) -> int:
+    """The length of ``text.replace(old, new, count)``, counted without replacing."""
+    if not isinstance(old, str) or not isinstance(new, str):
+        return len(text)  # str.replace refuses it
+    found = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        found = min(found, count)
+    return len(text) + found * (len(new) - len(old))
+
+
+def _width(value: Any) -> int:
+    return value if isinstance(value, int) else len(value) if isinstance(value, str) else 0
+
+
+def checked_method(budget: Budget, text: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The arguments of a text method that could make a large string, its size checked first."""
+    if name in ("center", "ljust", "rjust", "zfill"):
+        budget.fits(_width(args[0]), f"str.{name}()")
+    elif name == "replace":
+        budget.fits(replaced_size(text, *args[:3]), "str.replace()")
+    elif name == "join":
+        items = list(args[0])  # a generator (map, select) is read once, here
+        budget.fits(total(items, budget.max_chars) + len(text) * len(items), "str.join()")
+        return (items, *args[1:])
+    return args
+
+
+def check_binop(budget: Budget, operator: str, left: Any, right: Any) -> None:
+    numbers = isinstance(left, int) and isinstance(right, int)
+    if operator == "*":
+        if numbers:
+            _fits_bits(left.bit_length() + right.bit_length())
+        elif isinstance(right, int) and isinstance(left, str | list | tuple):
+            budget.fits(len(left) * right, "A * repetition")
+        elif isinstance(left, int) and isinstance(right, str | list | tuple):
+            budget.fits(len(right) * left, "A * repetition")
+    elif operator == "**":
+        if numbers and right > 0 and abs(left) > 1:
+            _fits_bits(left.bit_length() * right)
+    elif operator == "+":
+        if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+            budget.fits(len(left) + len(right), "A + concatenation")
+    elif operator == "%" and isinstance(left, str):
+        budget.fits(printf_size(left, right, budget.max_chars), "A % format")
+
+
+def _fits_bits(bits: int) -> None:
+    if bits > MAX_INT_BITS:
+        raise TooLarge(f"A number of more than {MAX_INT_BITS:,} bits is more than a template may compute.")
+
+
+def _join(budget: Budget, a: dict[str, Any]) -> None:
+    items = a["value"] = list(a["value"])
+    budget.fits(total(items, budget.max_chars) + _width(a["d"]) * len(items), "The join filter")
+
+
+def _indent(budget: Budget, a: dict[str, Any]) -> None:
+    text = a["s"]
+    lines = text.count("\n") + 1 if isinstance(text, str) else size(text, budget.max_chars)
+    budget.fits(size(text, budget.max_chars) + lines * _width(a["width"]), "The indent filter")
+
+
+def _wordwrap(budget: Budget, a: dict[str, Any]) -> None:
+    wrap = a["wrapstring"]
+    budget.fits(size(a["s"], budget.max_chars) * (1 + (len(wrap) if isinstance(wrap, str) else 1)), "wordwrap")
+
+
+def _sum(budget: Budget, a: dict[str, Any]) -> None:
+    if not isinstance(a["start"], int | float):
+        raise RenderError("The sum filter adds numbers only.")
+
+
+FILTER_CHECKS: dict[str, Callable[[Budget, dict[str, Any]], None]] = {
+    "center": lambda b, a: b.fits(max(_width(a["width"]), size(a["value"], b.max_chars)), "The center filter"),
+    "indent": _indent,
+    "wordwrap": _wordwrap,
+    "join": _join,
+    "replace": lambda b, a: b.fits(replaced_size(str(a["s"]), a["old"], a["new"], a["count"]), "The replace filter"),
+    "format": lambda b, a: b.fits(printf_size(str(a["value"]), a["args"] or a["kwargs"], b.max_chars), "format"),
+    "string": lambda b, a: b.fits(size(a["s"], b.max_chars), "The string filter"),
+    "batch": lambda b, a: b.fits(_width(a["linecount"]), "The batch filter"),
+    "slice": lambda b, a: b.fits(_width(a["slices"]), "The slice filter"),
+    "sum": _sum,
+}
+"""The filters that could make a large value from small ones, and the size each checks first."""
