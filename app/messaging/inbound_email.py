@@ -13,7 +13,8 @@
 
 ``receive_email`` then records it for the prospect it concerns, found through
 our message it answers (In-Reply-To, References, a bounce's original), else
-by address within the organization the mail was sent to, in one transaction
+by address within the organization that holds the address the mail was sent
+to (app.accounts.identities), in one transaction
 with its effects. Each email is recorded once (its Message-ID is its receipt
 key), so a mail system delivering it twice changes nothing.
 """
@@ -33,8 +34,8 @@ from flufl.bounce import all_failures
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from app.accounts import identities
 from app.accounts.actor import system_actor
-from app.accounts.models import Organization
 from app.clock import Clock
 from app.messaging import inbound
 from app.messaging.inbound import Kind
@@ -235,10 +236,10 @@ async def _record(found: Classified, clock: Clock) -> Outcome:
         organization_id = ours.organization_id
         prospect = await Prospect.filter(id=ours.prospect_id).select_for_update().first()
     else:
-        organization = await Organization.filter(email_from__in=found.recipients).first() if found.recipients else None
-        if organization is None:
+        holder = await identities.email_holder(found.recipients)
+        if holder is None:
             return Outcome.UNROUTED
-        organization_id = organization.id
+        organization_id = holder
         address = found.bounced[0] if found.kind is EmailKind.BOUNCE and found.bounced else found.sender
         prospect = (
             await Prospect.filter(organization_id=organization_id, email__iexact=address)
