@@ -5,11 +5,21 @@ the numbers of prospects it may not work (R1.3, R15)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+from app import ids
+from app.accounts import service as accounts
 from app.accounts.models import Organization, Role, SendingIdentity
+from app.clock import FrozenClock
+from app.config import Settings
+from app.messaging import sending
+from app.sequences import scheduler
+from app.sequences.models import StepType
+from app.sequences.service import StepSpec
 from tests.conftest import GraphQL, Org, mutate
+from tests.test_scheduler import setup
 
 # (field, what the first organization holds, what another then claims)
 CLAIMS = [
@@ -19,6 +29,13 @@ CLAIMS = [
     pytest.param("emailFrom", "Ada@acme.example", "Ada@acme.example", id="email-the-same-address"),
     pytest.param("emailFrom", "Ada@acme.example", "ADA@ACME.EXAMPLE", id="email-the-address-in-capitals"),
     pytest.param("emailFrom", "ada@bücher.example", "ada@xn--bcher-kva.example", id="email-the-domain-in-punycode"),
+]
+
+# (viewer, prospects enrolled it counts, messages sent it counts): of three enrolled
+# prospects, one is the agent's, one unassigned, one the second agent's.
+STATS = [
+    pytest.param("agent", 2, 2, id="agent-counts-its-own-and-unassigned"),
+    pytest.param("second agent", 2, 2, id="second-agent-counts-its-own-and-unassigned"),
 ]
 
 
@@ -62,3 +79,31 @@ async def test_two_organizations_claiming_one_number_at_once_get_one_claim_and_o
         holders = await Organization.filter(sms_from=number).values_list("id", flat=True)
         [identity] = await SendingIdentity.filter(address=number)
         assert holders == [identity.organization_id]
+
+
+@pytest.mark.parametrize(("viewer", "enrolled", "sent"), STATS)
+async def test_an_agents_sequence_stats_count_only_the_prospects_it_may_work(
+    gql: GraphQL, org: Org, clock: FrozenClock, tmp_path: Path, viewer: str, enrolled: int, sent: int
+) -> None:
+    admin = org.actor(Role.ADMIN, clock)
+    second = await accounts.create_user(actor=admin, name="Second", email="second@acme.example", role=Role.AGENT)
+    second_token, _ = await accounts.create_token(actor=admin, name="second", user_id=ids.encode("User", second.id))
+    people: list[dict[str, object]] = [
+        {"first_name": "Ada", "email": "ada@client.example", "owner_id": org.user_gid(Role.AGENT)},
+        {"first_name": "Bob", "email": "bob@client.example"},
+        {"first_name": "Cyd", "email": "cyd@client.example", "owner_id": ids.encode("User", second.id)},
+    ]
+    await setup(org, clock, steps=[StepSpec(StepType.EMAIL, 0, body="Hello", subject="Hi")], people=people)
+    settings = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")})
+    transports = sending.transports_for(settings)
+    for message_id in (await scheduler.run_pass(clock)).queued:
+        assert await sending.send(message_id, transports=transports, settings=settings, clock=clock) == "SENT"
+    query = "{ sequences { edges { node { stats { enrolled sent byStage { count } } } } } }"
+    token = {"agent": org.tokens[Role.AGENT], "second agent": second_token}[viewer]
+
+    [edge] = (await gql(token, query))["data"]["sequences"]["edges"]
+    [everything] = (await gql(org.tokens[Role.MANAGER], query))["data"]["sequences"]["edges"]
+
+    assert (edge["node"]["stats"]["enrolled"], edge["node"]["stats"]["sent"]) == (enrolled, sent)
+    assert sum(row["count"] for row in edge["node"]["stats"]["byStage"]) == enrolled
+    assert (everything["node"]["stats"]["enrolled"], everything["node"]["stats"]["sent"]) == (3, 3)
