@@ -24,7 +24,6 @@ from __future__ import annotations
 import email
 import re
 from dataclasses import dataclass, field
-from email import policy
 from email.message import EmailMessage
 from email.message import Message as MimeMessage
 from email.utils import getaddresses, parseaddr
@@ -37,7 +36,7 @@ from tortoise.transactions import in_transaction
 from app.accounts import identities
 from app.accounts.actor import system_actor
 from app.clock import Clock
-from app.messaging import inbound
+from app.messaging import inbound, mime
 from app.messaging.inbound import Kind
 from app.messaging.models import BounceType, Direction, Message
 from app.prospects.models import Channel, Prospect
@@ -73,7 +72,8 @@ class Classified:
 
 
 def classify(raw: bytes) -> Classified:
-    message = email.message_from_bytes(raw, policy=policy.default)
+    """What ``raw`` is; mime.Unreadable if its parts nest too deep to read."""
+    message = mime.parse(raw)
     sender = parseaddr(str(message.get("From", "")))[1].lower()
     found = Classified(
         kind=EmailKind.REPLY,
