@@ -136,6 +136,21 @@ async def test_a_hard_dsn_bounces_and_a_soft_one_does_not(
     assert (message.state, message.bounce_type) == ("BOUNCED", "HARD")
 
 
+async def test_a_dsn_naming_our_message_only_in_its_own_headers_bounces(
+    org: Org, clock: FrozenClock, settings: Settings, live_server: str
+) -> None:
+    enrollment, sent = await _sent(org, clock, settings)
+    dsn = (CORPUS / "dsn_postfix_550_511.eml").read_bytes()
+    headers_naming_none = re.sub(rb"(?im)^message-id: *" + re.escape(ORIGINAL.encode()) + rb"\r?\n", b"", dsn)
+    assert ORIGINAL.encode() not in headers_naming_none
+    raw = b"References: " + (sent.external_id or "").encode() + b"\n" + headers_naming_none
+    async with httpx.AsyncClient(base_url=live_server) as http:
+        answer = await _post(http, raw)
+    assert answer.json() == {"result": "recorded", "kind": "bounce"}
+    await enrollment.refresh_from_db()
+    assert (enrollment.stage, (await Message.get(id=sent.id)).bounce_type) == ("BOUNCED", "HARD")
+
+
 async def test_three_soft_bounces_within_a_week_count_as_hard(
     org: Org, clock: FrozenClock, settings: Settings, live_server: str
 ) -> None:

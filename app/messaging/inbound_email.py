@@ -4,24 +4,28 @@
 
 - a bounce: an RFC 3464 delivery status notification (5.x.x hard, 4.x.x or
   ``Action: delayed`` soft), the original found by the Message-ID in its
-  returned headers; or, for mailers that send no standard report, whatever
-  flufl.bounce's detectors find in a message from a mailer daemon;
+  returned message or headers (or its own In-Reply-To, References); or, for
+  mailers that send no standard report, whatever flufl.bounce's detectors find
+  in a message from a mailer daemon;
 - an auto-reply (RFC 3834 ``Auto-Submitted`` other than ``no``, and the
   de-facto ``X-Autoreply``, ``X-Autorespond``, ``X-Auto-Response-Suppress``,
   ``Precedence: bulk | junk | auto_reply``, an empty return path);
 - a reply: anything else.
 
 ``receive_email`` then records it for the prospect it concerns, found through
-our message it answers (In-Reply-To, References, a bounce's original), else
-by address within the organization that holds the address the mail was sent
-to (app.accounts.identities), in one transaction
-with its effects. Each email is recorded once (its Message-ID is its receipt
-key), so a mail system delivering it twice changes nothing.
+our message it answers (In-Reply-To, References, a bounce's original), else,
+for a reply or an auto-reply, by sender address within the organization that
+holds the address the mail was sent to (app.accounts.identities), in one
+transaction with its effects. A bounce that names none of our Message-IDs is
+unrouted: anyone can write one, and it would otherwise bounce any prospect
+whose address it names. Each email is recorded once (its Message-ID is its
+receipt key), so a mail system delivering it twice changes nothing.
 """
 
 from __future__ import annotations
 
 import email
+import logging
 import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -40,6 +44,8 @@ from app.messaging import inbound, mime
 from app.messaging.inbound import Kind
 from app.messaging.models import BounceType, Direction, Message
 from app.prospects.models import Channel, Prospect
+
+logger = logging.getLogger("leadline.inbound_email")
 
 MAX_BODY = 100_000
 MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
@@ -83,13 +89,14 @@ def classify(raw: bytes) -> Classified:
         subject=" ".join(str(message.get("Subject", "")).split())[:998],
         body=_text(message),
     )
+    threaded = [*_ids(message.get("In-Reply-To")), *reversed(_ids(message.get("References")))]
     if _delivery_status(message, found) or _heuristic_bounce(raw, message, found):
         found.kind = EmailKind.BOUNCE
+        found.answers = list(dict.fromkeys([*found.answers, *threaded]))
         return found
     if _automatic(message):
         found.kind = EmailKind.AUTO_REPLY
-    answers = [*_ids(message.get("In-Reply-To")), *reversed(_ids(message.get("References")))]
-    found.answers = list(dict.fromkeys(answers))
+    found.answers = list(dict.fromkeys(threaded))
     return found
 
 
@@ -235,14 +242,16 @@ async def _record(found: Classified, clock: Clock) -> Outcome:
     if ours is not None:
         organization_id = ours.organization_id
         prospect = await Prospect.filter(id=ours.prospect_id).select_for_update().first()
+    elif found.kind is EmailKind.BOUNCE:  # anyone can write one: only our Message-ID makes it ours
+        logger.warning("a bounce (Message-ID %s) names none of our messages: unrouted", found.message_id or "none")
+        return Outcome.UNROUTED
     else:
         holder = await identities.email_holder(found.recipients)
         if holder is None:
             return Outcome.UNROUTED
         organization_id = holder
-        address = found.bounced[0] if found.kind is EmailKind.BOUNCE and found.bounced else found.sender
         prospect = (
-            await Prospect.filter(organization_id=organization_id, email__iexact=address)
+            await Prospect.filter(organization_id=organization_id, email__iexact=found.sender)
             .order_by("-id")
             .select_for_update()
             .first()
