@@ -27,7 +27,7 @@ from __future__ import annotations
 import email
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.message import Message as MimeMessage
 from email.utils import getaddresses, parseaddr
@@ -47,8 +47,11 @@ from app.prospects.models import Channel, Prospect
 
 logger = logging.getLogger("leadline.inbound_email")
 
-MAX_BODY = 100_000
 MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+# What a message row holds (Message.external_id, from_address, to_address): an
+# email may say more, and a longer id matches nothing of ours.
+ID_MAX = 255
+ADDRESS_MAX = 320
 STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
 DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
 
@@ -78,16 +81,36 @@ class Classified:
 
 
 def classify(raw: bytes) -> Classified:
-    """What ``raw`` is; mime.Unreadable if its parts nest too deep to read."""
-    message = mime.parse(raw)
-    sender = parseaddr(str(message.get("From", "")))[1].lower()
+    """What ``raw`` is; mime.Unreadable if its parts nest too deep to read. Its text
+    comes without NUL characters, which PostgreSQL stores in no text column (an
+    email may carry them, encoded or not)."""
+    found = _classified(mime.parse(raw), raw)
+    return replace(
+        found,
+        message_id=found.message_id and _storable(found.message_id),
+        sender=_storable(found.sender),
+        recipients=[_storable(r) for r in found.recipients],
+        subject=_storable(found.subject),
+        body=_storable(found.body),
+        answers=[_storable(a) for a in found.answers],
+        bounced=[_storable(b) for b in found.bounced],
+        status=found.status and _storable(found.status),
+    )
+
+
+def _storable(text: str) -> str:
+    return text.replace("\x00", "")
+
+
+def _classified(message: EmailMessage, raw: bytes) -> Classified:
+    sender = parseaddr(str(message.get("From", "")))[1].lower()[:ADDRESS_MAX]
     found = Classified(
         kind=EmailKind.REPLY,
         message_id=_first_id(message.get("Message-ID")),
         sender=sender,
         recipients=_recipients(message),
         subject=" ".join(str(message.get("Subject", "")).split())[:998],
-        body=_text(message),
+        body=mime.text(message),
     )
     threaded = [*_ids(message.get("In-Reply-To")), *reversed(_ids(message.get("References")))]
     if _delivery_status(message, found) or _heuristic_bounce(raw, message, found):
@@ -101,7 +124,7 @@ def classify(raw: bytes) -> Classified:
 
 
 def _ids(value: object) -> list[str]:
-    return MESSAGE_ID.findall(str(value)) if value else []
+    return [found for found in MESSAGE_ID.findall(str(value)) if len(found) <= ID_MAX] if value else []
 
 
 def _first_id(value: object) -> str | None:
@@ -112,22 +135,6 @@ def _first_id(value: object) -> str | None:
 def _recipients(message: EmailMessage) -> list[str]:
     headers = [str(v) for name in ("Delivered-To", "X-Original-To", "To", "Cc") for v in message.get_all(name, [])]
     return list(dict.fromkeys(address.lower() for _, address in getaddresses(headers) if address))
-
-
-def _text(message: EmailMessage) -> str:
-    """The human-readable text: the plain part if there is one, else the HTML part's text."""
-    part = message.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    try:
-        content = str(part.get_content())
-    except (LookupError, ValueError):  # an unknown charset or a broken encoding
-        payload = part.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    if part.get_content_subtype() == "html":
-        content = re.sub(r"(?s)<(style|script)\b.*?</\1>|<[^>]+>", " ", content)
-        content = re.sub(r"[ \t]+", " ", content)
-    return content.strip()[:MAX_BODY]
 
 
 def _delivery_status(message: EmailMessage, found: Classified) -> bool:
@@ -145,7 +152,7 @@ def _delivery_status(message: EmailMessage, found: Classified) -> bool:
                 status = STATUS.search(block.get("status", ""))
                 if not recipient or status is None:
                     continue
-                found.bounced.append(recipient)
+                found.bounced.append(recipient[:ADDRESS_MAX])
                 delayed = block.get("action", "").lower() == "delayed"  # still being tried: not final
                 codes.append("4" + status.group(0)[1:] if delayed else status.group(0))
         elif kind in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
@@ -191,8 +198,11 @@ def _heuristic_bounce(raw: bytes, message: EmailMessage, found: Classified) -> b
     if not from_daemon and str(message.get("Return-Path", "")).strip() != "<>":
         return False
     legacy = email.message_from_bytes(raw)  # flufl.bounce reads compat32 messages
-    temporary, permanent = all_failures(legacy)
-    failed = [a.decode("utf-8", "replace").lower() for a in (*permanent, *temporary)]
+    try:
+        temporary, permanent = all_failures(legacy)
+    except (IndexError, AttributeError, ValueError, TypeError, LookupError):  # its detectors', on malformed mail
+        return False
+    failed = [a.decode("utf-8", "replace").lower()[:ADDRESS_MAX] for a in (*permanent, *temporary)]
     if not failed:
         return False
     found.bounced = list(dict.fromkeys(failed))

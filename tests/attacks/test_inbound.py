@@ -14,8 +14,12 @@ from app.accounts import service as accounts
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.config import Settings
+from app.messaging import sending
 from app.messaging.models import Message
 from app.prospects.models import Prospect
+from app.sequences import scheduler
+from app.sequences.models import StepType
+from app.sequences.service import StepSpec
 from tests.conftest import Org
 from tests.test_scheduler import setup
 
@@ -64,6 +68,43 @@ FORGED_BOUNCES = [
 ]
 
 
+# Mails to Acme's sender address whose headers or structure the email package (or
+# flufl.bounce) failed on, and what the webhook now makes of them.
+MALFORMED = [
+    pytest.param(b"From: Ada <\nTo: sales@acme.example\n\nhi\n", "unrouted", "reply", id="from-cut-short"),
+    pytest.param(
+        b"From: ada@client.example\nTo: sales@acme.example\nMessage-ID: <\n\nhi\n",
+        "recorded",
+        "reply",
+        id="lone-angle-id",
+    ),
+    pytest.param(b"From: ada@client.example\nTo: Sales <\n\nhi\n", "unrouted", "reply", id="to-cut-short"),
+    pytest.param(
+        b"From: ada@client.example\nTo: sales@acme.example\nContent-Type: multipart/mixed; boundary=x\n\n"
+        b"--x\nContent-Type: multipart/related\n\nhi\n--x--\n",
+        "recorded",
+        "reply",
+        id="related-part-without-boundary",
+    ),
+    pytest.param(
+        b"Return-Path: <>\nTo: sales@acme.example\nContent-Type: multipart/mixed; boundary=x\n\n--x--\n",
+        "unrouted",
+        "auto_reply",
+        id="empty-return-path-without-from",
+    ),
+    pytest.param(
+        b"From: ada@client.example\nTo: sales@acme.example\n\nh\x00i\n", "recorded", "reply", id="nul-in-body"
+    ),
+    pytest.param(
+        b"From: ada@client.example\nTo: sales@acme.example\nSubject: =?utf-8?q?a=00b?=\n"
+        b"Content-Transfer-Encoding: base64\n\naABp\n",
+        "recorded",
+        "reply",
+        id="nul-encoded-in-subject-and-body",
+    ),
+]
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data"), "INBOUND_EMAIL_TOKEN": TOKEN})
@@ -101,3 +142,42 @@ async def test_a_bounce_that_names_none_of_our_messages_is_unrouted(
     await enrollment.refresh_from_db()
     assert (prospect.opted_out_channels, enrollment.stage, enrollment.finished_at) == ([], stage, None)
     assert await Message.filter(direction="INBOUND").count() == 0
+
+
+@pytest.mark.parametrize(("raw", "result", "kind"), MALFORMED)
+async def test_a_malformed_mail_is_read_as_far_as_it_goes(
+    client: httpx.AsyncClient, org: Org, clock: FrozenClock, raw: bytes, result: str, kind: str
+) -> None:
+    changes = accounts.OrganizationChanges(email_from="sales@acme.example")
+    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
+    await setup(org, clock)  # Ada, ada@client.example
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+
+    answer = await client.post("/webhooks/email/inbound", content=raw, headers=headers)
+
+    assert answer.json() == {"result": result, "kind": kind}
+    received = await Message.filter(direction="INBOUND")
+    assert len(received) == (result == "recorded")
+    assert all("\x00" not in f"{m.subject}{m.body}{m.external_id}" for m in received)
+
+
+async def test_a_reply_with_overlong_addresses_and_ids_is_recorded_cut_to_size(
+    client: httpx.AsyncClient, org: Org, clock: FrozenClock, tmp_path: Path
+) -> None:
+    [enrollment] = await setup(org, clock, steps=[StepSpec(StepType.EMAIL, 0, body="Hello", subject="Hi")])
+    settings = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")})
+    [message_id] = (await scheduler.run_pass(clock)).queued
+    transports = sending.transports_for(settings)
+    assert await sending.send(message_id, transports=transports, settings=settings, clock=clock) == "SENT"
+    ours = (await Message.get(id=message_id)).external_id or ""
+    raw = (
+        f"From: {'a' * 400}@client.example\nTo: sales@acme.example\nMessage-ID: <{'m' * 300}@x.example>\n"
+        f"In-Reply-To: {ours}\nSubject: re\n\nhello\n"
+    ).encode()
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+
+    answer = await client.post("/webhooks/email/inbound", content=raw, headers=headers)
+
+    assert answer.json() == {"result": "recorded", "kind": "reply"}
+    [reply] = await Message.filter(direction="INBOUND")
+    assert (len(reply.from_address or ""), reply.external_id, reply.prospect_id) == (320, None, enrollment.prospect_id)
