@@ -20,8 +20,9 @@ def email(value: str, field: list[str]) -> str:
     return result.normalized
 
 
-def phone(value: str, region: str, field: list[str]) -> str:
-    """E.164, reading national numbers in ``region`` (ISO 3166 alpha-2)."""
+def phone(value: str, region: str | None, field: list[str]) -> str:
+    """E.164, reading national numbers in ``region`` (ISO 3166 alpha-2); with no
+    region, only international ones (``+`` and the country code)."""
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:

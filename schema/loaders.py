@@ -66,6 +66,7 @@ class Loaders:
         self.available_in = _grouped(self._available_in, lambda pair: pair[0])
         self.actions_by_status: DataLoader[int, list[Action]] = DataLoader(load_fn=self._actions_by_status)
         self._org = org
+        self._actor = actor
         self.tasks_by_prospect = _grouped(
             lambda keys: Task.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
             lambda row: row.prospect_id,
@@ -108,7 +109,9 @@ class Loaders:
         )
 
     async def _sequence_stats(self, sequence_ids: list[int]) -> list[sequence_service.Stats]:
-        found = await sequence_service.stats(sequence_ids)
+        if self._actor is None:  # no viewer, no sequence to count
+            return [sequence_service.Stats(by_stage={}) for _ in sequence_ids]
+        found = await sequence_service.stats(actor=self._actor, sequence_ids=sequence_ids)
         return [found[pk] for pk in sequence_ids]
 
     async def _available_in(self, action_ids: list[int]) -> list[tuple[int, Status]]:

@@ -276,9 +276,7 @@ class Query:
 def enrollments_query(info: Info, filter: EnrollmentFilter | None) -> QuerySet[sequences.Enrollment]:
     """The viewer's enrollments (an AGENT's: those of prospects it may work), filtered."""
     actor = info.context.actor
-    query = sequences.Enrollment.filter(organization_id=actor.organization_id)
-    if actor.is_agent:
-        query = query.filter(prospect_id__in=Subquery(prospect_service.visible(actor).values("id")))
+    query = prospect_service.of_visible(actor, sequences.Enrollment.filter(organization_id=actor.organization_id))
     if filter is not None:
         if (sequence_ids := decode_ids("Sequence", filter.sequence_ids)) is not None:
             query = query.filter(sequence_id__in=sequence_ids)

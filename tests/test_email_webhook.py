@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,14 @@ import pytest
 from app.accounts.models import Organization
 from app.clock import FrozenClock
 from app.config import Settings
-from app.messaging import inbound_email, sending
+from app.messaging import inbound_email, mime, sending
 from app.messaging.inbound_email import EmailKind
 from app.messaging.models import Message
 from app.prospects.models import Prospect
 from app.sequences import scheduler
 from app.sequences.models import Enrollment, StepType
 from app.sequences.service import StepSpec
+from tests.attacks.test_inbound import nested_messages, nested_multiparts
 from tests.conftest import Org
 from tests.smtp_sink import smtp_sink
 from tests.test_scheduler import setup
@@ -51,6 +53,13 @@ def test_the_corpus_is_classified(name: str) -> None:
         assert found.sender == expected["from"]
         assert (found.answers[:1] or [None]) == [expected["in_reply_to"]]
         assert found.body.strip()
+
+
+@pytest.mark.parametrize("nested", [nested_multiparts, nested_messages])
+def test_parts_nested_to_the_limit_are_read_and_one_level_more_is_not(nested: Callable[[int], bytes]) -> None:
+    assert inbound_email.classify(nested(mime.MAX_DEPTH - 1)).kind is EmailKind.REPLY  # the top and 19 levels
+    with pytest.raises(mime.Unreadable):
+        inbound_email.classify(nested(mime.MAX_DEPTH))
 
 
 @pytest.fixture
@@ -125,6 +134,21 @@ async def test_a_hard_dsn_bounces_and_a_soft_one_does_not(
     message = await Message.get(id=sent.id)
     assert enrollment.stage == "BOUNCED" and prospect.opted_out_channels == ["EMAIL"]
     assert (message.state, message.bounce_type) == ("BOUNCED", "HARD")
+
+
+async def test_a_dsn_naming_our_message_only_in_its_own_headers_bounces(
+    org: Org, clock: FrozenClock, settings: Settings, live_server: str
+) -> None:
+    enrollment, sent = await _sent(org, clock, settings)
+    dsn = (CORPUS / "dsn_postfix_550_511.eml").read_bytes()
+    headers_naming_none = re.sub(rb"(?im)^message-id: *" + re.escape(ORIGINAL.encode()) + rb"\r?\n", b"", dsn)
+    assert ORIGINAL.encode() not in headers_naming_none
+    raw = b"References: " + (sent.external_id or "").encode() + b"\n" + headers_naming_none
+    async with httpx.AsyncClient(base_url=live_server) as http:
+        answer = await _post(http, raw)
+    assert answer.json() == {"result": "recorded", "kind": "bounce"}
+    await enrollment.refresh_from_db()
+    assert (enrollment.stage, (await Message.get(id=sent.id)).bounce_type) == ("BOUNCED", "HARD")
 
 
 async def test_three_soft_bounces_within_a_week_count_as_hard(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tortoise import Tortoise, connections
+from tortoise.migrations.api import migrate
 from tortoise.migrations.autodetector import MigrationAutodetector
 
 from app import db
@@ -27,6 +28,54 @@ async def test_migrations_apply_and_match_the_models(tmp_path: Path) -> None:
             await Tortoise.close_connections()
     assert {"organization", "user", "api_token", "workflow", "status", "action", "prospect", "task"} <= tables
     assert writers == [], "models changed without a migration: run `tortoise makemigrations`"
+
+
+async def test_an_identity_two_organizations_shared_stays_with_the_first(tmp_path: Path) -> None:
+    """0014: rows that shared an emailFrom (in any case) or an smsFrom before the
+    unique index: the organization created first keeps it, the later one's is cleared."""
+    async with fresh_database(file=tmp_path / "migrated.sqlite3") as url:
+        config = db.tortoise_config(url)
+        await migrate(config=config, target="models.0013_worker_indexes")
+        await Tortoise.init(config=config)
+        try:
+            conn = connections.get("default")
+            values = ", ".join(["$1", "$2", "$3", "$4"] if conn.capabilities.dialect == "postgres" else ["?"] * 4)
+            for name, email_from, sms_from in [
+                ("First", "Sales@Shared.example", "+12025550143"),
+                ("Second", "sales@shared.example", "+12025550143"),
+                ("Third", "own@third.example", "+12025550144"),
+            ]:
+                await conn.execute_query(
+                    'INSERT INTO "organization" ("name", "time_zone", "email_from", "sms_from", "phone_region", '
+                    f'"pull_from_other_agents", "created_at") VALUES ({values}, \'US\', false, CURRENT_TIMESTAMP)',
+                    [name, "UTC", email_from, sms_from],
+                )
+        finally:
+            await Tortoise.close_connections()
+        await migrate(config=config)
+        await Tortoise.init(config=config)
+        try:
+            conn = connections.get("default")
+            organizations = await conn.execute_query_dict(
+                'SELECT "name", "email_from", "sms_from" FROM "organization" ORDER BY "id"'
+            )
+            claims = await conn.execute_query_dict(
+                'SELECT o."name", s."kind", s."address" FROM "sending_identity" s '
+                'JOIN "organization" o ON o."id" = s."organization_id" ORDER BY s."address"'
+            )
+        finally:
+            await Tortoise.close_connections()
+    assert [tuple(row.values()) for row in organizations] == [
+        ("First", "Sales@Shared.example", "+12025550143"),
+        ("Second", None, None),
+        ("Third", "own@third.example", "+12025550144"),
+    ]
+    assert [tuple(row.values()) for row in claims] == [
+        ("First", "SMS_FROM", "+12025550143"),
+        ("Third", "SMS_FROM", "+12025550144"),
+        ("Third", "EMAIL_FROM", "own@third.example"),
+        ("First", "EMAIL_FROM", "sales@shared.example"),
+    ]
 
 
 async def _tables() -> set[str]:

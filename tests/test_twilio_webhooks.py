@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.accounts.models import Organization
+from app.accounts import service as accounts
+from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.config import Settings
 from app.messaging import sending, twilio
@@ -95,7 +96,8 @@ class Twilio:
 
 async def _first_sms_sent(org: Org, clock: FrozenClock, settings: Settings) -> tuple[Enrollment, int]:
     """The first step sent, the second queued (not yet sent)."""
-    await Organization.filter(id=org.id).update(sms_from=OUR_NUMBER)
+    changes = accounts.OrganizationChanges(sms_from=OUR_NUMBER)
+    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
     [enrollment] = await setup(org, clock, steps=STEPS)
     transports = sending.transports_for(settings)
     [first] = (await scheduler.run_pass(clock)).queued

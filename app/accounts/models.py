@@ -33,6 +33,32 @@ class Organization(Model):
         table = "organization"
 
 
+class IdentityKind(StrEnum):
+    """What an organization sends from: its emailFrom, its smsFrom."""
+
+    EMAIL_FROM = "EMAIL_FROM"
+    SMS_FROM = "SMS_FROM"
+
+
+class SendingIdentity(Model):
+    """An address an organization sends from, held by that organization alone:
+    ``address`` (an E.164 number, or a bare email address lower-cased) is unique
+    across all organizations, so a reply, a STOP or a bounce sent to it has one
+    organization to go to (app.accounts.identities)."""
+
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "models.Organization", on_delete=fields.CASCADE, related_name=False
+    )
+    kind = fields.CharEnumField(IdentityKind, max_length=16)
+    address = fields.CharField(max_length=320, unique=True)
+
+    organization_id: int
+
+    class Meta:
+        table = "sending_identity"
+
+
 class User(Model):
     id = fields.IntField(primary_key=True)
     organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(

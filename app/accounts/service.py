@@ -15,8 +15,9 @@ from datetime import timedelta
 from tortoise.transactions import in_transaction
 
 from app import ids, validation
+from app.accounts import identities
 from app.accounts.actor import Actor
-from app.accounts.models import ApiToken, Organization, Role, User
+from app.accounts.models import ApiToken, IdentityKind, Organization, Role, User
 from app.clock import Clock
 from app.errors import Conflict, InvalidInput, NotFound
 from app.workflows.models import Status
@@ -145,32 +146,41 @@ class OrganizationChanges:
 
 
 async def update_organization(*, actor: Actor, changes: OrganizationChanges) -> Organization:
+    """Changes the organization's settings in one transaction. Its emailFrom and
+    smsFrom are sending identities: one another organization holds is CONFLICT."""
     actor.require_admin()
-    org = await Organization.get(id=actor.organization_id)
     field = ["input"]
-    if changes.name is not None:
-        org.name = validation.name(changes.name, [*field, "name"])
-    if changes.time_zone is not None:
-        org.time_zone = validation.time_zone(changes.time_zone, [*field, "timeZone"])
-    if changes.phone_region is not None:
-        org.phone_region = validation.region(changes.phone_region, [*field, "phoneRegion"])
-    if changes.default_status_id is not None:
-        pk = ids.decode_as("Status", changes.default_status_id)
-        status = None if pk is None else await Status.get_or_none(id=pk, organization_id=org.id, deleted_at=None)
-        if status is None:
-            raise NotFound("Status", [*field, "defaultStatusId"])
-        org.default_status_id = status.id
-    if changes.pull_from_other_agents is not None:
-        org.pull_from_other_agents = changes.pull_from_other_agents
-    if changes.email_from is not None:
-        org.email_from = validation.email(changes.email_from, [*field, "emailFrom"]) if changes.email_from else None
-    if changes.sms_from is not None:
-        org.sms_from = (
-            validation.phone(changes.sms_from, org.phone_region, [*field, "smsFrom"]) if changes.sms_from else None
-        )
-    if changes.postal_address is not None:
-        org.postal_address = validation.optional_text(  # type: ignore[assignment]
-            changes.postal_address, [*field, "postalAddress"], max_length=1000
-        )
-    await org.save()
+    async with in_transaction():
+        org = await Organization.filter(id=actor.organization_id).select_for_update().get()
+        if changes.name is not None:
+            org.name = validation.name(changes.name, [*field, "name"])
+        if changes.time_zone is not None:
+            org.time_zone = validation.time_zone(changes.time_zone, [*field, "timeZone"])
+        if changes.phone_region is not None:
+            org.phone_region = validation.region(changes.phone_region, [*field, "phoneRegion"])
+        if changes.default_status_id is not None:
+            pk = ids.decode_as("Status", changes.default_status_id)
+            status = None if pk is None else await Status.get_or_none(id=pk, organization_id=org.id, deleted_at=None)
+            if status is None:
+                raise NotFound("Status", [*field, "defaultStatusId"])
+            org.default_status_id = status.id
+        if changes.pull_from_other_agents is not None:
+            org.pull_from_other_agents = changes.pull_from_other_agents
+        if changes.email_from is not None:
+            email_field = [*field, "emailFrom"]
+            org.email_from = validation.email(changes.email_from, email_field) if changes.email_from else None
+            await identities.claim(
+                organization_id=org.id, kind=IdentityKind.EMAIL_FROM, address=org.email_from, field=email_field
+            )
+        if changes.sms_from is not None:
+            sms_field = [*field, "smsFrom"]
+            org.sms_from = validation.phone(changes.sms_from, org.phone_region, sms_field) if changes.sms_from else None
+            await identities.claim(
+                organization_id=org.id, kind=IdentityKind.SMS_FROM, address=org.sms_from, field=sms_field
+            )
+        if changes.postal_address is not None:
+            org.postal_address = validation.optional_text(  # type: ignore[assignment]
+                changes.postal_address, [*field, "postalAddress"], max_length=1000
+            )
+        await org.save()
     return org

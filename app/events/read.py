@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
 from app.accounts.actor import Actor
@@ -13,10 +12,7 @@ from app.prospects import service as prospects
 def visible(actor: Actor) -> QuerySet[Event]:
     """The numbered events the viewer may read: an AGENT only those of prospects it
     may work; managers and admins every one (an erased prospect's too, ids only)."""
-    query = Event.filter(organization_id=actor.organization_id, seq__not_isnull=True)
-    if actor.is_agent:
-        query = query.filter(prospect_id__in=Subquery(prospects.visible(actor).values("id")))
-    return query
+    return prospects.of_visible(actor, Event.filter(organization_id=actor.organization_id, seq__not_isnull=True))
 
 
 async def may_see(actor: Actor, event: Event) -> bool:

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from app.clock import Clock
 from app.config import Settings
-from app.messaging import inbound_email, twilio, unsubscribe
+from app.messaging import inbound_email, mime, twilio, unsubscribe
 
 logger = logging.getLogger("leadline.webhooks")
 
@@ -114,7 +114,8 @@ MAX_EMAIL_BYTES = 25 * 1024 * 1024
 
 async def email_inbound(request: Request) -> Response:
     """A raw RFC 5322 message (R6.1), authorized by ``Bearer $INBOUND_EMAIL_TOKEN``.
-    Answers what Leadline made of it: recorded, duplicate or unrouted, and its kind."""
+    Answers what Leadline made of it: recorded, duplicate or unrouted, and its kind;
+    422 for a message it will not read (parts nested too deep)."""
     settings, clock = _context(request)
     token = settings.inbound_email_token
     given = request.headers.get("Authorization", "")
@@ -125,5 +126,8 @@ async def email_inbound(request: Request) -> Response:
         return JSONResponse({"error": "The body must be a raw email (message/rfc822)."}, status_code=400)
     if len(raw) > MAX_EMAIL_BYTES:
         return JSONResponse({"error": "The email is larger than 25 MB."}, status_code=413)
-    received = await inbound_email.receive_email(raw, clock)
+    try:
+        received = await inbound_email.receive_email(raw, clock)
+    except mime.Unreadable as unreadable:
+        return JSONResponse({"error": str(unreadable)}, status_code=422)
     return JSONResponse({"result": received.outcome.value, "kind": received.kind.value})

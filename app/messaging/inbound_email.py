@@ -4,26 +4,30 @@
 
 - a bounce: an RFC 3464 delivery status notification (5.x.x hard, 4.x.x or
   ``Action: delayed`` soft), the original found by the Message-ID in its
-  returned headers; or, for mailers that send no standard report, whatever
-  flufl.bounce's detectors find in a message from a mailer daemon;
+  returned message or headers (or its own In-Reply-To, References); or, for
+  mailers that send no standard report, whatever flufl.bounce's detectors find
+  in a message from a mailer daemon;
 - an auto-reply (RFC 3834 ``Auto-Submitted`` other than ``no``, and the
   de-facto ``X-Autoreply``, ``X-Autorespond``, ``X-Auto-Response-Suppress``,
   ``Precedence: bulk | junk | auto_reply``, an empty return path);
 - a reply: anything else.
 
 ``receive_email`` then records it for the prospect it concerns, found through
-our message it answers (In-Reply-To, References, a bounce's original), else
-by address within the organization the mail was sent to, in one transaction
-with its effects. Each email is recorded once (its Message-ID is its receipt
-key), so a mail system delivering it twice changes nothing.
+our message it answers (In-Reply-To, References, a bounce's original), else,
+for a reply or an auto-reply, by sender address within the organization that
+holds the address the mail was sent to (app.accounts.identities), in one
+transaction with its effects. A bounce that names none of our Message-IDs is
+unrouted: anyone can write one, and it would otherwise bounce any prospect
+whose address it names. Each email is recorded once (its Message-ID is its
+receipt key), so a mail system delivering it twice changes nothing.
 """
 
 from __future__ import annotations
 
 import email
+import logging
 import re
-from dataclasses import dataclass, field
-from email import policy
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.message import Message as MimeMessage
 from email.utils import getaddresses, parseaddr
@@ -33,16 +37,21 @@ from flufl.bounce import all_failures
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from app.accounts import identities
 from app.accounts.actor import system_actor
-from app.accounts.models import Organization
 from app.clock import Clock
-from app.messaging import inbound
+from app.messaging import inbound, mime
 from app.messaging.inbound import Kind
 from app.messaging.models import BounceType, Direction, Message
 from app.prospects.models import Channel, Prospect
 
-MAX_BODY = 100_000
+logger = logging.getLogger("leadline.inbound_email")
+
 MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+# What a message row holds (Message.external_id, from_address, to_address): an
+# email may say more, and a longer id matches nothing of ours.
+ID_MAX = 255
+ADDRESS_MAX = 320
 STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
 DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
 
@@ -72,28 +81,50 @@ class Classified:
 
 
 def classify(raw: bytes) -> Classified:
-    message = email.message_from_bytes(raw, policy=policy.default)
-    sender = parseaddr(str(message.get("From", "")))[1].lower()
+    """What ``raw`` is; mime.Unreadable if its parts nest too deep to read. Its text
+    comes without NUL characters, which PostgreSQL stores in no text column (an
+    email may carry them, encoded or not)."""
+    found = _classified(mime.parse(raw), raw)
+    return replace(
+        found,
+        message_id=found.message_id and _storable(found.message_id),
+        sender=_storable(found.sender),
+        recipients=[_storable(r) for r in found.recipients],
+        subject=_storable(found.subject),
+        body=_storable(found.body),
+        answers=[_storable(a) for a in found.answers],
+        bounced=[_storable(b) for b in found.bounced],
+        status=found.status and _storable(found.status),
+    )
+
+
+def _storable(text: str) -> str:
+    return text.replace("\x00", "")
+
+
+def _classified(message: EmailMessage, raw: bytes) -> Classified:
+    sender = parseaddr(str(message.get("From", "")))[1].lower()[:ADDRESS_MAX]
     found = Classified(
         kind=EmailKind.REPLY,
         message_id=_first_id(message.get("Message-ID")),
         sender=sender,
         recipients=_recipients(message),
         subject=" ".join(str(message.get("Subject", "")).split())[:998],
-        body=_text(message),
+        body=mime.text(message),
     )
+    threaded = [*_ids(message.get("In-Reply-To")), *reversed(_ids(message.get("References")))]
     if _delivery_status(message, found) or _heuristic_bounce(raw, message, found):
         found.kind = EmailKind.BOUNCE
+        found.answers = list(dict.fromkeys([*found.answers, *threaded]))
         return found
     if _automatic(message):
         found.kind = EmailKind.AUTO_REPLY
-    answers = [*_ids(message.get("In-Reply-To")), *reversed(_ids(message.get("References")))]
-    found.answers = list(dict.fromkeys(answers))
+    found.answers = list(dict.fromkeys(threaded))
     return found
 
 
 def _ids(value: object) -> list[str]:
-    return MESSAGE_ID.findall(str(value)) if value else []
+    return [found for found in MESSAGE_ID.findall(str(value)) if len(found) <= ID_MAX] if value else []
 
 
 def _first_id(value: object) -> str | None:
@@ -104,22 +135,6 @@ def _first_id(value: object) -> str | None:
 def _recipients(message: EmailMessage) -> list[str]:
     headers = [str(v) for name in ("Delivered-To", "X-Original-To", "To", "Cc") for v in message.get_all(name, [])]
     return list(dict.fromkeys(address.lower() for _, address in getaddresses(headers) if address))
-
-
-def _text(message: EmailMessage) -> str:
-    """The human-readable text: the plain part if there is one, else the HTML part's text."""
-    part = message.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    try:
-        content = str(part.get_content())
-    except (LookupError, ValueError):  # an unknown charset or a broken encoding
-        payload = part.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    if part.get_content_subtype() == "html":
-        content = re.sub(r"(?s)<(style|script)\b.*?</\1>|<[^>]+>", " ", content)
-        content = re.sub(r"[ \t]+", " ", content)
-    return content.strip()[:MAX_BODY]
 
 
 def _delivery_status(message: EmailMessage, found: Classified) -> bool:
@@ -137,7 +152,7 @@ def _delivery_status(message: EmailMessage, found: Classified) -> bool:
                 status = STATUS.search(block.get("status", ""))
                 if not recipient or status is None:
                     continue
-                found.bounced.append(recipient)
+                found.bounced.append(recipient[:ADDRESS_MAX])
                 delayed = block.get("action", "").lower() == "delayed"  # still being tried: not final
                 codes.append("4" + status.group(0)[1:] if delayed else status.group(0))
         elif kind in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
@@ -183,8 +198,11 @@ def _heuristic_bounce(raw: bytes, message: EmailMessage, found: Classified) -> b
     if not from_daemon and str(message.get("Return-Path", "")).strip() != "<>":
         return False
     legacy = email.message_from_bytes(raw)  # flufl.bounce reads compat32 messages
-    temporary, permanent = all_failures(legacy)
-    failed = [a.decode("utf-8", "replace").lower() for a in (*permanent, *temporary)]
+    try:
+        temporary, permanent = all_failures(legacy)
+    except (IndexError, AttributeError, ValueError, TypeError, LookupError):  # its detectors', on malformed mail
+        return False
+    failed = [a.decode("utf-8", "replace").lower()[:ADDRESS_MAX] for a in (*permanent, *temporary)]
     if not failed:
         return False
     found.bounced = list(dict.fromkeys(failed))
@@ -234,14 +252,16 @@ async def _record(found: Classified, clock: Clock) -> Outcome:
     if ours is not None:
         organization_id = ours.organization_id
         prospect = await Prospect.filter(id=ours.prospect_id).select_for_update().first()
+    elif found.kind is EmailKind.BOUNCE:  # anyone can write one: only our Message-ID makes it ours
+        logger.warning("a bounce (Message-ID %s) names none of our messages: unrouted", found.message_id or "none")
+        return Outcome.UNROUTED
     else:
-        organization = await Organization.filter(email_from__in=found.recipients).first() if found.recipients else None
-        if organization is None:
+        holder = await identities.email_holder(found.recipients)
+        if holder is None:
             return Outcome.UNROUTED
-        organization_id = organization.id
-        address = found.bounced[0] if found.kind is EmailKind.BOUNCE and found.bounced else found.sender
+        organization_id = holder
         prospect = (
-            await Prospect.filter(organization_id=organization_id, email__iexact=address)
+            await Prospect.filter(organization_id=organization_id, email__iexact=found.sender)
             .order_by("-id")
             .select_for_update()
             .first()

@@ -1,10 +1,11 @@
 """Twilio's webhooks (R6.2): request signatures, inbound SMS with the opt-out and
 opt-in keywords, and delivery status callbacks.
 
-An inbound SMS is routed by ``To`` (an organization's ``smsFrom``) and ``From``
-(a prospect of it), recorded once per MessageSid (a unique receipt key, so
-Twilio's retries, even concurrent ones, change nothing twice), and then means
-one of: an opt-out keyword, an opt-in keyword, or a reply.
+An inbound SMS is routed by ``To`` (the one organization that holds that number
+as its ``smsFrom``, app.accounts.identities) and ``From`` (a prospect of it),
+recorded once per MessageSid (a unique receipt key, so Twilio's retries, even
+concurrent ones, change nothing twice), and then means one of: an opt-out
+keyword, an opt-in keyword, or a reply.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app import validation
+from app.accounts import identities
 from app.accounts.actor import system_actor
-from app.accounts.models import Organization
 from app.clock import Clock
 from app.errors import InvalidInput
 from app.messaging import inbound
@@ -71,7 +72,7 @@ class Received(StrEnum):
 
 async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock) -> Received:
     """Records one inbound SMS with its effects; a MessageSid seen before changes nothing."""
-    organization = await _organization_for(to)
+    organization = await identities.sms_holder(to)
     if organization is None:
         logger.warning("inbound SMS %s to %s: no organization sends from that number", sid, to)
         return Received.UNROUTED
@@ -104,18 +105,6 @@ async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock
     except IntegrityError:
         return Received.DUPLICATE
     return Received.RECORDED
-
-
-async def _organization_for(number: str) -> Organization | None:
-    organization = await Organization.filter(sms_from=number.strip()).first()
-    if organization is None:  # a number stored in another spelling
-        for candidate in await Organization.exclude(sms_from=None):
-            try:
-                if validation.phone(number, candidate.phone_region, ["To"]) == candidate.sms_from:
-                    return candidate
-            except InvalidInput:
-                continue
-    return organization
 
 
 DELIVERED = {"delivered"}

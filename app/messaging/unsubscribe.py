@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
@@ -35,10 +36,17 @@ def make_token(secret_key: str, prospect_id: int, message_id: int) -> str:
     return f"{payload}.{_signature(secret_key, payload)}"
 
 
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{24}")
+"""What make_token makes: base64url of "prospect.message", a dot, 18 bytes of HMAC."""
+
+
 def read_token(secret_key: str, token: str) -> tuple[int, int] | None:
-    """(prospect id, message id) of a genuine token; None for anything forged or garbled."""
+    """(prospect id, message id) of a genuine token; None for anything forged or
+    garbled, whatever its characters or length."""
+    if TOKEN.fullmatch(token) is None:
+        return None
     payload, _, signature = token.partition(".")
-    if not payload or not hmac.compare_digest(signature, _signature(secret_key, payload)):
+    if not hmac.compare_digest(signature.encode(), _signature(secret_key, payload).encode()):
         return None
     try:
         prospect_id, message_id = _unb64(payload).decode().split(".")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
+from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -33,6 +34,8 @@ from app.workflows.models import Action, Interaction, Status, TriggerEvent
 
 MAX_BATCH = 1000
 
+M = TypeVar("M", bound=Model)
+
 
 def visible(actor: Actor) -> QuerySet[Prospect]:
     """The prospects the actor may read and work."""
@@ -40,6 +43,14 @@ def visible(actor: Actor) -> QuerySet[Prospect]:
     if actor.is_agent:
         query = query.filter(Q(owner_id=actor.user_id) | Q(owner_id=None))
     return query
+
+
+def of_visible(actor: Actor, query: QuerySet[M]) -> QuerySet[M]:
+    """``query``, of rows that each belong to a prospect (``prospect_id``), kept to
+    those of the prospects the actor may read and work."""
+    if not actor.is_agent:
+        return query
+    return query.filter(prospect_id__in=Subquery(visible(actor).values("id")))
 
 
 async def get_prospect(actor: Actor, global_id: str, field: list[str], *, lock: bool = False) -> Prospect:

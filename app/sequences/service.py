@@ -18,6 +18,7 @@ from app import validation
 from app.accounts.actor import Actor
 from app.errors import InvalidInput
 from app.messaging.models import Message
+from app.prospects import service as prospects
 from app.sequences import templates
 from app.sequences.lifecycle import steps_of
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
@@ -212,12 +213,12 @@ class Stats:
     sent: int = 0
 
 
-async def stats(sequence_ids: list[int]) -> dict[int, Stats]:
+async def stats(*, actor: Actor, sequence_ids: list[int]) -> dict[int, Stats]:
     """Per sequence: enrollments by stage and messages sent (bounced later or not),
-    in two grouped queries."""
+    in two grouped queries; an AGENT's count only the prospects it may work."""
     result = {pk: Stats(by_stage={}) for pk in sequence_ids}
     rows = await (
-        Enrollment.filter(sequence_id__in=sequence_ids)
+        prospects.of_visible(actor, Enrollment.filter(sequence_id__in=sequence_ids))
         .annotate(count=Count("id"))
         .group_by("sequence_id", "stage")
         .values("sequence_id", "stage", "count")
@@ -228,7 +229,7 @@ async def stats(sequence_ids: list[int]) -> dict[int, Stats]:
         entry.by_stage[str(row["stage"])] = int(row["count"])
         entry.enrolled += int(row["count"])
     sent = await (
-        Message.filter(enrollment__sequence_id__in=sequence_ids, sent_at__isnull=False)
+        prospects.of_visible(actor, Message.filter(enrollment__sequence_id__in=sequence_ids, sent_at__isnull=False))
         .annotate(count=Count("id"))
         .group_by("enrollment__sequence_id")
         .values("enrollment__sequence_id", "count")

@@ -1,0 +1,83 @@
+"""Sending identities (R15): the SMS number and the sender address an organization
+sends from, each held by one organization.
+
+Invariants: an identity is compared in its normalized form (E.164 for a number;
+the bare address, lower-cased, for an email address however it is written), and
+a unique index on that form is the only judge of a claim, so two organizations
+claiming one identity at the same moment get one claim and one CONFLICT. Inbound
+traffic finds its organization by one indexed lookup of the identity it was sent
+to; an identity no organization holds routes nowhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from email.utils import parseaddr
+
+from tortoise.exceptions import IntegrityError
+
+from app import validation
+from app.accounts.models import IdentityKind, Organization, SendingIdentity
+from app.errors import Conflict, InvalidInput
+
+
+def email_key(address: str) -> str | None:
+    """The identity of a sender address (bare, or ``Name <address>``); None if it is none."""
+    try:
+        return validation.email(parseaddr(address)[1], []).lower()
+    except InvalidInput:
+        return None
+
+
+def phone_key(number: str) -> str | None:
+    """The identity of a number given in international form (as Twilio gives ``To``);
+    None for anything else: a national number could be another country's."""
+    try:
+        return validation.phone(number, None, [])
+    except InvalidInput:
+        return None
+
+
+async def claim(*, organization_id: int, kind: IdentityKind, address: str | None, field: list[str]) -> None:
+    """Makes ``address`` (already validated) the organization's identity of ``kind``,
+    giving up the one it held (None: it keeps none). Runs in the caller's transaction,
+    the organization locked; raises CONFLICT naming ``field`` when another
+    organization holds the identity, and the caller's transaction rolls back."""
+    key = None if address is None else (email_key(address) if kind is IdentityKind.EMAIL_FROM else phone_key(address))
+    if address is not None and key is None:
+        raise InvalidInput("Not a valid sending address.", field)
+    held = await SendingIdentity.filter(organization_id=organization_id, kind=kind).first()
+    if held is not None and held.address == key:
+        return
+    if held is not None:
+        await held.delete()
+    if key is None:
+        return
+    try:
+        await SendingIdentity.create(organization_id=organization_id, kind=kind, address=key)
+    except IntegrityError:
+        what = "number" if kind is IdentityKind.SMS_FROM else "address"
+        raise Conflict(f"Another organization already sends from this {what}.", field) from None
+
+
+async def sms_holder(number: str) -> Organization | None:
+    """The organization that sends SMS from ``number``."""
+    key = phone_key(number)
+    if key is None:
+        return None
+    held = await SendingIdentity.get_or_none(address=key, kind=IdentityKind.SMS_FROM).select_related("organization")
+    return held.organization if held is not None else None
+
+
+async def email_holder(recipients: Sequence[str]) -> int | None:
+    """The id of the organization a mail to ``recipients`` was sent to: the holder of
+    the first recipient that is a sender address (the envelope's, Delivered-To,
+    comes first), so a mail copied to two organizations goes to one, always the same."""
+    keys = [key for key in dict.fromkeys(email_key(r) for r in recipients) if key is not None]
+    if not keys:
+        return None
+    held = {
+        row.address: row.organization_id
+        for row in await SendingIdentity.filter(address__in=keys, kind=IdentityKind.EMAIL_FROM)
+    }
+    return next((held[key] for key in keys if key in held), None)

@@ -1,0 +1,183 @@
+"""Inbound webhooks and unsubscribe links: requests anyone can send (a mail
+nested a thousand deep, an unsubscribe token that is no token) and bounces
+anyone can forge (R6, R15)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.accounts import service as accounts
+from app.accounts.models import Role
+from app.clock import FrozenClock
+from app.config import Settings
+from app.messaging import sending
+from app.messaging.models import Message
+from app.prospects.models import Prospect
+from app.sequences import scheduler
+from app.sequences.models import StepType
+from app.sequences.service import StepSpec
+from tests.conftest import Org
+from tests.test_scheduler import setup
+
+TOKEN = "inbound-token-for-tests"
+CORPUS = Path(__file__).parent.parent / "fixtures" / "inbound_email"
+NOT_OURS = rb"<173200000000.4242.1111@acme.example>"  # the corpus's original: no message of this database
+
+
+def nested_multiparts(depth: int) -> bytes:
+    opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(depth))
+    closing = "".join(f"--b{i}--\n" for i in reversed(range(depth)))
+    return f"From: x@y.example\nTo: sales@acme.example\n{opening}Content-Type: text/plain\n\nhi\n{closing}".encode()
+
+
+def nested_messages(depth: int) -> bytes:
+    return (
+        "From: x@y.example\nTo: sales@acme.example\n" + "Content-Type: message/rfc822\n\n" * depth + "hi\n"
+    ).encode()
+
+
+def corpus(name: str, *, strip_original: bool = False) -> bytes:
+    raw = (CORPUS / name).read_bytes()
+    return re.sub(rb"(?im)^[\w-]*message-id: *" + re.escape(NOT_OURS) + rb"\r?\n", b"", raw) if strip_original else raw
+
+
+# (method, path, body; the answer: 404 the same as any unknown page, 422 a JSON error)
+REQUESTS = [
+    pytest.param("POST", "/webhooks/email/inbound", nested_multiparts(1000), 422, id="email-multiparts-1000-deep"),
+    pytest.param("POST", "/webhooks/email/inbound", nested_multiparts(21), 422, id="email-multiparts-21-deep"),
+    pytest.param("POST", "/webhooks/email/inbound", nested_messages(1000), 422, id="email-attached-mails-1000-deep"),
+    pytest.param("POST", "/webhooks/email/inbound", nested_messages(21), 422, id="email-attached-mails-21-deep"),
+    pytest.param("GET", "/u/%C3%A9.%C3%A9", None, 404, id="unsubscribe-page-non-ascii-token"),
+    pytest.param("POST", "/u/%C3%A9.%C3%A9", None, 404, id="one-click-unsubscribe-non-ascii-token"),
+    pytest.param("GET", "/u/bWU.%F0%9F%98%80%F0%9F%98%80", None, 404, id="unsubscribe-page-emoji-signature"),
+]
+
+# Bounces of Ada's address, sent to Acme's sender address, that name no message of ours.
+FORGED_BOUNCES = [
+    pytest.param(corpus("dsn_postfix_550_511.eml"), id="postfix-dsn-naming-a-message-not-ours"),
+    pytest.param(corpus("dsn_postfix_550_511.eml", strip_original=True), id="postfix-dsn-naming-no-message"),
+    pytest.param(corpus("dsn_exim_550.eml", strip_original=True), id="exim-dsn-naming-no-message"),
+    pytest.param(corpus("dsn_exchange_550_511.eml", strip_original=True), id="exchange-dsn-naming-no-message"),
+    pytest.param(corpus("dsn_gmail_550_511.eml", strip_original=True), id="gmail-dsn-naming-no-message"),
+    pytest.param(corpus("bounce_nonstandard_qmail.eml"), id="qmail-bounce-naming-a-message-not-ours"),
+    pytest.param(corpus("bounce_nonstandard_qmail.eml", strip_original=True), id="qmail-bounce-naming-no-message"),
+]
+
+
+# Mails to Acme's sender address whose headers or structure the email package (or
+# flufl.bounce) failed on, and what the webhook now makes of them.
+MALFORMED = [
+    pytest.param(b"From: Ada <\nTo: sales@acme.example\n\nhi\n", "unrouted", "reply", id="from-cut-short"),
+    pytest.param(
+        b"From: ada@client.example\nTo: sales@acme.example\nMessage-ID: <\n\nhi\n",
+        "recorded",
+        "reply",
+        id="lone-angle-id",
+    ),
+    pytest.param(b"From: ada@client.example\nTo: Sales <\n\nhi\n", "unrouted", "reply", id="to-cut-short"),
+    pytest.param(
+        b"From: ada@client.example\nTo: sales@acme.example\nContent-Type: multipart/mixed; boundary=x\n\n"
+        b"--x\nContent-Type: multipart/related\n\nhi\n--x--\n",
+        "recorded",
+        "reply",
+        id="related-part-without-boundary",
+    ),
+    pytest.param(
+        b"Return-Path: <>\nTo: sales@acme.example\nContent-Type: multipart/mixed; boundary=x\n\n--x--\n",
+        "unrouted",
+        "auto_reply",
+        id="empty-return-path-without-from",
+    ),
+    pytest.param(
+        b"From: ada@client.example\nTo: sales@acme.example\n\nh\x00i\n", "recorded", "reply", id="nul-in-body"
+    ),
+    pytest.param(
+        b"From: ada@client.example\nTo: sales@acme.example\nSubject: =?utf-8?q?a=00b?=\n"
+        b"Content-Transfer-Encoding: base64\n\naABp\n",
+        "recorded",
+        "reply",
+        id="nul-encoded-in-subject-and-body",
+    ),
+]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data"), "INBOUND_EMAIL_TOKEN": TOKEN})
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), REQUESTS)
+async def test_a_request_anyone_can_send_gets_a_4xx(
+    client: httpx.AsyncClient, method: str, path: str, body: bytes | None, status: int
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+    answer = await client.request(method, path, content=body, headers=headers)
+    assert answer.status_code == status, answer.text
+    if status == 404:
+        unknown = await client.request(method, "/no-such-page")
+        assert (answer.text, answer.headers["content-type"]) == (unknown.text, unknown.headers["content-type"])
+    else:
+        assert set(answer.json()) == {"error"}
+    assert await Message.all().count() == 0
+
+
+@pytest.mark.parametrize("raw", FORGED_BOUNCES)
+async def test_a_bounce_that_names_none_of_our_messages_is_unrouted(
+    client: httpx.AsyncClient, org: Org, clock: FrozenClock, raw: bytes
+) -> None:
+    changes = accounts.OrganizationChanges(email_from="sales@acme.example")
+    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
+    [enrollment] = await setup(org, clock)  # Ada, ada@client.example
+    stage = enrollment.stage
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+
+    answer = await client.post("/webhooks/email/inbound", content=raw, headers=headers)
+
+    assert answer.json() == {"result": "unrouted", "kind": "bounce"}
+    prospect = await Prospect.get(id=enrollment.prospect_id)
+    await enrollment.refresh_from_db()
+    assert (prospect.opted_out_channels, enrollment.stage, enrollment.finished_at) == ([], stage, None)
+    assert await Message.filter(direction="INBOUND").count() == 0
+
+
+@pytest.mark.parametrize(("raw", "result", "kind"), MALFORMED)
+async def test_a_malformed_mail_is_read_as_far_as_it_goes(
+    client: httpx.AsyncClient, org: Org, clock: FrozenClock, raw: bytes, result: str, kind: str
+) -> None:
+    changes = accounts.OrganizationChanges(email_from="sales@acme.example")
+    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
+    await setup(org, clock)  # Ada, ada@client.example
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+
+    answer = await client.post("/webhooks/email/inbound", content=raw, headers=headers)
+
+    assert answer.json() == {"result": result, "kind": kind}
+    received = await Message.filter(direction="INBOUND")
+    assert len(received) == (result == "recorded")
+    assert all("\x00" not in f"{m.subject}{m.body}{m.external_id}" for m in received)
+
+
+async def test_a_reply_with_overlong_addresses_and_ids_is_recorded_cut_to_size(
+    client: httpx.AsyncClient, org: Org, clock: FrozenClock, tmp_path: Path
+) -> None:
+    [enrollment] = await setup(org, clock, steps=[StepSpec(StepType.EMAIL, 0, body="Hello", subject="Hi")])
+    settings = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")})
+    [message_id] = (await scheduler.run_pass(clock)).queued
+    transports = sending.transports_for(settings)
+    assert await sending.send(message_id, transports=transports, settings=settings, clock=clock) == "SENT"
+    ours = (await Message.get(id=message_id)).external_id or ""
+    raw = (
+        f"From: {'a' * 400}@client.example\nTo: sales@acme.example\nMessage-ID: <{'m' * 300}@x.example>\n"
+        f"In-Reply-To: {ours}\nSubject: re\n\nhello\n"
+    ).encode()
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+
+    answer = await client.post("/webhooks/email/inbound", content=raw, headers=headers)
+
+    assert answer.json() == {"result": "recorded", "kind": "reply"}
+    [reply] = await Message.filter(direction="INBOUND")
+    assert (len(reply.from_address or ""), reply.external_id, reply.prospect_id) == (320, None, enrollment.prospect_id)
