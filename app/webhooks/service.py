@@ -40,7 +40,7 @@ async def create_endpoint(
 ) -> WithSecret:
     actor.require_admin()
     if await WebhookEndpoint.filter(organization_id=actor.organization_id).count() >= MAX_ENDPOINTS:
-        raise InvalidInput(f"An organization has at most {MAX_ENDPOINTS} webhook endpoints.", ["url"])
+        raise InvalidInput(f"An organization has at most {MAX_ENDPOINTS} webhook endpoints.", targets.URL_FIELD)
     secret = signing.new_secret()
     endpoint = await WebhookEndpoint.create(
         organization_id=actor.organization_id,
