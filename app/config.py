@@ -31,6 +31,13 @@ replaced 8 (2026-11-23: 611-697 steps/s against 558-597). 32 stays below the 50
 simultaneous connections Postfix allows a client by default
 (smtpd_client_connection_count_limit); over a network more connections help more."""
 
+WEBHOOK_TIMEOUT = 5
+"""Seconds one webhook attempt may take by default. Receivers are expected to
+answer at once and do their work later (Shopify allows 5 s, GitHub 10 s); this
+is also the longest a delivery can wait behind endpoints that hang, when enough
+of them hang together to take every slot (app/webhooks/sender.py). At most 60:
+the claim on a delivery lasts two minutes."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -54,6 +61,9 @@ class Settings:
     send_lease_seconds: float
     """How long a message may stay SENDING before it is UNCERTAIN (R5.2)."""
     webhook_allow_private: bool
+    webhook_timeout_seconds: float
+    """How long one webhook attempt may take, from resolving the host to the
+    answer's headers; past it the attempt failed and is retried."""
 
     @property
     def development(self) -> bool:
@@ -110,6 +120,9 @@ class Settings:
             scheduler_interval=_seconds("SCHEDULER_INTERVAL", get("SCHEDULER_INTERVAL") or "1"),
             send_lease_seconds=_seconds("SEND_LEASE_SECONDS", get("SEND_LEASE_SECONDS") or "300"),
             webhook_allow_private=(get("WEBHOOK_ALLOW_PRIVATE") or "").lower() in ("1", "true", "yes"),
+            webhook_timeout_seconds=_seconds(
+                "WEBHOOK_TIMEOUT_SECONDS", get("WEBHOOK_TIMEOUT_SECONDS") or str(WEBHOOK_TIMEOUT), most=60
+            ),
         )
 
 
@@ -127,13 +140,15 @@ def _count(name: str, value: str, *, most: int) -> int:
     return count
 
 
-def _seconds(name: str, value: str) -> float:
+def _seconds(name: str, value: str, *, most: float | None = None) -> float:
     try:
         seconds = float(value)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
     if not seconds > 0:
         raise ConfigError(f"{name} must be positive")
+    if most is not None and not seconds <= most:
+        raise ConfigError(f"{name} must be at most {most:g}")
     return seconds
 
 

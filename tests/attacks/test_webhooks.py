@@ -101,7 +101,7 @@ async def test_embedded_loopback_endpoints_registered_while_allowed_are_refused_
     assert not errors
     await log.sequence()
     await relay.publish(redis, clock)
-    sender = Sender(allow_private=False)
+    sender = Sender(Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")}))
     assert await sender.deliver_due(clock) == len(REGISTERED_WHILE_ALLOWED)
     await sender.close()
     deliveries = await WebhookDelivery.all().select_related("endpoint")
