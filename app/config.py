@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from app import datadir
+
 DEVELOPMENT = "development"
 PRODUCTION = "production"
 
@@ -79,7 +81,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Reads the environment; creates the data directory and, outside
+        """Reads the environment; creates the data directory (0700) and, outside
         production, a generated secret key kept in it."""
         env_vars = os.environ if environ is None else environ
 
@@ -91,7 +93,7 @@ class Settings:
         if env not in (DEVELOPMENT, PRODUCTION):
             raise ConfigError(f"LEADLINE_ENV must be {DEVELOPMENT} or {PRODUCTION}, not {env!r}")
         data_dir = Path(get("LEADLINE_DATA_DIR") or ".leadline").absolute()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        datadir.make_directory(data_dir)
         host = get("HOST") or "127.0.0.1"
         port = _int("PORT", get("PORT") or "8000")
         secret_key = get("SECRET_KEY")
@@ -155,6 +157,7 @@ def _seconds(name: str, value: str, *, most: float | None = None) -> float:
 def _generated_secret(path: Path) -> str:
     """The data directory's secret key, generated on first use (mode 0600)."""
     if path.exists():
+        datadir.tighten(path)
         return path.read_text().strip()
     key = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
