@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +81,26 @@ async def close() -> None:
     await Tortoise.close_connections()
 
 
+_migrating: ContextVar[Settings] = ContextVar("migrating")
+
+
 async def migrate(settings: Settings) -> None:
     """Applies the committed migrations (app/migrations) to the configured database."""
     _private_sqlite_file(settings.database_url)
-    await run_migrations(config=tortoise_config(settings.database_url))
+    # Tortoise calls a data migration with the schema state and a connection only.
+    token = _migrating.set(settings)
+    try:
+        await run_migrations(config=tortoise_config(settings.database_url))
+    finally:
+        _migrating.reset(token)
     await Tortoise.close_connections()
+
+
+def migration_settings() -> Settings:
+    """The settings of the migration run in progress, for data migrations that need
+    them (0014 seals webhook secrets with SECRET_KEY): ``migrate``'s, or under
+    Tortoise's own CLI the environment's, as TORTOISE_ORM reads it."""
+    return _migrating.get(None) or Settings.from_env()
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,7 @@ from app.config import Settings
 from app.events import log, relay
 from app.events.models import Event, EventType
 from app.prospects import service as prospects
-from app.webhooks import deliveries, service
+from app.webhooks import deliveries, sealing, service
 from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from app.webhooks.sender import PER_ENDPOINT, Sender
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
@@ -267,7 +267,7 @@ async def test_endpoints_crud_filters_and_a_rotation_that_signs_with_both_secret
 
     updated = await mutate(gql, admin, "updateWebhookEndpoint", ENDPOINT, id=gid, eventTypes=None)
     assert updated["errors"] == [] and updated["webhookEndpoint"]["eventTypes"] == []  # every type now
-    new_secret = (await service.rotate_secret(org.actor(Role.ADMIN, now_clock), gid)).secret
+    new_secret = (await service.rotate_secret(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), gid)).secret
     assert new_secret.startswith("whsec_") and new_secret != made.secret
     await new_prospect(org, now_clock, "Bob")
     assert await relay_and_send(redis, now_clock, sender) == 1
@@ -285,7 +285,13 @@ async def test_endpoints_crud_filters_and_a_rotation_that_signs_with_both_secret
 
     rotated = await mutate(gql, admin, "rotateWebhookSecret", "secret webhookEndpoint { id }", id=gid)
     assert rotated["secret"].startswith("whsec_") and rotated["webhookEndpoint"]["id"] == gid
-    assert (await WebhookEndpoint.get(id=made.endpoint.id)).previous_secret == new_secret
+    stored = await WebhookEndpoint.get(id=made.endpoint.id)
+    assert stored.previous_secret_expires_at is not None
+    within_a_day = stored.previous_secret_expires_at - timedelta(seconds=1)
+    assert sealing.signing_secrets(stored, within_a_day, secret_key=private_ok(tmp_path).secret_key) == [
+        rotated["secret"],
+        new_secret,
+    ]
     disabled = await mutate(gql, admin, "updateWebhookEndpoint", ENDPOINT, id=gid, enabled=False)
     assert disabled["webhookEndpoint"]["enabled"] is False
     deleted = await mutate(gql, admin, "deleteWebhookEndpoint", "deletedId", id=gid)

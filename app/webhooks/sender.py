@@ -22,7 +22,7 @@ from app import ids
 from app.clock import Clock
 from app.config import Settings
 from app.errors import InvalidInput
-from app.webhooks import deliveries, signing, targets
+from app.webhooks import deliveries, sealing, signing, targets
 from app.webhooks.deliveries import Outcome
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -36,13 +36,6 @@ USER_AGENT = "Leadline-Webhooks/1"
 logger = logging.getLogger("leadline.webhooks")
 
 
-def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
-    """The current secret, and the previous one for 24 hours after a rotation."""
-    previous = endpoint.previous_secret
-    expires = endpoint.previous_secret_expires_at
-    return [endpoint.secret] + ([previous] if previous and expires and expires > now else [])
-
-
 class Sender:
     """Starts attempts in the background as slots free up; ``wake`` is set each
     time an attempt ends (the worker's loop then starts more)."""
@@ -52,6 +45,7 @@ class Sender:
     ) -> None:
         self.allow_private = settings.webhook_allow_private
         self.timeout = settings.webhook_timeout_seconds
+        self.secret_key = settings.secret_key
         self.wake = wake
         self.rng = rng or random.Random()
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False)
@@ -114,10 +108,12 @@ class Sender:
             address = await targets.resolve(endpoint.url, allow_private=self.allow_private)
         except InvalidInput as refused:
             return Outcome(None, refused.message)
+        try:
+            secrets = sealing.signing_secrets(endpoint, now, secret_key=self.secret_key)
+        except sealing.UnreadableSecret as unreadable:
+            return Outcome(None, str(unreadable))
         body = json.dumps(delivery.event.payload, separators=(",", ":")).encode()
-        headers = signing.headers(
-            signing_secrets(endpoint, now), ids.encode("Event", delivery.event_id), int(now.timestamp()), body
-        )
+        headers = signing.headers(secrets, ids.encode("Event", delivery.event_id), int(now.timestamp()), body)
         scheme, host, port = targets.parse(endpoint.url)
         default_port = port == (443 if scheme == "https" else 80)
         headers |= {
