@@ -17,7 +17,7 @@ import click
 import uvicorn
 import uvloop
 
-from app import db, ids, presets
+from app import datadir, db, ids, presets
 from app.accounts import service as accounts
 from app.accounts.actor import Actor, system_actor
 from app.accounts.models import Organization, User
@@ -228,8 +228,7 @@ async def _demo_token(settings: Settings) -> str:
             raise click.ClickException("The Demo organization has no active admin.")
         actor = Actor(organization_id=demo.id, user_id=admin.id, role=admin.role, clock=clock)
         token, _ = await accounts.create_token(actor=actor, name="leadline dev", user_id=None)
-    path.write_text(token + "\n")
-    path.chmod(0o600)
+    datadir.write_file(path, (token + "\n").encode())
     return token
 
 

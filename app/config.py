@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from app import datadir
+
 DEVELOPMENT = "development"
 PRODUCTION = "production"
 
@@ -56,6 +58,13 @@ loaded machine is not the template's). A template renders in microseconds (a
 plain one) to a millisecond (loops over custom fields); a render runs on the
 worker's event loop, where a pass's other templates and sends wait for it."""
 
+WEBHOOK_TIMEOUT = 5
+"""Seconds one webhook attempt may take by default. Receivers are expected to
+answer at once and do their work later (Shopify allows 5 s, GitHub 10 s); this
+is also the longest a delivery can wait behind endpoints that hang, when enough
+of them hang together to take every slot (app/webhooks/sender.py). At most 60:
+the claim on a delivery lasts two minutes."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -89,6 +98,9 @@ class Settings:
     """The most characters a template may make (output and values along the way)."""
     template_render_seconds: float
     """The CPU time rendering one template may take."""
+    webhook_timeout_seconds: float
+    """How long one webhook attempt may take, from resolving the host to the
+    answer's headers; past it the attempt failed and is retried."""
 
     @property
     def development(self) -> bool:
@@ -104,7 +116,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Reads the environment; creates the data directory and, outside
+        """Reads the environment; creates the data directory (0700) and, outside
         production, a generated secret key kept in it."""
         env_vars = os.environ if environ is None else environ
 
@@ -116,7 +128,7 @@ class Settings:
         if env not in (DEVELOPMENT, PRODUCTION):
             raise ConfigError(f"LEADLINE_ENV must be {DEVELOPMENT} or {PRODUCTION}, not {env!r}")
         data_dir = Path(get("LEADLINE_DATA_DIR") or ".leadline").absolute()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        datadir.make_directory(data_dir)
         host = get("HOST") or "127.0.0.1"
         port = _int("PORT", get("PORT") or "8000")
         secret_key = get("SECRET_KEY")
@@ -164,6 +176,9 @@ class Settings:
             template_render_seconds=_seconds(
                 "TEMPLATE_RENDER_SECONDS", get("TEMPLATE_RENDER_SECONDS") or str(TEMPLATE_RENDER_SECONDS)
             ),
+            webhook_timeout_seconds=_seconds(
+                "WEBHOOK_TIMEOUT_SECONDS", get("WEBHOOK_TIMEOUT_SECONDS") or str(WEBHOOK_TIMEOUT), most=60
+            ),
         )
 
 
@@ -185,19 +200,22 @@ def _flag(value: str | None, *, default: bool = False) -> bool:
     return default if value is None else value.lower() in ("1", "true", "yes")
 
 
-def _seconds(name: str, value: str) -> float:
+def _seconds(name: str, value: str, *, most: float | None = None) -> float:
     try:
         seconds = float(value)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
     if not seconds > 0:
         raise ConfigError(f"{name} must be positive")
+    if most is not None and not seconds <= most:
+        raise ConfigError(f"{name} must be at most {most:g}")
     return seconds
 
 
 def _generated_secret(path: Path) -> str:
     """The data directory's secret key, generated on first use (mode 0600)."""
     if path.exists():
+        datadir.tighten(path)
         return path.read_text().strip()
     key = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

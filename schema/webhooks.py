@@ -227,7 +227,7 @@ class WebhookMutations:
     @strawberry.mutation
     async def rotate_webhook_secret(self, info: Info, input: RotateWebhookSecretInput) -> RotateWebhookSecretPayload:
         async def run() -> dict[str, Any]:
-            made = await service.rotate_secret(info.context.actor, input.id)
+            made = await service.rotate_secret(info.context.actor, _settings(info), input.id)
             return {"webhook_endpoint": WebhookEndpoint(row=made.endpoint), "secret": made.secret}
 
         return await guarded(info, RotateWebhookSecretPayload, run)

@@ -27,7 +27,6 @@ from app.messaging import sending
 from app.prospects import reminders
 from app.redis import RedisLocation
 from app.sequences import scheduler
-from app.webhooks import deliveries
 from app.webhooks.sender import Sender
 
 QUEUE = "leadline:queue"
@@ -162,16 +161,20 @@ async def _wake_on_nudges(redis: ArqRedis, *wakes: asyncio.Event) -> None:
 
 
 async def _webhook_loop(ctx: dict[str, Any]) -> None:
-    """Attempts due webhook deliveries: at once when the relay owes new ones."""
+    """Starts due webhook deliveries in the sender's free slots: at once when the
+    relay owes new ones or an attempt ends (attempts that end together are
+    refilled by one pass), and every SCHEDULER_INTERVAL. It never waits for the
+    attempts themselves, so a slow endpoint holds back only its own slots."""
     wake: asyncio.Event = ctx["webhook_wake"]
+    interval: float = ctx["settings"].scheduler_interval
     while True:
         wake.clear()
         try:
-            if await ctx["webhooks"].deliver_due(ctx["clock"]) == deliveries.CLAIM_BATCH:
-                continue  # more are due
+            await ctx["webhooks"].start_due(ctx["clock"])
         except Exception:
             logger.exception("webhook pass failed")
-        await _until(wake, ctx["settings"].scheduler_interval)
+        await asyncio.sleep(min(interval, NUDGED_PASS_GAP))
+        await _until(wake, interval - NUDGED_PASS_GAP)
 
 
 async def _scheduler_loop(ctx: dict[str, Any]) -> None:
@@ -207,12 +210,12 @@ def create_worker(
         ctx["settings"] = settings
         ctx["clock"] = clock or SystemClock()
         ctx["transports"] = sending.transports_for(settings)
-        ctx["webhooks"] = Sender(allow_private=settings.webhook_allow_private)
         ctx["relay_wake"], ctx["webhook_wake"], ctx["scheduler_wake"] = (
             asyncio.Event(),
             asyncio.Event(),
             asyncio.Event(),
         )
+        ctx["webhooks"] = Sender(settings, wake=ctx["webhook_wake"])
         ctx["loops"] = [
             asyncio.create_task(_scheduler_loop(ctx)),
             asyncio.create_task(_relay_loop(ctx)),

@@ -49,6 +49,8 @@ def test_production_requires_a_secret_key(tmp_path: Path) -> None:
         ("SCHEDULER_INTERVAL", "0", "SCHEDULER_INTERVAL must be positive"),
         ("SEND_LEASE_SECONDS", "-5", "SEND_LEASE_SECONDS must be positive"),
         ("SEND_LEASE_SECONDS", "nan", "SEND_LEASE_SECONDS must be positive"),
+        ("WEBHOOK_TIMEOUT_SECONDS", "0", "WEBHOOK_TIMEOUT_SECONDS must be positive"),
+        ("WEBHOOK_TIMEOUT_SECONDS", "61", "WEBHOOK_TIMEOUT_SECONDS must be at most 60"),
         ("LEADLINE_ENV", "staging", "LEADLINE_ENV must be development or production"),
         ("SMTP_CONNECTIONS", "many", "SMTP_CONNECTIONS must be an integer"),
         ("SMTP_CONNECTIONS", "0", "SMTP_CONNECTIONS must be between 1 and 100, not 0"),

@@ -3,9 +3,12 @@ checked by the ``standardwebhooks`` package, retries on the clock, 410, SSRF."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +28,9 @@ from app.config import Settings
 from app.events import log, relay
 from app.events.models import Event, EventType
 from app.prospects import service as prospects
-from app.webhooks import deliveries, service
+from app.webhooks import deliveries, sealing, service
 from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
-from app.webhooks.sender import Sender
+from app.webhooks.sender import PER_ENDPOINT, Sender
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
 from tests.loopback import serving
 
@@ -40,9 +43,11 @@ class Receiver:
     answers: list[int] = field(default_factory=list)
     """Status codes to answer, in turn; 200 once they run out."""
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def hook(self, request: Request) -> Response:
         self.received.append((dict(request.headers), await request.body()))
+        self.arrived.set()
         return Response(status_code=self.answers.pop(0) if self.answers else 200)
 
 
@@ -52,6 +57,18 @@ async def receiver() -> AsyncIterator[Receiver]:
     async with serving(Starlette(routes=[Route("/hook", receiver.hook, methods=["POST"])])) as url:
         receiver.url = f"{url}/hook"
         yield receiver
+
+
+@asynccontextmanager
+async def silent_endpoint() -> AsyncIterator[str]:
+    """The URL of an HTTP server on loopback that takes requests and never answers."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the sender gives up and closes the connection
+        writer.close()
+
+    async with await asyncio.start_server(hold, "127.0.0.1", 0) as server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
 
 
 @pytest.fixture
@@ -88,7 +105,7 @@ async def test_a_delivery_is_signed_so_standard_webhooks_verifies_it(
 ) -> None:
     made = await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
     assert made.secret.startswith("whsec_")
-    sender = Sender(allow_private=True)
+    sender = Sender(private_ok(tmp_path))
     await new_prospect(org, now_clock)
     assert await relay_and_send(redis, now_clock, sender) == 1
     await sender.close()
@@ -129,7 +146,7 @@ async def test_a_page_of_deliveries_costs_the_same_queries_for_1_or_5(
     sql_queries: QueryCounter,
 ) -> None:
     await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
-    sender = Sender(allow_private=True)
+    sender = Sender(private_ok(tmp_path))
     query = "{ webhookEndpoints { deliveries { edges { node { state endpoint { url } event { type } } } } } }"
     costs = []
     for count in (1, 4):
@@ -151,7 +168,7 @@ async def test_a_receiver_answering_500_twice_gets_the_event_on_the_third_attemp
 ) -> None:
     await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
     receiver.answers = [500, 500]
-    sender = Sender(allow_private=True, rng=random.Random(7))
+    sender = Sender(private_ok(tmp_path), rng=random.Random(7))
     await new_prospect(org, now_clock)
     assert await relay_and_send(redis, now_clock, sender) == 1
     delivery = await WebhookDelivery.get()
@@ -178,7 +195,7 @@ async def test_retries_run_for_about_a_day_then_the_delivery_is_dead(
 ) -> None:
     await service.create_endpoint(org.actor(Role.ADMIN, clock), private_ok(tmp_path), receiver.url, None)
     receiver.answers = [503] * 100
-    sender = Sender(allow_private=True, rng=random.Random(1))
+    sender = Sender(private_ok(tmp_path), rng=random.Random(1))
     await new_prospect(org, clock)
     start = clock.now()
     await relay_and_send(redis, clock, sender)
@@ -197,7 +214,7 @@ async def test_410_kills_the_delivery_and_disables_the_endpoint(
 ) -> None:
     await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
     receiver.answers = [410]
-    sender = Sender(allow_private=True)
+    sender = Sender(private_ok(tmp_path))
     await new_prospect(org, now_clock)
     await relay_and_send(redis, now_clock, sender)
     delivery = await WebhookDelivery.get()
@@ -226,7 +243,7 @@ async def test_private_and_loopback_addresses_are_refused_at_registration_and_at
 
     # Registered while allowed; the address is checked again when sending.
     await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
-    sender = Sender(allow_private=False)
+    sender = Sender(Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")}))
     await new_prospect(org, now_clock)
     await relay_and_send(redis, now_clock, sender)
     await sender.close()
@@ -244,13 +261,13 @@ async def test_endpoints_crud_filters_and_a_rotation_that_signs_with_both_secret
         org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, [EventType.STATUS_CHANGED]
     )
     gid = ids.encode("WebhookEndpoint", made.endpoint.id)
-    sender = Sender(allow_private=True)
+    sender = Sender(private_ok(tmp_path))
     await new_prospect(org, now_clock)
     assert await relay_and_send(redis, now_clock, sender) == 0  # PROSPECT_CREATED is not wanted
 
     updated = await mutate(gql, admin, "updateWebhookEndpoint", ENDPOINT, id=gid, eventTypes=None)
     assert updated["errors"] == [] and updated["webhookEndpoint"]["eventTypes"] == []  # every type now
-    new_secret = (await service.rotate_secret(org.actor(Role.ADMIN, now_clock), gid)).secret
+    new_secret = (await service.rotate_secret(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), gid)).secret
     assert new_secret.startswith("whsec_") and new_secret != made.secret
     await new_prospect(org, now_clock, "Bob")
     assert await relay_and_send(redis, now_clock, sender) == 1
@@ -268,7 +285,13 @@ async def test_endpoints_crud_filters_and_a_rotation_that_signs_with_both_secret
 
     rotated = await mutate(gql, admin, "rotateWebhookSecret", "secret webhookEndpoint { id }", id=gid)
     assert rotated["secret"].startswith("whsec_") and rotated["webhookEndpoint"]["id"] == gid
-    assert (await WebhookEndpoint.get(id=made.endpoint.id)).previous_secret == new_secret
+    stored = await WebhookEndpoint.get(id=made.endpoint.id)
+    assert stored.previous_secret_expires_at is not None
+    within_a_day = stored.previous_secret_expires_at - timedelta(seconds=1)
+    assert sealing.signing_secrets(stored, within_a_day, secret_key=private_ok(tmp_path).secret_key) == [
+        rotated["secret"],
+        new_secret,
+    ]
     disabled = await mutate(gql, admin, "updateWebhookEndpoint", ENDPOINT, id=gid, enabled=False)
     assert disabled["webhookEndpoint"]["enabled"] is False
     deleted = await mutate(gql, admin, "deleteWebhookEndpoint", "deletedId", id=gid)
@@ -279,6 +302,55 @@ async def test_endpoints_crud_filters_and_a_rotation_that_signs_with_both_secret
     agent = await gql(org.tokens[Role.AGENT], "{ webhookEndpoints { id } }")
     assert agent["data"]["webhookEndpoints"] == []
     await sender.close()
+
+
+async def test_an_endpoint_that_never_answers_holds_back_no_other_organizations_deliveries(
+    org: Org, other_org: Org, redis: Redis, receiver: Receiver, now_clock: FrozenClock, tmp_path: Path
+) -> None:
+    settings = Settings.from_env(
+        {"LEADLINE_DATA_DIR": str(tmp_path / "data"), "WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_TIMEOUT_SECONDS": "2"}
+    )
+    await presets.apply(actor=other_org.actor(Role.ADMIN, now_clock), name="lead-workflow")
+    sender = Sender(settings)
+    async with silent_endpoint() as silent_url:
+        await service.create_endpoint(org.actor(Role.ADMIN, now_clock), settings, silent_url, None)
+        await service.create_endpoint(other_org.actor(Role.ADMIN, now_clock), settings, receiver.url, None)
+        for n in range(30):  # more than the sender's slots, all due before the other organization's
+            await new_prospect(org, now_clock, f"P{n}")
+        await new_prospect(other_org, now_clock)
+        await log.sequence()
+        await relay.publish(redis, now_clock)
+        started = time.monotonic()
+        assert await sender.start_due(now_clock) == PER_ENDPOINT + 1
+        async with asyncio.timeout(settings.webhook_timeout_seconds):
+            await receiver.arrived.wait()
+
+        # While the silent endpoint still holds its slots, the other organization's next event goes at once.
+        receiver.arrived.clear()
+        await new_prospect(other_org, now_clock, "Bob")
+        await log.sequence()
+        await relay.publish(redis, now_clock)
+        assert await sender.start_due(now_clock) == 1
+        async with asyncio.timeout(settings.webhook_timeout_seconds - (time.monotonic() - started)):
+            await receiver.arrived.wait()
+
+        await sender.settle()  # the silent endpoint's attempts are cut off at the timeout
+        assert 2 <= time.monotonic() - started < 4
+    await sender.close()
+
+    assert len(receiver.received) == 2
+    silent = await WebhookDelivery.filter(organization_id=org.id).order_by("id")
+    attempted = [delivery for delivery in silent if delivery.attempts]
+    assert len(silent) == 30 and len(attempted) == PER_ENDPOINT
+    for delivery in attempted:  # a failed attempt, retried on the schedule
+        assert (delivery.state, delivery.last_status_code, delivery.last_error) == (
+            DeliveryState.PENDING,
+            None,
+            "The endpoint did not answer within 2 s.",
+        )
+        assert delivery.next_attempt_at is not None
+        assert timedelta(seconds=4) <= delivery.next_attempt_at - now_clock.now() <= timedelta(seconds=6)
+    assert {delivery.next_attempt_at for delivery in silent if not delivery.attempts} == {now_clock.now()}
 
 
 def test_the_retry_schedule_spans_about_a_day() -> None:

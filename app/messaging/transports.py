@@ -26,6 +26,8 @@ import aiosmtplib.email
 import httpx
 from aiosmtplib import SMTPStatus
 
+from app import datadir
+
 
 class SendError(Exception):
     reason = "send_failed"
@@ -247,8 +249,8 @@ class FileOutbox:
         return sid
 
     def _write(self, name: str, data: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / name).write_bytes(data)
+        datadir.make_directory(self.directory)
+        datadir.write_file(self.directory / name, data)
 
     async def close(self) -> None:
         return None

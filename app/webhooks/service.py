@@ -1,6 +1,7 @@
 """Managing webhook endpoints (ADMIN only): create, update, delete, rotate the
-secret. A secret is returned once, by create and rotate; a rotation keeps the
-old secret signing beside the new one for ROTATION_OVERLAP."""
+secret. A secret is returned once, by create and rotate, and stored sealed
+(app/webhooks/sealing.py); a rotation keeps the old secret signing beside the
+new one for ROTATION_OVERLAP."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from app.accounts.actor import Actor
 from app.config import Settings
 from app.errors import InvalidInput
 from app.events.models import EventType
-from app.webhooks import signing, targets
+from app.webhooks import sealing, signing, targets
 from app.webhooks.models import WebhookEndpoint
 from app.workflows.service import UNCHANGED, get_owned
 
@@ -40,13 +41,13 @@ async def create_endpoint(
 ) -> WithSecret:
     actor.require_admin()
     if await WebhookEndpoint.filter(organization_id=actor.organization_id).count() >= MAX_ENDPOINTS:
-        raise InvalidInput(f"An organization has at most {MAX_ENDPOINTS} webhook endpoints.", ["url"])
+        raise InvalidInput(f"An organization has at most {MAX_ENDPOINTS} webhook endpoints.", targets.URL_FIELD)
     secret = signing.new_secret()
     endpoint = await WebhookEndpoint.create(
         organization_id=actor.organization_id,
         url=await _checked_url(url, settings),
         event_types=_types(event_types),
-        secret=secret,
+        secret=sealing.seal(secret, secret_key=settings.secret_key),
         created_at=actor.now(),
     )
     return WithSecret(endpoint, secret)
@@ -87,10 +88,11 @@ async def delete_endpoint(actor: Actor, endpoint_id: str) -> int:
     return endpoint.id
 
 
-async def rotate_secret(actor: Actor, endpoint_id: str) -> WithSecret:
+async def rotate_secret(actor: Actor, settings: Settings, endpoint_id: str) -> WithSecret:
     endpoint = await get_endpoint(actor, endpoint_id)
     secret = signing.new_secret()
-    endpoint.previous_secret, endpoint.secret = endpoint.secret, secret
+    # The old secret moves over sealed as it is.
+    endpoint.previous_secret, endpoint.secret = endpoint.secret, sealing.seal(secret, secret_key=settings.secret_key)
     endpoint.previous_secret_expires_at = actor.now() + ROTATION_OVERLAP
     await endpoint.save()
     return WithSecret(endpoint, secret)

@@ -1,0 +1,71 @@
+"""Webhook signing secrets at rest: sealed with AES-256-GCM (the `cryptography`
+package) under a key derived from SECRET_KEY by HKDF-SHA256, and stored as
+``enc1:`` and the base64 of nonce, ciphertext and tag (93 characters for a
+``whsec_`` secret, within the column's 100). A value without the prefix is a
+secret stored plain before sealing (migration 0014 seals those) and reads as
+it is. ``signing_secrets`` is the one reader of the stored secrets.
+
+A copy of the database alone no longer signs anything: it takes SECRET_KEY
+too. Changing SECRET_KEY makes the sealed secrets unreadable: each endpoint's
+secret is then rotated (``rotateWebhookSecret``)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+from datetime import datetime
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from app.webhooks.models import WebhookEndpoint
+
+PREFIX = "enc1:"
+_INFO = b"leadline/webhook-signing-secrets/v1"
+"""HKDF's label: the key serves this and nothing else SECRET_KEY keys."""
+_NONCE = 12
+
+
+class UnreadableSecret(Exception):
+    """A sealed secret that SECRET_KEY does not open (the key changed)."""
+
+
+@lru_cache(maxsize=4)
+def _cipher(secret_key: str) -> AESGCM:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret_key.encode())
+    return AESGCM(key)
+
+
+def seal(secret: str, *, secret_key: str) -> str:
+    nonce = os.urandom(_NONCE)
+    sealed = nonce + _cipher(secret_key).encrypt(nonce, secret.encode(), None)
+    return PREFIX + base64.urlsafe_b64encode(sealed).decode()
+
+
+def is_sealed(stored: str) -> bool:
+    return stored.startswith(PREFIX)
+
+
+def unseal(stored: str, *, secret_key: str) -> str:
+    if not is_sealed(stored):
+        return stored
+    try:
+        sealed = base64.urlsafe_b64decode(stored.removeprefix(PREFIX))
+        return _cipher(secret_key).decrypt(sealed[:_NONCE], sealed[_NONCE:], None).decode()
+    except (InvalidTag, ValueError) as error:
+        raise UnreadableSecret("The endpoint's secret does not open with this SECRET_KEY; rotate it.") from error
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime, *, secret_key: str) -> list[str]:
+    """The current secret, and the previous one for 24 hours after a rotation
+    (left out when it does not open: rotated after SECRET_KEY changed)."""
+    secrets = [unseal(endpoint.secret, secret_key=secret_key)]
+    previous, expires = endpoint.previous_secret, endpoint.previous_secret_expires_at
+    if previous and expires and expires > now:
+        with contextlib.suppress(UnreadableSecret):
+            secrets.append(unseal(previous, secret_key=secret_key))
+    return secrets

@@ -1,0 +1,121 @@
+"""Webhook signing secrets at rest (issue #19): sealed with a key derived from
+SECRET_KEY, shown once by the API, and sealed by migration 0015 where an older
+install stored them plain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from redis.asyncio import Redis
+from tortoise import Tortoise, connections
+from tortoise.migrations.api import migrate as run_migrations
+
+from app import db, presets
+from app.accounts.models import Organization, Role
+from app.clock import FrozenClock
+from app.config import Settings
+from app.events import log, relay
+from app.prospects import service as prospects
+from app.webhooks import sealing, service, signing
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
+from app.webhooks.sender import Sender
+from tests.conftest import GraphQL, Org, fresh_database, mutate
+
+SECRET_COLUMNS = 'SELECT "secret", "previous_secret" FROM "webhook_endpoint" ORDER BY "id"'
+
+
+def settings_with(tmp_path: Path, secret_key: str) -> Settings:
+    return Settings.from_env(
+        {"LEADLINE_DATA_DIR": str(tmp_path / "data"), "WEBHOOK_ALLOW_PRIVATE": "1", "SECRET_KEY": secret_key}
+    )
+
+
+async def test_secrets_are_stored_sealed_and_shown_once(
+    gql: GraphQL, org: Org, settings: Settings, clock: FrozenClock
+) -> None:
+    admin = org.tokens[Role.ADMIN]
+    created = await mutate(
+        gql, admin, "createWebhookEndpoint", "secret webhookEndpoint { id }", url="https://8.8.8.8/hook"
+    )
+    rotated = await mutate(
+        gql, admin, "rotateWebhookSecret", "secret webhookEndpoint { id }", id=created["webhookEndpoint"]["id"]
+    )
+    first, second = created["secret"], rotated["secret"]
+    assert first.startswith("whsec_") and second.startswith("whsec_") and first != second
+
+    [row] = await connections.get("default").execute_query_dict(SECRET_COLUMNS)
+    for stored in row.values():  # both columns, neither in the clear
+        assert stored.startswith("enc1:") and first not in stored and second not in stored
+        assert len(stored) <= WebhookEndpoint._meta.fields_map["secret"].max_length
+    endpoint = await WebhookEndpoint.get()
+    assert sealing.signing_secrets(endpoint, clock.now(), secret_key=settings.secret_key) == [second, first]
+
+    listed = await gql(admin, "{ webhookEndpoints { id url } }")  # no field shows a secret again
+    assert listed["data"]["webhookEndpoints"] == [
+        {"id": created["webhookEndpoint"]["id"], "url": "https://8.8.8.8/hook"}
+    ]
+
+
+async def test_without_its_secret_key_a_copy_of_the_database_signs_nothing(
+    org: Org, redis: Redis, clock: FrozenClock, tmp_path: Path
+) -> None:
+    await presets.apply(actor=org.actor(Role.ADMIN, clock), name="lead-workflow")
+    settings = settings_with(tmp_path, "the key that sealed it")
+    await service.create_endpoint(org.actor(Role.ADMIN, clock), settings, "http://127.0.0.1:9/hook", None)
+    _, errors = await prospects.create_prospects(
+        actor=org.actor(Role.ADMIN, clock), inputs=[{"first_name": "Ada"}], field=["input"]
+    )
+    assert not errors
+    await log.sequence()
+    await relay.publish(redis, clock)
+
+    sender = Sender(settings_with(tmp_path, "another key"))
+    assert await sender.deliver_due(clock) == 1
+    await sender.close()
+    delivery = await WebhookDelivery.get()
+    assert (delivery.attempts, delivery.last_status_code, delivery.last_error) == (
+        1,
+        None,
+        "The endpoint's secret does not open with this SECRET_KEY; rotate it.",
+    )
+
+
+async def test_migration_0015_seals_the_secrets_an_older_install_stored_plain(tmp_path: Path) -> None:
+    plain, previous = signing.new_secret(), signing.new_secret()
+    now = datetime.now(UTC)
+    async with fresh_database(file=tmp_path / "old.sqlite3") as url:
+        settings = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path), "DATABASE_URL": url, "SECRET_KEY": "k1"})
+        await run_migrations(config=db.tortoise_config(url), target="models.0014_sending_identity")
+        await Tortoise.init(config=db.tortoise_config(url))
+        try:  # as the code before sealing stored them
+            organization = await Organization.create(name="Acme", created_at=now)
+            for previous_secret in (None, previous):
+                await WebhookEndpoint.create(
+                    organization_id=organization.id,
+                    url="https://8.8.8.8/hook",
+                    secret=plain,
+                    previous_secret=previous_secret,
+                    previous_secret_expires_at=now + timedelta(hours=24) if previous_secret else None,
+                    created_at=now,
+                )
+        finally:
+            await Tortoise.close_connections()
+
+        await db.migrate(settings)
+        await db.migrate(settings)  # a second run has nothing to do
+
+        await Tortoise.init(config=db.tortoise_config(url))
+        try:
+            rows = await connections.get("default").execute_query_dict(SECRET_COLUMNS)
+            endpoints = await WebhookEndpoint.all().order_by("id")
+        finally:
+            await Tortoise.close_connections()
+    assert [[stored is None or stored.startswith("enc1:") for stored in row.values()] for row in rows] == [
+        [True, True],
+        [True, True],
+    ]
+    assert [sealing.signing_secrets(endpoint, now, secret_key="k1") for endpoint in endpoints] == [
+        [plain],
+        [plain, previous],
+    ]
