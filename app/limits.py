@@ -104,6 +104,7 @@ class BadJSON(json.JSONDecodeError):
 
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NUL = re.compile("\x00")
 
 
 def decode_json(data: str | bytes) -> object:
@@ -122,24 +123,32 @@ def decode_json(data: str | bytes) -> object:
     except RecursionError:
         raise BadJSON("The JSON is nested too deeply.") from None
     # Paired surrogates decode to one character; a lone one cannot be stored or sent.
-    if _ESCAPED_SURROGATE.search(text) and (where := _lone_surrogate(value)) is not None:
-        where = _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", where)  # a key may hold one
-        raise BadJSON(f"The JSON has a lone surrogate, which is not text, at {where or 'its top level'}.")
+    if _ESCAPED_SURROGATE.search(text) and (where := _holding(value, _SURROGATE)) is not None:
+        raise BadJSON(f"The JSON has a lone surrogate, which is not text, at {_shown(where)}.")
+    # PostgreSQL's text cannot hold NUL (SQLite would store it and cut it off where C reads it).
+    if "\\u0000" in text and (where := _holding(value, _NUL)) is not None:
+        raise BadJSON(f"The JSON has a NUL character (\\u0000), which text may not hold, at {_shown(where)}.")
     return value
 
 
-def _lone_surrogate(value: object) -> str | None:
-    """The dotted path of the first string (or key) holding a lone surrogate."""
+def _shown(where: str) -> str:
+    """A path as a message shows it: a key may hold the very character refused."""
+    where = _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", where)
+    return _NUL.sub("\\\\u0000", where) or "its top level"
+
+
+def _holding(value: object, pattern: re.Pattern[str]) -> str | None:
+    """The dotted path of the first string (or key) in which ``pattern`` is found."""
     stack: list[tuple[str, object]] = [("", value)]
     while stack:
         path, item = stack.pop()
         if isinstance(item, str):
-            if _SURROGATE.search(item):
+            if pattern.search(item):
                 return path
         elif isinstance(item, dict):
             for key, inner in item.items():
                 where = f"{path}.{key}" if path else key
-                if _SURROGATE.search(key):
+                if pattern.search(key):
                     return where
                 stack.append((where, inner))
         elif isinstance(item, list):

@@ -48,6 +48,8 @@ BODIES = [
                  "lone surrogate, which is not text, at variables.input.firstName", id="lone-surrogate"),
     pytest.param("/graphql", JSON, graphql(CREATE, b'{"input": {"customFields": {"\\udfff": 1}}}'), 400,
                  "lone surrogate, which is not text, at variables.input.customFields.\\udfff", id="lone-surrogate-key"),
+    pytest.param("/graphql", JSON, graphql(CREATE, b'{"input": {"firstName": "Ada\\u0000"}}'), 400,
+                 "NUL character (\\u0000), which text may not hold, at variables.input.firstName", id="nul"),
     pytest.param("/graphql", JSON, graphql(VIEWER, b'"x"'), 400, "`variables` must be an object", id="variables-text"),
     pytest.param("/graphql", "text/plain", graphql(VIEWER), 400, "Unsupported content type", id="not-json"),
     pytest.param("/graphql", JSON, MIB + 1, 413, "larger than 1,048,576 bytes", id="graphql-over-1-mib"),
