@@ -30,7 +30,8 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         # Transactions take the write lock first (see app/sqlite_immediate.py).
         connection = expand_db_url(database_url) | {"engine": "app.sqlite_immediate"}
     elif database_url.startswith(("postgres://", "postgresql://")):
-        connection = expand_db_url(database_url)
+        # Transactions that always give their connection back (see app/postgres_client.py).
+        connection = expand_db_url(database_url) | {"engine": "app.postgres_client"}
         connection["credentials"]["reset"] = _keep_session
     return {
         "connections": {"default": connection},

@@ -11,6 +11,7 @@ import asyncio
 import os
 import pwd
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -56,8 +57,7 @@ class Cluster:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
     async def pg_ctl(self, *args: str) -> None:
-        # -l always: without it the server writes to pg_ctl's stdout, and reading it would never end.
-        await self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "server.log"), "-w", *args)
+        await self._run("pg_ctl", *self._pg_ctl_options(), *args)
 
     async def restart(self, mode: str) -> float:
         """Restarts the server (``mode``: fast, or immediate: a crash, recovered from the
@@ -66,10 +66,25 @@ class Cluster:
         await self.pg_ctl("restart", "-m", mode)
         return time.monotonic() - started
 
-    async def _run(self, program: str, *args: str) -> None:
+    def restart_unnoticed(self, mode: str) -> None:
+        """``restart``, blocking the event loop: connections pooled before have not seen
+        theirs close when the caller next runs (as when a restart falls between a pool's
+        check of a connection and the first statement on it)."""
+        command = self._command("pg_ctl", *self._pg_ctl_options(), "restart", "-m", mode)
+        completed = subprocess.run(command, capture_output=True, check=False)
+        if completed.returncode != 0:
+            raise AssertionError(f"pg_ctl restart -m {mode}: exit {completed.returncode}\n{completed.stdout.decode()}")
+
+    def _pg_ctl_options(self) -> list[str]:
+        # -l always: without it the server writes to pg_ctl's stdout, and reading it would never end.
+        return ["-D", str(self.data), "-l", str(self.directory / "server.log"), "-w"]
+
+    def _command(self, program: str, *args: str) -> list[str]:
         command = [str(self.binaries / program), *args]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
+        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+    async def _run(self, program: str, *args: str) -> None:
+        command = self._command(program, *args)
         child = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )

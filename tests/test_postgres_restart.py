@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 from tortoise.context import TortoiseContext
+from tortoise.transactions import in_transaction
 
 from app import db as app_db
 from app import ids, presets
@@ -214,6 +215,24 @@ async def test_restarting_postgres_mid_send_loses_no_step_and_sends_none_twice(
     assert len(uncertain) <= len(RESTARTS) * SEND_JOBS * CHUNK  # only what a restart interrupted
     assert sent <= set(arrived) <= sent | uncertain  # what Leadline calls SENT arrived
     assert max(recovered) < RECOVERY_SECONDS
+
+
+@pytest.mark.postgres
+async def test_a_transaction_that_cannot_begin_leaves_its_task_free(cluster: tuple[Cluster, str]) -> None:
+    """A pooled connection that a restart closed unnoticed (the event loop did not
+    run meanwhile) fails at BEGIN; the task's next transaction runs. Tortoise left
+    the task "inside" the failed transaction for good, every later one a savepoint
+    on a connection gone: a worker loop that met it stopped working (app/postgres_client.py)."""
+    server, _ = cluster
+    for mode in ("fast", "immediate"):
+        async with in_transaction() as connection:
+            await connection.execute_query("SELECT 1")  # a connection in the pool
+        server.restart_unnoticed(mode)
+        with pytest.raises(asyncpg.ConnectionDoesNotExistError):
+            async with in_transaction() as connection:
+                await connection.execute_query("SELECT 1")
+        async with in_transaction() as connection:
+            assert await connection.execute_query_dict("SELECT 1 AS one") == [{"one": 1}]
 
 
 async def forget_send_jobs(env: dict[str, str]) -> None:
