@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
 
 from app import datadir
 from app.config import Settings
+
+T = TypeVar("T")
+logger = logging.getLogger("leadline.db")
+_UNREACHABLE = (
+    OSError,  # refused, reset
+    asyncpg.PostgresConnectionError,  # lost mid-statement
+    asyncpg.CannotConnectNowError,  # starting up, shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+RETRY_PAUSES = (0.25, 0.5, 1.0, 2.0, 5.0)
+"""Seconds between tries of work the database was unreachable for; the last repeats."""
 
 MODEL_MODULES = [
     "app.accounts.models",
@@ -33,7 +50,8 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         # Transactions take the write lock first (see app/sqlite_immediate.py).
         connection = expand_db_url(database_url) | {"engine": "app.sqlite_immediate"}
     elif database_url.startswith(("postgres://", "postgresql://")):
-        connection = expand_db_url(database_url)
+        # Transactions that always give their connection back (see app/postgres_client.py).
+        connection = expand_db_url(database_url) | {"engine": "app.postgres_client"}
         connection["credentials"]["reset"] = _keep_session
     return {
         "connections": {"default": connection},
@@ -69,6 +87,39 @@ def _private_sqlite_file(database_url: str) -> None:
     datadir.make_file(Path(path))
     for suffix in ("-wal", "-shm", "-journal"):
         datadir.tighten(Path(path + suffix))
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error``, or an error it arose from, says the database could not be
+    reached (a connection refused or lost, a server shutting down or starting up: a
+    restart), so the same work may succeed after a pause."""
+    seen: BaseException | None = error
+    for _ in range(10):  # a chain of causes, not a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, _UNREACHABLE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def while_unreachable(work: Callable[[bool], Awaitable[T]], *, until: float, what: str) -> T:
+    """``work(again)`` run again after a pause (RETRY_PAUSES) while the database is
+    unreachable, until ``time.monotonic()`` would pass ``until``; then its error.
+    ``again``: an earlier try failed, perhaps after its commit."""
+    tries = 0
+    while True:
+        try:
+            return await work(tries > 0)
+        except Exception as error:
+            pause = RETRY_PAUSES[min(tries, len(RETRY_PAUSES) - 1)]
+            if not unreachable(error) or time.monotonic() + pause >= until:
+                raise
+            logger.warning(
+                "%s: the database is unreachable (%s: %s); again in %s s", what, type(error).__name__, error, pause
+            )
+        await asyncio.sleep(pause)
+        tries += 1
 
 
 async def init(settings: Settings) -> None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 from redis.asyncio import Redis
@@ -76,6 +76,9 @@ class Processes:
     apis: list[str] = field(default_factory=list)
     """Base URLs of the API servers."""
     children: list[asyncio.subprocess.Process] = field(default_factory=list)
+    logs: Path | None = None
+    """A directory for the children's stderr, a file each (`worker-1.log`): a child that
+    logs much (its database away) must not fill a pipe read only when it stops. None: piped."""
 
     def ws(self, index: int) -> str:
         return self.apis[index].replace("http://", "ws://") + "/graphql"
@@ -96,9 +99,17 @@ class Processes:
             yield client
 
     async def start(self, *args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-        child = await asyncio.create_subprocess_exec(
-            LEADLINE, *args, env=env or self.env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
+        if self.logs is None:
+            stderr: int | BinaryIO = asyncio.subprocess.PIPE
+        else:
+            stderr = (self.logs / f"{args[0]}-{len(self.children) + 1}.log").open("wb")
+        try:
+            child = await asyncio.create_subprocess_exec(
+                LEADLINE, *args, env=env or self.env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr
+            )
+        finally:
+            if not isinstance(stderr, int):
+                stderr.close()  # the child has its own descriptor
         self.children.append(child)
         return child
 
@@ -109,7 +120,8 @@ class Processes:
         async with httpx.AsyncClient(base_url=base) as client:
             for _ in range(300):
                 if child.returncode is not None:
-                    raise AssertionError(f"serve exited: {(await child.communicate())[1].decode()[-2000:]}")
+                    stderr = (await child.communicate())[1] or b""
+                    raise AssertionError(f"serve exited: {stderr.decode()[-2000:]} (logs: {self.logs})")
                 try:
                     if (await client.get("/readyz")).status_code == 200:
                         break

@@ -19,11 +19,12 @@ import asyncio
 import base64
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
-from functools import lru_cache
+from functools import lru_cache, partial
 from types import SimpleNamespace
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo
 from email_validator import EmailNotValidError, validate_email
 from tortoise.transactions import in_transaction
 
-from app import bulk
+from app import bulk, db
 from app.accounts.actor import system_actor
 from app.accounts.models import Organization
 from app.clock import Clock
@@ -235,6 +236,7 @@ class _Batch:
 
 async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, MessageState]:
     now = batch.clock.now()
+    lease_ends = time.monotonic() + batch.settings.send_lease_seconds
     messages = await bulk.compare_and_set_rows(
         Message,
         message_ids,
@@ -248,8 +250,15 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
     )
     if not messages:
         return {}
-    await batch.know({m.organization_id for m in messages})
-    gate = await _Gate.read(messages, batch.organizations, batch.clock)
+    try:
+        await batch.know({m.organization_id for m in messages})
+        gate = await _Gate.read(messages, batch.organizations, batch.clock)
+    except Exception as error:
+        if db.unreachable(error):  # nothing went out: QUEUED again, not UNCERTAIN when the lease ends
+            for message in messages:
+                message.state = MessageState.QUEUED
+            await _record(messages, batch, lease_ends, {})
+        raise
     attempts = (_attempt(m, gate, batch.transports, batch.settings) for m in messages)
     results = await asyncio.gather(*attempts, return_exceptions=True)
     reasons: dict[int, str] = {}
@@ -263,7 +272,7 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
             logger.error("sending message %s failed unexpectedly", message.id, exc_info=result)
             message.state = MessageState.UNCERTAIN
             message.error = f"unexpected {type(result).__name__} while sending; not resent"
-    await _record(messages, batch, reasons)
+    await _record(messages, batch, lease_ends, reasons)
     return {m.id: m.state for m in messages}
 
 
@@ -367,16 +376,35 @@ def _after_failure(message: Message, failure: SendError, clock: Clock) -> Messag
     return MessageState.FAILED
 
 
-async def _record(messages: list[Message], batch: _Batch, reasons: dict[int, str]) -> None:
-    """Writes the chunk's outcomes, and what they mean for enrollments and prospects."""
-    clock = batch.clock
-    now = clock.now()
+async def _record(messages: list[Message], batch: _Batch, lease_ends: float, reasons: dict[int, str]) -> None:
+    """Writes the chunk's outcomes, and what they mean for enrollments and prospects;
+    while the database is unreachable (a restart), again after a pause until the
+    lease ends (monotonic time ``lease_ends``): the outcomes are known, and UNCERTAIN
+    would say they are not. ``reasons``: the stage-change reason of each message
+    that failed for a known cause."""
+    now = batch.clock.now()
     for message in messages:
         message.lease_until = None
         if message.state is MessageState.SENT:
             message.sent_at = now
-    sent_to = {m.prospect_id for m in messages if m.state is MessageState.SENT}
+    await db.while_unreachable(
+        partial(_write_outcomes, messages, batch, now, reasons),
+        until=lease_ends,
+        what=f"recording {len(messages)} message(s)",
+    )
+
+
+async def _write_outcomes(
+    messages: list[Message], batch: _Batch, now: datetime, reasons: dict[int, str], again: bool
+) -> None:
+    clock = batch.clock
     async with in_transaction() as connection:
+        if again:  # of messages still SENDING: a try that failed may have committed, or the lease ended
+            ids = [m.id for m in messages]
+            rows = await Message.filter(id__in=ids, state=MessageState.SENDING).select_for_update().values("id")
+            still = {row["id"] for row in rows}
+            messages = [m for m in messages if m.id in still]
+        sent_to = {m.prospect_id for m in messages if m.state is MessageState.SENT}
         await bulk.update_each(messages, RECORDED_FIELDS, connection)
         await bulk.compare_and_set(
             Prospect,

@@ -1,0 +1,72 @@
+"""Work retried while the database is unreachable (app.db.while_unreachable); the
+PostgreSQL restart test (tests/test_postgres_restart.py) runs it against a real server."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+import pytest
+from tortoise.exceptions import IntegrityError
+
+from app import db
+
+
+def _arising_from(cause: BaseException) -> Exception:
+    """asyncpg's error for the rollback after a connection was lost (its context: the loss)."""
+    error = asyncpg.InterfaceError("cannot call Transaction.rollback(): the underlying connection is closed")
+    error.__context__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "unreachable"),
+    [
+        pytest.param(ConnectionRefusedError(111, "Connection refused"), True, id="refused"),
+        pytest.param(asyncpg.ConnectionDoesNotExistError("closed mid-operation"), True, id="lost"),
+        pytest.param(asyncpg.CannotConnectNowError("the database system is starting up"), True, id="starting"),
+        pytest.param(asyncpg.AdminShutdownError("terminating connection"), True, id="shutting-down"),
+        pytest.param(_arising_from(asyncpg.ConnectionDoesNotExistError("closed")), True, id="rollback-after-loss"),
+        pytest.param(asyncpg.InterfaceError("another operation is in progress"), False, id="misuse"),
+        pytest.param(asyncpg.QueryCanceledError("statement timeout"), False, id="statement-timeout"),
+        pytest.param(IntegrityError("duplicate key"), False, id="integrity"),
+    ],
+)
+def test_unreachable_tells_a_lost_server_from_a_failed_statement(error: Exception, unreachable: bool) -> None:
+    assert db.unreachable(error) is unreachable
+
+
+async def test_work_runs_again_while_the_database_is_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db, "RETRY_PAUSES", (0.0,))
+    tries: list[bool] = []
+
+    async def work(again: bool) -> str:
+        tries.append(again)
+        if len(tries) < 3:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return "done"
+
+    assert await db.while_unreachable(work, until=time.monotonic() + 60, what="test") == "done"
+    assert tries == [False, True, True]
+
+
+@pytest.mark.parametrize(
+    ("error", "until"),
+    [
+        pytest.param(IntegrityError("duplicate key"), 60, id="not-unreachable"),
+        pytest.param(ConnectionRefusedError(111, "Connection refused"), 0, id="past-until"),
+    ],
+)
+async def test_other_errors_and_a_passed_deadline_are_raised_at_once(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, until: float
+) -> None:
+    monkeypatch.setattr(db, "RETRY_PAUSES", (0.0,))
+    tries: list[bool] = []
+
+    async def work(again: bool) -> None:
+        tries.append(again)
+        raise error
+
+    with pytest.raises(type(error)):
+        await db.while_unreachable(work, until=time.monotonic() + until, what="test")
+    assert tries == [False]
