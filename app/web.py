@@ -49,6 +49,17 @@ def bearer(value: object) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def connection_token(params: dict[str, object]) -> str | None:
+    """The bearer token of a connection_init payload: ``authorization`` in any case, at
+    the top (the README's form; GraphiQL sends its headers there) or under ``headers``
+    (Apollo's). None when there is none, or several that differ."""
+    found: set[str | None] = set()
+    for where in (params, params.get("headers")):
+        if isinstance(where, dict):
+            found.update(bearer(value) for key, value in where.items() if key.lower() == "authorization")
+    return found.pop() if len(found) == 1 else None
+
+
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 PING_SECONDS = 15.0
 
@@ -100,7 +111,7 @@ class LeadlineGraphQL(GraphQL[Context, None]):
         return Context(request=request, actor_or_none=actor)
 
     async def on_ws_connect(self, context: Context) -> UnsetType:
-        token = bearer((context.connection_params or {}).get("authorization"))
+        token = connection_token(context.connection_params or {})
         actor = await authenticate(token, self.clock) if token else None
         if actor is None:
             raise ConnectionRejectionError
