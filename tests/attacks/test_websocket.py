@@ -1,4 +1,5 @@
-"""The websocket (issue #19): what connection_init accepts."""
+"""The websocket (issue #19): what connection_init accepts, what one malformed
+operation may do to a connection, and subscriptions sent over HTTP."""
 
 from __future__ import annotations
 
@@ -23,9 +24,13 @@ from app.config import Settings
 from app.web import create_app
 from tests.conftest import Org
 from tests.loopback import serving
+from tests.ws_client import Client, connect
 
 PROTOCOL = Subprotocol("graphql-transport-ws")
 ACK = "ack"
+EVENTS = "subscription { events { type prospect { firstName } } }"
+VIEWER = "{ viewer { id } }"
+AFTER = "subscription($after: String) { events(after: $after) { cursor } }"
 
 # connection_init payloads ({token}: an AGENT's, {other}: a MANAGER's, {revoked}: a
 # revoked one, {inactive}: a deactivated user's) and the answer: ACK or a close code.
@@ -45,6 +50,35 @@ CONNECTION_INIT = [
     pytest.param({"Authorization": "{token}"}, 4403, id="no-scheme"),
     pytest.param({"Authorization": "Bearer {revoked}"}, 4403, id="revoked-token"),
     pytest.param({"headers": {"Authorization": "Bearer {inactive}"}}, 4403, id="deactivated-user"),
+]
+
+# One operation's subscribe message ("id": "bad" unless given; "message" stands for the
+# whole message) and the outcome: ("error", text), an `error` message for that operation
+# and the socket open for the next one; or ("close", code) for the whole socket.
+A = "subscription A { events { cursor } }"
+SUBSCRIBE = [
+    pytest.param({"payload": {"query": "subscription {"}}, ("error", "Syntax Error"), id="does-not-parse"),
+    pytest.param({"payload": {"query": A, "operationName": "B"}}, ("error", 'operation named "B"'), id="no-B"),
+    pytest.param({"payload": {"query": "fragment F on Event { cursor }"}}, ("error", "operation type"), id="no-op"),
+    pytest.param({"payload": {"query": "subscription { events { nope } }"}}, ("error", "Cannot query"), id="no-field"),
+    pytest.param({"payload": {"query": AFTER, "variables": {"after": 5}}}, ("error", "'$after'"), id="bad-variable"),
+    pytest.param({"payload": {"query": AFTER, "variables": [5]}}, ("close", 4400), id="variables-not-an-object"),
+    pytest.param({"payload": {"query": 5}}, ("close", 4400), id="query-not-a-string"),
+    pytest.param({"payload": {"query": A, "operationName": 3}}, ("close", 4400), id="operation-name-not-a-string"),
+    pytest.param({"payload": {"query": A, "extensions": 3}}, ("close", 4400), id="extensions-not-an-object"),
+    pytest.param({"payload": A}, ("close", 4400), id="payload-not-an-object"),
+    pytest.param({"id": ["a"], "payload": {"query": A}}, ("close", 4400), id="id-not-a-string"),
+    pytest.param({"id": 7, "payload": {"query": A}}, ("close", 4400), id="id-a-number"),
+    pytest.param({"message": ["subscribe"]}, ("close", 4400), id="message-not-an-object"),
+    pytest.param({"message": "subscribe"}, ("close", 4400), id="message-a-string"),
+]
+
+# Subscriptions over HTTP: (method, Accept) → a 400 that says where subscriptions are served.
+OVER_HTTP = [
+    pytest.param("POST", "application/json", id="post-json"),
+    pytest.param("POST", "multipart/mixed;subscriptionSpec=1.0, application/json", id="post-multipart"),
+    pytest.param("POST", "text/event-stream", id="post-sse"),
+    pytest.param("GET", "application/json", id="get"),
 ]
 
 
@@ -100,6 +134,17 @@ async def _tokens(org: Org, clock: FrozenClock) -> dict[str, str]:
     }
 
 
+async def _closed_with(client: Client, seconds: float = 2.0) -> int:
+    """The code of the server's close, which must come within ``seconds`` (messages
+    before it, such as an earlier operation's `complete`, are passed over)."""
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        async with asyncio.timeout(seconds):
+            while True:
+                await client.receive(seconds=seconds)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
 @pytest.mark.parametrize(("payload", "answer"), CONNECTION_INIT)
 async def test_connection_init(served: Served, org: Org, clock: FrozenClock, payload: object, answer: object) -> None:
     init = {"type": "connection_init", "payload": _fill(payload, await _tokens(org, clock))}
@@ -112,3 +157,37 @@ async def test_connection_init(served: Served, org: Org, clock: FrozenClock, pay
             assert closed.rcvd.code == answer
             return
         assert answer == ACK and reply == {"type": "connection_ack"}, reply
+
+
+@pytest.mark.parametrize(("message", "outcome"), SUBSCRIBE)
+async def test_one_malformed_operation(
+    served: Served, org: Org, message: dict[str, Any], outcome: tuple[str, Any]
+) -> None:
+    async with connect(served.ws, org.tokens[Role.AGENT]) as client:
+        sent = message.get("message", {"id": "bad", "type": "subscribe", **message})
+        await client.ws.send(json.dumps(sent))
+        kind, expected = outcome
+        if kind == "close":
+            assert await _closed_with(client) == expected
+            return
+        reply = await client.receive(operation="bad")
+        assert reply["type"] == "error" and expected in reply["payload"][0]["message"], reply
+        follow_up = await client.subscribe(VIEWER)  # the socket is still open and serves the next operation
+        assert (await client.next_data(follow_up))["viewer"]["id"] == org.user_gid(Role.AGENT)
+
+
+@pytest.mark.parametrize(("method", "accept"), OVER_HTTP)
+async def test_a_subscription_over_http(served: Served, org: Org, method: str, accept: str) -> None:
+    headers = {"Authorization": f"Bearer {org.tokens[Role.AGENT]}", "Accept": accept}
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        if method == "GET":
+            response = await client.get("/graphql", params={"query": EVENTS}, headers=headers)
+        else:
+            response = await client.post("/graphql", json={"query": EVENTS}, headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "data": None,
+        "errors": [
+            {"message": "Subscriptions are served over graphql-transport-ws on the /graphql websocket, not over HTTP."}
+        ],
+    }
