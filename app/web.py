@@ -30,6 +30,7 @@ from tortoise import connections
 from app import db
 from app.accounts.actor import Actor
 from app.accounts.service import authenticate
+from app.accounts.sessions import CHECK_SECONDS, Sessions
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.events import relay
@@ -206,10 +207,12 @@ def create_app(
     redis: Redis | None = None,
     manage_resources: bool = True,
     ping_seconds: float = PING_SECONDS,
+    session_check_seconds: float = CHECK_SECONDS,
 ) -> Starlette:
     """The ASGI app. With ``manage_resources`` its lifespan connects the database
     and Redis; tests that hold their own pass ``redis`` and False."""
     clock = clock or SystemClock()
+    sessions = Sessions(check_seconds=session_check_seconds)
     view = LeadlineGraphQL(clock, development=settings.development, ping_seconds=ping_seconds)
     endpoint = GraphQLEndpoint(view, clock)
 
@@ -220,13 +223,14 @@ def create_app(
             await db.init(settings)
             location = locate(settings)
             app.state.redis = Redis.from_url(location.url)
-            app.state.hub = Hub(app.state.redis)
+            app.state.hub = Hub(app.state.redis, sessions)
         try:
             yield
         finally:
             hub = getattr(app.state, "hub", None)
             if hub is not None:
                 await hub.close()
+            await sessions.close()
             if manage_resources:
                 await app.state.redis.aclose()
                 await db.close()
@@ -248,7 +252,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.sessions = sessions
     if redis is not None:
         app.state.redis = redis
-        app.state.hub = Hub(redis)
+        app.state.hub = Hub(redis, sessions)
     return app

@@ -7,6 +7,8 @@ view (part of the composition root with app.web, so it knows the GraphQL context
   protocol says. A well-formed ``subscribe`` whose document does not parse, names
   no operation of it, fails validation or gets bad variables is an ``error``
   message for that operation alone; the socket and its other operations go on.
+- Once acknowledged, the connection is a session (app.accounts.sessions): when its
+  token is revoked or its user deactivated, it is closed with 4403.
 - The server pings every PING_SECONDS once acknowledged: proxies keep the
   connection open, and a dead client is found by a failed send.
 """
@@ -21,9 +23,12 @@ from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
 
+from app.accounts.sessions import Session, Sessions
+from app.events.hub import Hub
 from schema.context import Context
 
 PING_SECONDS = 15.0
+FORBIDDEN = 4403
 
 
 def protocol_fault(message: object) -> str | None:
@@ -52,6 +57,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pinger: asyncio.Task[None] | None = None
+        self._attending = contextlib.AsyncExitStack()
 
     async def handle_message(self, message: Message) -> None:
         if (fault := protocol_fault(message)) is not None:
@@ -68,7 +74,26 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
         if self.connection_acknowledged and self._pinger is None:
+            await self._attend()
             self._pinger = asyncio.create_task(self._ping())
+
+    async def _attend(self) -> None:
+        """The connection becomes a session, ended with 4403 when its token stops authenticating."""
+        state = self.context.request.app.state
+        session = Session(self.context.actor, self._forbid)
+        hub: Hub | None = getattr(state, "hub", None)
+        if hub is not None:
+            await self._attending.enter_async_context(hub.attend(session))
+        else:  # no Redis (some tests): the periodic check alone
+            sessions: Sessions = state.sessions
+            self._attending.enter_context(sessions.attending(session))
+        self.context.session = session
+
+    async def _forbid(self) -> None:
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        with contextlib.suppress(Exception):  # the client left meanwhile
+            await self.websocket.close(code=FORBIDDEN, reason="Forbidden")
 
     async def _ping(self) -> None:
         interval = float(getattr(self.view, "ping_seconds", PING_SECONDS))
@@ -83,3 +108,4 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pinger
         await super().shutdown()
+        await self._attending.aclose()

@@ -1,5 +1,7 @@
 """The websocket (issue #19): what connection_init accepts, what one malformed
-operation may do to a connection, and subscriptions sent over HTTP."""
+operation may do to a connection, subscriptions sent over HTTP, and sockets whose
+token is revoked, whose user is deactivated or whose viewer may no longer see
+what it subscribed to."""
 
 from __future__ import annotations
 
@@ -16,11 +18,16 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from websockets.typing import Subprotocol
 
-from app import ids
+from app import ids, presets
 from app.accounts import service as accounts
 from app.accounts.models import Role, User
+from app.accounts.sessions import Sessions
 from app.clock import FrozenClock
 from app.config import Settings
+from app.events import log, relay, stream
+from app.events.hub import Hub
+from app.prospects import service as prospects
+from app.prospects.models import Prospect
 from app.web import create_app
 from tests.conftest import Org
 from tests.loopback import serving
@@ -191,3 +198,123 @@ async def test_a_subscription_over_http(served: Served, org: Org, method: str, a
             {"message": "Subscriptions are served over graphql-transport-ws on the /graphql websocket, not over HTTP."}
         ],
     }
+
+
+REVOKE = "mutation($input: RevokeApiTokenInput!) { revokeApiToken(input: $input) { errors { code } } }"
+CREATE = "mutation($input: CreateProspectInput!) { createProspect(input: $input) { errors { code } } }"
+
+
+async def _ready(client: Client) -> None:
+    """Returns once the server has made the connection a session: it answered an
+    operation, which it reads only after connection_init is done."""
+    assert "viewer" in await client.next_data(await client.subscribe(VIEWER))
+
+
+async def test_revoking_a_token_on_one_process_closes_its_sockets_on_every_process_within_2_s(
+    org: Org, settings: Settings, clock: FrozenClock, redis: Redis
+) -> None:
+    # Given two API processes whose periodic check would take an hour: only the announcement can end a session.
+    a, b = (
+        create_app(settings, clock=clock, redis=redis, manage_resources=False, session_check_seconds=3600)
+        for _ in range(2)
+    )
+    admin = org.actor(Role.ADMIN, clock)
+    laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
+    async with serving(a) as on_a, serving(b) as on_b:
+        served_a, served_b = Served(a, on_a), Served(b, on_b)
+        async with (
+            connect(served_b.ws, laptop) as there,
+            connect(served_a.ws, laptop) as here,
+            connect(served_b.ws, org.tokens[Role.AGENT]) as other_token,
+        ):
+            for client in (there, here, other_token):
+                await _ready(client)
+            await there.subscribe(EVENTS)
+            # When an ADMIN revokes the token through process A
+            data = await served_a.graphql(org.tokens[Role.ADMIN], REVOKE, input={"id": ids.encode("ApiToken", row.id)})
+            assert data["revokeApiToken"]["errors"] == []
+            # then its sockets on B and on A close with 4403 within 2 s; the same user's other token stays.
+            assert await _closed_with(there, 2.0) == 4403
+            assert await _closed_with(here, 2.0) == 4403
+            assert "viewer" in await other_token.next_data(await other_token.subscribe(VIEWER))
+        assert b.state.hub.subscriber_count() == 0  # the revoked socket's subscription is gone
+
+
+async def test_a_revocation_whose_announcement_was_lost_still_closes_the_socket_within_2_s(
+    served: Served, org: Org, clock: FrozenClock
+) -> None:
+    admin = org.actor(Role.ADMIN, clock)
+    laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
+    async with connect(served.ws, laptop) as client:
+        await _ready(client)
+        await accounts.revoke_token(actor=admin, token_id=ids.encode("ApiToken", row.id))  # nothing announced
+        assert await _closed_with(client, 2.0) == 4403
+
+
+async def test_deactivating_a_user_closes_its_sockets_within_2_s(served: Served, org: Org) -> None:
+    async with (
+        connect(served.ws, org.tokens[Role.AGENT]) as agent,
+        connect(served.ws, org.tokens[Role.MANAGER]) as kept,
+    ):
+        await _ready(agent)
+        await _ready(kept)
+        await User.filter(id=org.users[Role.AGENT].id).update(active=False)
+        assert await _closed_with(agent, 2.0) == 4403
+        assert "viewer" in await kept.next_data(await kept.subscribe(VIEWER))
+
+
+async def test_a_subscriber_demoted_to_agent_stops_getting_the_events_of_prospects_it_may_not_work(
+    served: Served, org: Org, clock: FrozenClock, redis: Redis
+) -> None:
+    manager, admin_token = org.users[Role.MANAGER], org.tokens[Role.ADMIN]
+    await presets.apply(actor=org.actor(Role.ADMIN, clock), name="lead-workflow")
+    async with connect(served.ws, org.tokens[Role.MANAGER]) as client:
+        await _ready(client)
+        operation = await client.subscribe(
+            "subscription($after: String) { events(after: $after) { type prospect { firstName } } }",
+            after=ids.encode("Cursor", 0),
+        )
+        # When the MANAGER becomes an AGENT (and its session has checked)
+        await User.filter(id=manager.id).update(role=Role.AGENT)
+        await served.app.state.sessions.check()
+        # then of two new prospects it sees only the one it may work (unassigned), not the ADMIN's.
+        theirs = {"firstName": "Theirs", "ownerId": org.user_gid(Role.ADMIN)}
+        for prospect in (theirs, {"firstName": "Open"}):
+            assert (await served.graphql(admin_token, CREATE, input={"prospect": prospect}))["createProspect"] == {
+                "errors": []
+            }
+        await relay.publish(redis, clock)
+        first = (await client.next_data(operation))["events"]
+        assert first == {"type": "PROSPECT_CREATED", "prospect": {"firstName": "Open"}}
+
+
+async def test_events_read_from_the_log_pass_the_read_rule_when_delivered_not_when_read(
+    org: Org, clock: FrozenClock, redis: Redis
+) -> None:
+    # Given an AGENT's two prospects with events in the log (one page)
+    agent, admin = org.actor(Role.AGENT, clock), org.actor(Role.ADMIN, clock)
+    await presets.apply(actor=admin, name="lead-workflow")
+    mine = {"owner_id": org.user_gid(Role.AGENT)}
+    made, _ = await prospects.create_prospects(
+        actor=admin, inputs=[{"first_name": "Taken", **mine}, {"first_name": "Kept", **mine}], field=["input"]
+    )
+    taken, kept = made
+    await prospects.update_prospect(actor=admin, prospect_id=ids.encode("Prospect", taken.id), changes={"title": "CTO"})
+    await log.sequence()
+    hub = Hub(redis, Sessions())
+    try:
+        follow = stream.follow(lambda: agent, hub, _everything, after=0)
+        first = await anext(follow)
+        assert first.prospect_id == taken.id
+        # When the prospect is taken from the AGENT while the page is being delivered
+        await Prospect.filter(id=taken.id).update(owner_id=org.users[Role.MANAGER].id)
+        # then none of its other events follow, and the other prospect's do.
+        rest = [await anext(follow) for _ in range(2)]
+        assert {event.prospect_id for event in rest} == {kept.id}
+        await follow.aclose()
+    finally:
+        await hub.close()
+
+
+async def _everything(event: object) -> bool:
+    return True
