@@ -1,15 +1,15 @@
 """The ASGI application (composition root): GraphQL over HTTP and websockets,
-/healthz and /readyz. It is the one place in app/ that imports schema/."""
+/healthz and /readyz. With app.websocket, the one place in app/ that imports schema/."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+from cross_web import HTTPException
+from graphql import GraphQLError
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,18 +18,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 from tortoise import connections
 
 from app import db
 from app.accounts.actor import Actor
 from app.accounts.service import authenticate
+from app.accounts.sessions import CHECK_SECONDS, Sessions
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.events import relay
@@ -37,6 +38,7 @@ from app.events.hub import Hub
 from app.limits import KIB, BodyLimit, BoundedGraphQL
 from app.messaging import endpoints
 from app.redis import RedisLocation, locate
+from app.websocket import PING_SECONDS, TransportWSHandler
 from schema.build import build_schema, scrub
 from schema.context import Context
 
@@ -50,40 +52,23 @@ def bearer(value: object) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def connection_token(params: dict[str, object]) -> str | None:
+    """The bearer token of a connection_init payload: ``authorization`` in any case, at
+    the top (the README's form; GraphiQL sends its headers there) or under ``headers``
+    (Apollo's). None when there is none, or several that differ."""
+    found: set[str | None] = set()
+    for where in (params, params.get("headers")):
+        if isinstance(where, dict):
+            found.update(bearer(value) for key, value in where.items() if key.lower() == "authorization")
+    return found.pop() if len(found) == 1 else None
+
+
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
-PING_SECONDS = 15.0
-
-
-class KeepAliveHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws with server pings once acknowledged, every PING_SECONDS:
-    proxies keep the connection open, and a dead client is found by a failed send."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pinger: asyncio.Task[None] | None = None
-
-    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        await super().handle_connection_init(message)
-        if self.connection_acknowledged and self._pinger is None:
-            self._pinger = asyncio.create_task(self._ping())
-
-    async def _ping(self) -> None:
-        interval = float(getattr(self.view, "ping_seconds", PING_SECONDS))
-        with contextlib.suppress(Exception):  # the socket closed: shutdown follows
-            while True:
-                await asyncio.sleep(interval)
-                await self.send_message({"type": "ping"})
-
-    async def shutdown(self) -> None:
-        if self._pinger is not None:
-            self._pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pinger
-        await super().shutdown()
+SUBSCRIPTIONS_OVER_HTTP = "Subscriptions are served over graphql-transport-ws on the /graphql websocket, not over HTTP."
 
 
 class LeadlineGraphQL(BoundedGraphQL[Context, None]):
-    graphql_transport_ws_handler_class = KeepAliveHandler
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, clock: Clock, settings: Settings, *, ping_seconds: float = PING_SECONDS) -> None:
         super().__init__(
@@ -106,13 +91,48 @@ class LeadlineGraphQL(BoundedGraphQL[Context, None]):
         return Context(request=request, actor_or_none=actor)
 
     async def on_ws_connect(self, context: Context) -> UnsetType:
-        token = bearer((context.connection_params or {}).get("authorization"))
+        token = connection_token(context.connection_params or {})
         actor = await authenticate(token, self.clock) if token else None
         if actor is None:
             raise ConnectionRejectionError
         context.actor_or_none = actor
         context.reset_loaders()
         return cast(UnsetType, UNSET)
+
+    async def execute_single(
+        self,
+        request: Any,
+        request_adapter: Any,
+        sub_response: Any,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's, but a subscription is refused with a 400 that says where they are
+        served (Strawberry would run it and fail, masked)."""
+        method = request_adapter.method
+        allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
+        if method == "GET":
+            allowed -= {OperationType.QUERY}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as error:
+            if error.operation_type is not OperationType.SUBSCRIPTION:
+                raise HTTPException(400, error.as_http_error_reason(method)) from error
+            sub_response.status_code = 400
+            return ExecutionResult(data=None, errors=[GraphQLError(SUBSCRIPTIONS_OVER_HTTP)])
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
@@ -210,10 +230,12 @@ def create_app(
     redis: Redis | None = None,
     manage_resources: bool = True,
     ping_seconds: float = PING_SECONDS,
+    session_check_seconds: float = CHECK_SECONDS,
 ) -> Starlette:
     """The ASGI app. With ``manage_resources`` its lifespan connects the database
     and Redis; tests that hold their own pass ``redis`` and False."""
     clock = clock or SystemClock()
+    sessions = Sessions(check_seconds=session_check_seconds)
     view = LeadlineGraphQL(clock, settings, ping_seconds=ping_seconds)
     endpoint = GraphQLEndpoint(view, clock)
 
@@ -224,13 +246,14 @@ def create_app(
             await db.init(settings)
             location = locate(settings)
             app.state.redis = Redis.from_url(location.url)
-            app.state.hub = Hub(app.state.redis)
+            app.state.hub = Hub(app.state.redis, sessions)
         try:
             yield
         finally:
             hub = getattr(app.state, "hub", None)
             if hub is not None:
                 await hub.close()
+            await sessions.close()
             if manage_resources:
                 await app.state.redis.aclose()
                 await db.close()
@@ -253,7 +276,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.sessions = sessions
     if redis is not None:
         app.state.redis = redis
-        app.state.hub = Hub(redis)
+        app.state.hub = Hub(redis, sessions)
     return app

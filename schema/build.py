@@ -19,6 +19,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
@@ -46,7 +47,9 @@ def _should_mask(error: GraphQLError) -> bool:
     """Our own public errors and GraphQL's validation errors pass; anything raised
     by code that is not ours to show (a bug, the database) is masked."""
     original = error.original_error
-    return original is not None and not isinstance(original, PublicError | AuthenticationError | GraphQLError)
+    return original is not None and not isinstance(
+        original, PublicError | AuthenticationError | GraphQLError | CannotGetOperationTypeError
+    )
 
 
 def scrub(message: str) -> str:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 
 from app.accounts.actor import Actor
+from app.accounts.sessions import Session
 from app.errors import DomainError
 from schema.loaders import Loaders
 
@@ -23,6 +24,8 @@ class Context:
     actor_or_none: Actor | None
     connection_params: dict[str, object] | None = None
     """What a websocket client sent in connection_init."""
+    session: Session | None = None
+    """A websocket connection's, once acknowledged: it keeps the actor current."""
     _loaders: Loaders | None = field(default=None, init=False)
 
     @property
@@ -34,6 +37,8 @@ class Context:
 
     @property
     def actor(self) -> Actor:
+        if self.session is not None:
+            return self.session.actor
         if self.actor_or_none is None:
             raise AuthenticationError
         return self.actor_or_none

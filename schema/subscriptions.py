@@ -1,8 +1,9 @@
 """Live subscriptions (contract part 30), served over graphql-transport-ws only.
 
 Each is one ``stream.follow`` of the event log with its own test of which
-events it wants; the connection's DataLoaders are renewed before each event,
-so nothing read for an earlier one is served stale."""
+events it wants, for the connection's viewer as it is at each event (its
+session keeps it current); the connection's DataLoaders are renewed before
+each event, so nothing read for an earlier one is served stale."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ from schema.events import Event, EventFilter
 from schema.relay import after_pk
 from schema.sequences import StageChange
 from schema.types import StatusChange
+
+
+def _viewer(info: Info) -> stream.Viewer:
+    return lambda: info.context.actor
 
 
 def _hub(info: Info) -> Hub:
@@ -48,7 +53,6 @@ class Subscription:
     async def prospect_status_changed(
         self, info: Info, workflow_id: strawberry.ID | None = None, prospect_id: strawberry.ID | None = None
     ) -> AsyncGenerator[StatusChange, None]:
-        actor = info.context.actor
         workflow, prospect = (
             _one_id("Workflow", workflow_id, "workflowId"),
             _one_id("Prospect", prospect_id, "prospectId"),
@@ -65,7 +69,7 @@ class Subscription:
                 workflows[status] = await Status.filter(id=status).first().values_list("workflow_id", flat=True)  # type: ignore[assignment]
             return status is not None and workflows[status] == workflow
 
-        async for event in stream.follow(actor, _hub(info), wanted):
+        async for event in stream.follow(_viewer(info), _hub(info), wanted):
             info.context.reset_loaders()
             row = (
                 await info.context.loaders.status_change.load(event.status_change_id)
@@ -79,7 +83,6 @@ class Subscription:
     async def enrollment_stage_changed(
         self, info: Info, sequence_id: strawberry.ID | None = None, prospect_id: strawberry.ID | None = None
     ) -> AsyncGenerator[StageChange, None]:
-        actor = info.context.actor
         sequence, prospect = (
             _one_id("Sequence", sequence_id, "sequenceId"),
             _one_id("Prospect", prospect_id, "prospectId"),
@@ -92,7 +95,7 @@ class Subscription:
                 and (sequence is None or _payload_id(event, "stageChange", "sequenceId", "Sequence") == sequence)
             )
 
-        async for event in stream.follow(actor, _hub(info), wanted):
+        async for event in stream.follow(_viewer(info), _hub(info), wanted):
             info.context.reset_loaders()
             row = await info.context.loaders.stage_change.load(event.stage_change_id) if event.stage_change_id else None
             if row is not None:
@@ -105,7 +108,6 @@ class Subscription:
     async def events(
         self, info: Info, filter: EventFilter | None = None, after: str | None = None
     ) -> AsyncGenerator[Event, None]:
-        actor = info.context.actor
         start = after_pk(after)
         types = {t.value for t in filter.types} if filter is not None and filter.types is not None else None
         prospect = _one_id("Prospect", filter.prospect_id, "filter.prospectId") if filter is not None else None
@@ -113,6 +115,6 @@ class Subscription:
         async def wanted(event: models.Event) -> bool:
             return (types is None or event.type in types) and (prospect is None or event.prospect_id == prospect)
 
-        async for event in stream.follow(actor, _hub(info), wanted, after=start):
+        async for event in stream.follow(_viewer(info), _hub(info), wanted, after=start):
             info.context.reset_loaders()
             yield Event(row=event)

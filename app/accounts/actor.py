@@ -21,6 +21,8 @@ class Actor:
     """None when the system acts (worker, CLI, automation started by them)."""
     role: Role
     clock: Clock
+    token_id: int | None = None
+    """The API token it authenticated with (None for the system)."""
 
     def now(self) -> datetime:
         return self.clock.now()

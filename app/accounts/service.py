@@ -78,7 +78,9 @@ async def authenticate(token: str, clock: Clock) -> Actor | None:
     now = clock.now()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         await ApiToken.filter(id=row.id).update(last_used_at=now)
-    return Actor(organization_id=row.organization_id, user_id=row.user_id, role=row.user.role, clock=clock)
+    return Actor(
+        organization_id=row.organization_id, user_id=row.user_id, role=row.user.role, clock=clock, token_id=row.id
+    )
 
 
 async def get_user(actor: Actor, global_id: str, field: list[str]) -> User:

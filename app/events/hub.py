@@ -7,6 +7,9 @@ returns only once Redis has confirmed the subscription, so a subscriber that
 then reads the log misses nothing between the two. When the connection to
 Redis drops, or a subscriber falls too far behind, its listener is told to
 catch up from the log instead (``Listener.next`` returns None).
+
+The same connection hears token revocations (app.accounts.sessions) while the
+process has websocket sessions open, and ends theirs.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from redis.asyncio import Redis
 
+from app.accounts import sessions
+from app.accounts.sessions import Session, Sessions
 from app.events import relay
 from app.events.models import Event
 
@@ -63,8 +68,9 @@ class Listener:
 
 
 class Hub:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, sessions: Sessions) -> None:
         self._pubsub = redis.pubsub()
+        self.sessions = sessions
         self._listeners: dict[int, set[Listener]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -86,7 +92,26 @@ class Hub:
             group.discard(listener)
             if not group:
                 # Shielded: a second cancellation must not leave the channel subscribed.
-                await asyncio.shield(self._leave(organization_id))
+                await asyncio.shield(
+                    self._leave(relay.channel(organization_id), lambda: bool(self._listeners.get(organization_id)))
+                )
+                if not self._listeners.get(organization_id):
+                    self._listeners.pop(organization_id, None)
+
+    @contextlib.asynccontextmanager
+    async def attend(self, session: Session) -> AsyncIterator[Session]:
+        """Keeps ``session`` open until its token's revocation is announced (or the
+        periodic check finds it); the revocation channel is subscribed meanwhile."""
+        try:
+            with self.sessions.attending(session):
+                try:
+                    await self._join(sessions.REVOKED_CHANNEL)
+                except Exception:  # Redis away: the periodic check alone ends revoked sessions
+                    logger.warning("could not hear token revocations", exc_info=True)
+                yield session
+        finally:
+            if not self.sessions:
+                await asyncio.shield(self._leave(sessions.REVOKED_CHANNEL, lambda: bool(self.sessions)))
 
     async def _join(self, name: str) -> None:
         """Subscribes to the channel unless it is already; returns once Redis confirmed it."""
@@ -113,12 +138,10 @@ class Hub:
         async with asyncio.timeout(CONFIRM_SECONDS):
             await asyncio.shield(confirmed)
 
-    async def _leave(self, organization_id: int) -> None:
-        name = relay.channel(organization_id)
+    async def _leave(self, name: str, wanted: Callable[[], bool]) -> None:
         async with self._lock:
-            if self._listeners.get(organization_id):
+            if wanted():
                 return  # someone joined meanwhile: keep the channel
-            self._listeners.pop(organization_id, None)
             confirmed = self._confirmed.pop(name, None)
             with contextlib.suppress(Exception):  # the connection may be gone: nothing to undo then
                 if confirmed is not None and not confirmed.done():
@@ -145,6 +168,18 @@ class Hub:
 
     def _dispatch(self, message: dict[str, object]) -> None:
         kind, name = message["type"], _text(message["channel"])
+        if name == sessions.REVOKED_CHANNEL:
+            if kind == "subscribe":
+                # After a lost connection, what was announced meanwhile is left to the periodic check.
+                self._reconnecting.discard(name)
+                if (confirmed := self._confirmed.get(name)) is not None and not confirmed.done():
+                    confirmed.set_result(None)
+            elif kind == "message":
+                try:
+                    self.sessions.revoked(sessions.announced(message["data"]))  # type: ignore[arg-type]
+                except ValueError:
+                    logger.error("unreadable revocation on %s", name)
+            return
         if kind == "subscribe":
             confirmed = self._confirmed.get(name)
             if confirmed is not None and not confirmed.done():

@@ -5,6 +5,10 @@ The stream starts listening before it reads the log, so an event committed
 while it reads arrives live too; it remembers the last cursor it passed and
 drops anything at or before it. When the hub says live events were missed, it
 reads the log again from that cursor.
+
+Every event passes the read rule for the viewer as it is when the event is
+handed on, not as it was when the stream began or the log page was read: a
+role changed since, or a prospect taken from an AGENT, stops its events.
 """
 
 from __future__ import annotations
@@ -19,23 +23,25 @@ from app.events.models import Event
 
 PAGE = 500
 Wanted = Callable[[Event], Awaitable[bool]]
+Viewer = Callable[[], Actor]
+"""The viewer as it is now (a websocket session's actor is kept current)."""
 
 
-async def follow(actor: Actor, hub: Hub, wanted: Wanted, *, after: int | None = None) -> AsyncIterator[Event]:
+async def follow(viewer: Viewer, hub: Hub, wanted: Wanted, *, after: int | None = None) -> AsyncIterator[Event]:
     """The events the viewer may see and ``wanted`` accepts: those after cursor
     ``after`` first (none without it), then live ones as they are published."""
-    async with hub.listen(actor.organization_id) as listener:
-        last = after if after is not None else await _head(actor)
+    async with hub.listen(viewer().organization_id) as listener:
+        last = after if after is not None else await _head(viewer())
         while True:
-            async for event in _log_after(actor, last):
+            async for event in _log_after(viewer, last):
                 last = event.seq or last
-                if await wanted(event):
+                if await wanted(event) and await read.may_see(viewer(), event):
                     yield event
             while (live := await listener.next()) is not None:
                 if live.seq is None or live.seq <= last:
                     continue  # seen already, or read from the log
                 last = live.seq
-                if await wanted(live) and await read.may_see(actor, live):
+                if await wanted(live) and await read.may_see(viewer(), live):
                     yield live
 
 
@@ -49,9 +55,9 @@ async def _head(actor: Actor) -> int:
     return int(cast(int | None, top) or 0)
 
 
-async def _log_after(actor: Actor, cursor: int) -> AsyncIterator[Event]:
+async def _log_after(viewer: Viewer, cursor: int) -> AsyncIterator[Event]:
     while True:
-        page = await read.visible(actor).filter(seq__gt=cursor).order_by("seq").limit(PAGE)
+        page = await read.visible(viewer()).filter(seq__gt=cursor).order_by("seq").limit(PAGE)
         for event in page:
             yield event
         if len(page) < PAGE:

@@ -5,7 +5,7 @@ from typing import Any
 import strawberry
 
 from app import presets
-from app.accounts import service
+from app.accounts import service, sessions
 from app.accounts.models import Role
 from schema import types
 from schema.context import Info
@@ -126,6 +126,8 @@ class AccountMutations:
     async def revoke_api_token(self, info: Info, input: RevokeApiTokenInput) -> RevokeApiTokenPayload:
         async def run() -> dict[str, Any]:
             row = await service.revoke_token(actor=info.context.actor, token_id=input.id)
+            # Committed: every API process now closes the token's websockets.
+            await sessions.announce(getattr(info.context.request.app.state, "redis", None), token_ids=[row.id])
             return {"api_token": types.ApiToken(row=row)}
 
         return await guarded(info, RevokeApiTokenPayload, run)
