@@ -149,3 +149,52 @@ async def test_a_default_status_is_set_by_the_first_status(gql: GraphQL, org: Or
     )
     saved = await Organization.get(id=org.id)
     assert saved.default_status_id == (await Status.get(name="Fresh")).id
+
+
+USER = "user { name role active }"
+
+
+async def test_an_admin_renames_changes_the_role_of_and_deactivates_a_user(
+    gql: GraphQL, client: httpx.AsyncClient, org: Org
+) -> None:
+    agent = org.user_gid(Role.AGENT)
+    payload = await mutate(gql, org.tokens[Role.ADMIN], "updateUser", USER, userId=agent, name=" Ada ", role="MANAGER")
+    assert payload == {"errors": [], "user": {"name": "Ada", "role": "MANAGER", "active": True}}
+
+    payload = await mutate(gql, org.tokens[Role.ADMIN], "updateUser", USER, userId=agent, active=False)
+    assert payload == {"errors": [], "user": {"name": "Ada", "role": "MANAGER", "active": False}}
+    # its token no longer authenticates
+    response = await client.post(
+        "/graphql", json={"query": "{ viewer { id } }"}, headers={"Authorization": f"Bearer {org.tokens[Role.AGENT]}"}
+    )
+    assert response.status_code == 401
+
+    payload = await mutate(gql, org.tokens[Role.ADMIN], "updateUser", USER, userId=agent, active=True)
+    assert payload["user"]["active"] is True
+    assert (await gql(org.tokens[Role.AGENT], "{ viewer { name } }"))["data"] == {"viewer": {"name": "Ada"}}
+
+
+async def test_update_user_refusals_change_nothing(gql: GraphQL, org: Org, other_org: Org) -> None:
+    admin = org.user_gid(Role.ADMIN)
+    cases = [
+        (org.tokens[Role.ADMIN], {"userId": admin, "active": False}, "CONFLICT", "active"),
+        (org.tokens[Role.ADMIN], {"userId": admin, "role": "AGENT"}, "CONFLICT", "role"),
+        (org.tokens[Role.ADMIN], {"userId": admin, "name": " "}, "INVALID_INPUT", "name"),
+        (org.tokens[Role.ADMIN], {"userId": other_org.user_gid(Role.AGENT), "active": False}, "NOT_FOUND", "userId"),
+        (org.tokens[Role.MANAGER], {"userId": org.user_gid(Role.AGENT), "active": False}, "FORBIDDEN", None),
+    ]
+    for token, values, code, field in cases:
+        payload = await mutate(gql, token, "updateUser", USER, **values)
+        assert payload["user"] is None
+        assert [(e["code"], e["field"][-1] if e["field"] else None) for e in payload["errors"]] == [(code, field)]
+    users = await User.filter(organization_id__in=[org.id, other_org.id]).values_list("name", "role", "active")
+    assert all(active for _, _, active in users)
+    assert ("Admin", Role.ADMIN, True) in users
+
+
+async def test_a_second_admin_may_demote_the_first(gql: GraphQL, org: Org) -> None:
+    await mutate(gql, org.tokens[Role.ADMIN], "updateUser", USER, userId=org.user_gid(Role.MANAGER), role="ADMIN")
+    payload = await mutate(
+        gql, org.tokens[Role.MANAGER], "updateUser", USER, userId=org.user_gid(Role.ADMIN), role="MANAGER"
+    )
+    assert payload == {"errors": [], "user": {"name": "Admin", "role": "MANAGER", "active": True}}

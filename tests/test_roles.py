@@ -16,6 +16,7 @@ from tests.test_isolation import snapshot
 ADMIN_ONLY = {
     "updateOrganization",
     "createUser",
+    "updateUser",
     "createApiToken",
     "revokeApiToken",
     "createWebhookEndpoint",

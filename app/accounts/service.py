@@ -135,6 +135,47 @@ async def revoke_token(*, actor: Actor, token_id: str) -> ApiToken:
     return row
 
 
+@dataclass(frozen=True)
+class UserUpdate:
+    user: User
+    ended_token_ids: list[int]
+    """The user's live tokens when it was deactivated: their sessions end now."""
+
+
+async def update_user(
+    *, actor: Actor, user_id: str, name: str | None = None, role: Role | None = None, active: bool | None = None
+) -> UserUpdate:
+    """Renames a user, changes its role, or deactivates it (its tokens stop
+    authenticating) or reactivates it. The organization keeps at least one active
+    ADMIN: demoting or deactivating the last one is CONFLICT."""
+    actor.require_admin()
+    async with in_transaction():
+        user = await get_user(actor, user_id, ["input", "userId"])
+        user = await User.filter(id=user.id).select_for_update().get()
+        if name is not None:
+            user.name = validation.name(name, ["input", "name"])
+        stays_admin = (role or user.role) is Role.ADMIN and (user.active if active is None else active)
+        if user.role is Role.ADMIN and user.active and not stays_admin:
+            admins = await User.filter(
+                organization_id=actor.organization_id, role=Role.ADMIN, active=True
+            ).select_for_update()
+            if len(admins) <= 1:
+                field = "active" if active is False else "role"
+                raise Conflict(
+                    "The organization's last active ADMIN cannot be demoted or deactivated.", ["input", field]
+                )
+        was_active = user.active
+        if role is not None:
+            user.role = role
+        if active is not None:
+            user.active = active
+        await user.save()
+        ended: list[int] = []
+        if was_active and not user.active:
+            ended = await ApiToken.filter(user_id=user.id, revoked_at=None).values_list("id", flat=True)  # type: ignore[assignment]
+    return UserUpdate(user=user, ended_token_ids=ended)
+
+
 @dataclass
 class OrganizationChanges:
     name: str | None = None

@@ -45,6 +45,23 @@ class CreateUserPayload:
     errors: list[UserError]
 
 
+@strawberry.input(
+    description="Changes a user (ADMIN). `active: false` deactivates it: its tokens stop "
+    "authenticating and its open websockets close with 4403. The last active ADMIN stays one."
+)
+class UpdateUserInput:
+    user_id: strawberry.ID
+    name: str | None = None
+    role: Role | None = None
+    active: bool | None = None
+
+
+@strawberry.type
+class UpdateUserPayload:
+    user: types.User | None = None
+    errors: list[UserError]
+
+
 @strawberry.input
 class CreateApiTokenInput:
     name: str
@@ -113,6 +130,19 @@ class AccountMutations:
             return {"user": types.User(row=user)}
 
         return await guarded(info, CreateUserPayload, run)
+
+    @strawberry.mutation
+    async def update_user(self, info: Info, input: UpdateUserInput) -> UpdateUserPayload:
+        async def run() -> dict[str, Any]:
+            update = await service.update_user(
+                actor=info.context.actor, user_id=input.user_id, name=input.name, role=input.role, active=input.active
+            )
+            if update.ended_token_ids:  # committed: every API process closes their websockets
+                redis = getattr(info.context.request.app.state, "redis", None)
+                await sessions.announce(redis, token_ids=update.ended_token_ids)
+            return {"user": types.User(row=update.user)}
+
+        return await guarded(info, UpdateUserPayload, run)
 
     @strawberry.mutation
     async def create_api_token(self, info: Info, input: CreateApiTokenInput) -> CreateApiTokenPayload:

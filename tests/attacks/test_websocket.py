@@ -249,6 +249,39 @@ async def test_revoking_a_token_on_one_process_closes_its_sockets_on_every_proce
         assert b.state.hub.subscriber_count() == 0  # the revoked socket's subscription is gone
 
 
+DEACTIVATE = "mutation($input: UpdateUserInput!) { updateUser(input: $input) { errors { code } } }"
+
+
+async def test_deactivating_a_user_through_the_api_closes_its_sockets_on_every_process_within_2_s(
+    org: Org, settings: Settings, clock: FrozenClock, redis: Redis
+) -> None:
+    # Given two API processes whose periodic check would take an hour: only the announcement can end a session.
+    a, b = (
+        create_app(settings, clock=clock, redis=redis, manage_resources=False, session_check_seconds=3600)
+        for _ in range(2)
+    )
+    admin = org.actor(Role.ADMIN, clock)
+    laptop, _ = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
+    async with (
+        serving_app(a) as served_a,
+        serving_app(b) as served_b,
+        connect(served_b.ws, laptop) as there,
+        connect(served_b.ws, org.tokens[Role.AGENT]) as phone,
+        connect(served_b.ws, org.tokens[Role.MANAGER]) as kept,
+    ):
+        for client in (there, phone, kept):
+            await _ready(client)
+        # When an ADMIN deactivates the agent through process A
+        data = await served_a.graphql(
+            org.tokens[Role.ADMIN], DEACTIVATE, input={"userId": org.user_gid(Role.AGENT), "active": False}
+        )
+        assert data["updateUser"]["errors"] == []
+        # then both of its tokens' sockets on B close with 4403 within 2 s; another user's stays.
+        assert await _closed_with(there, 2.0) == 4403
+        assert await _closed_with(phone, 2.0) == 4403
+        assert "viewer" in await kept.next_data(await kept.subscribe(VIEWER))
+
+
 async def test_a_revocation_whose_announcement_was_lost_still_closes_the_socket_within_2_s(
     served: Served, org: Org, clock: FrozenClock
 ) -> None:
