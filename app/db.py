@@ -103,6 +103,16 @@ def unreachable(error: BaseException) -> bool:
     return False
 
 
+def log_failure(log: logging.Logger, what: str, error: BaseException) -> None:
+    """Logs the failure of work that runs again soon (a worker loop's pass): one
+    warning line when the database was unreachable (a restart, which would
+    otherwise give a traceback a pass until it is back), else the traceback."""
+    if unreachable(error):
+        log.warning("%s: the database is unreachable (%s: %s)", what, type(error).__name__, error)
+    else:
+        log.error("%s", what, exc_info=error)
+
+
 async def while_unreachable(work: Callable[[bool], Awaitable[T]], *, until: float, what: str) -> T:
     """``work(again)`` run again after a pause (RETRY_PAUSES) while the database is
     unreachable, until ``time.monotonic()`` would pass ``until``; then its error.

@@ -3,6 +3,7 @@ PostgreSQL restart test (tests/test_postgres_restart.py) runs it against a real 
 
 from __future__ import annotations
 
+import logging
 import time
 
 import asyncpg
@@ -70,3 +71,25 @@ async def test_other_errors_and_a_passed_deadline_are_raised_at_once(
     with pytest.raises(type(error)):
         await db.while_unreachable(work, until=time.monotonic() + until, what="test")
     assert tries == [False]
+
+
+@pytest.mark.parametrize(
+    ("error", "level", "traceback"),
+    [
+        pytest.param(ConnectionRefusedError(111, "Connection refused"), logging.WARNING, False, id="unreachable"),
+        pytest.param(IntegrityError("duplicate key"), logging.ERROR, True, id="a-bug"),
+    ],
+)
+def test_a_loop_logs_an_unreachable_database_in_a_line_and_a_bug_with_its_traceback(
+    caplog: pytest.LogCaptureFixture, error: Exception, level: int, traceback: bool
+) -> None:
+    """A worker loop passes every SCHEDULER_INTERVAL: while PostgreSQL restarts, a
+    traceback a pass would bury the log."""
+    logger = logging.getLogger("test.loop")
+    try:
+        raise error
+    except Exception as raised:
+        db.log_failure(logger, "scheduler pass failed", raised)
+    [record] = caplog.records
+    assert record.levelno == level and record.getMessage().startswith("scheduler pass failed")
+    assert (record.exc_info is not None) is traceback
