@@ -28,7 +28,13 @@ def _arising_from(cause: BaseException) -> Exception:
         pytest.param(asyncpg.CannotConnectNowError("the database system is starting up"), True, id="starting"),
         pytest.param(asyncpg.AdminShutdownError("terminating connection"), True, id="shutting-down"),
         pytest.param(_arising_from(asyncpg.ConnectionDoesNotExistError("closed")), True, id="rollback-after-loss"),
+        pytest.param(
+            asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
+            True,
+            id="shutdown-notice-to-an-idle-connection",
+        ),
         pytest.param(asyncpg.InterfaceError("another operation is in progress"), False, id="misuse"),
+        pytest.param(asyncpg.ProtocolError("unsupported authentication method"), False, id="protocol-error"),
         pytest.param(asyncpg.QueryCanceledError("statement timeout"), False, id="statement-timeout"),
         pytest.param(IntegrityError("duplicate key"), False, id="integrity"),
     ],
