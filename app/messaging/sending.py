@@ -315,10 +315,13 @@ async def _unclaim(message_ids: list[int], token: int) -> None:
     uncounted: those still SENDING, and those whose lease ended meanwhile (UNCERTAIN,
     with an error saying they were not resent, which no longer holds)."""
     back = {"state": MessageState.QUEUED, "lease_until": None}
+    returned = 0
     for state, values in ((MessageState.SENDING, back), (MessageState.UNCERTAIN, back | {"error": None})):
-        await bulk.compare_and_set(
-            Message, message_ids, expect={"claim_token": token, "state": state}, values=values, decrement=("attempts",)
-        )
+        ours = {"claim_token": token, "state": state}
+        back_ids = await bulk.compare_and_set(Message, message_ids, expect=ours, values=values, decrement=("attempts",))
+        returned += len(back_ids)
+    if returned:
+        logger.warning("%d message(s) claimed as the database went away, not sent: QUEUED again", returned)
 
 
 class _Gate:
