@@ -203,11 +203,13 @@ async def compare_and_set(
     expect: Mapping[str, object],
     values: Mapping[str, object],
     increment: Sequence[str] = (),
+    decrement: Sequence[str] = (),
     at_most: Mapping[str, object] | None = None,
     one_of: Mapping[str, Sequence[object]] | None = None,
 ) -> list[int]:
     """``UPDATE … SET values WHERE id IN ids AND expect RETURNING id``: a
     compare-and-set on many rows in one statement; the ids it changed.
+    ``increment`` and ``decrement`` name fields to add 1 to or take 1 from,
     ``at_most`` adds conditions ``field <= value``, ``one_of`` ``field IN values``.
 
     Each row is changed by at most one of any number of concurrent callers
@@ -215,9 +217,8 @@ async def compare_and_set(
     writer at a time), so the returned ids are this caller's alone.
     """
     pk = model._meta.db_pk_column
-    rows = await _compare_and_set(
-        model, ids, expect, values, increment, at_most or {}, one_of or {}, returning=f'"{pk}"'
-    )
+    steps = [(name, "+") for name in increment] + [(name, "-") for name in decrement]
+    rows = await _compare_and_set(model, ids, expect, values, steps, at_most or {}, one_of or {}, returning=f'"{pk}"')
     return sorted(int(row[pk]) for row in rows)
 
 
@@ -232,7 +233,8 @@ async def compare_and_set_rows(
 ) -> list[M]:
     """``compare_and_set`` that hands back the rows it changed, as they are now, in
     id order: the claim and the read of what was claimed in one statement."""
-    rows = await _compare_and_set(model, ids, expect, values, increment, at_most or {}, {}, returning="*")
+    steps = [(name, "+") for name in increment]
+    rows = await _compare_and_set(model, ids, expect, values, steps, at_most or {}, {}, returning="*")
     objects = [model._init_from_db(**row) for row in rows]
     return sorted(objects, key=lambda obj: obj.pk)
 
@@ -242,7 +244,7 @@ async def _compare_and_set(
     ids: Sequence[int],
     expect: Mapping[str, object],
     values: Mapping[str, object],
-    increment: Sequence[str],
+    steps: Sequence[tuple[str, str]],
     at_most: Mapping[str, object],
     one_of: Mapping[str, Sequence[object]],
     *,
@@ -264,7 +266,7 @@ async def _compare_and_set(
         return f'"{meta.fields_db_projection[field_name]}"'
 
     assignments = [f"{column(name)} = {bind(name, value)}" for name, value in values.items()]
-    assignments += [f"{column(name)} = {column(name)} + 1" for name in increment]
+    assignments += [f"{column(name)} = {column(name)} {sign} 1" for name, sign in steps]
     # None compares as IS NULL.
     conditions = [
         f"{column(name)} IS NULL" if value is None else f"{column(name)} = {bind(name, value)}"

@@ -97,10 +97,29 @@ def unreachable(error: BaseException) -> bool:
     for _ in range(10):  # a chain of causes, not a cycle
         if seen is None:
             return False
-        if isinstance(seen, _UNREACHABLE):
+        if isinstance(seen, _UNREACHABLE) or _protocol_ended(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def log_failure(log: logging.Logger, what: str, error: BaseException) -> None:
+    """Logs the failure of work that runs again soon (a worker loop's pass): one
+    warning line when the database was unreachable (a restart, which would
+    otherwise give a traceback a pass until it is back), else the traceback."""
+    if unreachable(error):
+        log.warning("%s: the database is unreachable (%s: %s)", what, type(error).__name__, error)
+    else:
+        log.error("%s", what, exc_info=error)
+
+
+def _protocol_ended(error: BaseException) -> bool:
+    """asyncpg's error for a statement on a connection whose protocol the server ended
+    before the close reached it: a fast shutdown sends each idle connection a FATAL
+    notice, which asyncpg, with no statement to give it to, takes as a protocol error
+    ("cannot switch to state 12; another operation (2) is in progress", 2: discarding
+    until the next sync), or the close came first ("failed" state)."""
+    return type(error) is asyncpg.InternalClientError and str(error).startswith("cannot switch to state")
 
 
 async def while_unreachable(work: Callable[[bool], Awaitable[T]], *, until: float, what: str) -> T:

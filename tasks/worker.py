@@ -136,8 +136,8 @@ async def _relay_loop(ctx: dict[str, Any]) -> None:
             _, owed = await relay_pass(ctx["redis"], ctx["clock"])
             if owed:
                 ctx["webhook_wake"].set()
-        except Exception:  # logged and retried; the log keeps every event
-            logger.exception("relay pass failed")
+        except Exception as error:  # logged and retried; the log keeps every event
+            db.log_failure(logger, "relay pass failed", error)
         await _until(wake, ctx["settings"].scheduler_interval)
 
 
@@ -171,8 +171,8 @@ async def _webhook_loop(ctx: dict[str, Any]) -> None:
         wake.clear()
         try:
             await ctx["webhooks"].start_due(ctx["clock"])
-        except Exception:
-            logger.exception("webhook pass failed")
+        except Exception as error:
+            db.log_failure(logger, "webhook pass failed", error)
         await asyncio.sleep(min(interval, NUDGED_PASS_GAP))
         await _until(wake, interval - NUDGED_PASS_GAP)
 
@@ -187,8 +187,8 @@ async def _scheduler_loop(ctx: dict[str, Any]) -> None:
         try:
             await scheduler_pass(ctx["redis"], ctx["clock"])
             ctx["relay_wake"].set()
-        except Exception:  # a failed pass is logged and retried next interval; the database keeps the work
-            logger.exception("scheduler pass failed")
+        except Exception as error:  # a failed pass is logged and retried next interval; the database keeps the work
+            db.log_failure(logger, "scheduler pass failed", error)
         await asyncio.sleep(min(interval, NUDGED_PASS_GAP))
         await _until(wake, interval - NUDGED_PASS_GAP)
 

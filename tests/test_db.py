@@ -3,6 +3,7 @@ PostgreSQL restart test (tests/test_postgres_restart.py) runs it against a real 
 
 from __future__ import annotations
 
+import logging
 import time
 
 import asyncpg
@@ -27,7 +28,13 @@ def _arising_from(cause: BaseException) -> Exception:
         pytest.param(asyncpg.CannotConnectNowError("the database system is starting up"), True, id="starting"),
         pytest.param(asyncpg.AdminShutdownError("terminating connection"), True, id="shutting-down"),
         pytest.param(_arising_from(asyncpg.ConnectionDoesNotExistError("closed")), True, id="rollback-after-loss"),
+        pytest.param(
+            asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
+            True,
+            id="shutdown-notice-to-an-idle-connection",
+        ),
         pytest.param(asyncpg.InterfaceError("another operation is in progress"), False, id="misuse"),
+        pytest.param(asyncpg.ProtocolError("unsupported authentication method"), False, id="protocol-error"),
         pytest.param(asyncpg.QueryCanceledError("statement timeout"), False, id="statement-timeout"),
         pytest.param(IntegrityError("duplicate key"), False, id="integrity"),
     ],
@@ -70,3 +77,25 @@ async def test_other_errors_and_a_passed_deadline_are_raised_at_once(
     with pytest.raises(type(error)):
         await db.while_unreachable(work, until=time.monotonic() + until, what="test")
     assert tries == [False]
+
+
+@pytest.mark.parametrize(
+    ("error", "level", "traceback"),
+    [
+        pytest.param(ConnectionRefusedError(111, "Connection refused"), logging.WARNING, False, id="unreachable"),
+        pytest.param(IntegrityError("duplicate key"), logging.ERROR, True, id="a-bug"),
+    ],
+)
+def test_a_loop_logs_an_unreachable_database_in_a_line_and_a_bug_with_its_traceback(
+    caplog: pytest.LogCaptureFixture, error: Exception, level: int, traceback: bool
+) -> None:
+    """A worker loop passes every SCHEDULER_INTERVAL: while PostgreSQL restarts, a
+    traceback a pass would bury the log."""
+    logger = logging.getLogger("test.loop")
+    try:
+        raise error
+    except Exception as raised:
+        db.log_failure(logger, "scheduler pass failed", raised)
+    [record] = caplog.records
+    assert record.levelno == level and record.getMessage().startswith("scheduler pass failed")
+    assert (record.exc_info is not None) is traceback

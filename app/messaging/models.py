@@ -66,6 +66,9 @@ class Message(Model):
     # QUEUED: when the next attempt may start. SENDING: when its lease ends.
     next_attempt_at = fields.DatetimeField(null=True)
     lease_until = fields.DatetimeField(null=True)
+    # The random token of the claim that made it SENDING: a claim whose reply was
+    # lost (the database went away) can still tell its messages from others'.
+    claim_token = fields.BigIntField(null=True)
     send_key = fields.CharField(max_length=64, null=True, unique=True)
     # A received message's provider id (twilio:<MessageSid>, email:<Message-ID>):
     # unique, so a provider's retry, even a concurrent one, records nothing twice.

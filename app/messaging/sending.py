@@ -1,7 +1,7 @@
 """Sending queued messages, in batches (SPEC R5.2-R5.5).
 
-1. QUEUED → SENDING by compare-and-set (attempts + 1, a lease), so two workers
-   holding the same ids cannot both send one.
+1. QUEUED → SENDING by compare-and-set (attempts + 1, a lease, the claim's
+   random token), so two workers holding the same ids cannot both send one.
 2. The send gate, re-read right before the provider call: the enrollment is
    unfinished, the prospect is not do-not-contact, the channel is not opted
    out or bounced, SMS is within quiet hours. Failing it: CANCELLED (or, for
@@ -19,6 +19,7 @@ import asyncio
 import base64
 import logging
 import random
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -68,6 +69,11 @@ recording transaction for all of them (the database work per message is what
 bounds the engine). They go out as fast as the SMTP pool's connections allow; a
 worker killed mid-chunk leaves at most a chunk per running job UNCERTAIN."""
 BACKOFF_BASE_SECONDS = 30
+SETTLE_SECONDS = 60.0
+"""How long a chunk's claim and its recording are tried again at least while the
+database is unreachable (a restart takes seconds; the lease, if longer, bounds it):
+the messages hold their claim's token, so they are found even once the lease has
+made them UNCERTAIN."""
 RECORDED_FIELDS = ["state", "lease_until", "sent_at", "next_attempt_at", "external_id", "error", "bounce_type"]
 logger = logging.getLogger("leadline.sending")
 EVENTS = {MessageState.SENT: EventType.MESSAGE_SENT, MessageState.BOUNCED: EventType.MESSAGE_BOUNCED}
@@ -227,38 +233,29 @@ class _Batch:
     clock: Clock
 
     async def know(self, organization_ids: set[int]) -> None:
-        """Reads the organizations (and whether they have MESSAGE_SENT rules) not read yet."""
+        """Reads the organizations (and whether they have MESSAGE_SENT rules) not read yet,
+        keeping both or neither (a read that fails is made again)."""
         new = organization_ids - self.organizations.keys()
         if new:
-            self.organizations.update((o.id, o) for o in await Organization.filter(id__in=new))
-            self.with_sent_rules.update(await effects.organizations_with_rules(new, TriggerEvent.MESSAGE_SENT))
+            organizations = await Organization.filter(id__in=new)
+            with_rules = await effects.organizations_with_rules(new, TriggerEvent.MESSAGE_SENT)
+            self.organizations.update((o.id, o) for o in organizations)
+            self.with_sent_rules.update(with_rules)
 
 
 async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, MessageState]:
-    now = batch.clock.now()
-    lease_ends = time.monotonic() + batch.settings.send_lease_seconds
-    messages = await bulk.compare_and_set_rows(
-        Message,
-        message_ids,
-        expect={"state": MessageState.QUEUED},
-        at_most={"next_attempt_at": now},
-        values={
-            "state": MessageState.SENDING,
-            "lease_until": now + timedelta(seconds=batch.settings.send_lease_seconds),
-        },
-        increment=("attempts",),
+    claim = _Claim(
+        token=secrets.randbits(63),
+        settle_by=time.monotonic() + max(batch.settings.send_lease_seconds, SETTLE_SECONDS),
     )
-    if not messages:
+    claimed = await db.while_unreachable(
+        partial(_claim_and_gate, message_ids, batch, claim.token),
+        until=claim.settle_by,
+        what=f"claiming {len(message_ids)} message(s)",
+    )
+    if claimed is None:
         return {}
-    try:
-        await batch.know({m.organization_id for m in messages})
-        gate = await _Gate.read(messages, batch.organizations, batch.clock)
-    except Exception as error:
-        if db.unreachable(error):  # nothing went out: QUEUED again, not UNCERTAIN when the lease ends
-            for message in messages:
-                message.state = MessageState.QUEUED
-            await _record(messages, batch, lease_ends, {})
-        raise
+    messages, gate = claimed
     attempts = (_attempt(m, gate, batch.transports, batch.settings) for m in messages)
     results = await asyncio.gather(*attempts, return_exceptions=True)
     reasons: dict[int, str] = {}
@@ -272,8 +269,59 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
             logger.error("sending message %s failed unexpectedly", message.id, exc_info=result)
             message.state = MessageState.UNCERTAIN
             message.error = f"unexpected {type(result).__name__} while sending; not resent"
-    await _record(messages, batch, lease_ends, reasons)
+    await _record(messages, batch, claim, reasons)
     return {m.id: m.state for m in messages}
+
+
+class _Claim(NamedTuple):
+    token: int
+    """Stamped on the claimed messages (Message.claim_token): this claim's alone."""
+    settle_by: float
+    """The monotonic time until which claiming and recording are tried again while
+    the database is unreachable."""
+
+
+async def _claim_and_gate(
+    message_ids: list[int], batch: _Batch, token: int, again: bool
+) -> tuple[list[Message], _Gate] | None:
+    """Claims those of the messages that are QUEUED and due (one compare-and-set
+    that returns them) and reads their gate; None when none was. ``again``: a try
+    failed, perhaps after its claim committed (the reply lost with the database):
+    nothing was sent, so what it claimed goes back to QUEUED first, its attempt
+    uncounted (restarts must not use up a message's attempts)."""
+    if again:
+        await _unclaim(message_ids, token)
+    now = batch.clock.now()
+    messages = await bulk.compare_and_set_rows(
+        Message,
+        message_ids,
+        expect={"state": MessageState.QUEUED},
+        at_most={"next_attempt_at": now},
+        values={
+            "state": MessageState.SENDING,
+            "lease_until": now + timedelta(seconds=batch.settings.send_lease_seconds),
+            "claim_token": token,
+        },
+        increment=("attempts",),
+    )
+    if not messages:
+        return None
+    await batch.know({m.organization_id for m in messages})
+    return messages, await _Gate.read(messages, batch.organizations, batch.clock)
+
+
+async def _unclaim(message_ids: list[int], token: int) -> None:
+    """The messages a claim stamped with ``token`` QUEUED again, their attempt
+    uncounted: those still SENDING, and those whose lease ended meanwhile (UNCERTAIN,
+    with an error saying they were not resent, which no longer holds)."""
+    back = {"state": MessageState.QUEUED, "lease_until": None}
+    returned = 0
+    for state, values in ((MessageState.SENDING, back), (MessageState.UNCERTAIN, back | {"error": None})):
+        ours = {"claim_token": token, "state": state}
+        back_ids = await bulk.compare_and_set(Message, message_ids, expect=ours, values=values, decrement=("attempts",))
+        returned += len(back_ids)
+    if returned:
+        logger.warning("%d message(s) claimed as the database went away, not sent: QUEUED again", returned)
 
 
 class _Gate:
@@ -376,32 +424,34 @@ def _after_failure(message: Message, failure: SendError, clock: Clock) -> Messag
     return MessageState.FAILED
 
 
-async def _record(messages: list[Message], batch: _Batch, lease_ends: float, reasons: dict[int, str]) -> None:
+async def _record(messages: list[Message], batch: _Batch, claim: _Claim, reasons: dict[int, str]) -> None:
     """Writes the chunk's outcomes, and what they mean for enrollments and prospects;
-    while the database is unreachable (a restart), again after a pause until the
-    lease ends (monotonic time ``lease_ends``): the outcomes are known, and UNCERTAIN
-    would say they are not. ``reasons``: the stage-change reason of each message
-    that failed for a known cause."""
+    while the database is unreachable (a restart), again after a pause until
+    ``claim.settle_by``: the outcomes are known, and UNCERTAIN would say they are
+    not. ``reasons``: the stage-change reason of each message that failed for a
+    known cause."""
     now = batch.clock.now()
     for message in messages:
         message.lease_until = None
         if message.state is MessageState.SENT:
             message.sent_at = now
     await db.while_unreachable(
-        partial(_write_outcomes, messages, batch, now, reasons),
-        until=lease_ends,
+        partial(_write_outcomes, messages, batch, claim.token, now, reasons),
+        until=claim.settle_by,
         what=f"recording {len(messages)} message(s)",
     )
 
 
 async def _write_outcomes(
-    messages: list[Message], batch: _Batch, now: datetime, reasons: dict[int, str], again: bool
+    messages: list[Message], batch: _Batch, token: int, now: datetime, reasons: dict[int, str], again: bool
 ) -> None:
     clock = batch.clock
     async with in_transaction() as connection:
-        if again:  # of messages still SENDING: a try that failed may have committed, or the lease ended
+        if again:  # only what is unrecorded: a try that failed may have committed
             ids = [m.id for m in messages]
-            rows = await Message.filter(id__in=ids, state=MessageState.SENDING).select_for_update().values("id")
+            # Still leased under this claim: SENDING, or UNCERTAIN since the lease ended.
+            ours = Message.filter(id__in=ids, claim_token=token, lease_until__isnull=False)
+            rows = await ours.select_for_update().values("id")
             still = {row["id"] for row in rows}
             messages = [m for m in messages if m.id in still]
         sent_to = {m.prospect_id for m in messages if m.state is MessageState.SENT}

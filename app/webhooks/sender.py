@@ -18,7 +18,7 @@ from datetime import datetime
 
 import httpx
 
-from app import ids
+from app import db, ids
 from app.clock import Clock
 from app.config import Settings
 from app.errors import InvalidInput
@@ -86,8 +86,8 @@ class Sender:
         try:
             outcome = await self.attempt(delivery, clock.now())
             await deliveries.record(delivery, outcome, clock.now(), self.rng)
-        except Exception:  # the claim's lease lapses and the delivery is attempted again
-            logger.exception("webhook delivery %d: attempt not recorded", delivery.id)
+        except Exception as error:  # the claim's lease lapses and the delivery is attempted again
+            db.log_failure(logger, f"webhook delivery {delivery.id}: attempt not recorded", error)
         finally:
             left = self.running.pop(delivery.endpoint_id) - 1
             if left:
