@@ -1,7 +1,7 @@
 """The cost of an operation, computed from its document before anything runs (SPEC R15).
 
-Every field costs 1. A field that returns a list multiplies what it selects by the
-list's length: a connection's edges by its page size (`first`, else the default
+Every field costs 1, but free text costs what it weighs against a name (WEIGHTS).
+A field that returns a list multiplies what it selects by the list's length: a connection's edges by its page size (`first`, else the default
 page), any other list by its cap (configuration's in app/caps.py, a sequence's
 steps, an action's operations, a batch mutation's rows, an enum's values). A list
 that splits a capped total among the distinct objects of an outer list (the
@@ -56,6 +56,16 @@ mutation's errors: one for each field at fault)."""
 
 Key = tuple[str, str]
 """A field: (type, field) as the schema names them."""
+
+WEIGHTS: dict[Key, int] = {
+    **{(owner, "body"): 100 for owner in ("Message", "SequenceStep", "Operation")},
+    **{(owner, "subject"): 10 for owner in ("Message", "SequenceStep", "Operation")},
+    **{(owner, "note"): 10 for owner in ("Activity", "Task", "StatusChange")},
+    ("Prospect", "customFields"): 10,
+    ("Event", "payload"): 10,
+}
+"""Fields of free text, by what they commonly weigh against a name: a body a few KB,
+a subject, a note or a payload a line or a few. The response cap bounds the rest."""
 
 LENGTHS: dict[Key, int] = {
     ("Query", "workflows"): caps.MAX_WORKFLOWS,
@@ -180,11 +190,11 @@ class _Coster:
 
     def field(self, node: FieldNode, parent: GraphQLNamedType | None, page: int | None, shares: Shares) -> int:
         definition = self._definition(node.name.value, parent)
+        key = (parent.name if parent else "", node.name.value)
         if definition is None or node.selection_set is None:
-            return 1
+            return WEIGHTS.get(key, 1)
         named = get_named_type(definition.type)
         inner_page = self._page_size(node) if _is_connection(named) else None
-        key = (parent.name if parent else "", node.name.value)
         length, inner_shares = 1, _NO_SHARES
         if is_list_type(get_nullable_type(definition.type)):
             if node.name.value == "edges" and page is not None:

@@ -7,6 +7,7 @@ hides the schema (no introspection, no "Did you mean")."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from app.accounts.models import ApiToken, Role, User
 from app.clock import FrozenClock
 from app.config import Settings
 from app.prospects.models import Prospect
+from app.sequences import service as sequences
+from app.sequences.models import StepType
+from app.sequences.service import StepSpec
 from app.web import create_app
 from app.workflows.models import Action, ActionCategory, AutomationRule, Status, SystemStatus, TriggerEvent, Workflow
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
@@ -28,6 +32,7 @@ AVAILABLE_IN_9 = (
     "{ actions { availableIn { actions { availableIn { actions { availableIn { actions { availableIn "
     "{ actions { id } } } } } } } } } }"
 )
+STEP_TEXTS = "enrollments(first: 100) { edges { node { sequence { steps { subject body } } } } }"
 THREE_PAGES = "prospects(first: $n) { edges { node { enrollments(first: $n) { edges { node { history(first: $n) { edges { node { at } } } } } } } } }"  # fmt: skip
 OVER = "is over the budget of 1,000,000 (GRAPHQL_MAX_COST)"
 CREATE = "mutation($input: CreateProspectInput!) { createProspect(input: $input) { errors { code message field } } }"
@@ -62,6 +67,8 @@ OPERATIONS = [
     pytest.param("mutation { createProspects(input: {prospects: [{firstName: \"Ann\"}]}) { prospects { "
                  "enrollments(first: 100) { edges { node { history(first: 100) { edges { node { at } } } } } } } } }",
                  {}, "errors", {"message": f"Query cost 20,302,002 {OVER}"}, id="a-mutation-runs-not-at-all"),
+    pytest.param(f"{{ a: {STEP_TEXTS} b: {STEP_TEXTS} }}", {}, "errors", {"message": f"Query cost 1,100,604 {OVER}"},
+                 id="steps-texts-of-two-pages-of-enrollments"),
     pytest.param("query($s: String) { prospects(filter: {search: $s}) { totalCount } }", {"s": "a" * 50_000},
                  "errors", {"message": "At most 320 characters.", "code": "INVALID_INPUT", "field": ["filter", "search"]},
                  id="search-of-50000-characters"),
@@ -226,6 +233,36 @@ async def test_configuration_past_its_cap_is_a_conflict(
     assert [(e["code"], e["field"]) for e in payload["errors"]] == [("CONFLICT", field)]
     assert says in payload["errors"][0]["message"]
     assert await model.filter(organization_id=org.id).order_by("id").values() == rows
+
+
+async def test_a_response_past_its_cap_is_never_held_whole(org: Org, clock: FrozenClock, tmp_path: Path) -> None:
+    """Thirty times fifty steps of 20,000 characters is 30 MB of JSON from 1 MB of
+    rows: the encoding stops at the cap (1 MiB here) instead of writing it all out."""
+    steps = [StepSpec(type=StepType.SMS, delay_seconds=0, body=f"{i:02}" + "x" * 19_998) for i in range(50)]
+    manager = org.actor(Role.MANAGER, clock)
+    sequence = await sequences.create_sequence(
+        actor=manager, name="Long", stop_on_reply=None, unresponsive_after_seconds=None, send_window=None, steps=steps,
+        active=None,
+    )  # fmt: skip
+    aliases = " ".join(f"s{i}: node(id: $id) {{ ... on Sequence {{ steps {{ body }} }} }}" for i in range(30))
+    capped = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path), "GRAPHQL_MAX_RESPONSE_BYTES": str(1024 * 1024)})
+    app = create_app(capped, clock=clock, manage_resources=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
+        tracemalloc.start()
+        try:
+            response = await client.post(
+                "/graphql",
+                json={
+                    "query": f"query($id: ID!) {{ {aliases} }}",
+                    "variables": {"id": ids.encode("Sequence", sequence.id)},
+                },
+                headers={"Authorization": f"Bearer {org.tokens[Role.AGENT]}"},
+            )
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 12 * 1024 * 1024, f"{peak:,} bytes at the peak"
+    assert response.json()["errors"][0]["message"].startswith("The response is over the limit of 1,048,576 bytes")
 
 
 # In production (introspection off, no "Did you mean"): query, variables, what the error says
