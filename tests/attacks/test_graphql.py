@@ -27,6 +27,7 @@ from app.web import create_app
 from app.workflows.models import Action, ActionCategory, AutomationRule, Status, SystemStatus, TriggerEvent, Workflow
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
 from tests.factories import populate
+from tests.ws_client import connect
 
 AVAILABLE_IN_9 = (
     "{ actions { availableIn { actions { availableIn { actions { availableIn { actions { availableIn "
@@ -69,6 +70,16 @@ OPERATIONS = [
                  {}, "errors", {"message": f"Query cost 20,302,002 {OVER}"}, id="a-mutation-runs-not-at-all"),
     pytest.param(f"{{ a: {STEP_TEXTS} b: {STEP_TEXTS} }}", {}, "errors", {"message": f"Query cost 1,100,604 {OVER}"},
                  id="steps-texts-of-two-pages-of-enrollments"),
+    pytest.param('mutation { createProspect(input: {prospect: {firstName: "Ada\\u0000"}}) { errors { code } } }', {},
+                 "errors", {"message": "The string at createProspect.input.prospect.firstName has a NUL character "
+                 "(\\u0000), which text may not hold."}, id="nul-escaped-in-a-string"),
+    pytest.param('mutation { createProspects(input: {prospects: [{firstName: "A"}, {lastName: "\\u0000"}]}) { '
+                 "errors { code } } }", {}, "errors", {"message": "The string at createProspects.input.prospects.1."
+                 "lastName has a NUL character"}, id="nul-escaped-in-a-list"),
+    pytest.param('query($s: String = "a\\u0000") { prospects(filter: {search: $s}) { totalCount } }', {}, "errors",
+                 {"message": "The string at $s has a NUL character"}, id="nul-escaped-in-a-variable-default"),
+    pytest.param('{ prospects(filter: {search: "\\ud800"}) { totalCount } }', {}, "errors",
+                 {"message": "Syntax Error: Invalid Unicode escape sequence: '\\ud800'."}, id="lone-surrogate-escaped"),
     pytest.param("query($s: String) { prospects(filter: {search: $s}) { totalCount } }", {"s": "a" * 50_000},
                  "errors", {"message": "At most 320 characters.", "code": "INVALID_INPUT", "field": ["filter", "search"]},
                  id="search-of-50000-characters"),
@@ -117,6 +128,17 @@ async def test_an_operation_is_refused_saying_why(
     if where == "errors":
         assert sql_queries.count <= authenticating  # refused before any resolver's SQL
     assert await Prospect.filter(organization_id=org.id).count() == prospects
+
+
+async def test_a_nul_escaped_in_a_subscription_is_refused_naming_where(org: Org, live_server: str) -> None:
+    url = live_server.replace("http://", "ws://") + "/graphql"
+    async with connect(url, org.tokens[Role.AGENT]) as client:
+        operation = await client.subscribe('subscription { events(after: "1\\u0000") { cursor } }')
+        answer = await client.receive(operation=operation)
+    assert answer["type"] == "error"
+    assert [error["message"] for error in answer["payload"]] == [
+        "The string at events.after has a NUL character (\\u0000), which text may not hold."
+    ]
 
 
 async def _workflow(org: Org, statuses: int) -> str:
