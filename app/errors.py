@@ -4,7 +4,8 @@
     ├── NotFound                NOT_FOUND: unknown id, or another organization's
     ├── InvalidInput            INVALID_INPUT: a value fails validation
     ├── Forbidden               FORBIDDEN: the viewer's role may not do this
-    ├── Conflict                CONFLICT: the change would orphan data
+    ├── Conflict                CONFLICT: the change clashes with what exists (would
+    │                           orphan data, take what is taken, pass a cap)
     ├── ActionNotAvailable      ACTION_NOT_AVAILABLE: action not allowed here
     └── InvalidTransition       INVALID_TRANSITION
 

@@ -7,17 +7,21 @@
 - ``BoundedGraphQL``: Strawberry's ASGI view whose request JSON must be UTF-8,
   an object, nested no deeper than the parser's stack allows and free of lone
   surrogates (400 saying which, as a JSON error), and whose response is at most
-  ``max_response_bytes`` (else a GraphQL error in its place).
+  ``max_response_bytes`` (else a GraphQL error in its place). The response is
+  encoded in parts and dropped the moment it passes the cap: its data may name
+  one long text many times (every enrollment's sequence's steps), which costs
+  nothing in memory until it is written out.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from cross_web import HTTPException
+from starlette import status
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -196,12 +200,88 @@ class BoundedGraphQL(GraphQL[ContextT, RootT]):
     def create_response(
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
     ) -> Response:
-        response = super().create_response(response_data, sub_response)
-        size = len(response.body)
-        if size <= self.max_response_bytes:
-            return response
-        message = (
-            f"The response is {size:,} bytes, over the limit of {self.max_response_bytes:,} "
-            "(GRAPHQL_MAX_RESPONSE_BYTES): ask for fewer fields or smaller pages. A mutation's changes stand."
-        )
-        return JSONResponse({"data": None, "errors": [{"message": message}]})
+        """Strawberry's response, but encoded within the cap."""
+        body = encode_within(response_data, self.max_response_bytes)
+        if body is None:
+            message = (
+                f"The response is over the limit of {self.max_response_bytes:,} bytes "
+                "(GRAPHQL_MAX_RESPONSE_BYTES): ask for fewer fields or smaller pages. A mutation's changes stand."
+            )
+            body = _dumps({"data": None, "errors": [{"message": message}]}).encode()
+        response = Response(body, status_code=status.HTTP_200_OK, media_type="application/json")
+        response.headers.raw.extend(sub_response.headers.raw)
+        response.background = sub_response.background or None
+        response.status_code = sub_response.status_code or response.status_code
+        return response
+
+
+PART = 256 * KIB
+"""The most JSON encoded in one go; a value that may be larger is encoded in parts."""
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))  # as Strawberry's encode_json: ASCII, compact
+
+
+def encode_within(value: object, most: int) -> bytes | None:
+    """``value`` as compact JSON, or None once it passes ``most`` bytes: memory holds at
+    most ``most`` bytes of it and one part. A value that surely fits in a PART (most
+    responses) costs one walk and one run of json's C encoder."""
+    parts: list[bytes] = []
+    size = 0
+    for part in _parts(value):
+        size += len(part)  # ASCII: a character is a byte
+        if size > most:
+            return None
+        parts.append(part.encode("ascii"))
+    return b"".join(parts)
+
+
+def _parts(value: object) -> Iterator[str]:
+    if _bound(value, PART) <= PART:
+        yield _dumps(value)
+    elif isinstance(value, dict):
+        yield "{"
+        for index, (key, inner) in enumerate(value.items()):
+            yield f"{',' if index else ''}{_dumps(key)}:"
+            yield from _parts(inner)
+        yield "}"
+    elif isinstance(value, list | tuple):
+        yield "["
+        for index, inner in enumerate(value):
+            if index:
+                yield ","
+            yield from _parts(inner)
+        yield "]"
+    elif isinstance(value, str):  # escaping is character by character: slices join up
+        yield '"'
+        for start in range(0, len(value), PART // 12):
+            yield _dumps(value[start : start + PART // 12])[1:-1]
+        yield '"'
+    else:
+        yield _dumps(value)
+
+
+def _bound(value: object, most: int) -> int:
+    """At least the length of ``value``'s JSON, counting no further than past ``most``.
+    A character escapes to at most 6 (``\\u001f``), one past the BMP to 12."""
+    size = 0
+    stack: list[Any] = [value]
+    pop, extend = stack.pop, stack.extend
+    while stack and size <= most:
+        item = pop()
+        kind = type(item)
+        if kind is dict:
+            keys = "".join(item)
+            size += 4 * len(item) + 2 + 6 * len(keys) * (1 if keys.isascii() else 2)
+            extend(item.values())
+        elif kind is str:
+            size += 2 + 6 * len(item) * (1 if item.isascii() else 2)
+        elif kind is list or kind is tuple:
+            size += len(item) + 2
+            extend(item)
+        elif kind is int and not -(10**20) < item < 10**20:
+            size += len(str(item))
+        else:
+            size += 24  # a number (repr of a float: at most 24), true, false, null
+    return size

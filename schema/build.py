@@ -11,6 +11,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -28,6 +29,7 @@ from app.events import relay
 from schema import types
 from schema.context import AuthenticationError, Context, PublicError
 from schema.cost import CostLimiter
+from schema.literals import TextLiterals
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.subscriptions import Subscription
@@ -116,6 +118,7 @@ def build_schema(
             functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
             functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
             functools.partial(CostLimiter, max_cost=max_cost),
+            functools.partial(AddValidationRules, [TextLiterals]),
             *([] if introspection else [DisableIntrospection]),
             functools.partial(MaskErrors, should_mask_error=_should_mask, error_message=MASKED_MESSAGE),
             WakeRelay,

@@ -152,12 +152,16 @@ class Query:
         rows = await accounts.User.filter(organization_id=info.context.actor.organization_id).order_by("id")
         return [types.User(row=r) for r in rows]
 
-    @strawberry.field(description="The organization's API tokens (ADMIN only; empty for other roles).")
+    @strawberry.field(
+        description="The organization's API tokens not revoked (ADMIN only; empty for other roles). "
+        "A revoked token is still read by `node`."
+    )
     async def api_tokens(self, info: Info) -> list[types.ApiToken]:
         actor = info.context.actor
         if actor.role is not accounts.Role.ADMIN:
             return []
-        rows = await accounts.ApiToken.filter(organization_id=actor.organization_id).order_by("id")
+        # Revoked tokens pile up without end; the ones in use are capped (app/caps.py).
+        rows = await accounts.ApiToken.filter(organization_id=actor.organization_id, revoked_at=None).order_by("id")
         return [types.ApiToken(row=r) for r in rows]
 
     @strawberry.field

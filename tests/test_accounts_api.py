@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from app import ids
+from app import caps, ids
 from app.accounts.models import ApiToken, Organization, Role, User
 from app.clock import FrozenClock
 from app.workflows.models import Status
@@ -113,10 +114,22 @@ async def test_tokens_are_shown_once_record_use_and_can_be_revoked(
     revoked = await mutate(gql, org.tokens[Role.ADMIN], "revokeApiToken", "apiToken { revokedAt }", id=token_id)
     again = await mutate(gql, org.tokens[Role.ADMIN], "revokeApiToken", "apiToken { revokedAt }", id=token_id)
     assert revoked["apiToken"]["revokedAt"] == again["apiToken"]["revokedAt"] == clock.now().isoformat()
+    after = await gql(org.tokens[Role.ADMIN], "query($id: ID!) { apiTokens { id } node(id: $id) { id } }", id=token_id)
+    assert {"id": token_id} not in after["data"]["apiTokens"] and after["data"]["node"] == {"id": token_id}
     response = await client.post(
         "/graphql", json={"query": "{ viewer { id } }"}, headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 401
+
+
+async def test_revoking_a_token_makes_room_for_another(gql: GraphQL, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(caps, "MAX_ACTIVE_TOKENS", 3)  # the org's three tokens, one per role
+    full = await mutate(gql, org.tokens[Role.ADMIN], "createApiToken", "token", name="dialer")
+    agent = (await ApiToken.get(name="AGENT", organization_id=org.id)).id
+    await mutate(gql, org.tokens[Role.ADMIN], "revokeApiToken", "__typename", id=ids.encode("ApiToken", agent))
+    room = await mutate(gql, org.tokens[Role.ADMIN], "createApiToken", "token", name="dialer")
+    assert [(e["code"], e["field"]) for e in full["errors"]] == [("CONFLICT", ["input"])]
+    assert room["errors"] == [] and room["token"].startswith("ll_")
 
 
 async def test_token_errors(gql: GraphQL, org: Org) -> None:

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from tortoise.transactions import in_transaction
 
-from app import ids, validation
+from app import caps, ids, validation
 from app.accounts import identities
 from app.accounts.actor import Actor
 from app.accounts.models import ApiToken, IdentityKind, Organization, Role, User
@@ -98,6 +98,7 @@ async def create_user(*, actor: Actor, name: str, email: str, role: Role) -> Use
     async with in_transaction():
         if await User.filter(organization_id=actor.organization_id, email=clean_email).exists():
             raise Conflict("A user with this email already exists.", ["input", "email"])
+        await caps.room_for_user(actor.organization_id)
         return await User.create(
             organization_id=actor.organization_id,
             name=clean_name,
@@ -119,7 +120,9 @@ async def create_token(*, actor: Actor, name: str, user_id: str | None) -> tuple
         raise InvalidInput("userId is required.", ["input", "userId"])
     if not user.active:
         raise InvalidInput("The user is not active.", ["input", "userId"])
-    return await _new_token(actor.organization_id, user.id, clean_name, actor.clock)
+    async with in_transaction():
+        await caps.room_for_token(actor.organization_id)
+        return await _new_token(actor.organization_id, user.id, clean_name, actor.clock)
 
 
 async def revoke_token(*, actor: Actor, token_id: str) -> ApiToken:

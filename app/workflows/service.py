@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from app import ids, validation
+from app import caps, ids, validation
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.errors import Conflict, InvalidInput, NotFound
@@ -81,6 +81,7 @@ async def create_workflow(*, actor: Actor, name: str, position: int | None) -> W
     clean = validation.name(name, ["input", "name"])
     _position(position, ["input", "position"])
     async with in_transaction():
+        await caps.room_for_workflow(actor.organization_id)
         siblings = await Workflow.filter(organization_id=actor.organization_id, deleted_at=None).order_by(
             "position", "id"
         )
@@ -141,6 +142,7 @@ async def create_status(
     _outcome(enrollment_outcome)
     async with in_transaction():
         workflow = await get_workflow(actor, workflow_id, ["input", "workflowId"])
+        await caps.room_for_status(actor.organization_id, workflow.id, ["input", "workflowId"])
         siblings = await Status.filter(workflow_id=workflow.id, deleted_at=None).order_by("position", "id")
         status = await Status.create(
             organization_id=actor.organization_id,
@@ -205,6 +207,7 @@ async def update_status(
         if workflow_id is not None:
             workflow = await get_workflow(actor, workflow_id, ["input", "workflowId"])
             if workflow.id != status.workflow_id:
+                await caps.room_for_status(actor.organization_id, workflow.id, ["input", "workflowId"])
                 moved_from, status.workflow_id = status.workflow_id, workflow.id
         await status.save()
         if moved_from is not None or position is not None:
@@ -295,9 +298,10 @@ async def _retire_status(actor: Actor, status: Status, move_to: Status | None) -
 
 async def create_category(*, actor: Actor, name: str) -> ActionCategory:
     actor.require_manager()
-    return await ActionCategory.create(
-        organization_id=actor.organization_id, name=validation.name(name, ["input", "name"])
-    )
+    clean = validation.name(name, ["input", "name"])
+    async with in_transaction():
+        await caps.room_for_category(actor.organization_id)
+        return await ActionCategory.create(organization_id=actor.organization_id, name=clean)
 
 
 @dataclass
@@ -314,6 +318,7 @@ async def create_action(*, actor: Actor, fields: ActionFields) -> Action:
     if fields.name is None or fields.operations is None:
         raise InvalidInput("name and operations are required.", ["input"])
     async with in_transaction():
+        await caps.room_for_action(actor.organization_id)
         action = Action(organization_id=actor.organization_id)
         await _apply_action_fields(actor, action, fields)
     return action
@@ -390,7 +395,9 @@ async def create_rule(
     rule.status_id = await _rule_status(actor, event, status_id)
     rule.channel, rule.stage = _rule_filters(event, channel, stage)
     rule.operations = await ops.validate(actor, operations, ["input", "operations"])
-    await rule.save()
+    async with in_transaction():
+        await caps.room_for_rule(actor.organization_id)
+        await rule.save()
     return rule
 
 
