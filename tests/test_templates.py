@@ -65,6 +65,7 @@ def test_the_sandbox_refuses_to_reach_python_internals() -> None:
         "{{ custom.tags | join(', ') }} {{ custom.score | round }} {% if custom.score > 3 %}!{% endif %}",
         "{{ first_name | default('there') | title }}, {{ company ~ '!' }} {{ custom.get('x', 'y') }}",
         "{% for a, b in custom.items() %}{{ a }}={{ b }}{% endfor %}",
+        "{% for column in custom.tags | slice(2) %}{{ column | join(' ') }};{% endfor %} {{ custom.tags | list }}",
     ],
 )
 def test_templates_that_depend_on_the_type_of_custom_fields_are_saved(source: str) -> None:
@@ -100,6 +101,8 @@ PLAIN = [
 ]
 NOT_PLAIN = [
     "{{ first_name | upper }}",
+    "{% for x in [1, 'a', (2,)] %}{{ x }}{% endfor %} {{ {'a': [email, None, 1.5]} | dictsort }} {{ (1, company) }}",
+    "{% set a, b = first_name, (1, 2) %}{{ a }}{{ b }} {{ company | list | batch(3, '-') | list }} {{ company | list | slice(2, '-') | list }}",
     "{{ custom.industry }}",
     "{% if title %}{{ title }}{% else %}there{% endif %}",
     "{{ first_name ~ '!' }}",
@@ -162,3 +165,37 @@ def test_the_costliest_templates_end_at_once_when_rendered(source: str, reason: 
     with pytest.raises(RenderError) as error:
         render(source, variables(ADA, "Acme"))
     assert error.value.reason == reason and time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [0, 0, 0],
+        [-1, 10**40, True, None, 1e308, -1.5e-300],
+        ["it's", 'say "hi"', "both ' and \"", "back\\slash", "new\nline", "\x00", "\U000e0001", "é✓", ""],
+        {"a": [1, (2,)], 3: {"b": ()}},
+        ("one",),
+    ],
+)
+def test_size_counts_at_least_the_text_a_value_prints(value: object) -> None:
+    from app.sequences.budget import size
+
+    assert size(value, 10**9) >= len(str(value))
+
+
+def test_a_filter_or_method_refuses_an_input_too_large_before_printing_it() -> None:
+    """No template can hold a value larger than its limit (the sandbox checks what
+    each operation makes), and should one, a filter or method would not print it:
+    a list of 10,000 texts of 1,000 characters prints 10 M characters."""
+    from app.sequences import budget, sandbox
+
+    environment = sandbox.Environment()
+    huge = ["x" * 1_000] * 10_000
+    token = budget.BUDGET.set(budget.Budget(0.1, 262_144))
+    try:
+        with pytest.raises(budget.TooLarge, match="The wordcount filter's input"):
+            environment.filters["wordcount"](huge)
+        with pytest.raises(budget.TooLarge, match="A method's input"):
+            environment.call(environment.from_string("").new_context(), {}.get, "k", huge)
+    finally:
+        budget.BUDGET.reset(token)

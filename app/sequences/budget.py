@@ -5,9 +5,14 @@ A render has a deadline (of its own CPU time), checked by every loop iteration,
 call, operator, attribute read and output chunk: a render is Python on the
 worker's event loop, and nothing outside it can stop it. Loops share an iteration allowance, so
 nested loops over literals end at once whatever the machine. Sizes are counted
-in characters, against TEMPLATE_MAX_CHARS, before the operations that could make
-a large value from small ones run: ``check_binop``, ``checked_method`` and
-``FILTER_CHECKS`` (estimates that may be high, never low).
+in characters of text (``size``: what ``str()`` of a value would print, never
+its length, as a list of a few long strings prints far more than its length),
+against TEMPLATE_MAX_CHARS, before the operations that could make a large value
+from small ones run: ``check_binop``, ``checked_method`` and ``FILTER_CHECKS``
+(estimates that may be high, never low). Every value a render holds is within
+the limit (the sandbox checks literals, loop items, and the inputs and results
+of operators, methods and filters), so no operation on one, a comparison
+included, does more than the limit's worth of work.
 
     RenderError          a template could not be rendered; ``reason`` is a slug
     ├── TooLarge         template_too_large
@@ -88,10 +93,13 @@ class Budget:
                 " (TEMPLATE_MAX_CHARS)."
             )
 
-    def made(self, value: Any) -> Any:
-        """``value``, if it is no larger than a render may make."""
-        if isinstance(value, str | list | tuple | dict) and len(value) > self.max_chars:
-            self.fits(len(value), "A value")
+    def made(self, value: Any, what: str = "A value") -> Any:
+        """``value``, if its text is no larger than a render may make."""
+        if type(value) is str:
+            if len(value) > self.max_chars:
+                self.fits(len(value), what)
+        elif isinstance(value, list | tuple | dict):
+            self.fits(size(value, self.max_chars), what)
         return value
 
 
@@ -111,28 +119,42 @@ def current() -> Budget:
 
 
 def size(value: Any, limit: int) -> int:
-    """About ``len(str(value))``, counted no further than past ``limit``: what a
-    container prints (its items and separators) without printing it."""
-    if isinstance(value, str):
+    """At least ``len(str(value))``, counted no further than past ``limit`` (so in
+    work bounded by it): what a container prints (its items' reprs, separators and
+    brackets) without printing it."""
+    if type(value) is str:
         return len(value)
     total, stack = 0, [value]
+    pop, extend = stack.pop, stack.extend
     while stack and total <= limit:
-        item = stack.pop()
-        if isinstance(item, str):
-            total += len(item) + 4
-        elif isinstance(item, bool | float) or item is None:
-            total += 8
-        elif isinstance(item, int):
-            total += item.bit_length() // 3 + 2
+        item = pop()
+        kind = type(item)  # the common types by identity: a walk of the limit's worth takes ~5 ms
+        if kind is str or isinstance(item, str):
+            total += len(item) + 4  # quotes and ", "
+            if not item.isprintable():  # escaped: "\x00" is 4 characters, a tag character's 10
+                total += (3 if item.isascii() else 9) * len(item)
+            elif "'" in item or "\\" in item:
+                total += item.count("'") + item.count("\\")
+        elif kind is int:
+            total += item.bit_length() // 3 + 4  # digits, sign and ", "
+        elif kind is list or kind is tuple:
+            total += 16  # brackets and ", ", a 1-tuple's comma
+            extend(item)
+        elif kind is bool or item is None:
+            total += 7
+        elif kind is float:
+            total += 26
         elif isinstance(item, Mapping):
-            total += 2
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple | set | frozenset) or type(item).__name__.startswith("dict_"):
-            total += 2
-            stack.extend(item)
+            total += 3  # braces, and ": " with each value's ", "
+            extend(item.keys())
+            extend(item.values())
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 4
+        elif isinstance(item, list | tuple | set | frozenset) or kind.__name__.startswith("dict_"):
+            total += 16  # dict_items([...])
+            extend(item)
         else:
-            total += 64
+            total += 128  # an object's repr: a generator, a method
     return total
 
 
@@ -160,7 +182,8 @@ def printf_size(template: str, args: Any, limit: int) -> int:
     values = args if isinstance(args, tuple) else (args,)
     if "*" in template:
         widths += sum(abs(a) for a in values if isinstance(a, int))
-    return len(template) + template.count("%") * size(args, limit) + widths
+    # Each conversion prints at most all of ``args``, or a float's 316 digits ('%f' % 1e308).
+    return len(template) + template.count("%") * (size(args, limit) + 320) + widths
 
 
 def replaced_size(text: str, old: Any, new: Any, count: Any = -1) -> int:
@@ -196,15 +219,15 @@ def check_binop(budget: Budget, operator: str, left: Any, right: Any) -> None:
         if numbers:
             _fits_bits(left.bit_length() + right.bit_length())
         elif isinstance(right, int) and isinstance(left, str | list | tuple):
-            budget.fits(len(left) * right, "A * repetition")
+            budget.fits(size(left, budget.max_chars) * right, "A * repetition")
         elif isinstance(left, int) and isinstance(right, str | list | tuple):
-            budget.fits(len(right) * left, "A * repetition")
+            budget.fits(size(right, budget.max_chars) * left, "A * repetition")
     elif operator == "**":
         if numbers and right > 0 and abs(left) > 1:
             _fits_bits(left.bit_length() * right)
     elif operator == "+":
         if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
-            budget.fits(len(left) + len(right), "A + concatenation")
+            budget.fits(total((left, right), budget.max_chars), "A + concatenation")
     elif operator == "%" and isinstance(left, str):
         budget.fits(printf_size(left, right, budget.max_chars), "A % format")
 
@@ -230,9 +253,38 @@ def _wordwrap(budget: Budget, a: dict[str, Any]) -> None:
     budget.fits(size(a["s"], budget.max_chars) * (1 + (len(wrap) if isinstance(wrap, str) else 1)), "wordwrap")
 
 
+def _replace(budget: Budget, a: dict[str, Any]) -> None:
+    # The filter prints its three arguments; the wrapper has checked they fit.
+    a["s"], a["old"], a["new"] = (_text(a[name]) for name in ("s", "old", "new"))
+    budget.fits(replaced_size(a["s"], a["old"], a["new"], a["count"]), "The replace filter")
+
+
+def _filled(budget: Budget, count: Any, fill: Any, what: str) -> None:
+    """batch and slice: ``count`` lists at most, and ``fill`` in them ``count`` times at most."""
+    fills = _width(count) * (1 if fill is None else size(fill, budget.max_chars) + 2)
+    budget.fits(max(_width(count), fills), what)
+
+
+def _escaped_size(value: Any) -> int:
+    text = _text(value)
+    return (
+        len(text) + 4 * (text.count("&") + text.count('"') + text.count("'")) + 3 * (text.count("<") + text.count(">"))
+    )
+
+
+def _quoted_size(value: Any) -> int:
+    text = _text(value)
+    return 3 * len(text.encode("utf-8", "surrogatepass"))  # every byte as %XX at most
+
+
 def _sum(budget: Budget, a: dict[str, Any]) -> None:
     if not isinstance(a["start"], int | float):
         raise RenderError("The sum filter adds numbers only.")
+
+
+def _text(value: Any) -> str:
+    """``str(value)``, for a value the caller knows to fit."""
+    return value if type(value) is str else str(value)
 
 
 FILTER_CHECKS: dict[str, Callable[[Budget, dict[str, Any]], None]] = {
@@ -240,11 +292,15 @@ FILTER_CHECKS: dict[str, Callable[[Budget, dict[str, Any]], None]] = {
     "indent": _indent,
     "wordwrap": _wordwrap,
     "join": _join,
-    "replace": lambda b, a: b.fits(replaced_size(str(a["s"]), a["old"], a["new"], a["count"]), "The replace filter"),
-    "format": lambda b, a: b.fits(printf_size(str(a["value"]), a["args"] or a["kwargs"], b.max_chars), "format"),
+    "replace": _replace,
+    "format": lambda b, a: b.fits(printf_size(_text(a["value"]), a["args"] or a["kwargs"], b.max_chars), "format"),
     "string": lambda b, a: b.fits(size(a["s"], b.max_chars), "The string filter"),
-    "batch": lambda b, a: b.fits(_width(a["linecount"]), "The batch filter"),
-    "slice": lambda b, a: b.fits(_width(a["slices"]), "The slice filter"),
+    "batch": lambda b, a: _filled(b, a["linecount"], a["fill_with"], "The batch filter"),
+    "slice": lambda b, a: _filled(b, a["slices"], a["fill_with"], "The slice filter"),
+    "e": lambda b, a: b.fits(_escaped_size(a["s"]), "The escape filter"),
+    "escape": lambda b, a: b.fits(_escaped_size(a["s"]), "The escape filter"),
+    "urlencode": lambda b, a: b.fits(_quoted_size(a["value"]) if isinstance(a["value"], str) else 0, "urlencode"),
+    "list": lambda b, a: b.fits(5 * len(a["value"]) if isinstance(a["value"], str) else 0, "The list filter"),
     "sum": _sum,
 }
 """The filters that could make a large value from small ones, and the size each checks first."""
