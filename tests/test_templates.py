@@ -84,8 +84,9 @@ def test_a_plain_template_with_many_variables_renders_through_the_counted_path()
 
 def test_a_missing_custom_field_is_a_render_error_not_a_blank() -> None:
     source = check("{{ custom.budget }}", ["b"])
-    with pytest.raises(RenderError, match="UndefinedError"):
+    with pytest.raises(RenderError, match="the prospect has no custom field 'budget'") as error:
         render(source, variables(ADA, "Acme"))
+    assert error.value.reason == "template_undefined"
 
 
 PLAIN = [
@@ -124,8 +125,9 @@ def test_every_template_renders_as_jinja_renders_it(source: str) -> None:
 
 
 def test_a_plain_template_without_its_variable_is_a_render_error() -> None:
-    with pytest.raises(RenderError, match="UndefinedError"):
+    with pytest.raises(RenderError, match="'first_name' is undefined") as error:
         render("Hi {{ first_name }}", {})
+    assert error.value.reason == "template_undefined"
 
 
 @pytest.fixture

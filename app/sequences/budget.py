@@ -14,7 +14,8 @@ the limit (the sandbox checks literals, loop items, and the inputs and results
 of operators, methods and filters), so no operation on one, a comparison
 included, does more than the limit's worth of work.
 
-    RenderError          a template could not be rendered; ``reason`` is a slug
+    RenderError          a template could not be rendered; ``reason`` is a slug: template_error,
+    │                    or template_undefined (a custom field the prospect lacks), template_unsafe
     ├── TooLarge         template_too_large
     └── TooSlow          template_timeout
 """

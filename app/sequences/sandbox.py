@@ -16,7 +16,7 @@ render's counter (macro, call, filter blocks, set blocks) are refused, by
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -67,6 +67,19 @@ TAGS: dict[type[nodes.Node], str] = {
 }
 
 
+class Missing(StrictUndefined):
+    """StrictUndefined, saying which custom field the prospect lacks (the common case)."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        name = self._undefined_name
+        if not self._undefined_hint and isinstance(self._undefined_obj, Mapping) and isinstance(name, str):
+            return f"the prospect has no custom field {name!r}"
+        return super()._undefined_message
+
+
 class Environment(ImmutableSandboxedEnvironment):
     """The sandbox with the budget's checks in its hooks."""
 
@@ -75,7 +88,7 @@ class Environment(ImmutableSandboxedEnvironment):
     def __init__(self) -> None:
         # optimized=False: no constant folding, which would run a template's
         # operators and filters when it is compiled, outside any budget.
-        super().__init__(undefined=StrictUndefined, autoescape=False, finalize=_finalize, optimized=False)
+        super().__init__(undefined=Missing, autoescape=False, finalize=_finalize, optimized=False)
         self.globals.clear()  # no range(), lipsum(), dict(), ...: only the prospect's variables
         self.filters = {name: _bounded(name, JINJA_FILTERS[name]) for name in FILTERS}
         self.filters[LOOP] = _loop

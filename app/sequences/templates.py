@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Template, TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, UndefinedError
 
 from app.config import TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS
 from app.errors import InvalidInput
@@ -251,6 +251,8 @@ def render(source: str, values: Mapping[str, Any]) -> str:
         raise
     except SecurityError as error:
         raise RenderError(str(error), "template_unsafe") from None
+    except UndefinedError as error:
+        raise RenderError(f"A value the template reads is missing: {error}.", "template_undefined") from None
     except Exception as error:  # whatever the template did wrong, it is the template's failure
         raise RenderError(f"{type(error).__name__}: {error}") from None
     finally:
@@ -267,6 +269,6 @@ def _output(values: Mapping[str, Any], name: str) -> str:
     """A variable as Jinja outputs it with this environment: ``finalize`` (None is
     blank), then str(); a name with no value is StrictUndefined's error."""
     if name not in values:
-        raise RenderError(f"UndefinedError: {name!r} is undefined")
+        raise RenderError(f"A value the template reads is missing: {name!r} is undefined.", "template_undefined")
     value = values[name]
     return "" if value is None else str(value)

@@ -45,6 +45,7 @@ DOUBLED = "{% set a = custom.notes ~ custom.notes %}{% set b = a ~ a %}{% set c 
 SLOW = "{% set s = first_name * 50000 %}{% for w in custom.words %}{% if s.upper() == s.lower() %}{% endif %}{% endfor %}"
 TOO_LARGE = "more than 262,144 characters, the most a template may make (TEMPLATE_MAX_CHARS)"
 LONG_LIST = "{% set a = 'x' * 200000 %}{% set b = [a] * 262144 %}"  # 262,144 items, 52 G characters as text
+MISSING_BUDGET = "A value the template reads is missing: the prospect has no custom field 'budget'."
 TWINS = "{% set x, y = [email], [email] %}" + "{% set x, y = [x, y, x, y, x, y, x, y, x, y], [y, x, y, x, y, x, y, x, y, x] %}" * 8
 CASES = [
     pytest.param("body", "{{ 'x' * 30000000 }}", Refused("A * repetition would make " + TOO_LARGE), id="30-MB-string"),
@@ -89,7 +90,9 @@ CASES = [
     pytest.param("body", DOUBLED, Fails("template_too_large", "A ~ concatenation"), id="data-doubled"),
     pytest.param("body", NESTED.replace("'x' * 2000", "custom.tags"), Fails("template_timeout", "10,000 loop"), id="data-loops"),
     pytest.param("body", SLOW, Fails("template_timeout", "more than 0.1 s to render"), id="data-slow-loop"),
-    pytest.param("subject", "Hi {{ custom.budget }}", Fails("template_error", "no attribute 'budget'"), id="missing-field"),
+    pytest.param("subject", "Hi {{ custom.budget }}", Fails("template_undefined", MISSING_BUDGET), id="missing-field"),
+    pytest.param("body", "{{ custom['budget'] | upper }}", Fails("template_undefined", MISSING_BUDGET), id="missing-field-key"),
+    pytest.param("body", "{{ 100 / (custom.tags | length - 200) }}", Fails("template_error", "ZeroDivisionError"), id="data-error"),
 ]
 # fmt: on
 PROSPECT = {
