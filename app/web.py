@@ -37,6 +37,7 @@ from app.events.hub import Hub
 from app.limits import KIB, BodyLimit, BoundedGraphQL
 from app.messaging import endpoints
 from app.redis import RedisLocation, locate
+from app.sequences import templates
 from schema.build import build_schema, scrub
 from schema.context import Context
 
@@ -213,6 +214,7 @@ def create_app(
 ) -> Starlette:
     """The ASGI app. With ``manage_resources`` its lifespan connects the database
     and Redis; tests that hold their own pass ``redis`` and False."""
+    templates.configure(settings)
     clock = clock or SystemClock()
     view = LeadlineGraphQL(clock, settings, ping_seconds=ping_seconds)
     endpoint = GraphQLEndpoint(view, clock)

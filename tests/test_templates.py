@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +10,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.errors import InvalidInput
-from app.sequences.templates import RenderError, check, configure, render, variables
+from app.sequences.templates import RenderError, check, render, variables
 
 ADA = SimpleNamespace(
     first_name="Ada",
@@ -131,13 +130,10 @@ def test_a_plain_template_without_its_variable_is_a_render_error() -> None:
 
 
 @pytest.fixture
-def small_limits() -> Iterator[None]:
+def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     from app.sequences import templates
 
-    before = (templates._limits.max_chars, templates._limits.seconds)
-    configure(max_chars=20_000, seconds=0.1)
-    yield
-    configure(max_chars=before[0], seconds=before[1])
+    monkeypatch.setattr(templates, "_limits", templates.Limits(max_chars=20_000))
 
 
 @pytest.mark.usefixtures("small_limits")

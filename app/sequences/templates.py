@@ -17,12 +17,12 @@ from typing import Any
 from jinja2 import Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from app.config import TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS
+from app.config import TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS, Settings
 from app.errors import InvalidInput
 from app.sequences import budget, sandbox
 from app.sequences.budget import RenderError, TooLarge
 
-__all__ = ["VARIABLES", "RenderError", "check", "configure", "render", "render_message", "variables"]
+__all__ = ["VARIABLES", "Limits", "RenderError", "check", "configure", "render", "render_message", "variables"]
 
 VARIABLES = {
     "first_name": "first name",
@@ -42,20 +42,28 @@ the sandbox, which counts its output as it goes: the fast path measures only the
 finished text, at most 20,000 characters of text and 16 variables."""
 
 
-@dataclass
-class _Limits:
+@dataclass(frozen=True)
+class Limits:
+    """What one render may spend (TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS)."""
+
     max_chars: int = TEMPLATE_MAX_CHARS
     seconds: float = TEMPLATE_RENDER_SECONDS
 
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.template_max_chars, settings.template_render_seconds)
 
-_limits = _Limits()
+
+_limits = Limits()
 
 
-def configure(*, max_chars: int, seconds: float) -> None:
-    """The process's render limits (TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS), set
-    once at start from its settings: saving, the scheduler and one-off messages all
-    render through here, and none of them holds the settings."""
-    _limits.max_chars, _limits.seconds = max_chars, seconds
+def configure(settings: Settings) -> None:
+    """Sets the process's render limits from ``settings``. Each composition root
+    calls it (create_app, create_worker, the CLI): templates are saved and rendered
+    deep inside services that hold no settings (a status change's SEND_MESSAGE runs
+    from any of them), and the limits are the same for every render of a process."""
+    global _limits
+    _limits = Limits.of(settings)
 
 
 @lru_cache(maxsize=1)
