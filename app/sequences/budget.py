@@ -27,12 +27,18 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from time import monotonic, thread_time
-from typing import Any
+from typing import Any, TypeVar
 
 MAX_LOOP_ITERATIONS = 10_000
 """Loop iterations one render may run, all loops together: a loop over a prospect's
 data (custom fields are at most 16 KB) stays far below it; nested loops over
 literals, 19.6 s for one prospect before the limit, end at once."""
+T = TypeVar("T")
+MADE_TIMES = 8
+"""What a render may make in all (every operator's, method's and filter's result),
+in times TEMPLATE_MAX_CHARS: values it holds at once (set, in a list literal, as
+arguments) are each within TEMPLATE_MAX_CHARS, but 800 of them took 154 MB (196 MB
+of emoji) within a 0.1 s deadline. A loop over 50 custom fields makes ~5.5 K."""
 MAX_INT_BITS = 4_096
 """The largest number a template may compute (1,234 digits)."""
 
@@ -68,10 +74,13 @@ class Budget:
     time can have used them: reading the clock costs a tenth of reading that."""
     started: float = field(init=False)
     iterations: int = MAX_LOOP_ITERATIONS
+    unmade: int = field(init=False)
+    """The characters the render may still make in all (MADE_TIMES its max_chars)."""
 
     def __post_init__(self) -> None:
         self.deadline = monotonic() + self.seconds
         self.started = thread_time()
+        self.unmade = MADE_TIMES * self.max_chars
 
     def tick(self) -> None:
         if monotonic() > self.deadline:
@@ -94,13 +103,33 @@ class Budget:
                 " (TEMPLATE_MAX_CHARS)."
             )
 
-    def made(self, value: Any, what: str = "A value") -> Any:
+    def held(self, value: T, what: str) -> T:
         """``value``, if its text is no larger than a render may make."""
-        if type(value) is str:
+        if isinstance(value, str):
             if len(value) > self.max_chars:
                 self.fits(len(value), what)
         elif isinstance(value, list | tuple | dict):
             self.fits(size(value, self.max_chars), what)
+        return value
+
+    def made(self, value: T, what: str) -> T:
+        """``value``, new (an operator's, method's or filter's result), if its text is
+        no larger than a render may make, nor than what the render may still make."""
+        if isinstance(value, str):
+            made = len(value)
+            if made > self.max_chars:
+                self.fits(made, what)
+        elif isinstance(value, list | tuple | dict):
+            made = size(value, self.max_chars)
+            self.fits(made, what)
+        else:
+            return value
+        self.unmade -= made
+        if self.unmade < 0:
+            raise TooLarge(
+                f"The template made more than {MADE_TIMES * self.max_chars:,} characters in all, {MADE_TIMES} times"
+                " the most a template may make (TEMPLATE_MAX_CHARS)."
+            )
         return value
 
 

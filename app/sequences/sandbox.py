@@ -124,13 +124,13 @@ class Environment(ImmutableSandboxedEnvironment):
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, str) and args:
             args = checked_method(budget, owner, obj.__name__, args)
-        return budget.made(super().call(context, obj, *args, **kwargs))
+        return budget.made(super().call(context, obj, *args, **kwargs), "A method")
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         budget = current()
         budget.tick()
         check_binop(budget, operator, left, right)
-        return budget.made(self.binop_table[operator](left, right))
+        return budget.made(self.binop_table[operator](left, right), "An operator")
 
 
 def _finalize(value: Any) -> Any:
@@ -147,7 +147,7 @@ def _loop(iterable: Iterable[Any]) -> Iterator[Any]:
     budget = current()
     for item in iterable:
         budget.iteration()
-        yield budget.made(item, "A loop's item")  # a list batch made, which nothing else checked
+        yield budget.held(item, "A loop's item")  # a list batch made, which nothing else checked
 
 
 def _literal(value: Any) -> Any:
@@ -155,7 +155,7 @@ def _literal(value: Any) -> Any:
     ``[b, b, b]`` makes three times what ``b`` did, and nested, exponentially."""
     budget = current()
     budget.tick()
-    return budget.made(value, f"A {type(value).__name__}")
+    return budget.held(value, f"A {type(value).__name__}")
 
 
 def _concat(values: list[Any]) -> str:
@@ -163,7 +163,7 @@ def _concat(values: list[Any]) -> str:
     budget = current()
     budget.tick()
     budget.fits(total(values, budget.max_chars), "A ~ concatenation")
-    return "".join([v if isinstance(v, str) else str(v) for v in values])
+    return budget.made("".join([v if isinstance(v, str) else str(v) for v in values]), "A ~ concatenation")
 
 
 FILTERS = frozenset(

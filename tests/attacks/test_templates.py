@@ -42,7 +42,9 @@ class Fails:
 # fmt: off
 NESTED = "{% for a in 'x' * 2000 %}{% for b in 'x' * 2000 %}{% for c in 'x' * 5 %}{% endfor %}{% endfor %}{% endfor %}"
 DOUBLED = "{% set a = custom.notes ~ custom.notes %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}{{ d ~ d }}"
-SLOW = "{% set s = first_name * 50000 %}{% for w in custom.words %}{% if s.upper() == s.lower() %}{% endif %}{% endfor %}"
+SLOW = "{% set s = first_name * 20000 %}{% for w in custom.words %}{% if s.isalpha() %}{% endif %}{% endfor %}"
+SETS = "{% set a = 'x' * 262000 %}" + "".join(f"{{% set a{i} = a ~ {i} %}}" for i in range(100))
+IN_FLIGHT = "{% set a = 'x' * 200000 %}{{ [" + ", ".join(["a | upper"] * 11) + "] | length }}"
 TOO_LARGE = "more than 262,144 characters, the most a template may make (TEMPLATE_MAX_CHARS)"
 LONG_LIST = "{% set a = 'x' * 200000 %}{% set b = [a] * 262144 %}"  # 262,144 items, 52 G characters as text
 MISSING_BUDGET = "A value the template reads is missing: the prospect has no custom field 'budget'."
@@ -81,6 +83,8 @@ CASES = [
     pytest.param("body", "{{ ('<' * 100000) | e }}", Refused("The escape filter would make"), id="escape"),
     pytest.param("body", "{{ ('é' * 100000) | urlencode }}", Refused("urlencode would make"), id="urlencode"),
     pytest.param("body", "{{ ('x' * 100000) | list | length }}", Refused("The list filter would make"), id="list-filter"),
+    pytest.param("body", SETS, Refused("The template made more than 2,097,152 characters in all"), id="many-sets"),
+    pytest.param("body", IN_FLIGHT, Refused("The template made more than 2,097,152 characters in all"), id="in-flight"),
     pytest.param("body", "{{ ('x' * 9) | replace('', 'y' * 50000) }}", Refused("The replace filter"), id="replace"),
     pytest.param("body", "{{ 1 / 0 }}", Refused("fails for a sample prospect: ZeroDivisionError"), id="dry-render"),
     pytest.param("body", "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", Refused("nests too deeply"), id="deep"),
