@@ -69,6 +69,8 @@ class Budget:
     seconds: float
     """Of the render's own CPU time."""
     max_chars: int
+    seconds_are: str = "TEMPLATE_RENDER_SECONDS"
+    """Where ``seconds`` come from, for the message that says they ran out."""
     deadline: float = field(init=False)
     """When ``seconds`` will have passed on the clock, the earliest the render's CPU
     time can have used them: reading the clock costs a tenth of reading that."""
@@ -87,7 +89,7 @@ class Budget:
             # A loaded machine (the process waiting for a core) takes no render's time.
             left = self.seconds - (thread_time() - self.started)
             if left <= 0:
-                raise TooSlow(f"The template took more than {self.seconds:g} s to render (TEMPLATE_RENDER_SECONDS).")
+                raise TooSlow(f"The template took more than {self.seconds:g} s to render ({self.seconds_are}).")
             self.deadline = monotonic() + left
 
     def iteration(self) -> None:
