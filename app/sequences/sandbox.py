@@ -1,5 +1,5 @@
 """The environment step templates render in: Jinja2's immutable sandbox with the
-checks of a render's budget (app.sequences.budget) in its hooks (SPEC R4.1, R15).
+checks of a render's budget (app.sequences.budget, estimates) in its hooks (SPEC R4.1, R15).
 
 The sandbox keeps a template away from Python's internals; the hooks keep one
 render within its budget: each operation that makes a large value from small
@@ -33,7 +33,8 @@ from jinja2.sandbox import (
 )
 from jinja2.visitor import NodeTransformer
 
-from app.sequences.budget import FILTER_CHECKS, check_binop, checked_method, current, size, total
+from app.sequences.budget import current, size, total
+from app.sequences.estimates import FILTER_CHECKS, check_binop, checked_method
 
 LOOP = "leadline loop"
 CONCAT = "leadline concat"
