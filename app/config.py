@@ -63,7 +63,7 @@ take far less (2026-12-06, the 2-core development machine, CPU time): text and
 variables 1.3 µs, a filter and a condition 12 µs, a loop over 50 custom fields with
 filters 0.9 ms (1.4 ms at the 99th percentile), a fourteenth of this. Saving a step
 refuses a template whose dry render takes more than a quarter of it, so what passes
-at save has room for a prospect's data at send (templates.DRY_RUN_SHARE)."""
+at save has room for a prospect's data at send (app.sequences.budget.SAVE_SHARE)."""
 
 WEBHOOK_TIMEOUT = 5
 """Seconds one webhook attempt may take by default. Receivers are expected to

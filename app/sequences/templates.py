@@ -3,7 +3,7 @@
 Checked when a step is saved: syntax, every variable one of VARIABLES, nothing
 the sandbox refuses (app.sequences.sandbox: tags, private attributes, methods and
 filters it does not offer), and a dry render for a sample prospect within the
-render limits, in a quarter of the render time. Rendered when a step runs, within
+render limits, in a quarter of the render time and loop iterations. Rendered when a step runs, within
 the limits: a missing custom field is an error then (template_undefined), never a
 silent blank.
 """
@@ -41,11 +41,6 @@ PLAIN_MAX_NAMES = 16
 """A text-and-variables template with more variables than this renders through
 the sandbox, which counts its output as it goes: the fast path measures only the
 finished text, at most 20,000 characters of text and 16 variables."""
-DRY_RUN_SHARE = 0.25
-"""The share of TEMPLATE_RENDER_SECONDS a template may take to render for the sample
-prospect when it is saved: the rest is room for a real prospect's data (a loop over
-50 custom fields renders in ~0.9 ms; the sample has none, ~17 µs)."""
-DRY_RUN_SECONDS = "a quarter of TEMPLATE_RENDER_SECONDS when a template is saved"
 
 
 @dataclass(frozen=True)
@@ -236,7 +231,8 @@ def _compiled(source: str) -> _Compiled:
 
 def render(source: str, values: Mapping[str, Any], *, dry_run: bool = False) -> str:
     """``source`` rendered with ``values`` within the limits; RenderError if it cannot be.
-    A ``dry_run`` (check's, for a sample prospect) may take DRY_RUN_SHARE of the time."""
+    A ``dry_run`` (check's, for a sample prospect) has a quarter of the time and loop
+    iterations (budget.SAVE_SHARE)."""
     try:
         compiled = _compiled(source)
     except Exception as error:  # saved before check() refused what it cannot read
@@ -252,10 +248,7 @@ def render(source: str, values: Mapping[str, Any], *, dry_run: bool = False) -> 
     if compiled.template is None:
         assert compiled.refusal is not None
         raise RenderError(compiled.refusal.message, compiled.refusal.reason)
-    if dry_run:
-        allowance = budget.Budget(_limits.seconds * DRY_RUN_SHARE, _limits.max_chars, DRY_RUN_SECONDS)
-    else:
-        allowance = budget.Budget(_limits.seconds, _limits.max_chars)
+    allowance = budget.Budget(_limits.seconds, _limits.max_chars, dry_run)
     token = budget.BUDGET.set(allowance)
     try:
         chunks, length = [], 0
