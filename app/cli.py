@@ -32,12 +32,13 @@ DEMO_PRESET = "lead-workflow"
 
 
 def _settings() -> Settings:
-    """The settings, whose template limits then hold for every render in this process."""
+    """The settings, whose template limits then hold for every render in this process
+    (create_app and create_worker set them too, for processes that start otherwise)."""
     try:
         settings = Settings.from_env()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
-    templates.configure(max_chars=settings.template_max_chars, seconds=settings.template_render_seconds)
+    templates.configure(settings)
     return settings
 
 

@@ -38,6 +38,7 @@ from app.events.hub import Hub
 from app.limits import KIB, BodyLimit, BoundedGraphQL
 from app.messaging import endpoints
 from app.redis import RedisLocation, locate
+from app.sequences import templates
 from app.websocket import PING_SECONDS, TransportWSHandler
 from schema.build import build_schema, scrub
 from schema.context import Context
@@ -234,6 +235,7 @@ def create_app(
 ) -> Starlette:
     """The ASGI app. With ``manage_resources`` its lifespan connects the database
     and Redis; tests that hold their own pass ``redis`` and False."""
+    templates.configure(settings)
     clock = clock or SystemClock()
     sessions = Sessions(check_seconds=session_check_seconds)
     view = LeadlineGraphQL(clock, settings, ping_seconds=ping_seconds)

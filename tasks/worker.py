@@ -26,7 +26,7 @@ from app.events import relay
 from app.messaging import sending
 from app.prospects import reminders
 from app.redis import RedisLocation
-from app.sequences import scheduler
+from app.sequences import scheduler, templates
 from app.webhooks.sender import Sender
 
 QUEUE = "leadline:queue"
@@ -203,6 +203,7 @@ def create_worker(
 ) -> Worker:
     """An arq worker with the scheduler loop. ``own_database``: it connects the
     ORM itself (the `worker` command); `dev` shares the API's connection."""
+    templates.configure(settings)
 
     async def startup(ctx: dict[str, Any]) -> None:
         if own_database:

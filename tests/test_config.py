@@ -94,17 +94,32 @@ def test_the_smtp_pool_has_the_configured_connections(tmp_path: Path) -> None:
     assert isinstance(transport, SmtpTransport) and transport.connections == 4
 
 
-def test_the_template_limits_hold_for_every_render_of_the_process(
+async def test_the_template_limits_hold_for_every_render_of_the_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Every composition root sets them from its settings: the CLI, and create_app
+    and create_worker however they are started."""
     from app import cli
+    from app.errors import InvalidInput
+    from app.redis import RedisLocation
     from app.sequences import templates
+    from app.web import create_app
+    from tasks.worker import create_worker
 
     assert Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path)}).template_max_chars == 262_144
     monkeypatch.setenv("LEADLINE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TEMPLATE_MAX_CHARS", "30000")
     monkeypatch.setenv("TEMPLATE_RENDER_SECONDS", "0.25")
-    monkeypatch.setattr(templates, "_limits", templates._Limits())
+    monkeypatch.setattr(templates, "_limits", templates.Limits())
     settings = cli._settings()
     assert (settings.template_max_chars, settings.template_render_seconds) == (30_000, 0.25)
-    assert (templates._limits.max_chars, templates._limits.seconds) == (30_000, 0.25)
+    assert templates._limits == templates.Limits(30_000, 0.25)
+    small = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path), "TEMPLATE_MAX_CHARS": "20000"})
+    for start in (
+        lambda: create_app(small, manage_resources=False),
+        lambda: create_worker(small, RedisLocation("redis://127.0.0.1:1"), own_database=False, handle_signals=False),
+    ):
+        monkeypatch.setattr(templates, "_limits", templates.Limits())
+        start()
+        with pytest.raises(InvalidInput, match="more than 20,000 characters"):
+            templates.check("{{ 'x' * 30000 }}", ["body"])

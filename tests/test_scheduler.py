@@ -161,9 +161,9 @@ async def test_a_missing_custom_field_fails_the_step_not_the_pass(org: Org, cloc
     await enrollment.refresh_from_db()
     [message] = await Message.filter(enrollment_id=enrollment.id)
     change = await StageChange.filter(enrollment_id=enrollment.id).order_by("-id").first()
-    assert enrollment.stage == "FAILED" and change is not None and change.reason == "template_error"
+    assert enrollment.stage == "FAILED" and change is not None and change.reason == "template_undefined"
     assert (message.state, message.body, message.next_attempt_at) == ("FAILED", "About {{ custom.budget }}", None)
-    assert message.error == "UndefinedError: 'dict object' has no attribute 'budget'"
+    assert message.error == "A value the template reads is missing: the prospect has no custom field 'budget'."
 
 
 async def test_leases_expire_to_uncertain_and_queued_messages_are_found_again(org: Org, clock: FrozenClock) -> None:

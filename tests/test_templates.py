@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +10,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.errors import InvalidInput
-from app.sequences.templates import RenderError, check, configure, render, variables
+from app.sequences.templates import RenderError, check, render, variables
 
 ADA = SimpleNamespace(
     first_name="Ada",
@@ -65,6 +64,7 @@ def test_the_sandbox_refuses_to_reach_python_internals() -> None:
         "{{ custom.tags | join(', ') }} {{ custom.score | round }} {% if custom.score > 3 %}!{% endif %}",
         "{{ first_name | default('there') | title }}, {{ company ~ '!' }} {{ custom.get('x', 'y') }}",
         "{% for a, b in custom.items() %}{{ a }}={{ b }}{% endfor %}",
+        "{% for column in custom.tags | slice(2) %}{{ column | join(' ') }};{% endfor %} {{ custom.tags | list }}",
     ],
 )
 def test_templates_that_depend_on_the_type_of_custom_fields_are_saved(source: str) -> None:
@@ -83,8 +83,9 @@ def test_a_plain_template_with_many_variables_renders_through_the_counted_path()
 
 def test_a_missing_custom_field_is_a_render_error_not_a_blank() -> None:
     source = check("{{ custom.budget }}", ["b"])
-    with pytest.raises(RenderError, match="UndefinedError"):
+    with pytest.raises(RenderError, match="the prospect has no custom field 'budget'") as error:
         render(source, variables(ADA, "Acme"))
+    assert error.value.reason == "template_undefined"
 
 
 PLAIN = [
@@ -100,6 +101,8 @@ PLAIN = [
 ]
 NOT_PLAIN = [
     "{{ first_name | upper }}",
+    "{% for x in [1, 'a', (2,)] %}{{ x }}{% endfor %} {{ {'a': [email, None, 1.5]} | dictsort }} {{ (1, company) }}",
+    "{% set a, b = first_name, (1, 2) %}{{ a }}{{ b }} {{ company | list | batch(3, '-') | list }} {{ company | list | slice(2, '-') | list }}",
     "{{ custom.industry }}",
     "{% if title %}{{ title }}{% else %}there{% endif %}",
     "{{ first_name ~ '!' }}",
@@ -121,18 +124,16 @@ def test_every_template_renders_as_jinja_renders_it(source: str) -> None:
 
 
 def test_a_plain_template_without_its_variable_is_a_render_error() -> None:
-    with pytest.raises(RenderError, match="UndefinedError"):
+    with pytest.raises(RenderError, match="'first_name' is undefined") as error:
         render("Hi {{ first_name }}", {})
+    assert error.value.reason == "template_undefined"
 
 
 @pytest.fixture
-def small_limits() -> Iterator[None]:
+def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     from app.sequences import templates
 
-    before = (templates._limits.max_chars, templates._limits.seconds)
-    configure(max_chars=20_000, seconds=0.1)
-    yield
-    configure(max_chars=before[0], seconds=before[1])
+    monkeypatch.setattr(templates, "_limits", templates.Limits(max_chars=20_000))
 
 
 @pytest.mark.usefixtures("small_limits")
@@ -162,3 +163,51 @@ def test_the_costliest_templates_end_at_once_when_rendered(source: str, reason: 
     with pytest.raises(RenderError) as error:
         render(source, variables(ADA, "Acme"))
     assert error.value.reason == reason and time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [0, 0, 0],
+        [-1, 10**40, True, None, 1e308, -1.5e-300],
+        ["it's", 'say "hi"', "both ' and \"", "back\\slash", "new\nline", "\x00", "\U000e0001", "é✓", ""],
+        {"a": [1, (2,)], 3: {"b": ()}},
+        ("one",),
+    ],
+)
+def test_size_counts_at_least_the_text_a_value_prints(value: object) -> None:
+    from app.sequences.budget import size
+
+    assert size(value, 10**9) >= len(str(value))
+
+
+def test_a_filter_or_method_refuses_an_input_too_large_before_printing_it() -> None:
+    """No template can hold a value larger than its limit (the sandbox checks what
+    each operation makes), and should one, a filter or method would not print it:
+    a list of 10,000 texts of 1,000 characters prints 10 M characters."""
+    from app.sequences import budget, sandbox
+
+    environment = sandbox.Environment()
+    huge = ["x" * 1_000] * 10_000
+    token = budget.BUDGET.set(budget.Budget(0.1, 262_144))
+    try:
+        with pytest.raises(budget.TooLarge, match="The wordcount filter's input"):
+            environment.filters["wordcount"](huge)
+        with pytest.raises(budget.TooLarge, match="A method's input"):
+            environment.call(environment.from_string("").new_context(), {}.get, "k", huge)
+    finally:
+        budget.BUDGET.reset(token)
+
+
+def test_a_template_that_takes_a_quarter_of_the_render_time_for_a_sample_is_refused_when_saved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What passes at save leaves room at send for a prospect's data: this one takes
+    ~0.1 s of CPU for the sample, within the render time (0.2 s here), past its quarter."""
+    from app.sequences import templates
+
+    monkeypatch.setattr(templates, "_limits", templates.Limits(seconds=0.2))
+    source = "{% set s = 'x' * 200000 %}{% for i in 'x' * 420 %}{% if s.isalpha() %}{% endif %}{% endfor %}"
+    with pytest.raises(InvalidInput, match=r"more than 0\.05 s to render \(a quarter of TEMPLATE_RENDER_SECONDS"):
+        check(source, ["b"])
+    assert render(source, variables(ADA, "Acme")) == ""

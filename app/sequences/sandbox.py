@@ -1,11 +1,13 @@
 """The environment step templates render in: Jinja2's immutable sandbox with the
-checks of a render's budget (app.sequences.budget) in its hooks (SPEC R4.1, R15).
+checks of a render's budget (app.sequences.budget, estimates) in its hooks (SPEC R4.1, R15).
 
 The sandbox keeps a template away from Python's internals; the hooks keep one
 render within its budget: each operation that makes a large value from small
 ones (``*``, ``**``, ``%``, ``+``, ``~``, the width, replace and join methods and
-filters) checks the size of what it would make before making it, and every
-loop, call, operator and attribute read checks the deadline. Only the methods
+filters) checks the size of what it would make before making it; every method
+and filter checks the size of its input first, and every literal list, tuple or
+dict, loop item and result the size of what was made; and every loop, call,
+operator and attribute read checks the deadline. Only the methods
 and filters below are reachable, and tags whose output never passes the
 render's counter (macro, call, filter blocks, set blocks) are refused, by
 ``refusal`` when a template is read.
@@ -14,7 +16,7 @@ render's counter (macro, call, filter blocks, set blocks) are refused, by
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -31,12 +33,14 @@ from jinja2.sandbox import (
 )
 from jinja2.visitor import NodeTransformer
 
-from app.sequences.budget import FILTER_CHECKS, check_binop, checked_method, current, size, total
+from app.sequences.budget import current, size, total
+from app.sequences.estimates import FILTER_CHECKS, check_binop, checked_method
 
 LOOP = "leadline loop"
 CONCAT = "leadline concat"
-"""Filters the compiler wraps around every loop's iterable and every ``~``: the
-space keeps a template from naming them."""
+LITERAL = "leadline literal"
+"""Filters the compiler wraps around every loop's iterable, every ``~`` and every
+list, tuple or dict literal: the space keeps a template from naming them."""
 METHODS = frozenset(
     {
         *("capitalize", "casefold", "center", "count", "endswith", "find", "index", "isalnum", "isalpha"),
@@ -64,6 +68,19 @@ TAGS: dict[type[nodes.Node], str] = {
 }
 
 
+class Missing(StrictUndefined):
+    """StrictUndefined, saying which custom field the prospect lacks (the common case)."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        name = self._undefined_name
+        if not self._undefined_hint and isinstance(self._undefined_obj, Mapping) and isinstance(name, str):
+            return f"the prospect has no custom field {name!r}"
+        return super()._undefined_message
+
+
 class Environment(ImmutableSandboxedEnvironment):
     """The sandbox with the budget's checks in its hooks."""
 
@@ -72,11 +89,12 @@ class Environment(ImmutableSandboxedEnvironment):
     def __init__(self) -> None:
         # optimized=False: no constant folding, which would run a template's
         # operators and filters when it is compiled, outside any budget.
-        super().__init__(undefined=StrictUndefined, autoescape=False, finalize=_finalize, optimized=False)
+        super().__init__(undefined=Missing, autoescape=False, finalize=_finalize, optimized=False)
         self.globals.clear()  # no range(), lipsum(), dict(), ...: only the prospect's variables
         self.filters = {name: _bounded(name, JINJA_FILTERS[name]) for name in FILTERS}
         self.filters[LOOP] = _loop
         self.filters[CONCAT] = _concat
+        self.filters[LITERAL] = _literal
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return super().is_safe_attribute(obj, attr, value) and (attr in METHODS or not callable(value))
@@ -103,16 +121,17 @@ class Environment(ImmutableSandboxedEnvironment):
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         budget = current()
         budget.tick()
+        budget.fits(total(args, budget.max_chars) + total(kwargs.values(), budget.max_chars), "A method's input")
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, str) and args:
             args = checked_method(budget, owner, obj.__name__, args)
-        return budget.made(super().call(context, obj, *args, **kwargs))
+        return budget.made(super().call(context, obj, *args, **kwargs), "A method")
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         budget = current()
         budget.tick()
         check_binop(budget, operator, left, right)
-        return budget.made(self.binop_table[operator](left, right))
+        return budget.made(self.binop_table[operator](left, right), "An operator")
 
 
 def _finalize(value: Any) -> Any:
@@ -129,7 +148,15 @@ def _loop(iterable: Iterable[Any]) -> Iterator[Any]:
     budget = current()
     for item in iterable:
         budget.iteration()
-        yield item
+        yield budget.held(item, "A loop's item")  # a list batch made, which nothing else checked
+
+
+def _literal(value: Any) -> Any:
+    """A list, tuple or dict written in the template, once its text is known to fit:
+    ``[b, b, b]`` makes three times what ``b`` did, and nested, exponentially."""
+    budget = current()
+    budget.tick()
+    return budget.held(value, f"A {type(value).__name__}")
 
 
 def _concat(values: list[Any]) -> str:
@@ -137,7 +164,7 @@ def _concat(values: list[Any]) -> str:
     budget = current()
     budget.tick()
     budget.fits(total(values, budget.max_chars), "A ~ concatenation")
-    return "".join([v if isinstance(v, str) else str(v) for v in values])
+    return budget.made("".join([v if isinstance(v, str) else str(v) for v in values]), "A ~ concatenation")
 
 
 FILTERS = frozenset(
@@ -157,17 +184,25 @@ def _bounded(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` (a Jinja filter) checked against the running render's budget."""
     check = FILTER_CHECKS.get(name)
     signature = inspect.signature(function)
+    # Jinja passes a context, environment or eval context first to a filter marked
+    # for one; an async_variant's signature (list, slice) is its sync function's, without it.
+    lead = 1 if hasattr(function, "jinja_pass_arg") else 0
+    unnamed = lead if not hasattr(getattr(function, "__wrapped__", function), "jinja_pass_arg") else 0
+    what, made = f"The {name} filter's input", f"The {name} filter"
 
     @wraps(function)  # keeps jinja_pass_arg: Jinja passes the context as it would
     def bounded(*args: Any, **kwargs: Any) -> Any:
         budget = current()
         budget.tick()
+        # Most filters print their input (upper, wordcount, e, ...): its text must fit.
+        inputs = total(args[lead:], budget.max_chars) + (total(kwargs.values(), budget.max_chars) if kwargs else 0)
+        budget.fits(inputs, what)
         if check is not None:
-            bound = signature.bind(*args, **kwargs)
+            bound = signature.bind(*args[unnamed:], **kwargs)
             bound.apply_defaults()
             check(budget, bound.arguments)
-            args, kwargs = bound.args, bound.kwargs
-        return budget.made(function(*args, **kwargs))
+            args, kwargs = (*args[:unnamed], *bound.args), bound.kwargs
+        return budget.made(function(*args, **kwargs), made)
 
     return bounded
 
@@ -223,7 +258,8 @@ def _attribute(node: nodes.Node) -> str | None:
 
 
 class _Guards(NodeTransformer):
-    """Puts each loop's iterable through LOOP and each ``~`` through CONCAT."""
+    """Puts each loop's iterable through LOOP, each ``~`` through CONCAT and each
+    list, tuple or dict literal through LITERAL."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
@@ -234,9 +270,22 @@ class _Guards(NodeTransformer):
         self.generic_visit(node)
         return nodes.Filter(nodes.List(node.nodes), CONCAT, [], [], None, None, lineno=node.lineno)
 
+    def visit_List(self, node: nodes.List) -> nodes.Node:
+        return self._literal(node)
+
+    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
+        return self._literal(node)
+
+    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
+        return self._literal(node) if node.ctx == "load" else self.generic_visit(node)
+
+    def _literal(self, node: nodes.Expr) -> nodes.Node:
+        self.generic_visit(node)
+        return nodes.Filter(node, LITERAL, [], [], None, None, lineno=node.lineno)
+
 
 def guarded(tree: nodes.Template, environment: Environment) -> nodes.Template:
-    """``tree`` (changed in place) with the budget's loop and concatenation checks."""
+    """``tree`` (changed in place) with the budget's loop, concatenation and literal checks."""
     _Guards().visit(tree)
     tree.set_environment(environment)
     return tree

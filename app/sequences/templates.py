@@ -3,8 +3,9 @@
 Checked when a step is saved: syntax, every variable one of VARIABLES, nothing
 the sandbox refuses (app.sequences.sandbox: tags, private attributes, methods and
 filters it does not offer), and a dry render for a sample prospect within the
-render limits. Rendered when a step runs, within the same limits: an unknown or
-missing custom field is an error then (StrictUndefined), never a silent blank.
+render limits, in a quarter of the render time and loop iterations. Rendered when a step runs, within
+the limits: a missing custom field is an error then (template_undefined), never a
+silent blank.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Template, TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, UndefinedError
 
-from app.config import TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS
+from app.config import TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS, Settings
 from app.errors import InvalidInput
 from app.sequences import budget, sandbox
 from app.sequences.budget import RenderError, TooLarge
 
-__all__ = ["VARIABLES", "RenderError", "check", "configure", "render", "render_message", "variables"]
+__all__ = ["VARIABLES", "Limits", "RenderError", "check", "configure", "render", "render_message", "variables"]
 
 VARIABLES = {
     "first_name": "first name",
@@ -42,20 +43,28 @@ the sandbox, which counts its output as it goes: the fast path measures only the
 finished text, at most 20,000 characters of text and 16 variables."""
 
 
-@dataclass
-class _Limits:
+@dataclass(frozen=True)
+class Limits:
+    """What one render may spend (TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS)."""
+
     max_chars: int = TEMPLATE_MAX_CHARS
     seconds: float = TEMPLATE_RENDER_SECONDS
 
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.template_max_chars, settings.template_render_seconds)
 
-_limits = _Limits()
+
+_limits = Limits()
 
 
-def configure(*, max_chars: int, seconds: float) -> None:
-    """The process's render limits (TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS), set
-    once at start from its settings: saving, the scheduler and one-off messages all
-    render through here, and none of them holds the settings."""
-    _limits.max_chars, _limits.seconds = max_chars, seconds
+def configure(settings: Settings) -> None:
+    """Sets the process's render limits from ``settings``. Each composition root
+    calls it (create_app, create_worker, the CLI): templates are saved and rendered
+    deep inside services that hold no settings (a status change's SEND_MESSAGE runs
+    from any of them), and the limits are the same for every render of a process."""
+    global _limits
+    _limits = Limits.of(settings)
 
 
 @lru_cache(maxsize=1)
@@ -83,7 +92,7 @@ def check(source: str, field: list[str]) -> str:
         known = ", ".join(VARIABLES)
         raise InvalidInput(f"Unknown variable {unknown[0]!r}; use one of: {known}.", field)
     try:
-        render(source, _sample())
+        render(source, _sample(), dry_run=True)
     except RenderError as error:
         raise InvalidInput(f"The template fails for a sample prospect: {error}", field) from None
     return source
@@ -220,8 +229,10 @@ def _compiled(source: str) -> _Compiled:
     return _Compiled(template, parts, frozenset(names), None)
 
 
-def render(source: str, values: Mapping[str, Any]) -> str:
-    """``source`` rendered with ``values`` within the limits; RenderError if it cannot be."""
+def render(source: str, values: Mapping[str, Any], *, dry_run: bool = False) -> str:
+    """``source`` rendered with ``values`` within the limits; RenderError if it cannot be.
+    A ``dry_run`` (check's, for a sample prospect) has a quarter of the time and loop
+    iterations (budget.SAVE_SHARE)."""
     try:
         compiled = _compiled(source)
     except Exception as error:  # saved before check() refused what it cannot read
@@ -237,7 +248,7 @@ def render(source: str, values: Mapping[str, Any]) -> str:
     if compiled.template is None:
         assert compiled.refusal is not None
         raise RenderError(compiled.refusal.message, compiled.refusal.reason)
-    allowance = budget.Budget(_limits.seconds, _limits.max_chars)
+    allowance = budget.Budget(_limits.seconds, _limits.max_chars, dry_run)
     token = budget.BUDGET.set(allowance)
     try:
         chunks, length = [], 0
@@ -251,6 +262,8 @@ def render(source: str, values: Mapping[str, Any]) -> str:
         raise
     except SecurityError as error:
         raise RenderError(str(error), "template_unsafe") from None
+    except UndefinedError as error:
+        raise RenderError(f"A value the template reads is missing: {error}.", "template_undefined") from None
     except Exception as error:  # whatever the template did wrong, it is the template's failure
         raise RenderError(f"{type(error).__name__}: {error}") from None
     finally:
@@ -267,6 +280,6 @@ def _output(values: Mapping[str, Any], name: str) -> str:
     """A variable as Jinja outputs it with this environment: ``finalize`` (None is
     blank), then str(); a name with no value is StrictUndefined's error."""
     if name not in values:
-        raise RenderError(f"UndefinedError: {name!r} is undefined")
+        raise RenderError(f"A value the template reads is missing: {name!r} is undefined.", "template_undefined")
     value = values[name]
     return "" if value is None else str(value)

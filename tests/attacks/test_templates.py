@@ -42,11 +42,16 @@ class Fails:
 # fmt: off
 NESTED = "{% for a in 'x' * 2000 %}{% for b in 'x' * 2000 %}{% for c in 'x' * 5 %}{% endfor %}{% endfor %}{% endfor %}"
 DOUBLED = "{% set a = custom.notes ~ custom.notes %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}{{ d ~ d }}"
-SLOW = "{% set s = first_name * 50000 %}{% for w in custom.words %}{% if s.upper() == s.lower() %}{% endif %}{% endfor %}"
+SLOW = "{% set s = first_name * 20000 %}{% for w in custom.words %}{% if s.isalpha() %}{% endif %}{% endfor %}"
+SETS = "{% set a = 'x' * 262000 %}" + "".join(f"{{% set a{i} = a ~ {i} %}}" for i in range(100))
+IN_FLIGHT = "{% set a = 'x' * 200000 %}{{ [" + ", ".join(["a | upper"] * 11) + "] | length }}"
 TOO_LARGE = "more than 262,144 characters, the most a template may make (TEMPLATE_MAX_CHARS)"
+LONG_LIST = "{% set a = 'x' * 200000 %}{% set b = [a] * 262144 %}"  # 262,144 items, 52 G characters as text
+MISSING_BUDGET = "A value the template reads is missing: the prospect has no custom field 'budget'."
+TWINS = "{% set e = email * 100 %}{% set x, y = [e], [e] %}" + "{% set x, y = [x, y, x, y, x, y, x, y, x, y], [y, x, y, x, y, x, y, x, y, x] %}" * 8
 CASES = [
     pytest.param("body", "{{ 'x' * 30000000 }}", Refused("A * repetition would make " + TOO_LARGE), id="30-MB-string"),
-    pytest.param("body", NESTED, Refused("ran more than 10,000 loop iterations"), id="nested-loops-19.6-s"),
+    pytest.param("body", NESTED, Refused("ran more than 2,500 loop iterations (a quarter of 10,000, when"), id="nested-loops-19.6-s"),
     pytest.param("body", "{{ ''.__class__ }}", Refused("Line 1: '__class__' is not available"), id="dunder"),
     pytest.param("subject", "Hi {{ ''.__class__ }}", Refused("'__class__' is not available"), id="dunder-in-subject"),
     pytest.param("body", "{{ custom['__class__'] }}", Refused("'__class__' is not available"), id="dunder-key"),
@@ -63,17 +68,35 @@ CASES = [
     pytest.param("body", "{{ email.ljust(100000000) }}", Refused("str.ljust() would make"), id="ljust"),
     pytest.param("body", "{{ '%999999999s' % email }}", Refused("A % format would make"), id="printf-width"),
     pytest.param("body", "{{ 'x' * 200000 ~ 'x' * 200000 }}", Refused("A ~ concatenation would make"), id="concat"),
-    pytest.param("body", "{{ ['x' * 200000] * 2 }}", Refused("An output would make"), id="list-output"),
-    pytest.param("body", "{{ (['x' * 200000] * 2) | join }}", Refused("The join filter would make"), id="join"),
+    pytest.param("body", "{{ ['x' * 200000] * 2 }}", Refused("A * repetition would make"), id="list-times"),
+    pytest.param("body", LONG_LIST + "{{ b | length }}", Refused("A * repetition would make " + TOO_LARGE), id="list-of-long-text"),
+    pytest.param("body", LONG_LIST.replace("200000", "262144") + "{{ b | wordcount }}", Refused("A list would"), id="list-wordcount"),
+    pytest.param("body", "{% set a = ['x' * 200000] %}{{ (a + a) | length }}", Refused("A + concatenation would"), id="list-plus"),
+    pytest.param("body", "{% set a = 'x' * 200000 %}{{ [a, a] | length }}", Refused("A list would make"), id="list-literal"),
+    pytest.param("body", "{% set a = 'x' * 200000 %}{{ (a, a) | length }}", Refused("A tuple would make"), id="tuple-literal"),
+    pytest.param("body", "{% set a = 'x' * 200000 %}{{ {1: a, 2: a} | length }}", Refused("A dict would make"), id="dict-literal"),
+    pytest.param("body", TWINS + "{{ x == y }}", Refused("A tuple would make"), id="nested-lists-compared"),
+    pytest.param("body", "{{ ['x' * 100000, 'y', 'z'] | join('w' * 100000) }}", Refused("The join filter would make"), id="join"),
+    pytest.param("body", "{{ [1] | batch(100000, 'x' * 100000) | first | length }}", Refused("The batch filter would"), id="batch-fill"),
+    pytest.param("body", "{{ [1] | slice(10000, 'x' * 100000) | list | length }}", Refused("The slice filter would"), id="slice-fill"),
+    pytest.param("body", "{{ ('x' * 1000) | replace('', ['y' * 100000]) }}", Refused("The replace filter would"), id="replace-list"),
+    pytest.param("body", "{{ ('<' * 100000) | e }}", Refused("The escape filter would make"), id="escape"),
+    pytest.param("body", "{{ ('é' * 100000) | urlencode }}", Refused("urlencode would make"), id="urlencode"),
+    pytest.param("body", "{{ ('x' * 100000) | list | length }}", Refused("The list filter would make"), id="list-filter"),
+    pytest.param("body", SETS, Refused("The template made more than 2,097,152 characters in all"), id="many-sets"),
+    pytest.param("body", IN_FLIGHT, Refused("The template made more than 2,097,152 characters in all"), id="in-flight"),
     pytest.param("body", "{{ ('x' * 9) | replace('', 'y' * 50000) }}", Refused("The replace filter"), id="replace"),
     pytest.param("body", "{{ 1 / 0 }}", Refused("fails for a sample prospect: ZeroDivisionError"), id="dry-render"),
     pytest.param("body", "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", Refused("nests too deeply"), id="deep"),
     pytest.param("body", "{{ " + "9" * 5000 + " }}", Refused("a number in it is too long"), id="long-number"),
     pytest.param("body", "{{ custom.notes * 30 }}", Fails("template_too_large", "A * repetition"), id="data-x-30"),
+    pytest.param("body", "{{ (custom.tags | list) * 1300 }}", Fails("template_too_large", "A * repetition"), id="data-list-x-1300"),
     pytest.param("body", DOUBLED, Fails("template_too_large", "A ~ concatenation"), id="data-doubled"),
     pytest.param("body", NESTED.replace("'x' * 2000", "custom.tags"), Fails("template_timeout", "10,000 loop"), id="data-loops"),
-    pytest.param("body", SLOW, Fails("template_timeout", "more than 0.1 s to render"), id="data-slow-loop"),
-    pytest.param("subject", "Hi {{ custom.budget }}", Fails("template_error", "no attribute 'budget'"), id="missing-field"),
+    pytest.param("body", SLOW, Fails("template_timeout", "more than 0.02 s to render"), id="data-slow-loop"),
+    pytest.param("subject", "Hi {{ custom.budget }}", Fails("template_undefined", MISSING_BUDGET), id="missing-field"),
+    pytest.param("body", "{{ custom['budget'] | upper }}", Fails("template_undefined", MISSING_BUDGET), id="missing-field-key"),
+    pytest.param("body", "{{ 100 / (custom.tags | length - 200) }}", Fails("template_error", "ZeroDivisionError"), id="data-error"),
 ]
 # fmt: on
 PROSPECT = {
