@@ -72,12 +72,6 @@ class Sender:
         while self.tasks:
             await asyncio.gather(*self.tasks)
 
-    async def deliver_due(self, clock: Clock) -> int:
-        """Starts the due deliveries the free slots take and waits for them; how many."""
-        started = await self.start_due(clock)
-        await self.settle()
-        return started
-
     async def close(self) -> None:
         await self.settle()
         await self.client.aclose()

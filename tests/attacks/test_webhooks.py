@@ -102,8 +102,8 @@ async def test_embedded_loopback_endpoints_registered_while_allowed_are_refused_
     await log.sequence()
     await relay.publish(redis, clock)
     sender = Sender(Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")}))
-    assert await sender.deliver_due(clock) == len(REGISTERED_WHILE_ALLOWED)
-    await sender.close()
+    assert await sender.start_due(clock) == len(REGISTERED_WHILE_ALLOWED)
+    await sender.close()  # waits for the attempts to end
     deliveries = await WebhookDelivery.all().select_related("endpoint")
     assert {(d.endpoint.url, d.attempts, d.last_error) for d in deliveries} == {
         (url, 1, "The URL resolves to a private or loopback address; webhooks go to public ones.")
