@@ -67,10 +67,12 @@ at save has room for a prospect's data at send (app.sequences.budget.SAVE_SHARE)
 
 WEBHOOK_TIMEOUT = 5
 """Seconds one webhook attempt may take by default. Receivers are expected to
-answer at once and do their work later (Shopify allows 5 s, GitHub 10 s); this
-is also the longest a delivery can wait behind endpoints that hang, when enough
-of them hang together to take every slot (app/webhooks/sender.py). At most 60:
-the claim on a delivery lasts two minutes."""
+answer at once and do their work later (Shopify allows 5 s, GitHub 10 s). It is
+also how long slots stay taken when the endpoints of four organizations hang
+together and take all of a worker's slots (each organization takes a quarter at
+most); as the slots free up, each organization's first due delivery goes before
+any organization's next (app/webhooks/sender.py). At most 60: the claim on a
+delivery lasts two minutes."""
 
 
 @dataclass(frozen=True)

@@ -71,8 +71,8 @@ async def test_without_its_secret_key_a_copy_of_the_database_signs_nothing(
     await relay.publish(redis, clock)
 
     sender = Sender(settings_with(tmp_path, "another key"))
-    assert await sender.deliver_due(clock) == 1
-    await sender.close()
+    assert await sender.start_due(clock) == 1
+    await sender.close()  # waits for the attempts to end
     delivery = await WebhookDelivery.get()
     assert (delivery.attempts, delivery.last_status_code, delivery.last_error) == (
         1,

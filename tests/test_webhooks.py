@@ -4,9 +4,11 @@ checked by the ``standardwebhooks`` package, retries on the clock, 410, SSRF."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,7 +32,8 @@ from app.events.models import Event, EventType
 from app.prospects import service as prospects
 from app.webhooks import deliveries, sealing, service
 from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
-from app.webhooks.sender import PER_ENDPOINT, Sender
+from app.webhooks.sender import PER_ENDPOINT, PER_ORGANIZATION, SLOTS, Sender
+from tasks import worker
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
 from tests.loopback import serving
 
@@ -59,16 +62,38 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield receiver
 
 
-@asynccontextmanager
-async def silent_endpoint() -> AsyncIterator[str]:
-    """The URL of an HTTP server on loopback that takes requests and never answers."""
+@dataclass
+class Silent:
+    """An HTTP server on loopback that takes requests and never answers."""
 
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    url: str = ""
+    held: int = 0
+    """Connections open now."""
+    most_held: int = 0
+    given_up: int = 0
+    """Connections the sender closed (its attempt timed out)."""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.held += 1
+        self.most_held = max(self.most_held, self.held)
         await reader.read()  # until the sender gives up and closes the connection
         writer.close()
+        self.held, self.given_up = self.held - 1, self.given_up + 1
+        self.changed.set()
 
-    async with await asyncio.start_server(hold, "127.0.0.1", 0) as server:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    async def given_up_on(self, count: int) -> None:
+        while self.given_up < count:
+            self.changed.clear()
+            await self.changed.wait()
+
+
+@asynccontextmanager
+async def silent_endpoint() -> AsyncIterator[Silent]:
+    silent = Silent()
+    async with await asyncio.start_server(silent.hold, "127.0.0.1", 0) as server:
+        silent.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+        yield silent
 
 
 @pytest.fixture
@@ -93,11 +118,19 @@ async def new_prospect(org: Org, clock: FrozenClock, name: str = "Ada") -> None:
     assert not errors
 
 
+async def attempt_due(sender: Sender, clock: FrozenClock) -> int:
+    """One pass of the worker's webhook loop, then the attempts it started run to
+    their end (``close`` waits the same way); how many it started."""
+    started = await sender.start_due(clock)
+    await sender.settle()
+    return started
+
+
 async def relay_and_send(redis: Redis, clock: FrozenClock, sender: Sender) -> int:
     """What the worker does: number, publish (owing deliveries), attempt what is due."""
     await log.sequence()
     await relay.publish(redis, clock)
-    return await sender.deliver_due(clock)
+    return await attempt_due(sender, clock)
 
 
 async def test_a_delivery_is_signed_so_standard_webhooks_verifies_it(
@@ -175,14 +208,14 @@ async def test_a_receiver_answering_500_twice_gets_the_event_on_the_third_attemp
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == (DeliveryState.PENDING, 1, 500)
     assert delivery.next_attempt_at is not None
     assert timedelta(seconds=4) <= delivery.next_attempt_at - now_clock.now() <= timedelta(seconds=6)
-    assert await sender.deliver_due(now_clock) == 0  # not due yet
+    assert await attempt_due(sender, now_clock) == 0  # not due yet
     now_clock.advance(6)
-    assert await sender.deliver_due(now_clock) == 1
+    assert await attempt_due(sender, now_clock) == 1
     delivery = await WebhookDelivery.get()
     assert delivery.next_attempt_at is not None
     assert timedelta(minutes=4) <= delivery.next_attempt_at - now_clock.now() <= timedelta(minutes=6)
     now_clock.advance(6 * 60)
-    assert await sender.deliver_due(now_clock) == 1
+    assert await attempt_due(sender, now_clock) == 1
     await sender.close()
     delivery = await WebhookDelivery.get()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == (DeliveryState.SUCCEEDED, 3, 200)
@@ -202,7 +235,7 @@ async def test_retries_run_for_about_a_day_then_the_delivery_is_dead(
     while (delivery := await WebhookDelivery.get()).state == DeliveryState.PENDING:
         assert delivery.next_attempt_at is not None
         clock.advance((delivery.next_attempt_at - clock.now()).total_seconds())
-        assert await sender.deliver_due(clock) == 1
+        assert await attempt_due(sender, clock) == 1
     await sender.close()
     assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == (DeliveryState.DEAD, 8, None)
     assert timedelta(hours=22) < clock.now() - start < timedelta(hours=34)
@@ -312,8 +345,8 @@ async def test_an_endpoint_that_never_answers_holds_back_no_other_organizations_
     )
     await presets.apply(actor=other_org.actor(Role.ADMIN, now_clock), name="lead-workflow")
     sender = Sender(settings)
-    async with silent_endpoint() as silent_url:
-        await service.create_endpoint(org.actor(Role.ADMIN, now_clock), settings, silent_url, None)
+    async with silent_endpoint() as silent:
+        await service.create_endpoint(org.actor(Role.ADMIN, now_clock), settings, silent.url, None)
         await service.create_endpoint(other_org.actor(Role.ADMIN, now_clock), settings, receiver.url, None)
         for n in range(30):  # more than the sender's slots, all due before the other organization's
             await new_prospect(org, now_clock, f"P{n}")
@@ -351,6 +384,94 @@ async def test_an_endpoint_that_never_answers_holds_back_no_other_organizations_
         assert delivery.next_attempt_at is not None
         assert timedelta(seconds=4) <= delivery.next_attempt_at - now_clock.now() <= timedelta(seconds=6)
     assert {delivery.next_attempt_at for delivery in silent if not delivery.attempts} == {now_clock.now()}
+
+
+async def test_an_organization_whose_endpoints_all_hang_holds_back_no_other_organizations_deliveries(
+    org: Org, other_org: Org, redis: Redis, receiver: Receiver, now_clock: FrozenClock, tmp_path: Path
+) -> None:
+    """Four endpoints of one organization never answer and its backlog grows
+    faster than their attempts time out; the worker's webhook loop keeps the
+    other organization's deliveries going at once all along."""
+    settings = Settings.from_env(
+        {"LEADLINE_DATA_DIR": str(tmp_path / "data"), "WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_TIMEOUT_SECONDS": "1"}
+    )
+    await presets.apply(actor=other_org.actor(Role.ADMIN, now_clock), name="lead-workflow")
+    wake = asyncio.Event()
+    sender = Sender(settings, wake=wake)
+    ctx = {"webhook_wake": wake, "webhooks": sender, "clock": now_clock, "settings": settings}
+    async with silent_endpoint() as silent:
+        for n in range(4):
+            await service.create_endpoint(org.actor(Role.ADMIN, now_clock), settings, f"{silent.url}/{n}", None)
+        await service.create_endpoint(other_org.actor(Role.ADMIN, now_clock), settings, receiver.url, None)
+        loop = asyncio.create_task(worker._webhook_loop(ctx))
+        try:
+            for turn in range(3):
+                for n in range(15):  # 60 deliveries owed to the silent endpoints a turn, 10 attempted a timeout
+                    await new_prospect(org, now_clock, f"A{turn}-{n}")
+                await new_prospect(other_org, now_clock, f"B{turn}")
+                receiver.arrived.clear()
+                await log.sequence()
+                await relay.publish(redis, now_clock)
+                wake.set()  # as the relay loop does when it owes deliveries
+                async with asyncio.timeout(settings.webhook_timeout_seconds):  # before any attempt times out
+                    await receiver.arrived.wait()
+                await silent.given_up_on(PER_ORGANIZATION * (turn + 1))  # the silent ones took their slots again
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+            await sender.close()
+
+    assert len(receiver.received) == 3
+    assert silent.most_held == PER_ORGANIZATION
+    backlog = await WebhookDelivery.filter(organization_id=org.id, attempts=0).count()
+    assert backlog >= 3 * 60 - 4 * PER_ORGANIZATION
+
+
+async def test_a_claim_places_each_organizations_first_deliveries_before_any_organizations_next(
+    org: Org, other_org: Org, redis: Redis, clock: FrozenClock, tmp_path: Path
+) -> None:
+    settings = private_ok(tmp_path)
+    await presets.apply(actor=other_org.actor(Role.ADMIN, clock), name="lead-workflow")
+    for n in range(4):
+        await service.create_endpoint(org.actor(Role.ADMIN, clock), settings, f"http://127.0.0.1:9/{n}", None)
+    await service.create_endpoint(other_org.actor(Role.ADMIN, clock), settings, "http://127.0.0.1:9/b", None)
+    for n in range(30):  # 120 deliveries, all due before the other organization's
+        await new_prospect(org, clock, f"P{n}")
+    await new_prospect(other_org, clock)
+    await log.sequence()
+    await relay.publish(redis, clock)
+    running = deliveries.InFlight()
+
+    async def claim(limit: int) -> list[WebhookDelivery]:
+        claimed = await deliveries.claim(
+            clock.now(),
+            limit=limit,
+            per_endpoint=PER_ENDPOINT,
+            per_organization=PER_ORGANIZATION,
+            running=running,
+        )
+        for delivery in claimed:
+            running.start(delivery)
+        return claimed
+
+    first = await claim(SLOTS)
+    assert Counter(delivery.organization_id for delivery in first) == {org.id: PER_ORGANIZATION, other_org.id: 1}
+    by_endpoint = Counter(delivery.endpoint_id for delivery in first if delivery.organization_id == org.id)
+    assert sorted(by_endpoint.values()) == [2, 2, 3, 3]  # each endpoint's first, then each one's second...
+
+    # One attempt of each ends; the other organization's next delivery goes
+    # first though the first organization's are due longer: it has 9 running.
+    for organization_id in (org.id, other_org.id):
+        running.end(next(delivery for delivery in first if delivery.organization_id == organization_id))
+    await new_prospect(other_org, clock, "Bob")
+    await log.sequence()
+    await relay.publish(redis, clock)
+    [second] = await claim(1)
+    assert second.organization_id == other_org.id
+    [third] = await claim(1)
+    assert third.organization_id == org.id
+    assert await claim(SLOTS) == []  # the first organization is at its limit, the other has nothing due
 
 
 def test_the_retry_schedule_spans_about_a_day() -> None:

@@ -6,14 +6,16 @@ from app.webhooks import sealing
 
 
 async def _reseal(schema_editor, change) -> None:
-    """Rewrites each endpoint's secrets through ``change`` (None stays None)."""
+    """Rewrites each endpoint's secrets through ``change(stored, endpoint id,
+    column)`` (None stays None)."""
     if schema_editor.collect_sql:
         return  # `tortoise sqlmigrate` prints SQL; a data migration has none to print
     client = schema_editor.client
     marks = ("$1", "$2", "$3") if client.capabilities.dialect == "postgres" else ("?", "?", "?")
     rows = await client.execute_query_dict('SELECT "id", "secret", "previous_secret" FROM "webhook_endpoint"')
     for row in rows:
-        secret, previous = change(row["secret"]), row["previous_secret"] and change(row["previous_secret"])
+        secret = change(row["secret"], row["id"], "secret")
+        previous = row["previous_secret"] and change(row["previous_secret"], row["id"], "previous_secret")
         if (secret, previous) != (row["secret"], row["previous_secret"]):
             await client.execute_query(
                 f'UPDATE "webhook_endpoint" SET "secret" = {marks[0]}, "previous_secret" = {marks[1]} '
@@ -24,18 +26,28 @@ async def _reseal(schema_editor, change) -> None:
 
 async def seal_plain_secrets(apps, schema_editor) -> None:
     key = db.migration_settings().secret_key
-    await _reseal(schema_editor, lambda stored: stored if sealing.is_sealed(stored) else sealing.seal(stored, secret_key=key))
+
+    def seal(stored, endpoint_id, column):
+        if sealing.is_sealed(stored):
+            return stored
+        return sealing.seal(stored, secret_key=key, endpoint_id=endpoint_id, column=column)
+
+    await _reseal(schema_editor, seal)
 
 
 async def unseal_secrets(apps, schema_editor) -> None:
     key = db.migration_settings().secret_key
-    await _reseal(schema_editor, lambda stored: sealing.unseal(stored, secret_key=key))
+
+    def unseal(stored, endpoint_id, column):
+        return sealing.unseal(stored, secret_key=key, endpoint_id=endpoint_id, column=column)
+
+    await _reseal(schema_editor, unseal)
 
 
 class Migration(migrations.Migration):
     """Webhook signing secrets stored sealed with a key derived from SECRET_KEY
-    (app/webhooks/sealing.py), the current and the previous one; undone, they are
-    stored plain again."""
+    (app/webhooks/sealing.py), the current and the previous one, each bound to its
+    endpoint and column; undone, they are stored plain again."""
 
     dependencies = [('models', '0014_sending_identity')]
 

@@ -1,9 +1,12 @@
 """Webhook signing secrets at rest: sealed with AES-256-GCM (the `cryptography`
 package) under a key derived from SECRET_KEY by HKDF-SHA256, and stored as
 ``enc1:`` and the base64 of nonce, ciphertext and tag (93 characters for a
-``whsec_`` secret, within the column's 100). A value without the prefix is a
-secret stored plain before sealing (migration 0014 seals those) and reads as
-it is. ``signing_secrets`` is the one reader of the stored secrets.
+``whsec_`` secret, within the column's 100). The endpoint's id and the column
+(``secret`` or ``previous_secret``) are the associated data: a sealed value
+opens only where it was sealed, so one copied to another endpoint's row, or from
+the previous column to the current one, signs nothing there. A value without the
+prefix is a secret stored plain before sealing (migration 0015 seals those) and
+reads as it is. ``signing_secrets`` is the one reader of the stored secrets.
 
 A copy of the database alone no longer signs anything: it takes SECRET_KEY
 too. Changing SECRET_KEY makes the sealed secrets unreadable: each endpoint's
@@ -16,6 +19,7 @@ import contextlib
 import os
 from datetime import datetime
 from functools import lru_cache
+from typing import Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -29,6 +33,8 @@ _INFO = b"leadline/webhook-signing-secrets/v1"
 """HKDF's label: the key serves this and nothing else SECRET_KEY keys."""
 _NONCE = 12
 
+Column = Literal["secret", "previous_secret"]
+
 
 class UnreadableSecret(Exception):
     """A sealed secret that SECRET_KEY does not open (the key changed)."""
@@ -40,9 +46,13 @@ def _cipher(secret_key: str) -> AESGCM:
     return AESGCM(key)
 
 
-def seal(secret: str, *, secret_key: str) -> str:
+def _associated(endpoint_id: int, column: Column) -> bytes:
+    return f"webhook_endpoint/{endpoint_id}/{column}".encode()
+
+
+def seal(secret: str, *, secret_key: str, endpoint_id: int, column: Column) -> str:
     nonce = os.urandom(_NONCE)
-    sealed = nonce + _cipher(secret_key).encrypt(nonce, secret.encode(), None)
+    sealed = nonce + _cipher(secret_key).encrypt(nonce, secret.encode(), _associated(endpoint_id, column))
     return PREFIX + base64.urlsafe_b64encode(sealed).decode()
 
 
@@ -50,12 +60,13 @@ def is_sealed(stored: str) -> bool:
     return stored.startswith(PREFIX)
 
 
-def unseal(stored: str, *, secret_key: str) -> str:
+def unseal(stored: str, *, secret_key: str, endpoint_id: int, column: Column) -> str:
     if not is_sealed(stored):
         return stored
     try:
         sealed = base64.urlsafe_b64decode(stored.removeprefix(PREFIX))
-        return _cipher(secret_key).decrypt(sealed[:_NONCE], sealed[_NONCE:], None).decode()
+        opened = _cipher(secret_key).decrypt(sealed[:_NONCE], sealed[_NONCE:], _associated(endpoint_id, column))
+        return opened.decode()
     except (InvalidTag, ValueError) as error:
         raise UnreadableSecret("The endpoint's secret does not open with this SECRET_KEY; rotate it.") from error
 
@@ -63,9 +74,24 @@ def unseal(stored: str, *, secret_key: str) -> str:
 def signing_secrets(endpoint: WebhookEndpoint, now: datetime, *, secret_key: str) -> list[str]:
     """The current secret, and the previous one for 24 hours after a rotation
     (left out when it does not open: rotated after SECRET_KEY changed)."""
-    secrets = [unseal(endpoint.secret, secret_key=secret_key)]
+    secrets = [unseal(endpoint.secret, secret_key=secret_key, endpoint_id=endpoint.id, column="secret")]
     previous, expires = endpoint.previous_secret, endpoint.previous_secret_expires_at
     if previous and expires and expires > now:
         with contextlib.suppress(UnreadableSecret):
-            secrets.append(unseal(previous, secret_key=secret_key))
+            secrets.append(unseal(previous, secret_key=secret_key, endpoint_id=endpoint.id, column="previous_secret"))
     return secrets
+
+
+def rotate(endpoint: WebhookEndpoint, new_secret: str, *, secret_key: str) -> None:
+    """Sets ``new_secret`` as the endpoint's current secret and the current one as
+    its previous (sealed again for that column; none when it does not open, as it
+    would sign nothing)."""
+    try:
+        current = unseal(endpoint.secret, secret_key=secret_key, endpoint_id=endpoint.id, column="secret")
+    except UnreadableSecret:
+        endpoint.previous_secret = None
+    else:
+        endpoint.previous_secret = seal(
+            current, secret_key=secret_key, endpoint_id=endpoint.id, column="previous_secret"
+        )
+    endpoint.secret = seal(new_secret, secret_key=secret_key, endpoint_id=endpoint.id, column="secret")

@@ -1,12 +1,14 @@
 """Attempts due webhook deliveries (worker side): each a signed POST of the
 event's payload to the address its endpoint's URL resolves to, now.
 
-Attempts run concurrently, up to SLOTS at once and PER_ENDPOINT to one
-endpoint, and each is cut off after WEBHOOK_TIMEOUT_SECONDS (resolving the
-host, connecting, sending, and the answer's status line and headers; the body
-is never read). An endpoint that hangs therefore holds PER_ENDPOINT slots for
-the timeout at most while the other slots go on delivering; a timed-out attempt
-is a failed one, retried on the usual schedule."""
+Attempts run concurrently, up to SLOTS at once, PER_ORGANIZATION of one
+organization and PER_ENDPOINT to one endpoint, and each is cut off after
+WEBHOOK_TIMEOUT_SECONDS (resolving the host, connecting, sending, and the
+answer's status line and headers; the body is never read). An organization
+whose endpoints hang therefore holds PER_ORGANIZATION slots, each for the
+timeout at most, however long its backlog, while the other slots go on
+delivering; a timed-out attempt is a failed one, retried on the usual schedule.
+"""
 
 from __future__ import annotations
 
@@ -26,12 +28,18 @@ from app.webhooks import deliveries, sealing, signing, targets
 from app.webhooks.deliveries import Outcome
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
-SLOTS = 20
+SLOTS = 40
 """Attempts a worker runs at once."""
-PER_ENDPOINT = 5
-"""Attempts to one endpoint at once: a quarter of the slots, so it takes four
-endpoints hanging together before a fifth one's deliveries wait (for the timeout
-at most); an endpoint answering in 50 ms still gets 100 deliveries a second."""
+PER_ORGANIZATION = SLOTS // 4
+"""Attempts of one organization at once (10), a quarter of the slots: it takes
+four organizations whose endpoints all hang before others' deliveries wait, and
+then as the slots free up (each attempt ends within the timeout) each
+organization's first due delivery goes before any organization's next one
+(``deliveries.claim``), so no organization's backlog keeps the slots."""
+PER_ENDPOINT = PER_ORGANIZATION // 2
+"""Attempts to one endpoint at once (5): an endpoint that hangs leaves its
+organization's other endpoints half of its slots, and one answering in 50 ms
+still gets 100 deliveries a second."""
 USER_AGENT = "Leadline-Webhooks/1"
 logger = logging.getLogger("leadline.webhooks")
 
@@ -49,8 +57,7 @@ class Sender:
         self.wake = wake
         self.rng = rng or random.Random()
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False)
-        self.running: dict[int, int] = {}
-        """Endpoint id: its attempts in flight."""
+        self.running = deliveries.InFlight()
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def start_due(self, clock: Clock) -> int:
@@ -59,9 +66,15 @@ class Sender:
         free = SLOTS - len(self.tasks)
         if free <= 0:
             return 0
-        claimed = await deliveries.claim(clock.now(), limit=free, per_endpoint=PER_ENDPOINT, running=self.running)
+        claimed = await deliveries.claim(
+            clock.now(),
+            limit=free,
+            per_endpoint=PER_ENDPOINT,
+            per_organization=PER_ORGANIZATION,
+            running=self.running,
+        )
         for delivery in claimed:
-            self.running[delivery.endpoint_id] = self.running.get(delivery.endpoint_id, 0) + 1
+            self.running.start(delivery)
             task = asyncio.create_task(self._attempt_and_record(delivery, clock))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -71,12 +84,6 @@ class Sender:
         """Waits for the attempts in flight to end and be recorded."""
         while self.tasks:
             await asyncio.gather(*self.tasks)
-
-    async def deliver_due(self, clock: Clock) -> int:
-        """Starts the due deliveries the free slots take and waits for them; how many."""
-        started = await self.start_due(clock)
-        await self.settle()
-        return started
 
     async def close(self) -> None:
         await self.settle()
@@ -89,9 +96,7 @@ class Sender:
         except Exception as error:  # the claim's lease lapses and the delivery is attempted again
             db.log_failure(logger, f"webhook delivery {delivery.id}: attempt not recorded", error)
         finally:
-            left = self.running.pop(delivery.endpoint_id) - 1
-            if left:
-                self.running[delivery.endpoint_id] = left
+            self.running.end(delivery)
             if self.wake is not None:
                 self.wake.set()
 

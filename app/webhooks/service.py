@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from app.accounts.actor import Actor
 from app.config import Settings
 from app.errors import InvalidInput
@@ -43,13 +45,17 @@ async def create_endpoint(
     if await WebhookEndpoint.filter(organization_id=actor.organization_id).count() >= MAX_ENDPOINTS:
         raise InvalidInput(f"An organization has at most {MAX_ENDPOINTS} webhook endpoints.", targets.URL_FIELD)
     secret = signing.new_secret()
-    endpoint = await WebhookEndpoint.create(
-        organization_id=actor.organization_id,
-        url=await _checked_url(url, settings),
-        event_types=_types(event_types),
-        secret=sealing.seal(secret, secret_key=settings.secret_key),
-        created_at=actor.now(),
-    )
+    checked = await _checked_url(url, settings)
+    async with in_transaction():
+        endpoint = await WebhookEndpoint.create(
+            organization_id=actor.organization_id,
+            url=checked,
+            event_types=_types(event_types),
+            secret="",  # sealed below: the sealing binds the row's id
+            created_at=actor.now(),
+        )
+        endpoint.secret = sealing.seal(secret, secret_key=settings.secret_key, endpoint_id=endpoint.id, column="secret")
+        await endpoint.save(update_fields=["secret"])
     return WithSecret(endpoint, secret)
 
 
@@ -91,8 +97,7 @@ async def delete_endpoint(actor: Actor, endpoint_id: str) -> int:
 async def rotate_secret(actor: Actor, settings: Settings, endpoint_id: str) -> WithSecret:
     endpoint = await get_endpoint(actor, endpoint_id)
     secret = signing.new_secret()
-    # The old secret moves over sealed as it is.
-    endpoint.previous_secret, endpoint.secret = endpoint.secret, sealing.seal(secret, secret_key=settings.secret_key)
+    sealing.rotate(endpoint, secret, secret_key=settings.secret_key)
     endpoint.previous_secret_expires_at = actor.now() + ROTATION_OVERLAP
     await endpoint.save()
     return WithSecret(endpoint, secret)

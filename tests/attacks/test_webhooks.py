@@ -1,5 +1,6 @@
 """Webhooks out: the addresses a webhook may not reach (SPEC R10.3, R15), every
-form an address takes in a URL, refused at registration and again at send."""
+form an address takes in a URL, refused at registration and again at send; and
+sealed signing secrets moved between rows of the database."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from app import presets
+from app import ids, presets
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.config import Settings
 from app.events import log, relay
 from app.prospects import service as prospects
-from app.webhooks import service
-from app.webhooks.models import WebhookDelivery
+from app.webhooks import sealing, service
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from app.webhooks.sender import Sender
 from tests.conftest import GraphQL, Org, mutate
 
@@ -66,6 +67,21 @@ ADDRESSES = [
 ]
 """Each URL, and whether createWebhookEndpoint takes it (WEBHOOK_ALLOW_PRIVATE unset)."""
 
+OTHER, OWN = "another organization's endpoint", "the same endpoint"
+NOTHING, ITS_CURRENT = "nothing signs", "only its own current secret signs"
+
+MOVED_SECRETS = [
+    pytest.param(OTHER, "secret", "secret", NOTHING, id="another-endpoints-secret-as-current"),
+    pytest.param(OTHER, "previous_secret", "secret", NOTHING, id="another-endpoints-previous-as-current"),
+    pytest.param(OTHER, "secret", "previous_secret", ITS_CURRENT, id="another-endpoints-secret-as-previous"),
+    pytest.param(OTHER, "previous_secret", "previous_secret", ITS_CURRENT, id="another-endpoints-previous-as-previous"),
+    pytest.param(OWN, "previous_secret", "secret", NOTHING, id="own-previous-secret-as-current"),
+]
+"""A sealed secret copied into an endpoint's row by someone who can write the
+database but has no SECRET_KEY (whose row, from which column, into which), and
+what then signs that endpoint's deliveries: a sealed value opens only in the
+row and column it was sealed for."""
+
 ENDPOINT = "webhookEndpoint { url }"
 
 
@@ -77,6 +93,35 @@ async def test_webhook_addresses(gql: GraphQL, org: Org, url: str, verdict: str)
         assert [(e["code"], e["field"]) for e in payload["errors"]] == [("INVALID_INPUT", ["input", "url"])]
     else:
         assert payload["errors"] == [] and payload["webhookEndpoint"] == {"url": url}
+
+
+@pytest.mark.parametrize(("source", "from_column", "to_column", "signs"), MOVED_SECRETS)
+async def test_sealed_secrets_moved_between_rows(
+    org: Org,
+    other_org: Org,
+    settings: Settings,
+    clock: FrozenClock,
+    source: str,
+    from_column: str,
+    to_column: str,
+    signs: str,
+) -> None:
+    current = {}
+    for owner in (org, other_org):
+        admin = owner.actor(Role.ADMIN, clock)
+        made = await service.create_endpoint(admin, settings, "https://8.8.8.8/hook", None)
+        gid = ids.encode("WebhookEndpoint", made.endpoint.id)
+        current[owner.id] = (await service.rotate_secret(admin, settings, gid)).secret
+    target = await WebhookEndpoint.get(organization_id=org.id)
+    origin = target if source == OWN else await WebhookEndpoint.get(organization_id=other_org.id)
+    await WebhookEndpoint.filter(id=target.id).update(**{to_column: getattr(origin, from_column)})
+
+    moved = await WebhookEndpoint.get(id=target.id)
+    try:
+        signing = sealing.signing_secrets(moved, clock.now(), secret_key=settings.secret_key)
+    except sealing.UnreadableSecret:  # the delivery fails, saying so
+        signing = []
+    assert signing == {NOTHING: [], ITS_CURRENT: [current[org.id]]}[signs]
 
 
 REGISTERED_WHILE_ALLOWED = [
@@ -102,8 +147,8 @@ async def test_embedded_loopback_endpoints_registered_while_allowed_are_refused_
     await log.sequence()
     await relay.publish(redis, clock)
     sender = Sender(Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")}))
-    assert await sender.deliver_due(clock) == len(REGISTERED_WHILE_ALLOWED)
-    await sender.close()
+    assert await sender.start_due(clock) == len(REGISTERED_WHILE_ALLOWED)
+    await sender.close()  # waits for the attempts to end
     deliveries = await WebhookDelivery.all().select_related("endpoint")
     assert {(d.endpoint.url, d.attempts, d.last_error) for d in deliveries} == {
         (url, 1, "The URL resolves to a private or loopback address; webhooks go to public ones.")
