@@ -115,7 +115,8 @@ MAX_EMAIL_BYTES = 25 * 1024 * 1024
 async def email_inbound(request: Request) -> Response:
     """A raw RFC 5322 message (R6.1), authorized by ``Bearer $INBOUND_EMAIL_TOKEN``.
     Answers what Leadline made of it: recorded, duplicate or unrouted, and its kind;
-    422 for a message it will not read (parts nested too deep)."""
+    422 for a message it will not read (parts nested too deep, too many, or more
+    CPU time than INBOUND_EMAIL_READ_SECONDS)."""
     settings, clock = _context(request)
     token = settings.inbound_email_token
     given = request.headers.get("Authorization", "")
@@ -127,7 +128,7 @@ async def email_inbound(request: Request) -> Response:
     if len(raw) > MAX_EMAIL_BYTES:
         return JSONResponse({"error": "The email is larger than 25 MB."}, status_code=413)
     try:
-        received = await inbound_email.receive_email(raw, clock)
+        received = await inbound_email.receive_email(raw, clock=clock, cpu_seconds=settings.inbound_email_read_seconds)
     except mime.Unreadable as unreadable:
         return JSONResponse({"error": str(unreadable)}, status_code=422)
     return JSONResponse({"result": received.outcome.value, "kind": received.kind.value})

@@ -24,7 +24,7 @@ receipt key), so a mail system delivering it twice changes nothing.
 
 from __future__ import annotations
 
-import email
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -47,13 +47,16 @@ from app.prospects.models import Channel, Prospect
 
 logger = logging.getLogger("leadline.inbound_email")
 
-MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+# No "@" in the left part (RFC 5322's id-left has none): with one, it backtracked quadratically.
+MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s]+>")
 # What a message row holds (Message.external_id, from_address, to_address): an
 # email may say more, and a longer id matches nothing of ours.
 ID_MAX = 255
 ADDRESS_MAX = 320
 STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
 DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
+BOUNCE_BYTES = 256 * 1024
+"""What flufl.bounce reads of a bounce: its report comes first, the returned original after."""
 
 
 class EmailKind(StrEnum):
@@ -80,11 +83,13 @@ class Classified:
     status: str | None = None
 
 
-def classify(raw: bytes) -> Classified:
-    """What ``raw`` is; mime.Unreadable if its parts nest too deep to read. Its text
-    comes without NUL characters, which PostgreSQL stores in no text column (an
-    email may carry them, encoded or not)."""
-    found = _classified(mime.parse(raw), raw)
+def classify(raw: bytes, *, cpu_seconds: float) -> Classified:
+    """What ``raw`` is; mime.Unreadable if its parts nest too deep to read, or once
+    reading it has taken ``cpu_seconds`` of this thread's CPU time. Its text comes
+    without NUL characters, which PostgreSQL stores in no text column (an email
+    may carry them, encoded or not)."""
+    budget = mime.Budget(cpu_seconds)
+    found = _classified(mime.parse(raw, budget=budget), raw, budget)
     return replace(
         found,
         message_id=found.message_id and _storable(found.message_id),
@@ -102,18 +107,19 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def _classified(message: EmailMessage, raw: bytes) -> Classified:
+def _classified(message: EmailMessage, raw: bytes, budget: mime.Budget) -> Classified:
     sender = parseaddr(str(message.get("From", "")))[1].lower()[:ADDRESS_MAX]
     found = Classified(
         kind=EmailKind.REPLY,
         message_id=_first_id(message.get("Message-ID")),
         sender=sender,
         recipients=_recipients(message),
-        subject=" ".join(str(message.get("Subject", "")).split())[:998],
+        subject=" ".join(str(message.get("Subject", "")).split())[: mime.MAX_SUBJECT],
         body=mime.text(message),
     )
     threaded = [*_ids(message.get("In-Reply-To")), *reversed(_ids(message.get("References")))]
-    if _delivery_status(message, found) or _heuristic_bounce(raw, message, found):
+    budget.check()
+    if _delivery_status(message, found) or _heuristic_bounce(raw, message, found, budget):
         found.kind = EmailKind.BOUNCE
         found.answers = list(dict.fromkeys([*found.answers, *threaded]))
         return found
@@ -192,12 +198,13 @@ def _returned_ids(part: MimeMessage) -> list[str]:
     return [match.group(1)] if match else []
 
 
-def _heuristic_bounce(raw: bytes, message: EmailMessage, found: Classified) -> bool:
-    """A bounce without a standard report, from a mailer daemon: flufl.bounce's detectors."""
+def _heuristic_bounce(raw: bytes, message: EmailMessage, found: Classified, budget: mime.Budget) -> bool:
+    """A bounce without a standard report, from a mailer daemon: flufl.bounce's
+    detectors, on its first BOUNCE_BYTES (they cost 0.5 s a MB of body)."""
     from_daemon = found.sender.partition("@")[0] in DAEMONS
     if not from_daemon and str(message.get("Return-Path", "")).strip() != "<>":
         return False
-    legacy = email.message_from_bytes(raw)  # flufl.bounce reads compat32 messages
+    legacy = mime.parse_legacy(raw[:BOUNCE_BYTES], budget=budget)  # flufl.bounce reads compat32 messages
     try:
         temporary, permanent = all_failures(legacy)
     except (IndexError, AttributeError, ValueError, TypeError, LookupError):  # its detectors', on malformed mail
@@ -237,8 +244,10 @@ class Received:
     kind: EmailKind
 
 
-async def receive_email(raw: bytes, clock: Clock) -> Received:
-    found = classify(raw)
+async def receive_email(raw: bytes, *, clock: Clock, cpu_seconds: float) -> Received:
+    """Reads ``raw`` (in a thread: the event loop serves other requests meanwhile,
+    and reading stops after ``cpu_seconds``) and records it with its effects."""
+    found = await asyncio.to_thread(classify, raw, cpu_seconds=cpu_seconds)
     try:
         async with in_transaction():
             outcome = await _record(found, clock)

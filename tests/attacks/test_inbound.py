@@ -4,7 +4,10 @@ anyone can forge (R6, R15)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -14,12 +17,13 @@ from app.accounts import service as accounts
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.config import Settings
-from app.messaging import sending
+from app.messaging import inbound_email, sending
 from app.messaging.models import Message
 from app.prospects.models import Prospect
 from app.sequences import scheduler
 from app.sequences.models import StepType
 from app.sequences.service import StepSpec
+from app.web import create_app
 from tests.conftest import Org
 from tests.test_scheduler import setup
 
@@ -40,6 +44,16 @@ def nested_messages(depth: int) -> bytes:
     ).encode()
 
 
+def many_parts(count: int) -> bytes:
+    parts = "".join("--a\nContent-Type: text/plain\n\nx\n" for _ in range(count))
+    return f'From: x@y.example\nTo: sales@acme.example\nContent-Type: multipart/mixed; boundary="a"\n\n{parts}--a--\n'.encode()
+
+
+def to_acme(headers: str, body: str = "hello") -> bytes:
+    """A mail from Ada to Acme's sender address with ``headers`` besides."""
+    return f"From: ada@client.example\nTo: sales@acme.example\n{headers}\n\n{body}\n".encode()
+
+
 def corpus(name: str, *, strip_original: bool = False) -> bytes:
     raw = (CORPUS / name).read_bytes()
     return re.sub(rb"(?im)^[\w-]*message-id: *" + re.escape(NOT_OURS) + rb"\r?\n", b"", raw) if strip_original else raw
@@ -51,6 +65,7 @@ REQUESTS = [
     pytest.param("POST", "/webhooks/email/inbound", nested_multiparts(21), 422, id="email-multiparts-21-deep"),
     pytest.param("POST", "/webhooks/email/inbound", nested_messages(1000), 422, id="email-attached-mails-1000-deep"),
     pytest.param("POST", "/webhooks/email/inbound", nested_messages(21), 422, id="email-attached-mails-21-deep"),
+    pytest.param("POST", "/webhooks/email/inbound", many_parts(10_000), 422, id="email-10000-parts"),
     pytest.param("GET", "/u/%C3%A9.%C3%A9", None, 404, id="unsubscribe-page-non-ascii-token"),
     pytest.param("POST", "/u/%C3%A9.%C3%A9", None, 404, id="one-click-unsubscribe-non-ascii-token"),
     pytest.param("GET", "/u/bWU.%F0%9F%98%80%F0%9F%98%80", None, 404, id="unsubscribe-page-emoji-signature"),
@@ -102,6 +117,38 @@ MALFORMED = [
         "reply",
         id="nul-encoded-in-subject-and-body",
     ),
+    pytest.param(
+        to_acme("Content-Type: text/plain; charset*0*=utf-8''x; charset*"), "recorded", "reply", id="param-unnumbered"
+    ),
+    pytest.param(
+        to_acme("Content-Type: multipart/mixed; boundary*0*=x; boundary*", "--x\nhello\n--x--"),
+        "recorded",
+        "reply",
+        id="boundary-unnumbered",
+    ),
+]
+
+
+# Replies from Ada to Acme whose headers or body cost the email package (or a regex)
+# time quadratic in their length, each seconds of CPU before: each is recorded, cheaply.
+HEAVY = [
+    pytest.param(to_acme("Cc: " + ", ".join(f"P {i} <p{i}@c{i % 50}.example>" for i in range(20_000))), id="cc-20000"),
+    pytest.param(to_acme("".join(f"Cc: p{i}@c.example\n" for i in range(20_000)).strip()), id="cc-20000-fields"),
+    pytest.param(
+        to_acme("Delivered-To: " + ", ".join(f"p{i}@c.example" for i in range(20_000))), id="delivered-to-20000"
+    ),
+    pytest.param(to_acme("Subject: " + "word " * 200_000), id="subject-of-200000-words"),
+    pytest.param(
+        to_acme("Content-Type: text/plain; " + "; ".join(f"a{i}=b" for i in range(10_000))),
+        id="content-type-10000-parameters",
+    ),
+    pytest.param(
+        to_acme("Content-Type: text/plain; " + "; ".join(f"a*{i}*=b" for i in range(10_000))),
+        id="content-type-10000-continuations",
+    ),
+    pytest.param(to_acme("Content-Type: text/html", "<p>hello</p>" + "<style>x" * 20_000), id="html-20000-open-styles"),
+    pytest.param(to_acme("Content-Type: text/html", "<p>hello</p>" + "<x" * 100_000), id="html-100000-open-tags"),
+    pytest.param(to_acme("In-Reply-To: <" + "@" * 50_000), id="in-reply-to-of-50000-at-signs"),
 ]
 
 
@@ -181,3 +228,78 @@ async def test_a_reply_with_overlong_addresses_and_ids_is_recorded_cut_to_size(
     assert answer.json() == {"result": "recorded", "kind": "reply"}
     [reply] = await Message.filter(direction="INBOUND")
     assert (len(reply.from_address or ""), reply.external_id, reply.prospect_id) == (320, None, enrollment.prospect_id)
+
+
+@pytest.mark.parametrize("raw", HEAVY)
+async def test_a_mail_with_huge_headers_is_recorded_in_little_cpu_time(
+    client: httpx.AsyncClient, org: Org, clock: FrozenClock, raw: bytes
+) -> None:
+    changes = accounts.OrganizationChanges(email_from="sales@acme.example")
+    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
+    [enrollment] = await setup(org, clock)  # Ada, ada@client.example
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+
+    started = time.process_time()
+    answer = await client.post("/webhooks/email/inbound", content=raw, headers=headers)
+    cpu = time.process_time() - started
+
+    assert answer.json() == {"result": "recorded", "kind": "reply"}
+    assert cpu < 1, f"{cpu:.2f} s of CPU"
+    [reply] = await Message.filter(direction="INBOUND")
+    assert reply.prospect_id == enrollment.prospect_id and "hello" in reply.body
+
+
+async def test_a_mail_that_takes_longer_to_read_than_its_budget_is_refused(
+    tmp_path: Path, org: Org, clock: FrozenClock
+) -> None:
+    settings = Settings.from_env(
+        {"LEADLINE_DATA_DIR": str(tmp_path / "data"), "INBOUND_EMAIL_TOKEN": TOKEN, "INBOUND_EMAIL_READ_SECONDS": "0.1"}
+    )
+    # Short lines nested 19 deep: each line is checked against every boundary (~2 s unbounded).
+    opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(19))
+    closing = "".join(f"--b{i}--\n" for i in reversed(range(19)))
+    raw = to_acme(opening + "Content-Type: text/plain", "a\n" * 1_000_000 + closing)
+    app = create_app(settings, clock=clock, manage_resources=False)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://leadline.test") as client:
+        started = time.process_time()
+        answer = await client.post("/webhooks/email/inbound", content=raw, headers=headers)
+        cpu = time.process_time() - started
+
+    assert (answer.status_code, answer.json()) == (
+        422,
+        {"error": "Reading the email took more than 0.1 s of CPU time."},
+    )
+    assert cpu < 0.5, f"{cpu:.2f} s of CPU"
+    assert await Message.all().count() == 0
+
+
+async def test_health_answers_while_an_email_is_read(
+    org: Org, clock: FrozenClock, live_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The email is read off the event loop: /healthz answers while a mail is being
+    read (held in reading here until it has; read on the loop, it would wait 5 s)."""
+    changes = accounts.OrganizationChanges(email_from="sales@acme.example")
+    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
+    await setup(org, clock)
+    reading, healthy = threading.Event(), threading.Event()
+    classify = inbound_email.classify
+
+    def held(raw: bytes, **options: float) -> inbound_email.Classified:
+        reading.set()
+        healthy.wait(timeout=5)
+        return classify(raw, **options)
+
+    monkeypatch.setattr(inbound_email, "classify", held)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+    async with httpx.AsyncClient(base_url=live_server) as http:
+        posted = asyncio.create_task(http.post("/webhooks/email/inbound", content=to_acme(""), headers=headers))
+        assert await asyncio.to_thread(reading.wait, 5)
+        health = await http.get("/healthz")
+        answered_while_reading = not posted.done()
+        healthy.set()
+        answer = await posted
+
+    assert (health.status_code, answered_while_reading) == (200, True)
+    assert answer.json() == {"result": "recorded", "kind": "reply"}
