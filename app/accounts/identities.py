@@ -5,8 +5,9 @@ Invariants: an identity is compared in its normalized form (E.164 for a number;
 the bare address, lower-cased, for an email address however it is written), and
 a unique index on that form is the only judge of a claim, so two organizations
 claiming one identity at the same moment get one claim and one CONFLICT. Inbound
-traffic finds its organization by one indexed lookup of the identity it was sent
-to; an identity no organization holds routes nowhere.
+traffic finds the organizations it was sent to by one indexed lookup of the
+identities it names, never by guessing; an identity no organization holds routes
+nowhere.
 """
 
 from __future__ import annotations
@@ -69,15 +70,14 @@ async def sms_holder(number: str) -> Organization | None:
     return held.organization if held is not None else None
 
 
-async def email_holder(recipients: Sequence[str]) -> int | None:
-    """The id of the organization a mail to ``recipients`` was sent to: the holder of
-    the first recipient that is a sender address (the envelope's, Delivered-To,
-    comes first), so a mail copied to two organizations goes to one, always the same."""
+async def email_holders(recipients: Sequence[str]) -> list[int]:
+    """The ids of the organizations a mail to ``recipients`` was sent to: each that
+    holds one of them as its sender address, in the order the recipients come."""
     keys = [key for key in dict.fromkeys(email_key(r) for r in recipients) if key is not None]
     if not keys:
-        return None
+        return []
     held = {
         row.address: row.organization_id
         for row in await SendingIdentity.filter(address__in=keys, kind=IdentityKind.EMAIL_FROM)
     }
-    return next((held[key] for key in keys if key in held), None)
+    return list(dict.fromkeys(held[key] for key in keys if key in held))

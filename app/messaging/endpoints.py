@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from app.clock import Clock
 from app.config import Settings
-from app.messaging import inbound_email, mime, twilio, unsubscribe
+from app.messaging import email_routing, mime, twilio, unsubscribe
 
 logger = logging.getLogger("leadline.webhooks")
 
@@ -128,7 +128,7 @@ async def email_inbound(request: Request) -> Response:
     if len(raw) > MAX_EMAIL_BYTES:
         return JSONResponse({"error": "The email is larger than 25 MB."}, status_code=413)
     try:
-        received = await inbound_email.receive_email(raw, clock=clock, cpu_seconds=settings.inbound_email_read_seconds)
+        received = await email_routing.receive_email(raw, clock=clock, cpu_seconds=settings.inbound_email_read_seconds)
     except mime.Unreadable as unreadable:
         return JSONResponse({"error": str(unreadable)}, status_code=422)
     return JSONResponse({"result": received.outcome.value, "kind": received.kind.value})

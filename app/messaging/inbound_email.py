@@ -1,4 +1,4 @@
-"""Raw inbound email (R6.1): what a message is, and what it does.
+"""Raw inbound email (R6.1): what a message is.
 
 ``classify`` sorts a raw RFC 5322 message into
 
@@ -10,22 +10,15 @@
 - an auto-reply (RFC 3834 ``Auto-Submitted`` other than ``no``, and the
   de-facto ``X-Autoreply``, ``X-Autorespond``, ``X-Auto-Response-Suppress``,
   ``Precedence: bulk | junk | auto_reply``, an empty return path);
-- a reply: anything else.
+- a reply: anything else;
 
-``receive_email`` then records it for the prospect it concerns, found through
-our message it answers (In-Reply-To, References, a bounce's original), else,
-for a reply or an auto-reply, by sender address within the organization that
-holds the address the mail was sent to (app.accounts.identities), in one
-transaction with its effects. A bounce that names none of our Message-IDs is
-unrouted: anyone can write one, and it would otherwise bounce any prospect
-whose address it names. Each email is recorded once (its Message-ID is its
-receipt key), so a mail system delivering it twice changes nothing.
+with what routing needs: its sender, where it was sent (app/messaging/mime.py
+reads the first 100 addresses of each field), the Message-IDs it names.
+app/messaging/email_routing.py records it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
@@ -34,18 +27,9 @@ from email.utils import getaddresses, parseaddr
 from enum import StrEnum
 
 from flufl.bounce import all_failures
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
-from app.accounts import identities
-from app.accounts.actor import system_actor
-from app.clock import Clock
-from app.messaging import inbound, mime
-from app.messaging.inbound import Kind
-from app.messaging.models import BounceType, Direction, Message
-from app.prospects.models import Channel, Prospect
-
-logger = logging.getLogger("leadline.inbound_email")
+from app.messaging import mime
+from app.messaging.models import BounceType
 
 # No "@" in the left part (RFC 5322's id-left has none): with one, it backtracked quadratically.
 MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s]+>")
@@ -230,90 +214,3 @@ def _automatic(message: EmailMessage) -> bool:
     if str(message.get("Precedence", "")).strip().lower() in ("bulk", "junk", "auto_reply"):
         return True
     return str(message.get("Return-Path", "")).strip() == "<>"
-
-
-class Outcome(StrEnum):
-    RECORDED = "recorded"
-    DUPLICATE = "duplicate"
-    UNROUTED = "unrouted"
-
-
-@dataclass(frozen=True)
-class Received:
-    outcome: Outcome
-    kind: EmailKind
-
-
-async def receive_email(raw: bytes, *, clock: Clock, cpu_seconds: float) -> Received:
-    """Reads ``raw`` (in a thread: the event loop serves other requests meanwhile,
-    and reading stops after ``cpu_seconds``) and records it with its effects."""
-    found = await asyncio.to_thread(classify, raw, cpu_seconds=cpu_seconds)
-    try:
-        async with in_transaction():
-            outcome = await _record(found, clock)
-    except IntegrityError:
-        outcome = Outcome.DUPLICATE
-    return Received(outcome, found.kind)
-
-
-async def _record(found: Classified, clock: Clock) -> Outcome:
-    ours = await _answered(found.answers)
-    if ours is not None:
-        organization_id = ours.organization_id
-        prospect = await Prospect.filter(id=ours.prospect_id).select_for_update().first()
-    elif found.kind is EmailKind.BOUNCE:  # anyone can write one: only our Message-ID makes it ours
-        logger.warning("a bounce (Message-ID %s) names none of our messages: unrouted", found.message_id or "none")
-        return Outcome.UNROUTED
-    else:
-        holder = await identities.email_holder(found.recipients)
-        if holder is None:
-            return Outcome.UNROUTED
-        organization_id = holder
-        prospect = (
-            await Prospect.filter(organization_id=organization_id, email__iexact=found.sender)
-            .order_by("-id")
-            .select_for_update()
-            .first()
-        )
-    if prospect is None:
-        return Outcome.UNROUTED
-    actor = system_actor(organization_id, clock)
-    receipt_key = f"email:{found.message_id}"[:300] if found.message_id else None
-    if found.kind is EmailKind.BOUNCE:
-        bounce_type = found.bounce_type or BounceType.SOFT
-        await inbound.bounced(
-            prospect,
-            ours,
-            actor=actor,
-            bounce_type=bounce_type,
-            address=found.bounced[0] if found.bounced else prospect.email or "",
-            reason=f"{bounce_type.value.lower()} bounce" + (f" {found.status}" if found.status else ""),
-            sender=found.sender,
-            body=found.body,
-            subject=found.subject or None,
-            receipt_key=receipt_key,
-            external_id=found.message_id,
-        )
-    else:
-        kind = Kind.AUTO_REPLY if found.kind is EmailKind.AUTO_REPLY else Kind.REPLY
-        await inbound.receive(
-            prospect,
-            kind,
-            actor=actor,
-            channel=Channel.EMAIL,
-            sender=found.sender,
-            body=found.body,
-            subject=found.subject or None,
-            receipt_key=receipt_key,
-            external_id=found.message_id,
-        )
-    return Outcome.RECORDED
-
-
-async def _answered(message_ids: list[str]) -> Message | None:
-    """Our sent email that one of these Message-IDs names."""
-    if not message_ids:
-        return None
-    candidates = await Message.filter(external_id__in=message_ids, direction=Direction.OUTBOUND, channel=Channel.EMAIL)
-    by_id = {m.external_id: m for m in candidates}
-    return next((by_id[i] for i in message_ids if i in by_id), None)

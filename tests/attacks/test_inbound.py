@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.accounts import service as accounts
-from app.accounts.models import Role
+from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
 from app.messaging import inbound_email, sending
@@ -149,6 +149,26 @@ HEAVY = [
     pytest.param(to_acme("Content-Type: text/html", "<p>hello</p>" + "<style>x" * 20_000), id="html-20000-open-styles"),
     pytest.param(to_acme("Content-Type: text/html", "<p>hello</p>" + "<x" * 100_000), id="html-100000-open-tags"),
     pytest.param(to_acme("In-Reply-To: <" + "@" * 50_000), id="in-reply-to-of-50000-at-signs"),
+]
+
+
+# Where a reply from Ada, a prospect of Acme and of Globex, is recorded: in each
+# organization whose sender address it was sent to, never one guessed between them
+# ({ours}: the Message-ID of Acme's email to Ada).
+ROUTES = [
+    pytest.param("To: sales@acme.example\nCc: sales@globex.example", ["Acme", "Globex"], id="to-acme-cc-globex"),
+    pytest.param(
+        "To: sales@globex.example\nCc: Sales <SALES@ACME.EXAMPLE>", ["Acme", "Globex"], id="to-globex-cc-acme"
+    ),
+    pytest.param(
+        "Delivered-To: sales@globex.example\nTo: sales@acme.example", ["Acme", "Globex"], id="envelope-globex"
+    ),
+    pytest.param("Delivered-To: sales@globex.example\nTo: team@client.example", ["Globex"], id="bcc-to-globex"),
+    pytest.param(
+        "In-Reply-To: {ours}\nTo: team@client.example\nCc: sales@globex.example", ["Acme", "Globex"], id="thread"
+    ),
+    pytest.param("In-Reply-To: {ours}\nTo: team@client.example", ["Acme"], id="threaded-to-acme-alone"),
+    pytest.param("To: team@client.example", [], id="to-neither"),
 ]
 
 
@@ -303,3 +323,81 @@ async def test_health_answers_while_an_email_is_read(
 
     assert (health.status_code, answered_while_reading) == (200, True)
     assert answer.json() == {"result": "recorded", "kind": "reply"}
+
+
+async def _acme_and_globex(org: Org, other_org: Org, clock: FrozenClock) -> None:
+    """Both send from their sales@ address, and both have Ada (ada@client.example) enrolled."""
+    for each, address in ((org, "sales@acme.example"), (other_org, "sales@globex.example")):
+        changes = accounts.OrganizationChanges(email_from=address)
+        await accounts.update_organization(actor=each.actor(Role.ADMIN, clock), changes=changes)
+        await setup(each, clock, steps=[StepSpec(StepType.EMAIL, 0, body="Hello", subject="Hi")])
+
+
+async def _recorded_in() -> list[str]:
+    received = await Message.filter(direction="INBOUND").order_by("organization_id")
+    names = dict(await Organization.all().values_list("id", "name"))
+    for message in received:
+        prospect = await Prospect.get(id=message.prospect_id)
+        assert (prospect.organization_id, prospect.email) == (message.organization_id, "ada@client.example")
+    return [names[m.organization_id] for m in received]
+
+
+@pytest.mark.parametrize(("headers", "organizations"), ROUTES)
+async def test_a_mail_sent_to_two_organizations_is_recorded_in_each(
+    client: httpx.AsyncClient,
+    org: Org,
+    other_org: Org,
+    clock: FrozenClock,
+    tmp_path: Path,
+    headers: str,
+    organizations: list[str],
+) -> None:
+    await _acme_and_globex(org, other_org, clock)
+    if "{ours}" in headers:
+        settings = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")})
+        await scheduler.run_pass(clock)
+        ours = await Message.get(organization_id=org.id, direction="OUTBOUND")
+        transports = sending.transports_for(settings)
+        assert await sending.send(ours.id, transports=transports, settings=settings, clock=clock) == "SENT"
+        headers = headers.format(ours=(await Message.get(id=ours.id)).external_id)
+    raw = f"From: Ada <ada@client.example>\n{headers}\nMessage-ID: <reply.1@client.example>\n\nhello\n".encode()
+    post = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+
+    answer = await client.post("/webhooks/email/inbound", content=raw, headers=post)
+
+    assert answer.json() == {"result": "recorded" if organizations else "unrouted", "kind": "reply"}
+    assert await _recorded_in() == organizations
+
+
+async def test_a_mail_delivered_once_per_organization_is_recorded_once_in_each(
+    client: httpx.AsyncClient, org: Org, other_org: Org, clock: FrozenClock
+) -> None:
+    """Bcc'd to both, so each delivery names one organization (its Delivered-To): one
+    Message-ID, recorded by each; a delivery repeated is a duplicate."""
+    await _acme_and_globex(org, other_org, clock)
+    post = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+    results = []
+    for envelope in ("sales@acme.example", "sales@globex.example", "sales@globex.example"):
+        raw = f"Delivered-To: {envelope}\nFrom: ada@client.example\nTo: team@client.example\nMessage-ID: <r@c>\n\nhi\n"
+        answer = await client.post("/webhooks/email/inbound", content=raw.encode(), headers=post)
+        results.append(answer.json()["result"])
+
+    assert results == ["recorded", "recorded", "duplicate"]
+    assert await _recorded_in() == ["Acme", "Globex"]
+
+
+async def test_a_mail_recorded_before_receipt_keys_named_the_organization_is_not_recorded_again(
+    client: httpx.AsyncClient, org: Org, other_org: Org, clock: FrozenClock
+) -> None:
+    await _acme_and_globex(org, other_org, clock)
+    post = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
+    raw = b"From: ada@client.example\nTo: sales@acme.example\nMessage-ID: <r@c>\n\nhi\n"
+    assert (await client.post("/webhooks/email/inbound", content=raw, headers=post)).json()["result"] == "recorded"
+    await Message.filter(direction="INBOUND").update(receipt_key="email:<r@c>")  # as recorded before the upgrade
+
+    again = await client.post("/webhooks/email/inbound", content=raw, headers=post)
+    copied = raw.replace(b"\n\n", b"\nCc: sales@globex.example\n\n")
+    copied_again = await client.post("/webhooks/email/inbound", content=copied, headers=post)
+
+    assert [again.json()["result"], copied_again.json()["result"]] == ["duplicate", "recorded"]
+    assert await _recorded_in() == ["Acme", "Globex"]
