@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from app import datadir
 
@@ -113,6 +114,17 @@ class Settings:
     @property
     def development(self) -> bool:
         return self.env == DEVELOPMENT
+
+    @property
+    def sender_domain(self) -> str:
+        """Leadline's own mail domain, the PUBLIC_URL host: the default sender's,
+        and no organization's."""
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def default_sender(self) -> str:
+        """The address an organization without an emailFrom sends from."""
+        return f"no-reply@{self.sender_domain}"
 
     @property
     def sqlite_path(self) -> Path:

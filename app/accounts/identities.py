@@ -39,6 +39,21 @@ def phone_key(number: str) -> str | None:
         return None
 
 
+def refuse_own_domain(address: str, *, own_domain: str, field: list[str]) -> None:
+    """INVALID_INPUT naming ``field`` for a sender address at Leadline's own mail
+    domain (Settings.sender_domain): it sends as the default sender of every
+    organization without an address, so whoever held the domain's addresses would
+    receive the replies to all of them. Only that domain: its parent and its
+    subdomains may be an organization's own (leadline.acme.com serving sales@acme.com)."""
+    key, domain = email_key(address), email_key(f"no-reply@{own_domain}")
+    if key is not None and domain is not None and key.rpartition("@")[2] == domain.rpartition("@")[2]:
+        raise InvalidInput(
+            f"Addresses at {own_domain} are Leadline's own (organizations without a sender address send "
+            f"as no-reply@{own_domain}); use an address at your organization's domain.",
+            field,
+        )
+
+
 async def claim(*, organization_id: int, kind: IdentityKind, address: str | None, field: list[str]) -> None:
     """Makes ``address`` (already validated) the organization's identity of ``kind``,
     giving up the one it held (None: it keeps none). Runs in the caller's transaction,

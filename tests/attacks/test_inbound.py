@@ -54,6 +54,12 @@ def to_acme(headers: str, body: str = "hello") -> bytes:
     return f"From: ada@client.example\nTo: sales@acme.example\n{headers}\n\n{body}\n".encode()
 
 
+async def send_from(org: Org, clock: FrozenClock, settings: Settings, address: str) -> None:
+    """``org``'s ADMIN sets its sender address."""
+    changes = accounts.OrganizationChanges(email_from=address)
+    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes, settings=settings)
+
+
 def corpus(name: str, *, strip_original: bool = False) -> bytes:
     raw = (CORPUS / name).read_bytes()
     return re.sub(rb"(?im)^[\w-]*message-id: *" + re.escape(NOT_OURS) + rb"\r?\n", b"", raw) if strip_original else raw
@@ -194,10 +200,9 @@ async def test_a_request_anyone_can_send_gets_a_4xx(
 
 @pytest.mark.parametrize("raw", FORGED_BOUNCES)
 async def test_a_bounce_that_names_none_of_our_messages_is_unrouted(
-    client: httpx.AsyncClient, org: Org, clock: FrozenClock, raw: bytes
+    client: httpx.AsyncClient, org: Org, clock: FrozenClock, settings: Settings, raw: bytes
 ) -> None:
-    changes = accounts.OrganizationChanges(email_from="sales@acme.example")
-    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
+    await send_from(org, clock, settings, "sales@acme.example")
     [enrollment] = await setup(org, clock)  # Ada, ada@client.example
     stage = enrollment.stage
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
@@ -213,10 +218,9 @@ async def test_a_bounce_that_names_none_of_our_messages_is_unrouted(
 
 @pytest.mark.parametrize(("raw", "result", "kind"), MALFORMED)
 async def test_a_malformed_mail_is_read_as_far_as_it_goes(
-    client: httpx.AsyncClient, org: Org, clock: FrozenClock, raw: bytes, result: str, kind: str
+    client: httpx.AsyncClient, org: Org, clock: FrozenClock, settings: Settings, raw: bytes, result: str, kind: str
 ) -> None:
-    changes = accounts.OrganizationChanges(email_from="sales@acme.example")
-    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
+    await send_from(org, clock, settings, "sales@acme.example")
     await setup(org, clock)  # Ada, ada@client.example
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
 
@@ -252,10 +256,9 @@ async def test_a_reply_with_overlong_addresses_and_ids_is_recorded_cut_to_size(
 
 @pytest.mark.parametrize("raw", HEAVY)
 async def test_a_mail_with_huge_headers_is_recorded_in_little_cpu_time(
-    client: httpx.AsyncClient, org: Org, clock: FrozenClock, raw: bytes
+    client: httpx.AsyncClient, org: Org, clock: FrozenClock, settings: Settings, raw: bytes
 ) -> None:
-    changes = accounts.OrganizationChanges(email_from="sales@acme.example")
-    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
+    await send_from(org, clock, settings, "sales@acme.example")
     [enrollment] = await setup(org, clock)  # Ada, ada@client.example
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
 
@@ -296,12 +299,11 @@ async def test_a_mail_that_takes_longer_to_read_than_its_budget_is_refused(
 
 
 async def test_health_answers_while_an_email_is_read(
-    org: Org, clock: FrozenClock, live_server: str, monkeypatch: pytest.MonkeyPatch
+    org: Org, clock: FrozenClock, settings: Settings, live_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The email is read off the event loop: /healthz answers while a mail is being
     read (held in reading here until it has; read on the loop, it would wait 5 s)."""
-    changes = accounts.OrganizationChanges(email_from="sales@acme.example")
-    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
+    await send_from(org, clock, settings, "sales@acme.example")
     await setup(org, clock)
     reading, healthy = threading.Event(), threading.Event()
     classify = inbound_email.classify
@@ -325,11 +327,10 @@ async def test_health_answers_while_an_email_is_read(
     assert answer.json() == {"result": "recorded", "kind": "reply"}
 
 
-async def _acme_and_globex(org: Org, other_org: Org, clock: FrozenClock) -> None:
+async def _acme_and_globex(org: Org, other_org: Org, clock: FrozenClock, settings: Settings) -> None:
     """Both send from their sales@ address, and both have Ada (ada@client.example) enrolled."""
     for each, address in ((org, "sales@acme.example"), (other_org, "sales@globex.example")):
-        changes = accounts.OrganizationChanges(email_from=address)
-        await accounts.update_organization(actor=each.actor(Role.ADMIN, clock), changes=changes)
+        await send_from(each, clock, settings, address)
         await setup(each, clock, steps=[StepSpec(StepType.EMAIL, 0, body="Hello", subject="Hi")])
 
 
@@ -348,13 +349,12 @@ async def test_a_mail_sent_to_two_organizations_is_recorded_in_each(
     org: Org,
     other_org: Org,
     clock: FrozenClock,
-    tmp_path: Path,
+    settings: Settings,
     headers: str,
     organizations: list[str],
 ) -> None:
-    await _acme_and_globex(org, other_org, clock)
+    await _acme_and_globex(org, other_org, clock, settings)
     if "{ours}" in headers:
-        settings = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")})
         await scheduler.run_pass(clock)
         ours = await Message.get(organization_id=org.id, direction="OUTBOUND")
         transports = sending.transports_for(settings)
@@ -370,11 +370,11 @@ async def test_a_mail_sent_to_two_organizations_is_recorded_in_each(
 
 
 async def test_a_mail_delivered_once_per_organization_is_recorded_once_in_each(
-    client: httpx.AsyncClient, org: Org, other_org: Org, clock: FrozenClock
+    client: httpx.AsyncClient, org: Org, other_org: Org, clock: FrozenClock, settings: Settings
 ) -> None:
     """Bcc'd to both, so each delivery names one organization (its Delivered-To): one
     Message-ID, recorded by each; a delivery repeated is a duplicate."""
-    await _acme_and_globex(org, other_org, clock)
+    await _acme_and_globex(org, other_org, clock, settings)
     post = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
     results = []
     for envelope in ("sales@acme.example", "sales@globex.example", "sales@globex.example"):
@@ -387,9 +387,9 @@ async def test_a_mail_delivered_once_per_organization_is_recorded_once_in_each(
 
 
 async def test_a_mail_recorded_before_receipt_keys_named_the_organization_is_not_recorded_again(
-    client: httpx.AsyncClient, org: Org, other_org: Org, clock: FrozenClock
+    client: httpx.AsyncClient, org: Org, other_org: Org, clock: FrozenClock, settings: Settings
 ) -> None:
-    await _acme_and_globex(org, other_org, clock)
+    await _acme_and_globex(org, other_org, clock, settings)
     post = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "message/rfc822"}
     raw = b"From: ada@client.example\nTo: sales@acme.example\nMessage-ID: <r@c>\n\nhi\n"
     assert (await client.post("/webhooks/email/inbound", content=raw, headers=post)).json()["result"] == "recorded"
