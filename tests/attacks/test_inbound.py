@@ -1,6 +1,7 @@
-"""Inbound webhooks and unsubscribe links: requests anyone can send (a mail
-nested a thousand deep, an unsubscribe token that is no token) and bounces
-anyone can forge (R6, R15)."""
+"""Inbound webhooks, the inbound API and unsubscribe links: requests anyone can
+send (a mail nested a thousand deep, an unsubscribe token that is no token),
+bounces anyone can forge, mail to two organizations, and received messages
+larger than any mail (R1.1, R6, R15)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from app.sequences import scheduler
 from app.sequences.models import StepType
 from app.sequences.service import StepSpec
 from app.web import create_app
-from tests.conftest import Org
+from tests.conftest import GraphQL, Org, mutate
 from tests.test_scheduler import setup
 
 TOKEN = "inbound-token-for-tests"
@@ -176,6 +177,20 @@ ROUTES = [
     pytest.param("In-Reply-To: {ours}\nTo: team@client.example", ["Acme"], id="threaded-to-acme-alone"),
     pytest.param("To: team@client.example", [], id="to-neither"),
 ]
+
+
+# recordInboundMessage and recordBounce with more than a received email holds (its
+# text, a subject line, an SMTP reply): INVALID_INPUT naming the field, nothing recorded.
+API = [
+    pytest.param("recordInboundMessage", {"channel": "EMAIL", "from": "ada@client.example", "body": "x" * 100_001},
+                 "body", id="email-body-of-100001-characters"),
+    pytest.param("recordInboundMessage", {"channel": "SMS", "from": "+12025550143", "body": "x" * 1_000_000},
+                 "body", id="sms-body-of-a-million-characters"),
+    pytest.param("recordInboundMessage", {"channel": "EMAIL", "from": "ada@client.example", "body": "hi",
+                                          "subject": "s" * 999}, "subject", id="subject-of-999-characters"),
+    pytest.param("recordBounce", {"email": "ada@client.example", "type": "HARD", "reason": "r" * 1001},
+                 "reason", id="bounce-reason-of-1001-characters"),
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -401,3 +416,18 @@ async def test_a_mail_recorded_before_receipt_keys_named_the_organization_is_not
 
     assert [again.json()["result"], copied_again.json()["result"]] == ["duplicate", "recorded"]
     assert await _recorded_in() == ["Acme", "Globex"]
+
+
+@pytest.mark.parametrize(("mutation", "values", "field"), API)
+async def test_a_message_recorded_through_the_api_is_no_larger_than_a_mail(
+    gql: GraphQL, org: Org, clock: FrozenClock, mutation: str, values: dict[str, str], field: str
+) -> None:
+    [enrollment] = await setup(org, clock)  # Ada, ada@client.example, +12025550143
+
+    payload = await mutate(gql, org.tokens[Role.MANAGER], mutation, "prospect { id }", **values)
+
+    [refused] = payload["errors"]
+    assert (refused["code"], refused["field"]) == ("INVALID_INPUT", ["input", field])
+    assert await Message.filter(direction="INBOUND").count() == 0
+    prospect = await Prospect.get(id=enrollment.prospect_id)
+    assert (prospect.conversation_state, prospect.opted_out_channels) == ("NEW", [])
