@@ -60,8 +60,7 @@ async def claim(*, organization_id: int, kind: IdentityKind, address: str | None
     the organization locked; raises CONFLICT naming ``field`` when another
     organization holds the identity, and the caller's transaction rolls back."""
     key = None if address is None else (email_key(address) if kind is IdentityKind.EMAIL_FROM else phone_key(address))
-    if address is not None and key is None:
-        raise InvalidInput("Not a valid sending address.", field)
+    assert (key is None) == (address is None), "a validated address is an identity"
     held = await SendingIdentity.filter(organization_id=organization_id, kind=kind).first()
     if held is not None and held.address == key:
         return
