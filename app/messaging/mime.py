@@ -11,7 +11,7 @@ header it cannot parse, a multipart with no boundary) is read as far as it goes
 instead of failing the whole message.
 
 Its header parser costs time quadratic in a field's length (a Cc of 20,000
-addresses took 10 s), so each part's header section is read as a mail server
+addresses took 17 s), so each part's header section is read as a mail server
 reads one (Postfix's header_size_limit and header_address_token_limit discard
 the excess, the message goes on): an address field up to its first 100
 addresses (repeated fields of one name share them), any field up to 8 KiB
@@ -79,7 +79,7 @@ class _LenientHeaders(HeaderRegistry):
 class _LenientParams:
     """A message whose parameters the email package fails to decode (TypeError on a
     continuation without a number, "charset*0*=x; charset*", even as it looks for a
-    multipart's boundary) reads as having none, as it would without the header."""
+    multipart's boundary) reads as a header without parameters."""
 
     def _get_params_preserve(self, failobj: object, header: str) -> Any:
         try:
