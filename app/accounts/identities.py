@@ -84,14 +84,13 @@ async def sms_holder(number: str) -> Organization | None:
     return held.organization if held is not None else None
 
 
-async def email_holders(recipients: Sequence[str]) -> list[int]:
-    """The ids of the organizations a mail to ``recipients`` was sent to: each that
-    holds one of them as its sender address, in the order the recipients come."""
-    keys = [key for key in dict.fromkeys(email_key(r) for r in recipients) if key is not None]
+async def email_holders(keys: Sequence[str]) -> list[int]:
+    """The ids of the organizations holding these sender addresses (each an
+    ``email_key``), in the order the addresses come."""
     if not keys:
         return []
     held = {
         row.address: row.organization_id
-        for row in await SendingIdentity.filter(address__in=keys, kind=IdentityKind.EMAIL_FROM)
+        for row in await SendingIdentity.filter(address__in=list(keys), kind=IdentityKind.EMAIL_FROM)
     }
     return list(dict.fromkeys(held[key] for key in keys if key in held))

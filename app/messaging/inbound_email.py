@@ -28,6 +28,7 @@ from enum import StrEnum
 
 from flufl.bounce import all_failures
 
+from app.accounts import identities
 from app.messaging import mime
 from app.messaging.models import BounceType
 
@@ -55,7 +56,8 @@ class Classified:
     message_id: str | None
     sender: str
     recipients: list[str]
-    """Where the mail was sent (To, Cc, Delivered-To, X-Original-To): our organizations."""
+    """Where the mail was sent (Delivered-To, X-Original-To, To, Cc), as sending
+    identities (app.accounts.identities.email_key), in that order."""
     subject: str
     body: str
     answers: list[str] = field(default_factory=list)
@@ -123,8 +125,10 @@ def _first_id(value: object) -> str | None:
 
 
 def _recipients(message: EmailMessage) -> list[str]:
+    """As identity keys, normalized here: off the event loop."""
     headers = [str(v) for name in ("Delivered-To", "X-Original-To", "To", "Cc") for v in message.get_all(name, [])]
-    return list(dict.fromkeys(address.lower() for _, address in getaddresses(headers) if address))
+    keys = (identities.email_key(address) for _, address in getaddresses(headers) if address)
+    return [key for key in dict.fromkeys(keys) if key is not None]
 
 
 def _delivery_status(message: EmailMessage, found: Classified) -> bool:
