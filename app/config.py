@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from app import datadir
 
@@ -74,6 +75,12 @@ most); as the slots free up, each organization's first due delivery goes before
 any organization's next (app/webhooks/sender.py). At most 60: the claim on a
 delivery lasts two minutes."""
 
+INBOUND_EMAIL_READ_SECONDS = 5
+"""The CPU time reading one inbound email may take by default. The largest mail a
+provider sends (25 MB) reads in 0.2-0.7 s (a text body, a base64 attachment, a
+CSV of 20-byte lines), one of short lines nested 20 deep in 25 s; it is read off
+the event loop, but a core is busy while it is."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -93,6 +100,8 @@ class Settings:
     twilio_auth_token: str | None
     twilio_api_url: str
     inbound_email_token: str | None
+    inbound_email_read_seconds: float
+    """The CPU time reading one inbound email may take (past it: 422)."""
     scheduler_interval: float
     send_lease_seconds: float
     """How long a message may stay SENDING before it is UNCERTAIN (R5.2)."""
@@ -114,6 +123,17 @@ class Settings:
     @property
     def development(self) -> bool:
         return self.env == DEVELOPMENT
+
+    @property
+    def sender_domain(self) -> str:
+        """Leadline's own mail domain, the PUBLIC_URL host: the default sender's,
+        and no organization's."""
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def default_sender(self) -> str:
+        """The address an organization without an emailFrom sends from."""
+        return f"no-reply@{self.sender_domain}"
 
     @property
     def sqlite_path(self) -> Path:
@@ -163,6 +183,11 @@ class Settings:
             twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
             twilio_api_url=get("TWILIO_API_URL") or "https://api.twilio.com",
             inbound_email_token=get("INBOUND_EMAIL_TOKEN"),
+            inbound_email_read_seconds=_seconds(
+                "INBOUND_EMAIL_READ_SECONDS",
+                get("INBOUND_EMAIL_READ_SECONDS") or str(INBOUND_EMAIL_READ_SECONDS),
+                most=60,
+            ),
             scheduler_interval=_seconds("SCHEDULER_INTERVAL", get("SCHEDULER_INTERVAL") or "1"),
             send_lease_seconds=_seconds("SEND_LEASE_SECONDS", get("SEND_LEASE_SECONDS") or "300"),
             webhook_allow_private=_flag(get("WEBHOOK_ALLOW_PRIVATE")),

@@ -1,8 +1,9 @@
-"""The per-request context: the viewer (an Actor) and the request's DataLoaders."""
+"""The per-request context: the viewer (an Actor), the request's DataLoaders, the settings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import strawberry
 from starlette.requests import Request
@@ -10,6 +11,7 @@ from starlette.websockets import WebSocket
 
 from app.accounts.actor import Actor
 from app.accounts.sessions import Session
+from app.config import Settings
 from app.errors import DomainError
 from schema.loaders import Loaders
 
@@ -34,6 +36,10 @@ class Context:
         if self._loaders is None:
             self._loaders = Loaders(self.actor_or_none)
         return self._loaders
+
+    @property
+    def settings(self) -> Settings:
+        return cast(Settings, self.request.app.state.settings)
 
     @property
     def actor(self) -> Actor:

@@ -61,6 +61,8 @@ def test_production_requires_a_secret_key(tmp_path: Path) -> None:
         ("GRAPHQL_MAX_RESPONSE_BYTES", "-1", "GRAPHQL_MAX_RESPONSE_BYTES must be between 1024 and 2147483648"),
         ("TEMPLATE_MAX_CHARS", "1000", "TEMPLATE_MAX_CHARS must be between 20000 and 16777216, not 1000"),
         ("TEMPLATE_RENDER_SECONDS", "0", "TEMPLATE_RENDER_SECONDS must be positive"),
+        ("INBOUND_EMAIL_READ_SECONDS", "0", "INBOUND_EMAIL_READ_SECONDS must be positive"),
+        ("INBOUND_EMAIL_READ_SECONDS", "61", "INBOUND_EMAIL_READ_SECONDS must be at most 60"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, name: str, value: str, message: str) -> None:

@@ -16,8 +16,8 @@ import pytest
 
 from app.accounts.models import Organization
 from app.clock import FrozenClock
-from app.config import Settings
-from app.messaging import inbound_email, mime, sending
+from app.config import INBOUND_EMAIL_READ_SECONDS, Settings
+from app.messaging import inbound_email, mime, mime_headers, sending
 from app.messaging.inbound_email import EmailKind
 from app.messaging.models import Message
 from app.prospects.models import Prospect
@@ -42,7 +42,7 @@ STEPS = [
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_the_corpus_is_classified(name: str) -> None:
     expected = MANIFEST[name]
-    found = inbound_email.classify((CORPUS / name).read_bytes())
+    found = inbound_email.classify((CORPUS / name).read_bytes(), cpu_seconds=INBOUND_EMAIL_READ_SECONDS)
     assert found.kind == EmailKind(expected["kind"])
     if found.kind is EmailKind.BOUNCE:
         assert found.bounce_type == expected["bounce_type"]
@@ -57,9 +57,10 @@ def test_the_corpus_is_classified(name: str) -> None:
 
 @pytest.mark.parametrize("nested", [nested_multiparts, nested_messages])
 def test_parts_nested_to_the_limit_are_read_and_one_level_more_is_not(nested: Callable[[int], bytes]) -> None:
-    assert inbound_email.classify(nested(mime.MAX_DEPTH - 1)).kind is EmailKind.REPLY  # the top and 19 levels
+    read = inbound_email.classify(nested(mime.MAX_DEPTH - 1), cpu_seconds=INBOUND_EMAIL_READ_SECONDS)
+    assert read.kind is EmailKind.REPLY  # the top and 19 levels
     with pytest.raises(mime.Unreadable):
-        inbound_email.classify(nested(mime.MAX_DEPTH))
+        inbound_email.classify(nested(mime.MAX_DEPTH), cpu_seconds=INBOUND_EMAIL_READ_SECONDS)
 
 
 @pytest.fixture
@@ -176,3 +177,16 @@ async def test_the_webhook_wants_its_token(org: Org, clock: FrozenClock, setting
         empty = await _post(http, b"")
     assert (wrong.status_code, missing.status_code, empty.status_code) == (401, 401, 400)
     assert await Message.filter(direction="INBOUND").count() == 0
+
+
+def test_a_reply_copied_to_many_reads_the_first_hundred_of_each_address_field() -> None:
+    # Names with commas, quoted or in comments, are one address each.
+    copied = ", ".join(f'"King, A{i}" <a{i}@client.example> (of {i}, {i})' for i in range(150))
+    raw = f"From: ada@client.example\nTo: sales@acme.example\nCc: {copied}\nCc: late@client.example\n\nhi\n"
+
+    found = inbound_email.classify(raw.encode(), cpu_seconds=INBOUND_EMAIL_READ_SECONDS)
+
+    assert found.recipients == [
+        "sales@acme.example",
+        *(f"a{i}@client.example" for i in range(mime_headers.MAX_ADDRESSES)),
+    ]

@@ -97,7 +97,7 @@ class Twilio:
 async def _first_sms_sent(org: Org, clock: FrozenClock, settings: Settings) -> tuple[Enrollment, int]:
     """The first step sent, the second queued (not yet sent)."""
     changes = accounts.OrganizationChanges(sms_from=OUR_NUMBER)
-    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes)
+    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes, settings=settings)
     [enrollment] = await setup(org, clock, steps=STEPS)
     transports = sending.transports_for(settings)
     [first] = (await scheduler.run_pass(clock)).queued

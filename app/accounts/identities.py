@@ -5,8 +5,9 @@ Invariants: an identity is compared in its normalized form (E.164 for a number;
 the bare address, lower-cased, for an email address however it is written), and
 a unique index on that form is the only judge of a claim, so two organizations
 claiming one identity at the same moment get one claim and one CONFLICT. Inbound
-traffic finds its organization by one indexed lookup of the identity it was sent
-to; an identity no organization holds routes nowhere.
+traffic finds the organizations it was sent to by one indexed lookup of the
+identities it names, never by guessing; an identity no organization holds routes
+nowhere.
 """
 
 from __future__ import annotations
@@ -38,14 +39,28 @@ def phone_key(number: str) -> str | None:
         return None
 
 
+def refuse_own_domain(address: str, *, own_domain: str, field: list[str]) -> None:
+    """INVALID_INPUT naming ``field`` for a sender address at Leadline's own mail
+    domain (Settings.sender_domain): it sends as the default sender of every
+    organization without an address, so whoever held the domain's addresses would
+    receive the replies to all of them. Only that domain: its parent and its
+    subdomains may be an organization's own (leadline.acme.com serving sales@acme.com)."""
+    key, domain = email_key(address), email_key(f"no-reply@{own_domain}")
+    if key is not None and domain is not None and key.rpartition("@")[2] == domain.rpartition("@")[2]:
+        raise InvalidInput(
+            f"Addresses at {own_domain} are Leadline's own (organizations without a sender address send "
+            f"as no-reply@{own_domain}); use an address at your organization's domain.",
+            field,
+        )
+
+
 async def claim(*, organization_id: int, kind: IdentityKind, address: str | None, field: list[str]) -> None:
     """Makes ``address`` (already validated) the organization's identity of ``kind``,
     giving up the one it held (None: it keeps none). Runs in the caller's transaction,
     the organization locked; raises CONFLICT naming ``field`` when another
     organization holds the identity, and the caller's transaction rolls back."""
     key = None if address is None else (email_key(address) if kind is IdentityKind.EMAIL_FROM else phone_key(address))
-    if address is not None and key is None:
-        raise InvalidInput("Not a valid sending address.", field)
+    assert (key is None) == (address is None), "a validated address is an identity"
     held = await SendingIdentity.filter(organization_id=organization_id, kind=kind).first()
     if held is not None and held.address == key:
         return
@@ -69,15 +84,13 @@ async def sms_holder(number: str) -> Organization | None:
     return held.organization if held is not None else None
 
 
-async def email_holder(recipients: Sequence[str]) -> int | None:
-    """The id of the organization a mail to ``recipients`` was sent to: the holder of
-    the first recipient that is a sender address (the envelope's, Delivered-To,
-    comes first), so a mail copied to two organizations goes to one, always the same."""
-    keys = [key for key in dict.fromkeys(email_key(r) for r in recipients) if key is not None]
+async def email_holders(keys: Sequence[str]) -> list[int]:
+    """The ids of the organizations holding these sender addresses (each an
+    ``email_key``), in the order the addresses come."""
     if not keys:
-        return None
+        return []
     held = {
         row.address: row.organization_id
-        for row in await SendingIdentity.filter(address__in=keys, kind=IdentityKind.EMAIL_FROM)
+        for row in await SendingIdentity.filter(address__in=list(keys), kind=IdentityKind.EMAIL_FROM)
     }
-    return next((held[key] for key in keys if key in held), None)
+    return list(dict.fromkeys(held[key] for key in keys if key in held))

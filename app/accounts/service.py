@@ -19,6 +19,7 @@ from app.accounts import identities
 from app.accounts.actor import Actor
 from app.accounts.models import ApiToken, IdentityKind, Organization, Role, User
 from app.clock import Clock
+from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
 from app.workflows.models import Status
 
@@ -191,9 +192,11 @@ class OrganizationChanges:
     phone_region: str | None = None
 
 
-async def update_organization(*, actor: Actor, changes: OrganizationChanges) -> Organization:
+async def update_organization(*, actor: Actor, changes: OrganizationChanges, settings: Settings) -> Organization:
     """Changes the organization's settings in one transaction. Its emailFrom and
-    smsFrom are sending identities: one another organization holds is CONFLICT."""
+    smsFrom are sending identities: one another organization holds is CONFLICT;
+    an emailFrom at Leadline's own mail domain (``settings.sender_domain``) is
+    INVALID_INPUT."""
     actor.require_admin()
     field = ["input"]
     async with in_transaction():
@@ -215,6 +218,8 @@ async def update_organization(*, actor: Actor, changes: OrganizationChanges) -> 
         if changes.email_from is not None:
             email_field = [*field, "emailFrom"]
             org.email_from = validation.email(changes.email_from, email_field) if changes.email_from else None
+            if org.email_from is not None:
+                identities.refuse_own_domain(org.email_from, own_domain=settings.sender_domain, field=email_field)
             await identities.claim(
                 organization_id=org.id, kind=IdentityKind.EMAIL_FROM, address=org.email_from, field=email_field
             )

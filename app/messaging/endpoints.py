@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from app.clock import Clock
 from app.config import Settings
-from app.messaging import inbound_email, mime, twilio, unsubscribe
+from app.messaging import email_routing, mime, twilio, unsubscribe
 
 logger = logging.getLogger("leadline.webhooks")
 
@@ -110,12 +110,14 @@ async def twilio_status(request: Request) -> Response:
 
 
 MAX_EMAIL_BYTES = 25 * 1024 * 1024
+"""The body cap of the email webhook (app/web.py's BodyLimit answers 413 past it)."""
 
 
 async def email_inbound(request: Request) -> Response:
     """A raw RFC 5322 message (R6.1), authorized by ``Bearer $INBOUND_EMAIL_TOKEN``.
     Answers what Leadline made of it: recorded, duplicate or unrouted, and its kind;
-    422 for a message it will not read (parts nested too deep)."""
+    422 for a message it will not read (parts nested too deep, too many, or more
+    CPU time than INBOUND_EMAIL_READ_SECONDS)."""
     settings, clock = _context(request)
     token = settings.inbound_email_token
     given = request.headers.get("Authorization", "")
@@ -124,10 +126,8 @@ async def email_inbound(request: Request) -> Response:
     raw = await request.body()
     if not raw.strip():
         return JSONResponse({"error": "The body must be a raw email (message/rfc822)."}, status_code=400)
-    if len(raw) > MAX_EMAIL_BYTES:
-        return JSONResponse({"error": "The email is larger than 25 MB."}, status_code=413)
     try:
-        received = await inbound_email.receive_email(raw, clock)
+        received = await email_routing.receive_email(raw, clock=clock, cpu_seconds=settings.inbound_email_read_seconds)
     except mime.Unreadable as unreadable:
         return JSONResponse({"error": str(unreadable)}, status_code=422)
     return JSONResponse({"result": received.outcome.value, "kind": received.kind.value})

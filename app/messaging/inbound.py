@@ -17,6 +17,7 @@ from app.accounts.models import Organization
 from app.errors import InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
+from app.messaging import mime
 from app.messaging.models import BounceType, Direction, Message, MessageState
 from app.prospects import effects
 from app.prospects import service as prospects
@@ -62,12 +63,20 @@ async def record_inbound(
     in_reply_to: str | None,
     auto_reply: bool,
 ) -> tuple[Message, Prospect]:
-    """Records a received message from the API (``recordInboundMessage``)."""
+    """Records a received message from the API (``recordInboundMessage``): its body
+    and subject at most as long as a received email's (mime.MAX_TEXT, MAX_SUBJECT)."""
+    _at_most(body, mime.MAX_TEXT, ["input", "body"])
+    _at_most(subject, mime.MAX_SUBJECT, ["input", "subject"])
     async with in_transaction():
         prospect = await _sender(actor, channel, sender, in_reply_to)
         kind = Kind.AUTO_REPLY if auto_reply else Kind.REPLY
         message = await receive(prospect, kind, actor=actor, channel=channel, sender=sender, body=body, subject=subject)
     return message, prospect
+
+
+def _at_most(text: str | None, length: int, field: list[str]) -> None:
+    if text is not None and len(text) > length:
+        raise InvalidInput(f"At most {length} characters.", field)
 
 
 class Kind(StrEnum):
@@ -170,6 +179,7 @@ async def record_bounce(
     reason: str | None,
 ) -> tuple[Message | None, Prospect]:
     """A bounce reported through the API (``recordBounce``), with the effects of ``bounced``."""
+    _at_most(reason, REASON_MAX, ["input", "reason"])
     if (message_id is None) == (email is None):
         raise InvalidInput("Give messageId or email.", ["input", "messageId"])
     async with in_transaction():
@@ -200,13 +210,15 @@ async def record_bounce(
             actor=actor,
             bounce_type=bounce_type,
             address=(message.to_address if message else None) or prospect.email or "",
-            reason=(reason or f"{bounce_type.value.lower()} bounce")[:1000],
+            reason=reason or f"{bounce_type.value.lower()} bounce",
             sender="",
             body=reason or "",
         )
     return message, prospect
 
 
+REASON_MAX = 1000
+"""A bounce's reason at most: an SMTP reply, with its enhanced status code."""
 SOFT_BOUNCES_MAKE_HARD = 3
 SOFT_BOUNCE_WINDOW = timedelta(days=7)
 

@@ -1,4 +1,4 @@
-"""Raw inbound email (R6.1): what a message is, and what it does.
+"""Raw inbound email (R6.1): what a message is.
 
 ``classify`` sorts a raw RFC 5322 message into
 
@@ -10,22 +10,15 @@
 - an auto-reply (RFC 3834 ``Auto-Submitted`` other than ``no``, and the
   de-facto ``X-Autoreply``, ``X-Autorespond``, ``X-Auto-Response-Suppress``,
   ``Precedence: bulk | junk | auto_reply``, an empty return path);
-- a reply: anything else.
+- a reply: anything else;
 
-``receive_email`` then records it for the prospect it concerns, found through
-our message it answers (In-Reply-To, References, a bounce's original), else,
-for a reply or an auto-reply, by sender address within the organization that
-holds the address the mail was sent to (app.accounts.identities), in one
-transaction with its effects. A bounce that names none of our Message-IDs is
-unrouted: anyone can write one, and it would otherwise bounce any prospect
-whose address it names. Each email is recorded once (its Message-ID is its
-receipt key), so a mail system delivering it twice changes nothing.
+with what routing needs: its sender, where it was sent (app/messaging/mime.py
+reads the first 100 addresses of each field), the Message-IDs it names.
+app/messaging/email_routing.py records it.
 """
 
 from __future__ import annotations
 
-import email
-import logging
 import re
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
@@ -34,26 +27,21 @@ from email.utils import getaddresses, parseaddr
 from enum import StrEnum
 
 from flufl.bounce import all_failures
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from app.accounts import identities
-from app.accounts.actor import system_actor
-from app.clock import Clock
-from app.messaging import inbound, mime
-from app.messaging.inbound import Kind
-from app.messaging.models import BounceType, Direction, Message
-from app.prospects.models import Channel, Prospect
+from app.messaging import mime
+from app.messaging.models import BounceType
 
-logger = logging.getLogger("leadline.inbound_email")
-
-MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+# No "@" in the left part (RFC 5322's id-left has none): with one, it backtracked quadratically.
+MESSAGE_ID = re.compile(r"<[^<>\s@]+@[^<>\s]+>")
 # What a message row holds (Message.external_id, from_address, to_address): an
 # email may say more, and a longer id matches nothing of ours.
 ID_MAX = 255
 ADDRESS_MAX = 320
 STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
 DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
+BOUNCE_BYTES = 256 * 1024
+"""What flufl.bounce reads of a bounce: its report comes first, the returned original after."""
 
 
 class EmailKind(StrEnum):
@@ -68,7 +56,8 @@ class Classified:
     message_id: str | None
     sender: str
     recipients: list[str]
-    """Where the mail was sent (To, Cc, Delivered-To, X-Original-To): our organizations."""
+    """Where the mail was sent (Delivered-To, X-Original-To, To, Cc), as sending
+    identities (app.accounts.identities.email_key), in that order."""
     subject: str
     body: str
     answers: list[str] = field(default_factory=list)
@@ -80,11 +69,13 @@ class Classified:
     status: str | None = None
 
 
-def classify(raw: bytes) -> Classified:
-    """What ``raw`` is; mime.Unreadable if its parts nest too deep to read. Its text
-    comes without NUL characters, which PostgreSQL stores in no text column (an
-    email may carry them, encoded or not)."""
-    found = _classified(mime.parse(raw), raw)
+def classify(raw: bytes, *, cpu_seconds: float) -> Classified:
+    """What ``raw`` is; mime.Unreadable if its parts nest too deep to read, or once
+    reading it has taken ``cpu_seconds`` of this thread's CPU time. Its text comes
+    without NUL characters, which PostgreSQL stores in no text column (an email
+    may carry them, encoded or not)."""
+    budget = mime.Budget(cpu_seconds)
+    found = _classified(mime.parse(raw, budget=budget), raw, budget)
     return replace(
         found,
         message_id=found.message_id and _storable(found.message_id),
@@ -102,18 +93,19 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def _classified(message: EmailMessage, raw: bytes) -> Classified:
+def _classified(message: EmailMessage, raw: bytes, budget: mime.Budget) -> Classified:
     sender = parseaddr(str(message.get("From", "")))[1].lower()[:ADDRESS_MAX]
     found = Classified(
         kind=EmailKind.REPLY,
         message_id=_first_id(message.get("Message-ID")),
         sender=sender,
         recipients=_recipients(message),
-        subject=" ".join(str(message.get("Subject", "")).split())[:998],
+        subject=" ".join(str(message.get("Subject", "")).split())[: mime.MAX_SUBJECT],
         body=mime.text(message),
     )
     threaded = [*_ids(message.get("In-Reply-To")), *reversed(_ids(message.get("References")))]
-    if _delivery_status(message, found) or _heuristic_bounce(raw, message, found):
+    budget.check()
+    if _delivery_status(message, found) or _heuristic_bounce(raw, message, found, budget):
         found.kind = EmailKind.BOUNCE
         found.answers = list(dict.fromkeys([*found.answers, *threaded]))
         return found
@@ -133,8 +125,10 @@ def _first_id(value: object) -> str | None:
 
 
 def _recipients(message: EmailMessage) -> list[str]:
+    """As identity keys, normalized here: off the event loop."""
     headers = [str(v) for name in ("Delivered-To", "X-Original-To", "To", "Cc") for v in message.get_all(name, [])]
-    return list(dict.fromkeys(address.lower() for _, address in getaddresses(headers) if address))
+    keys = (identities.email_key(address) for _, address in getaddresses(headers) if address)
+    return [key for key in dict.fromkeys(keys) if key is not None]
 
 
 def _delivery_status(message: EmailMessage, found: Classified) -> bool:
@@ -192,12 +186,13 @@ def _returned_ids(part: MimeMessage) -> list[str]:
     return [match.group(1)] if match else []
 
 
-def _heuristic_bounce(raw: bytes, message: EmailMessage, found: Classified) -> bool:
-    """A bounce without a standard report, from a mailer daemon: flufl.bounce's detectors."""
+def _heuristic_bounce(raw: bytes, message: EmailMessage, found: Classified, budget: mime.Budget) -> bool:
+    """A bounce without a standard report, from a mailer daemon: flufl.bounce's
+    detectors, on its first BOUNCE_BYTES (they cost 0.5 s a MB of body)."""
     from_daemon = found.sender.partition("@")[0] in DAEMONS
     if not from_daemon and str(message.get("Return-Path", "")).strip() != "<>":
         return False
-    legacy = email.message_from_bytes(raw)  # flufl.bounce reads compat32 messages
+    legacy = mime.parse_legacy(raw[:BOUNCE_BYTES], budget=budget)  # flufl.bounce reads compat32 messages
     try:
         temporary, permanent = all_failures(legacy)
     except (IndexError, AttributeError, ValueError, TypeError, LookupError):  # its detectors', on malformed mail
@@ -223,88 +218,3 @@ def _automatic(message: EmailMessage) -> bool:
     if str(message.get("Precedence", "")).strip().lower() in ("bulk", "junk", "auto_reply"):
         return True
     return str(message.get("Return-Path", "")).strip() == "<>"
-
-
-class Outcome(StrEnum):
-    RECORDED = "recorded"
-    DUPLICATE = "duplicate"
-    UNROUTED = "unrouted"
-
-
-@dataclass(frozen=True)
-class Received:
-    outcome: Outcome
-    kind: EmailKind
-
-
-async def receive_email(raw: bytes, clock: Clock) -> Received:
-    found = classify(raw)
-    try:
-        async with in_transaction():
-            outcome = await _record(found, clock)
-    except IntegrityError:
-        outcome = Outcome.DUPLICATE
-    return Received(outcome, found.kind)
-
-
-async def _record(found: Classified, clock: Clock) -> Outcome:
-    ours = await _answered(found.answers)
-    if ours is not None:
-        organization_id = ours.organization_id
-        prospect = await Prospect.filter(id=ours.prospect_id).select_for_update().first()
-    elif found.kind is EmailKind.BOUNCE:  # anyone can write one: only our Message-ID makes it ours
-        logger.warning("a bounce (Message-ID %s) names none of our messages: unrouted", found.message_id or "none")
-        return Outcome.UNROUTED
-    else:
-        holder = await identities.email_holder(found.recipients)
-        if holder is None:
-            return Outcome.UNROUTED
-        organization_id = holder
-        prospect = (
-            await Prospect.filter(organization_id=organization_id, email__iexact=found.sender)
-            .order_by("-id")
-            .select_for_update()
-            .first()
-        )
-    if prospect is None:
-        return Outcome.UNROUTED
-    actor = system_actor(organization_id, clock)
-    receipt_key = f"email:{found.message_id}"[:300] if found.message_id else None
-    if found.kind is EmailKind.BOUNCE:
-        bounce_type = found.bounce_type or BounceType.SOFT
-        await inbound.bounced(
-            prospect,
-            ours,
-            actor=actor,
-            bounce_type=bounce_type,
-            address=found.bounced[0] if found.bounced else prospect.email or "",
-            reason=f"{bounce_type.value.lower()} bounce" + (f" {found.status}" if found.status else ""),
-            sender=found.sender,
-            body=found.body,
-            subject=found.subject or None,
-            receipt_key=receipt_key,
-            external_id=found.message_id,
-        )
-    else:
-        kind = Kind.AUTO_REPLY if found.kind is EmailKind.AUTO_REPLY else Kind.REPLY
-        await inbound.receive(
-            prospect,
-            kind,
-            actor=actor,
-            channel=Channel.EMAIL,
-            sender=found.sender,
-            body=found.body,
-            subject=found.subject or None,
-            receipt_key=receipt_key,
-            external_id=found.message_id,
-        )
-    return Outcome.RECORDED
-
-
-async def _answered(message_ids: list[str]) -> Message | None:
-    """Our sent email that one of these Message-IDs names."""
-    if not message_ids:
-        return None
-    candidates = await Message.filter(external_id__in=message_ids, direction=Direction.OUTBOUND, channel=Channel.EMAIL)
-    by_id = {m.external_id: m for m in candidates}
-    return next((by_id[i] for i in message_ids if i in by_id), None)

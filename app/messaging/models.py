@@ -70,8 +70,9 @@ class Message(Model):
     # lost (the database went away) can still tell its messages from others'.
     claim_token = fields.BigIntField(null=True)
     send_key = fields.CharField(max_length=64, null=True, unique=True)
-    # A received message's provider id (twilio:<MessageSid>, email:<Message-ID>):
-    # unique, so a provider's retry, even a concurrent one, records nothing twice.
+    # A received message's provider id (twilio:<MessageSid>, email:<organization id>:<Message-ID>,
+    # before it named the organization email:<Message-ID>): unique, so a provider's retry,
+    # even a concurrent one, records nothing twice.
     receipt_key = fields.CharField(max_length=300, null=True, unique=True)
 
     organization_id: int

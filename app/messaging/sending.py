@@ -103,7 +103,7 @@ def build_email(message: Message, organization: Organization, settings: Settings
     whose domain alone is international goes in its ASCII (IDNA) form; one whose
     local part is makes an SMTPUTF8 message (RFC 6531, 6532: UTF-8 headers). An
     address that is no address is a PermanentError (unsendable_address)."""
-    sender = _sender(organization.email_from or f"no-reply@{_host(settings.public_url)}")
+    sender = _sender(organization.email_from or settings.default_sender)
     to = message.to_address or ""
     recipient = _Mailbox(" ".join(to.splitlines()), to, "", False) if to.isascii() else _international(to)
     utf8 = sender.utf8 or recipient.utf8
@@ -192,10 +192,6 @@ def _text(value: str) -> str:
 def _address(value: str) -> str:
     """An ASCII address header, on one line."""
     return " ".join(value.splitlines())
-
-
-def _host(url: str) -> str:
-    return url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "localhost"
 
 
 async def send(message_id: int, *, transports: Transports, settings: Settings, clock: Clock) -> MessageState | None:

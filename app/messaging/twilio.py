@@ -5,7 +5,9 @@ An inbound SMS is routed by ``To`` (the one organization that holds that number
 as its ``smsFrom``, app.accounts.identities) and ``From`` (a prospect of it),
 recorded once per MessageSid (a unique receipt key, so Twilio's retries, even
 concurrent ones, change nothing twice), and then means one of: an opt-out
-keyword, an opt-in keyword, or a reply.
+keyword, an opt-in keyword, or a reply. Unlike an email's, the key needs no
+organization: an SMS has one recipient number, held by one organization, and
+its MessageSid is unique in the one Twilio account every organization shares.
 """
 
 from __future__ import annotations

@@ -116,6 +116,7 @@ class AccountMutations:
                     postal_address=input.postal_address,
                     phone_region=input.phone_region,
                 ),
+                settings=info.context.settings,
             )
             return {"organization": types.Organization(row=org)}
 

@@ -31,12 +31,30 @@ CLAIMS = [
     pytest.param("emailFrom", "ada@bücher.example", "ada@xn--bcher-kva.example", id="email-the-domain-in-punycode"),
 ]
 
+# (emailFrom claimed, the error naming input.emailFrom or None) under PUBLIC_URL
+# https://Leadline.Example.com: its host is Leadline's own mail domain, where every
+# organization without a sender address sends from (no-reply@leadline.example.com).
+OWN_DOMAIN = [
+    pytest.param("no-reply@leadline.example.com", "INVALID_INPUT", id="the-default-sender"),
+    pytest.param("No-Reply@LEADLINE.EXAMPLE.COM", "INVALID_INPUT", id="the-default-sender-in-capitals"),
+    pytest.param("sales@leadline.example.com", "INVALID_INPUT", id="another-address-at-its-domain"),
+    pytest.param("sales@mail.leadline.example.com", None, id="a-subdomain-may-be-an-organizations"),
+    pytest.param("sales@example.com", None, id="the-parent-domain-may-be-an-organizations"),
+]
+
 # (viewer, prospects enrolled it counts, messages sent it counts): of three enrolled
 # prospects, one is the agent's, one unassigned, one the second agent's.
 STATS = [
     pytest.param("agent", 2, 2, id="agent-counts-its-own-and-unassigned"),
     pytest.param("second agent", 2, 2, id="second-agent-counts-its-own-and-unassigned"),
 ]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env(
+        {"LEADLINE_DATA_DIR": str(tmp_path / "data"), "PUBLIC_URL": "https://Leadline.Example.com"}
+    )
 
 
 @pytest.mark.parametrize(("field", "held", "claimed"), CLAIMS)
@@ -58,6 +76,25 @@ async def test_an_identity_another_organization_holds_is_conflict(
     globex = await Organization.get(id=other_org.id)
     assert (globex.name, globex.email_from, globex.sms_from) == ("Globex", None, None)
     assert [i.organization_id for i in await SendingIdentity.all()] == [org.id]
+
+
+@pytest.mark.parametrize(("claimed", "error"), OWN_DOMAIN)
+async def test_the_default_senders_domain_is_no_organizations(
+    gql: GraphQL, org: Org, claimed: str, error: str | None
+) -> None:
+    payload = await mutate(
+        gql, org.tokens[Role.ADMIN], "updateOrganization", "organization { emailFrom }", **{"emailFrom": claimed}
+    )
+    if error is None:
+        assert (payload["organization"], payload["errors"]) == ({"emailFrom": claimed}, [])
+        assert [i.address for i in await SendingIdentity.all()] == [claimed]
+    else:
+        assert payload["organization"] is None
+        [refused] = payload["errors"]
+        assert (refused["code"], refused["field"]) == (error, ["input", "emailFrom"])
+        assert "leadline.example.com" in refused["message"]
+        assert (await Organization.get(id=org.id)).email_from is None
+        assert await SendingIdentity.all().count() == 0
 
 
 async def test_two_organizations_claiming_one_number_at_once_get_one_claim_and_one_conflict(
