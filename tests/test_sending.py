@@ -14,7 +14,7 @@ from app import ids
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
-from app.messaging import compose, sending, transports
+from app.messaging import compose, mail, sending, transports
 from app.messaging.models import Message
 from app.messaging.transports import (
     Email,
@@ -86,7 +86,7 @@ async def test_built_emails_survive_unusual_text(org: Org, tmp_path: Path) -> No
     subject = "Привет, Zoë\r\nBcc: victim@example.com " + "long " * 300
     message = Message(id=7, prospect_id=3, subject=subject, to_address="zoe@client.example", body="Grüße\nzweite Zeile")
     message.created_at = FrozenClock().now()
-    email = sending.build_email(message, organization, settings_for(tmp_path))
+    email = mail.build_email(message, organization, settings_for(tmp_path))
     assert email.sender == "sales@acme.example" and email.recipient == "zoe@client.example"
     parsed = message_from_bytes(email.data, policy=policy.default)
     assert all(len(line) <= 998 for line in email.data.split(b"\r\n"))

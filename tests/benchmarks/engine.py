@@ -48,8 +48,8 @@ from app.clock import SystemClock
 from app.config import Settings
 from app.events import relay
 from app.events.models import Event
+from app.messaging.mail import build_email
 from app.messaging.models import Message
-from app.messaging.sending import build_email
 from app.messaging.transports import SmtpTransport
 from app.prospects import service as prospects
 from app.prospects.models import Prospect
