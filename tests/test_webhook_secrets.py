@@ -4,6 +4,7 @@ install stored them plain."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from redis.asyncio import Redis
 from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate as run_migrations
 
-from app import db, presets
+from app import db, ids, presets
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
@@ -79,6 +80,21 @@ async def test_without_its_secret_key_a_copy_of_the_database_signs_nothing(
         None,
         "The endpoint's secret does not open with this SECRET_KEY; rotate it.",
     )
+
+
+async def test_two_rotations_at_once_keep_both_new_secrets(org: Org, clock: FrozenClock, tmp_path: Path) -> None:
+    # Given an endpoint
+    admin, settings = org.actor(Role.ADMIN, clock), settings_with(tmp_path, "k")
+    created = await service.create_endpoint(admin, settings, "https://8.8.8.8/hook", None)
+    endpoint_id = ids.encode("WebhookEndpoint", created.endpoint.id)
+    # when two rotations run at once
+    first, second = await asyncio.gather(*(service.rotate_secret(admin, settings, endpoint_id) for _ in range(2)))
+    # then the later one's secret is current and the earlier one's previous: neither is lost.
+    row = await WebhookEndpoint.get(id=created.endpoint.id)
+    current = sealing.unseal(row.secret, secret_key="k", endpoint_id=row.id, column="secret")
+    assert row.previous_secret is not None
+    previous = sealing.unseal(row.previous_secret, secret_key="k", endpoint_id=row.id, column="previous_secret")
+    assert {current, previous} == {first.secret, second.secret}
 
 
 async def test_migration_0015_seals_the_secrets_an_older_install_stored_plain(tmp_path: Path) -> None:

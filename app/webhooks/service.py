@@ -95,9 +95,13 @@ async def delete_endpoint(actor: Actor, endpoint_id: str) -> int:
 
 
 async def rotate_secret(actor: Actor, settings: Settings, endpoint_id: str) -> WithSecret:
-    endpoint = await get_endpoint(actor, endpoint_id)
-    secret = signing.new_secret()
-    sealing.rotate(endpoint, secret, secret_key=settings.secret_key)
-    endpoint.previous_secret_expires_at = actor.now() + ROTATION_OVERLAP
-    await endpoint.save()
+    """A new secret; the current one signs beside it for ROTATION_OVERLAP. The row is
+    locked: of two rotations at once, the second keeps the first's secret as previous."""
+    async with in_transaction():
+        owned = await get_endpoint(actor, endpoint_id)
+        endpoint = await WebhookEndpoint.filter(id=owned.id).select_for_update().get()
+        secret = signing.new_secret()
+        sealing.rotate(endpoint, secret, secret_key=settings.secret_key)
+        endpoint.previous_secret_expires_at = actor.now() + ROTATION_OVERLAP
+        await endpoint.save()
     return WithSecret(endpoint, secret)
