@@ -40,9 +40,10 @@ rows of eleven fields are about 350 KB of JSON."""
 
 GRAPHQL_MAX_COST = 1_000_000
 """The cost (schema/cost.py) an operation may have: a page of 100 prospects with
-their status, workflow, owner, tasks and enrollments (the API benchmark's page)
-costs 308,703 and GraphiQL's introspection query 329,452; actions in their
-statuses' actions, nine deep, cost 5 * 10**13."""
+their status, owner and enrollments costs 21,102, with their tasks, status history
+and each enrollment's steps too (test_api_guards' page) 311,703, and GraphiQL's
+introspection query 329,452, so the heaviest legitimate reads fit three times;
+actions in their statuses' actions, nine deep, cost 1.5 * 10**19."""
 
 GRAPHQL_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 """A GraphQL response at most, as JSON: the API benchmark's page of 100 prospects
