@@ -32,9 +32,10 @@ class Context:
 
     @property
     def loaders(self) -> Loaders:
-        """The request's DataLoaders, made when first used."""
+        """The request's DataLoaders, made when first used, for the viewer as it is now
+        (a websocket session's role as of its last check)."""
         if self._loaders is None:
-            self._loaders = Loaders(self.actor_or_none)
+            self._loaders = Loaders(self.session.actor if self.session is not None else self.actor_or_none)
         return self._loaders
 
     @property

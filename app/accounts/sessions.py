@@ -77,13 +77,16 @@ class Sessions:
     async def check(self) -> None:
         """Ends the sessions whose token was revoked or whose user is no longer active,
         and gives the others their user's current role: one query for all of them."""
-        if not self._open:
+        checked = list(self._open)  # one opened while the query runs waits for the next check
+        if not checked:
             return
-        rows = await ApiToken.filter(id__in={s.token_id for s in self._open}).values_list(
+        rows = await ApiToken.filter(id__in={s.token_id for s in checked}).values_list(
             "id", "revoked_at", "user__active", "user__role"
         )
         roles = {token: Role(role) for token, revoked_at, active, role in rows if revoked_at is None and active}
-        for session in list(self._open):
+        for session in checked:
+            if session not in self._open:
+                continue  # closed meanwhile
             role = roles.get(session.token_id)
             if role is None:
                 self._end(session)

@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -21,8 +21,9 @@ from websockets.typing import Subprotocol
 
 from app import ids, presets
 from app.accounts import service as accounts
-from app.accounts.models import Role, User
-from app.accounts.sessions import Sessions
+from app.accounts.actor import Actor
+from app.accounts.models import ApiToken, Role, User
+from app.accounts.sessions import Session, Sessions
 from app.clock import FrozenClock
 from app.config import Settings
 from app.events import log, stream
@@ -30,6 +31,7 @@ from app.events.hub import Hub
 from app.prospects import service as prospects
 from app.prospects.models import Prospect
 from app.web import create_app
+from schema.context import Context
 from tests.conftest import Org
 from tests.loopback import serving
 from tests.ws_client import Client, connect
@@ -358,3 +360,39 @@ async def test_events_read_from_the_log_pass_the_read_rule_when_delivered_not_wh
 
 async def _everything(event: object) -> bool:
     return True
+
+
+async def test_a_session_opened_while_the_tokens_are_checked_is_not_ended(org: Org, clock: FrozenClock) -> None:
+    # Given one open session and a check of the tokens under way
+    sessions, ended = Sessions(check_seconds=3600), []
+    first = Session(await _actor(org, Role.AGENT, clock), lambda: _record_end(ended, "first"))
+    second = Session(await _actor(org, Role.MANAGER, clock), lambda: _record_end(ended, "second"))
+    with sessions.attending(first):
+        checking = asyncio.create_task(sessions.check())
+        await asyncio.sleep(0)  # the check has read which sessions are open and waits on the database
+        # when a second session opens before the check's query returns
+        with sessions.attending(second):
+            await checking
+            await asyncio.sleep(0)
+            # then it is not ended: the check had not read its token
+            assert ended == []
+    await sessions.close()
+
+
+async def test_a_sessions_loaders_read_as_the_viewer_is_now(org: Org, clock: FrozenClock) -> None:
+    # Given a websocket context authenticated as an ADMIN whose session was since demoted to AGENT
+    context = Context(request=cast(Any, None), actor_or_none=await _actor(org, Role.ADMIN, clock))
+    context.session = Session(await _actor(org, Role.AGENT, clock), lambda: _record_end([], "x"))
+    # then what its loaders read (a sequence's stats among them) is read as an AGENT
+    assert context.loaders._actor is not None
+    assert context.loaders._actor.role is Role.AGENT
+
+
+async def _actor(org: Org, role: Role, clock: FrozenClock) -> Actor:
+    token = await ApiToken.filter(user_id=org.users[role].id).first()
+    assert token is not None
+    return Actor(organization_id=org.id, user_id=org.users[role].id, role=role, clock=clock, token_id=token.id)
+
+
+async def _record_end(ended: list[str], name: str) -> None:
+    ended.append(name)
