@@ -222,51 +222,54 @@ async def _ready(client: Client) -> None:
     assert "viewer" in await client.next_data(await client.subscribe(VIEWER))
 
 
-async def test_revoking_a_token_on_one_process_closes_its_sockets_on_every_process_within_2_s(
+@pytest.fixture
+async def two_processes(
     org: Org, settings: Settings, clock: FrozenClock, redis: Redis
-) -> None:
-    # Given two API processes whose periodic check would take an hour: only the announcement can end a session.
+) -> AsyncIterator[tuple[Served, Served]]:
+    """Two API processes on one Redis whose periodic token check would take an hour:
+    only an announcement on Redis can end a session there."""
     a, b = (
         create_app(settings, clock=clock, redis=redis, manage_resources=False, session_check_seconds=3600)
         for _ in range(2)
     )
+    async with serving_app(a) as served_a, serving_app(b) as served_b:
+        yield served_a, served_b
+
+
+async def test_revoking_a_token_on_one_process_closes_its_sockets_on_every_process_within_2_s(
+    org: Org, clock: FrozenClock, two_processes: tuple[Served, Served]
+) -> None:
+    served_a, served_b = two_processes
     admin = org.actor(Role.ADMIN, clock)
     laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
-    async with serving_app(a) as served_a, serving_app(b) as served_b:
-        async with (
-            connect(served_b.ws, laptop) as there,
-            connect(served_a.ws, laptop) as here,
-            connect(served_b.ws, org.tokens[Role.AGENT]) as other_token,
-        ):
-            for client in (there, here, other_token):
-                await _ready(client)
-            await there.subscribe(EVENTS)
-            # When an ADMIN revokes the token through process A
-            data = await served_a.graphql(org.tokens[Role.ADMIN], REVOKE, input={"id": ids.encode("ApiToken", row.id)})
-            assert data["revokeApiToken"]["errors"] == []
-            # then its sockets on B and on A close with 4403 within 2 s; the same user's other token stays.
-            assert await _closed_with(there, 2.0) == 4403
-            assert await _closed_with(here, 2.0) == 4403
-            assert "viewer" in await other_token.next_data(await other_token.subscribe(VIEWER))
-        assert b.state.hub.subscriber_count() == 0  # the revoked socket's subscription is gone
+    async with (
+        connect(served_b.ws, laptop) as there,
+        connect(served_a.ws, laptop) as here,
+        connect(served_b.ws, org.tokens[Role.AGENT]) as other_token,
+    ):
+        for client in (there, here, other_token):
+            await _ready(client)
+        await there.subscribe(EVENTS)
+        # When an ADMIN revokes the token through process A
+        data = await served_a.graphql(org.tokens[Role.ADMIN], REVOKE, input={"id": ids.encode("ApiToken", row.id)})
+        assert data["revokeApiToken"]["errors"] == []
+        # then its sockets on B and on A close with 4403 within 2 s; the same user's other token stays.
+        assert await _closed_with(there, 2.0) == 4403
+        assert await _closed_with(here, 2.0) == 4403
+        assert "viewer" in await other_token.next_data(await other_token.subscribe(VIEWER))
+    assert served_b.app.state.hub.subscriber_count() == 0  # the revoked socket's subscription is gone
 
 
 DEACTIVATE = "mutation($input: UpdateUserInput!) { updateUser(input: $input) { errors { code } } }"
 
 
 async def test_deactivating_a_user_through_the_api_closes_its_sockets_on_every_process_within_2_s(
-    org: Org, settings: Settings, clock: FrozenClock, redis: Redis
+    org: Org, clock: FrozenClock, two_processes: tuple[Served, Served]
 ) -> None:
-    # Given two API processes whose periodic check would take an hour: only the announcement can end a session.
-    a, b = (
-        create_app(settings, clock=clock, redis=redis, manage_resources=False, session_check_seconds=3600)
-        for _ in range(2)
-    )
+    served_a, served_b = two_processes
     admin = org.actor(Role.ADMIN, clock)
     laptop, _ = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
     async with (
-        serving_app(a) as served_a,
-        serving_app(b) as served_b,
         connect(served_b.ws, laptop) as there,
         connect(served_b.ws, org.tokens[Role.AGENT]) as phone,
         connect(served_b.ws, org.tokens[Role.MANAGER]) as kept,
