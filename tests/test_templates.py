@@ -203,11 +203,34 @@ def test_a_template_that_takes_a_quarter_of_the_render_time_for_a_sample_is_refu
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """What passes at save leaves room at send for a prospect's data: this one takes
-    ~0.1 s of CPU for the sample, within the render time (0.2 s here), past its quarter."""
+    about half the render time for the sample (the time is measured on this machine),
+    within it, past its quarter."""
     from app.sequences import templates
 
-    monkeypatch.setattr(templates, "_limits", templates.Limits(seconds=0.2))
+    text, started = "x" * 200_000, time.thread_time()
+    for _ in range(420):
+        text.isalpha()
+    seconds = round(2 * (time.thread_time() - started), 3)
+    monkeypatch.setattr(templates, "_limits", templates.Limits(seconds=seconds))
     source = "{% set s = 'x' * 200000 %}{% for i in 'x' * 420 %}{% if s.isalpha() %}{% endif %}{% endfor %}"
-    with pytest.raises(InvalidInput, match=r"more than 0\.05 s to render \(a quarter of TEMPLATE_RENDER_SECONDS"):
+    quarter = f"{seconds / 4:g}".replace(".", r"\.")
+    with pytest.raises(InvalidInput, match=rf"more than {quarter} s to render \(a quarter of TEMPLATE_RENDER_SECONDS"):
         check(source, ["b"])
     assert render(source, variables(ADA, "Acme")) == ""
+
+
+def test_the_collectors_time_is_none_of_a_renders() -> None:
+    """A full pass of the cyclic collector over a large heap may start inside any
+    render (a 0.005 s dry run at save failed in CI so); the render is not charged."""
+    import gc
+
+    from app.sequences import budget
+
+    heap = [[i] for i in range(300_000)]  # a full pass over it takes well over 5 ms
+    allowance = budget.Budget(0.005, 262_144)
+    started = time.thread_time()
+    gc.collect()
+    assert time.thread_time() - started > 0.005
+    allowance.deadline = 0.0  # as if the wall clock had passed it
+    allowance.tick()
+    del heap
