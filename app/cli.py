@@ -111,9 +111,9 @@ event fanned out to 1,000 subscribers allocates hundreds of thousands."""
 def _settle_memory() -> None:
     """For a long-running process, once everything is imported: the objects made so
     far are kept out of the cyclic collector's passes (gc.freeze), and it runs less
-    often. The subscription benchmark (1,000 clients, 20 events) went from p99
-    805-991 ms and 441-462 µs of server CPU per delivery to 377-403 ms and
-    328-350 µs."""
+    often, so a live event's fan-out is not paused by passes over objects that live
+    as long as the process (tests/benchmarks/README.md has the subscription
+    benchmark's figures both ways)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

@@ -1,8 +1,8 @@
 """The engine's hot statements keep their plans when the statistics are stale:
 Postgres only. Each case is a table whose statistics were taken before it
 changed (as in a campaign's first minute, before autovacuum analyzes it), a
-statement that once chose a plan reading every row of it, and the plan it
-must have now."""
+statement whose plan could read every row of it from such statistics, and the
+plan it must have."""
 
 from __future__ import annotations
 

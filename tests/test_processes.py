@@ -71,8 +71,8 @@ async def _stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) 
 
 
 async def test_dev_stopped_by_sigterm_stops_its_worker_and_embedded_redis(env: dict[str, str], tmp_path: Path) -> None:
-    # uvicorn raised SIGTERM again once it had shut down, which killed `dev` (exit -15)
-    # before it stopped its worker and the embedded Redis: that server ran on.
+    # uvicorn raises SIGTERM again once it has shut down: `dev` must outlive it to stop
+    # its worker and the embedded Redis, or that server runs on.
     embedded = {name: value for name, value in env.items() if name != "REDIS_URL"}
     async with _started(embedded, "dev") as dev:
         await _read_until(dev, "Uvicorn running on")

@@ -221,7 +221,7 @@ def test_a_template_that_takes_a_quarter_of_the_render_time_for_a_sample_is_refu
 
 def test_the_collectors_time_is_none_of_a_renders() -> None:
     """A full pass of the cyclic collector over a large heap may start inside any
-    render (a 0.005 s dry run at save failed in CI so); the render is not charged."""
+    render and take longer than a dry run's 0.005 s; the render is not charged."""
     import gc
 
     from app.sequences import budget

@@ -1,4 +1,4 @@
-"""Webhook signing secrets at rest (issue #19): sealed with a key derived from
+"""Webhook signing secrets at rest: sealed with a key derived from
 SECRET_KEY, shown once by the API, and sealed by migration 0015 where an older
 install stored them plain."""
 

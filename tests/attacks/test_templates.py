@@ -1,4 +1,4 @@
-"""Templates (issue #19, item 6): what one template may cost, and what the sandbox refuses.
+"""Templates: what one template may cost, and what the sandbox refuses.
 
 Each case is a step's template (its subject or body) and what Leadline answers:
 ``Refused``, an INVALID_INPUT naming the field when the step is saved (whatever

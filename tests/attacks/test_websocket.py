@@ -1,4 +1,4 @@
-"""The websocket (issue #19): what connection_init accepts, what one malformed
+"""The websocket: what connection_init accepts, what one malformed
 operation may do to a connection, subscriptions sent over HTTP, and sockets whose
 token is revoked, whose user is deactivated or whose viewer may no longer see
 what it subscribed to."""

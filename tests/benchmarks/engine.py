@@ -118,10 +118,9 @@ class Phase:
 
 BARE_RUNS = 2
 """Bare loops on each side of the engine's run, their median taken: one run's rate
-moved by up to a half within minutes on the 2-core machine (1,599 and 2,373
-messages/s, two runs apart), and runs only after the engine's let the ratio swing
-with the drift between the two (0.43 in a run whose engine phase met a slow spell,
-where the same code gave 0.50-0.53)."""
+can move by up to a half within minutes on a 2-core machine, and runs only after
+the engine's would let the ratio swing with the drift between the two
+(tests/benchmarks/README.md)."""
 
 
 async def prepare(settings: Settings, count: int) -> int:
