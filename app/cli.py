@@ -178,7 +178,8 @@ def dev() -> None:
         worker = create_worker(settings, location, own_database=False, handle_signals=False)
         from redis.asyncio import Redis
 
-        app = create_app(settings, redis=Redis.from_url(location.url), manage_resources=False)
+        redis = Redis.from_url(location.url)
+        app = create_app(settings, redis=redis, manage_resources=False)
         server = _Server(uvicorn.Config(app, **uvicorn_options(settings)))
         worker_task = asyncio.create_task(worker.async_run())
         try:
@@ -188,7 +189,7 @@ def dev() -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
             await worker.close()
-            await app.state.redis.aclose()
+            await redis.aclose()
             await db.close()
 
     try:

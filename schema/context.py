@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import cast
 
 import strawberry
 from starlette.requests import Request
@@ -13,6 +12,7 @@ from app.accounts.actor import Actor
 from app.accounts.sessions import Session
 from app.config import Settings
 from app.errors import DomainError
+from app.state import AppState, state_of
 from schema.loaders import Loaders
 
 
@@ -39,8 +39,12 @@ class Context:
         return self._loaders
 
     @property
+    def state(self) -> AppState:
+        return state_of(self.request.app)
+
+    @property
     def settings(self) -> Settings:
-        return cast(Settings, self.request.app.state.settings)
+        return self.state.settings
 
     @property
     def actor(self) -> Actor:

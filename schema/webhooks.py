@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import strawberry
 
@@ -174,7 +174,7 @@ class RotateWebhookSecretPayload:
 
 
 def _settings(info: Info) -> Settings:
-    return cast(Settings, info.context.request.app.state.settings)
+    return info.context.settings
 
 
 def _given(value: Any) -> Any:

@@ -33,7 +33,7 @@ from app.config import Settings
 from app.db import MODEL_MODULES
 from app.redis import connected
 from app.web import create_app
-from tasks.worker import QUEUE
+from tasks.queue import QUEUE
 from tests.loopback import serving
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")

@@ -33,7 +33,8 @@ from app.sequences import enrollments
 from app.sequences import service as sequences
 from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
-from tasks.worker import RECOVERY_EPOCH_SECONDS, SEND_JOBS
+from tasks.queue import RECOVERY_EPOCH_SECONDS
+from tasks.worker import SEND_JOBS
 from tests.conftest import remove_jobs, send_job_ids
 from tests.live_processes import LEADLINE, stop, stop_all
 from tests.smtp_sink import Sink, smtp_sink

@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app.config import Settings
 from app.redis import connected, locate
 from app.web import create_app
-from tasks import worker
+from tasks.queue import QUEUE
 from tests.conftest import fresh_database, remove_jobs
 from tests.live_processes import LEADLINE, free_port, killed_on_exit, stop, stop_all
 from tests.ws_client import connect
@@ -242,7 +242,7 @@ async def test_a_worker_reaches_jobs_queued_behind_many_that_killed_workers_left
         queue = ArqRedis(connection_pool=client.connection_pool)
         try:
             for job_id in held:
-                await queue.enqueue_job("send_messages", [], _job_id=job_id, _queue_name=worker.QUEUE)
+                await queue.enqueue_job("send_messages", [], _job_id=job_id, _queue_name=QUEUE)
                 await queue.psetex(in_progress_key_prefix + job_id, 130_000, b"1")
             async with _started(env, "worker") as running:
                 await _read_until(running, "Starting worker")

@@ -33,7 +33,7 @@ from app.prospects import service as prospects
 from app.webhooks import deliveries, sealing, service
 from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from app.webhooks.sender import PER_ENDPOINT, PER_ORGANIZATION, SLOTS, Sender
-from tasks import worker
+from tasks.engine import webhook_loop
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
 from tests.loopback import serving
 
@@ -398,12 +398,11 @@ async def test_an_organization_whose_endpoints_all_hang_holds_back_no_other_orga
     await presets.apply(actor=other_org.actor(Role.ADMIN, now_clock), name="lead-workflow")
     wake = asyncio.Event()
     sender = Sender(settings, wake=wake)
-    ctx = {"webhook_wake": wake, "webhooks": sender, "clock": now_clock, "settings": settings}
     async with silent_endpoint() as silent:
         for n in range(4):
             await service.create_endpoint(org.actor(Role.ADMIN, now_clock), settings, f"{silent.url}/{n}", None)
         await service.create_endpoint(other_org.actor(Role.ADMIN, now_clock), settings, receiver.url, None)
-        loop = asyncio.create_task(worker._webhook_loop(ctx))
+        loop = asyncio.create_task(webhook_loop(sender, now_clock, settings.scheduler_interval, wake=wake))
         try:
             for turn in range(3):
                 for n in range(15):  # 60 deliveries owed to the silent endpoints a turn, 10 attempted a timeout

@@ -139,8 +139,7 @@ class AccountMutations:
                 actor=info.context.actor, user_id=input.user_id, name=input.name, role=input.role, active=input.active
             )
             if update.ended_token_ids:  # committed: every API process closes their websockets
-                redis = getattr(info.context.request.app.state, "redis", None)
-                await sessions.announce(redis, token_ids=update.ended_token_ids)
+                await sessions.announce(info.context.state.redis, token_ids=update.ended_token_ids)
             return {"user": types.User(row=update.user)}
 
         return await guarded(info, UpdateUserPayload, run)
@@ -158,7 +157,7 @@ class AccountMutations:
         async def run() -> dict[str, Any]:
             row = await service.revoke_token(actor=info.context.actor, token_id=input.id)
             # Committed: every API process now closes the token's websockets.
-            await sessions.announce(getattr(info.context.request.app.state, "redis", None), token_ids=[row.id])
+            await sessions.announce(info.context.state.redis, token_ids=[row.id])
             return {"api_token": types.ApiToken(row=row)}
 
         return await guarded(info, RevokeApiTokenPayload, run)

@@ -30,6 +30,7 @@ from app.events import log, stream
 from app.events.hub import Hub
 from app.prospects import service as prospects
 from app.prospects.models import Prospect
+from app.state import state_of
 from app.web import create_app
 from schema.context import Context
 from tests.conftest import Org
@@ -119,8 +120,10 @@ async def serving_app(app: Starlette) -> AsyncIterator[Served]:
         async with serving(app) as url:
             yield Served(app, url)
     finally:
-        await app.state.hub.close()
-        await app.state.sessions.close()
+        state = state_of(app)
+        assert state.hub is not None
+        await state.hub.close()
+        await state.sessions.close()
 
 
 @pytest.fixture
@@ -257,7 +260,8 @@ async def test_revoking_a_token_on_one_process_closes_its_sockets_on_every_proce
         assert await _closed_with(there, 2.0) == 4403
         assert await _closed_with(here, 2.0) == 4403
         assert "viewer" in await other_token.next_data(await other_token.subscribe(VIEWER))
-    assert served_b.app.state.hub.subscriber_count() == 0  # the revoked socket's subscription is gone
+    hub = state_of(served_b.app).hub
+    assert hub is not None and hub.subscriber_count() == 0  # the revoked socket's subscription is gone
 
 
 DEACTIVATE = "mutation($input: UpdateUserInput!) { updateUser(input: $input) { errors { code } } }"
@@ -319,7 +323,7 @@ async def test_a_connection_demoted_to_agent_gets_only_the_events_of_prospects_i
         await _ready(client)
         # When the MANAGER becomes an AGENT (and its session has checked)
         await User.filter(id=manager.id).update(role=Role.AGENT)
-        await served.app.state.sessions.check()
+        await state_of(served.app).sessions.check()
         # then of two prospects it sees only the one it may work (unassigned), not the ADMIN's.
         # (From the log, numbered and not published: a shared Redis carries other tests' events.)
         theirs = {"first_name": "Theirs", "owner_id": org.user_gid(Role.ADMIN)}
