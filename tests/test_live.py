@@ -109,7 +109,7 @@ async def test_websocket_authentication_and_organization_isolation(database: str
     admin, token = await organization("Acme")
     other_admin, other_token = await organization("Globex")
     revoked, revoked_row = await accounts.create_token(actor=admin, name="old", user_id=None)
-    await accounts.revoke_token(actor=admin, token_id=ids.encode("ApiToken", revoked_row.id))
+    await accounts.revoke_token(actor=admin, token_id=revoked_row.id)
     async with processes(database, tmp_path / "data", apis=1) as live:
         for bad in (None, "ll_not-a-token", revoked):
             with pytest.raises(Rejected) as rejected:

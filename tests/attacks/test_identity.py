@@ -124,7 +124,7 @@ async def test_an_agents_sequence_stats_count_only_the_prospects_it_may_work(
 ) -> None:
     admin = org.actor(Role.ADMIN, clock)
     second = await accounts.create_user(actor=admin, name="Second", email="second@acme.example", role=Role.AGENT)
-    second_token, _ = await accounts.create_token(actor=admin, name="second", user_id=ids.encode("User", second.id))
+    second_token, _ = await accounts.create_token(actor=admin, name="second", user_id=second.id)
     people: list[dict[str, object]] = [
         {"first_name": "Ada", "email": "ada@client.example", "owner_id": org.user_gid(Role.AGENT)},
         {"first_name": "Bob", "email": "bob@client.example"},

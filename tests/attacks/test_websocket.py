@@ -141,10 +141,10 @@ def _fill(value: Any, tokens: dict[str, str]) -> Any:
 
 async def _tokens(org: Org, clock: FrozenClock) -> dict[str, str]:
     admin = org.actor(Role.ADMIN, clock)
-    revoked, row = await accounts.create_token(actor=admin, name="old", user_id=org.user_gid(Role.AGENT))
-    await accounts.revoke_token(actor=admin, token_id=ids.encode("ApiToken", row.id))
+    revoked, row = await accounts.create_token(actor=admin, name="old", user_id=org.users[Role.AGENT].id)
+    await accounts.revoke_token(actor=admin, token_id=row.id)
     leaver = await accounts.create_user(actor=admin, name="Leaver", email="leaver@acme.example", role=Role.AGENT)
-    inactive, _ = await accounts.create_token(actor=admin, name="leaver", user_id=ids.encode("User", leaver.id))
+    inactive, _ = await accounts.create_token(actor=admin, name="leaver", user_id=leaver.id)
     await User.filter(id=leaver.id).update(active=False)
     return {
         "token": org.tokens[Role.AGENT],
@@ -241,7 +241,7 @@ async def test_revoking_a_token_on_one_process_closes_its_sockets_on_every_proce
 ) -> None:
     served_a, served_b = two_processes
     admin = org.actor(Role.ADMIN, clock)
-    laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
+    laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.users[Role.AGENT].id)
     async with (
         connect(served_b.ws, laptop) as there,
         connect(served_a.ws, laptop) as here,
@@ -268,7 +268,7 @@ async def test_deactivating_a_user_through_the_api_closes_its_sockets_on_every_p
 ) -> None:
     served_a, served_b = two_processes
     admin = org.actor(Role.ADMIN, clock)
-    laptop, _ = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
+    laptop, _ = await accounts.create_token(actor=admin, name="laptop", user_id=org.users[Role.AGENT].id)
     async with (
         connect(served_b.ws, laptop) as there,
         connect(served_b.ws, org.tokens[Role.AGENT]) as phone,
@@ -291,10 +291,10 @@ async def test_a_revocation_whose_announcement_was_lost_still_closes_the_socket_
     served: Served, org: Org, clock: FrozenClock
 ) -> None:
     admin = org.actor(Role.ADMIN, clock)
-    laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
+    laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.users[Role.AGENT].id)
     async with connect(served.ws, laptop) as client:
         await _ready(client)
-        await accounts.revoke_token(actor=admin, token_id=ids.encode("ApiToken", row.id))  # nothing announced
+        await accounts.revoke_token(actor=admin, token_id=row.id)  # nothing announced
         assert await _closed_with(client, 2.0) == 4403
 
 
