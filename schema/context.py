@@ -71,8 +71,12 @@ class PublicError(Exception):
         self.extensions: dict[str, object] = {"code": code, "field": field} if code else {}
 
 
+INPUT = ("input",)
+"""A mutation's one argument, which its error paths start with."""
+
+
 def input_path(
-    at: Field | None, *, under: Sequence[str] = ("input",), names: Mapping[str, str] | None = None
+    at: Field | None, *, under: Sequence[str] = INPUT, names: Mapping[str, str] | None = None
 ) -> list[str] | None:
     """A domain error's field as the path a client sees: under the argument that
     holds the inputs, names in camelCase (or as ``names`` says where the input's

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app import ids, presets
+from app import presets
 from app.accounts import service as accounts
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
@@ -87,7 +87,7 @@ async def test_a_change_on_one_process_or_the_worker_reaches_subscribers_on_anot
         # The worker sends the step, then times the prospect out (no answer within a second).
         _, errors = await enrollments.enroll(
             actor=admin,
-            sequence_id=ids.encode("Sequence", sequence.id),
+            sequence_id=sequence.id,
             prospect_ids=[prospect],
             activate=None,
         )

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from app import bulk
 from app.accounts.actor import Actor
-from app.errors import AlreadyEnrolled, DoNotContact
+from app.errors import AlreadyEnrolled as AlreadyEnrolled  # re-exported: automation refers to them here
+from app.errors import DoNotContact as DoNotContact
 from app.events import log
 from app.messaging.models import Message, MessageState
 from app.prospects import effects  # a cycle, used at call time: rules run operations that go through here

@@ -322,8 +322,8 @@ async def test_a_connection_demoted_to_agent_gets_only_the_events_of_prospects_i
         await served.app.state.sessions.check()
         # then of two prospects it sees only the one it may work (unassigned), not the ADMIN's.
         # (From the log, numbered and not published: a shared Redis carries other tests' events.)
-        theirs = {"first_name": "Theirs", "owner_id": org.user_gid(Role.ADMIN)}
-        await prospects.create_prospects(actor=admin, inputs=[theirs, {"first_name": "Open"}], field=["input"])
+        theirs = {"first_name": "Theirs", "owner_id": org.users[Role.ADMIN].id}
+        await prospects.create_prospects(actor=admin, inputs=[theirs, {"first_name": "Open"}])
         await log.sequence()
         operation = await client.subscribe(
             "subscription($after: String) { events(after: $after) { type prospect { firstName } } }",
@@ -339,12 +339,12 @@ async def test_events_read_from_the_log_pass_the_read_rule_when_delivered_not_wh
     # Given an AGENT's two prospects with events in the log (one page)
     agent, admin = org.actor(Role.AGENT, clock), org.actor(Role.ADMIN, clock)
     await presets.apply(actor=admin, name="lead-workflow")
-    mine = {"owner_id": org.user_gid(Role.AGENT)}
+    mine = {"owner_id": org.users[Role.AGENT].id}
     made, _ = await prospects.create_prospects(
-        actor=admin, inputs=[{"first_name": "Taken", **mine}, {"first_name": "Kept", **mine}], field=["input"]
+        actor=admin, inputs=[{"first_name": "Taken", **mine}, {"first_name": "Kept", **mine}]
     )
     taken, kept = made
-    await prospects.update_prospect(actor=admin, prospect_id=ids.encode("Prospect", taken.id), changes={"title": "CTO"})
+    await prospects.update_prospect(actor=admin, prospect_id=taken.id, changes={"title": "CTO"})
     await log.sequence()
     hub = Hub(redis, Sessions())
     try:
