@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app import ids
-from app.errors import Code, NotFound
+from app.accounts.actor import Actor
+from app.accounts.models import Role
+from app.clock import FrozenClock
+from app.errors import Code, InvalidInput, NotFound
+from app.workflows import operations
+from app.workflows.operations import OperationSpec, OperationType
 from schema.context import input_path
 from schema.relay import UserError, pk, pks
 
@@ -30,3 +37,24 @@ def test_an_id_of_another_type_is_answered_like_an_unknown_one() -> None:
 def test_a_user_error_carries_the_domain_code_and_the_mapped_path() -> None:
     error = UserError.of(NotFound("Prospect", ("prospect_id",)), {"prospect_id": "id"})
     assert (error.code, error.message, error.field) == (Code.NOT_FOUND, "Prospect not found.", ["input", "id"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message", "path"),
+    [
+        (OperationSpec(OperationType.SET_STATUS), "SET_STATUS requires statusId.", "statusId"),
+        (
+            OperationSpec(OperationType.UNASSIGN, delay_seconds=5),
+            "UNASSIGN does not take delaySeconds; it must be null.",
+            "delaySeconds",
+        ),
+    ],
+)
+async def test_an_operation_fault_names_the_field_as_clients_write_it(
+    spec: OperationSpec, message: str, path: str
+) -> None:
+    actor = Actor(organization_id=1, user_id=1, role=Role.ADMIN, clock=FrozenClock())
+    with pytest.raises(InvalidInput) as error:
+        await operations.validate(actor, [spec], ("operations",))
+    assert error.value.message == message
+    assert input_path(error.value.field) == ["input", "operations", "0", path]
