@@ -58,8 +58,13 @@ def _run(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
         raise click.ClickException(error.message) from None
 
 
+def _pk(type_name: str, given: str) -> int | None:
+    """The primary key ``given`` as a number or as the global id the API shows."""
+    return int(given) if given.isdigit() else ids.decode_as(type_name, given)
+
+
 async def _org_actor(org: str) -> Actor:
-    pk = ids.decode_as("Organization", org) or (int(org) if org.isdigit() else None)
+    pk = _pk("Organization", org)
     if pk is None or not await Organization.exists(id=pk):
         raise click.ClickException(f"No organization {org!r}.")
     return system_actor(pk, SystemClock())
@@ -324,7 +329,9 @@ def assign(org_id: str, user_id: str | None, statuses: tuple[str, ...]) -> None:
     from app.prospects import distribution
 
     settings = _settings()
-    user = None if user_id is None else (ids.encode("User", int(user_id)) if user_id.isdigit() else user_id)
+    user = None if user_id is None else _pk("User", user_id)
+    if user_id is not None and user is None:
+        raise click.ClickException(f"No user {user_id!r}.")
 
     async def work() -> int:
         actor = await _org_actor(org_id)

@@ -8,6 +8,7 @@ from app.errors import DomainError
 from app.prospects import reports
 from schema.context import Info, domain_to_public
 from schema.enums import SystemStatus
+from schema.relay import optional_pk
 from schema.types import Status, User
 
 
@@ -41,7 +42,7 @@ class AgentLoad:
 
 async def pipeline_report(info: Info, workflow_id: strawberry.ID | None) -> PipelineReport:
     try:
-        pipeline = await reports.pipeline(info.context.actor, workflow_id)
+        pipeline = await reports.pipeline(actor=info.context.actor, workflow_id=optional_pk("Workflow", workflow_id))
     except DomainError as error:
         raise domain_to_public(error) from error
     return PipelineReport(

@@ -101,11 +101,10 @@ async def test_email_sms_and_call_steps_through_the_real_worker(database: str, t
                 "time_zone": daytime_zone(),
             }
         ],
-        field=["input"],
     )
     [enrollment], errors = await enrollments.enroll(
         actor=admin,
-        sequence_id=ids.encode("Sequence", sequence.id),
+        sequence_id=sequence.id,
         prospect_ids=[ids.encode("Prospect", prospect.id)],
         activate=None,
     )
@@ -129,7 +128,7 @@ async def test_email_sms_and_call_steps_through_the_real_worker(database: str, t
             try:
                 await eventually(lambda: Task.filter(enrollment_id=enrollment.id).exists())
                 task = await Task.get(enrollment_id=enrollment.id)
-                await prospects.complete_task(actor=admin, task_id=ids.encode("Task", task.id), note="spoke")
+                await prospects.complete_task(actor=admin, task_id=task.id, note="spoke")
                 await eventually(lambda: Enrollment.filter(id=enrollment.id, stage="UNRESPONSIVE").exists())
                 await eventually(_all_events_numbered)  # the worker gives committed events their cursors
             finally:
@@ -181,11 +180,10 @@ async def one_email_to_many(count: int, *, active: bool) -> tuple[Actor, str]:
         active=active,
         steps=[StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi")],
     )
-    sequence_id = ids.encode("Sequence", sequence.id)
+    sequence_id = sequence.id
     for start in range(0, count, enrollments.MAX_BATCH):
         made, _ = await prospects.create_prospects(
             actor=admin,
-            field=["input"],
             inputs=[
                 {"first_name": f"P{i}", "email": f"p{i}@client.example"}
                 for i in range(start, min(count, start + enrollments.MAX_BATCH))

@@ -50,12 +50,10 @@ async def test_every_change_appends_its_event_with_ids_and_facts_only(
     await Organization.filter(id=org.id).update(email_from="sales@acme.example")
     [enrollment] = await setup(org, clock, steps=STEPS)  # PROSPECT_CREATED, STAGE_CHANGED (STARTED)
     admin = org.actor(Role.ADMIN, clock)
-    prospect_id = ids.encode("Prospect", enrollment.prospect_id)
+    prospect_id = enrollment.prospect_id
     await prospects.update_prospect(actor=admin, prospect_id=prospect_id, changes={"company": "Analytical Engines"})
     contact_made = await Status.get(organization_id=org.id, name="Attempting Contact")
-    await prospects.set_status(
-        actor=admin, prospect_id=prospect_id, status_id=ids.encode("Status", contact_made.id), note=None
-    )
+    await prospects.set_status(actor=admin, prospect_id=prospect_id, status_id=contact_made.id, note=None)
     queued = (await scheduler.run_pass(clock)).queued  # STAGE_CHANGED (APPROACHING)
     await sending.send_batch(queued, transports=sending.transports_for(settings), settings=settings, clock=clock)
     await inbound.record_inbound(
@@ -75,11 +73,11 @@ async def test_every_change_appends_its_event_with_ids_and_facts_only(
         actor=admin,
         prospect_id=prospect_id,
         interaction=Interaction.CALL,
-        action_id=ids.encode("Action", callback.id),
+        action_id=callback.id,
         note=None,
     )  # PROSPECT_UPDATED (contact attempted), STATUS_CHANGED, TASK_CREATED
     task = await Task.get(prospect_id=enrollment.prospect_id)
-    await prospects.complete_task(actor=admin, task_id=ids.encode("Task", task.id), note=None)
+    await prospects.complete_task(actor=admin, task_id=task.id, note=None)
     await prospects.mark_do_not_contact(actor=admin, prospect_id=prospect_id, do_not_contact=True)
     await prospects.delete_prospect(actor=admin, prospect_id=prospect_id)
 
@@ -91,7 +89,9 @@ async def test_every_change_appends_its_event_with_ids_and_facts_only(
     everything = json.dumps([e.payload for e in events])
     assert "ada" not in everything.lower() and "Analytical" not in everything  # no personal data
     updated = next(e for e in events if e.type == "PROSPECT_UPDATED")
-    assert updated.payload["fields"] == ["company"] and updated.payload["prospectId"] == prospect_id
+    assert updated.payload["fields"] == ["company"] and updated.payload["prospectId"] == ids.encode(
+        "Prospect", prospect_id
+    )
     stages = [e.payload["stageChange"]["toStage"] for e in events if e.type == "STAGE_CHANGED"]  # type: ignore[index]
     assert stages == ["STARTED", "APPROACHING", "REPLIED"]
 
@@ -102,7 +102,7 @@ async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: 
     before = await Event.filter(organization_id=org.id).count()
     gone = await workflows.create_status(
         actor=manager,
-        workflow_id=ids.encode("Workflow", (await Status.filter(organization_id=org.id).first()).workflow_id),  # type: ignore[union-attr]
+        workflow_id=(await Status.filter(organization_id=org.id).first()).workflow_id,  # type: ignore[union-attr]
         name="Soon gone",
         system_status="NEW",
         pipeline_percent=0,
@@ -114,8 +114,8 @@ async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: 
         fields=workflows.ActionFields(
             name="Assign then fail",
             operations=[
-                OperationSpec(OperationType.ASSIGN, user_id=org.user_gid(Role.AGENT)),
-                OperationSpec(OperationType.SET_STATUS, status_id=ids.encode("Status", gone.id)),
+                OperationSpec(OperationType.ASSIGN, user_id=org.users[Role.AGENT].id),
+                OperationSpec(OperationType.SET_STATUS, status_id=gone.id),
             ],
         ),
     )
@@ -123,9 +123,9 @@ async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: 
     with pytest.raises(Conflict):
         await prospects.log_activity(
             actor=manager,
-            prospect_id=ids.encode("Prospect", enrollment.prospect_id),
+            prospect_id=enrollment.prospect_id,
             interaction=Interaction.CALL,
-            action_id=ids.encode("Action", action.id),
+            action_id=action.id,
             note=None,
         )
     assert await Event.filter(organization_id=org.id).count() == before  # the assignment rolled back with its event
@@ -197,13 +197,13 @@ async def test_a_task_is_announced_due_once_when_its_time_passes(org: Org, clock
     for _ in range(2):
         await prospects.log_activity(
             actor=admin,
-            prospect_id=ids.encode("Prospect", enrollment.prospect_id),
+            prospect_id=enrollment.prospect_id,
             interaction=Interaction.CALL,
-            action_id=ids.encode("Action", voicemail.id),
+            action_id=voicemail.id,
             note=None,
         )
     first, second = await Task.filter(prospect_id=enrollment.prospect_id).order_by("id")
-    await prospects.complete_task(actor=admin, task_id=ids.encode("Task", second.id), note="done early")
+    await prospects.complete_task(actor=admin, task_id=second.id, note="done early")
     assert await reminders.announce_due(clock) == 0  # not due yet
     clock.advance(86400)
     assert await reminders.announce_due(clock) == 1  # the open one; the completed one never

@@ -60,14 +60,14 @@ async def setup(
             "company": "Engines",
             "email": "ada@client.example",
             "phone": "+12025550143",
-            "owner_id": org.user_gid(Role.AGENT),
+            "owner_id": org.users[Role.AGENT].id,
         }
     ]
-    created, errors = await prospects.create_prospects(actor=admin, inputs=people, field=["input"])
+    created, errors = await prospects.create_prospects(actor=admin, inputs=people)
     assert not errors
     enrolled, errors = await enrollments.enroll(
         actor=admin,
-        sequence_id=ids.encode("Sequence", sequence.id),
+        sequence_id=sequence.id,
         prospect_ids=[ids.encode("Prospect", p.id) for p in created],
         activate=None,
     )
@@ -102,7 +102,7 @@ async def test_a_three_step_sequence_runs_to_unresponsive(org: Org, clock: Froze
     assert enrollment.due_at is None and enrollment.current_step_id is None  # waiting for the call
 
     clock.advance(600)
-    await prospects.complete_task(actor=org.actor(Role.AGENT, clock), task_id=ids.encode("Task", task.id), note=None)
+    await prospects.complete_task(actor=org.actor(Role.AGENT, clock), task_id=task.id, note=None)
     await enrollment.refresh_from_db()
     assert enrollment.due_at == start + timedelta(days=7)  # a week after the last email step
 

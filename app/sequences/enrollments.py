@@ -30,7 +30,7 @@ MAX_BATCH = 1000
 async def enroll(
     *,
     actor: Actor,
-    sequence_id: str,
+    sequence_id: int,
     prospect_ids: Seq[str],
     activate: bool | None,
 ) -> tuple[list[Enrollment], list[DomainError]]:
@@ -228,7 +228,7 @@ async def remove(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enroll
     return await _each(actor, enrollment_ids, change)
 
 
-async def set_sequence_active(*, actor: Actor, sequence_id: str, active: bool) -> Sequence:
+async def set_sequence_active(*, actor: Actor, sequence_id: int, active: bool) -> Sequence:
     """Activating a sequence starts its NOT_STARTED enrollments (R4.2)."""
     actor.require_manager()
     async with in_transaction():

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from app import bulk
 from app.accounts.actor import Actor
-from app.errors import DomainError
+from app.errors import AlreadyEnrolled as AlreadyEnrolled  # re-exported: automation refers to them here
+from app.errors import DoNotContact as DoNotContact
 from app.events import log
 from app.messaging.models import Message, MessageState
 from app.prospects import effects  # a cycle, used at call time: rules run operations that go through here
@@ -25,14 +26,6 @@ from app.workflows.chain import Chain
 from app.workflows.models import TriggerEvent
 
 STEP_CHANNELS = {StepType.EMAIL: Channel.EMAIL, StepType.SMS: Channel.SMS, StepType.CALL: Channel.PHONE}
-
-
-class DoNotContact(DomainError):
-    code = "DO_NOT_CONTACT"
-
-
-class AlreadyEnrolled(DomainError):
-    code = "ALREADY_ENROLLED"
 
 
 class Consent(Protocol):

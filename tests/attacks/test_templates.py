@@ -159,10 +159,12 @@ async def _enroll(org: Org, clock: FrozenClock, sequence_id: str) -> Enrollment:
     admin = org.actor(Role.ADMIN, clock)
     if not await _has_workflow(org):
         await presets.apply(actor=admin, name="lead-workflow")
-    [prospect], errors = await prospects.create_prospects(actor=admin, inputs=[PROSPECT], field=["input"])
+    [prospect], errors = await prospects.create_prospects(actor=admin, inputs=[PROSPECT])
     assert not errors
+    sequence_pk = ids.decode_as("Sequence", sequence_id)
+    assert sequence_pk is not None
     [enrollment], errors = await enrollments.enroll(
-        actor=admin, sequence_id=sequence_id, prospect_ids=[ids.encode("Prospect", prospect.id)], activate=None
+        actor=admin, sequence_id=sequence_pk, prospect_ids=[ids.encode("Prospect", prospect.id)], activate=None
     )
     assert not errors
     return enrollment

@@ -148,14 +148,13 @@ async def prepare(settings: Settings, count: int) -> int:
     for start in range(0, count, 1000):
         made, _ = await prospects.create_prospects(
             actor=actor,
-            field=["input"],
             inputs=[
                 {"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(start, min(count, start + 1000))
             ],
         )
         await enrollments.enroll(
             actor=actor,
-            sequence_id=ids.encode("Sequence", sequence.id),
+            sequence_id=sequence.id,
             prospect_ids=[ids.encode("Prospect", p.id) for p in made],
             activate=None,
         )
@@ -201,7 +200,7 @@ async def engine_rate(
         cpu_before, machine_before = cpu_seconds(), machine_busy()
         started, activation_cpu = time.perf_counter(), time.process_time()
         actor = system_actor(sequence.organization_id, SystemClock())
-        await enrollments.set_sequence_active(actor=actor, sequence_id=ids.encode("Sequence", sequence.id), active=True)
+        await enrollments.set_sequence_active(actor=actor, sequence_id=sequence.id, active=True)
         await relay.nudge(nudges)  # as the API does after a write: the worker's scheduler runs at once
         activation = time.perf_counter() - started
         activation_cpu = time.process_time() - activation_cpu
