@@ -18,6 +18,7 @@ from app.errors import InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
 from app.messaging import mime
+from app.messaging.events import message_event
 from app.messaging.models import BounceType, Direction, Message, MessageState
 from app.prospects import effects
 from app.prospects import service as prospects
@@ -119,7 +120,7 @@ async def receive(
         receipt_key=receipt_key,
         external_id=external_id,
     )
-    await log.record([log.message_event(EventType.MESSAGE_RECEIVED, message, now)])
+    await log.record([message_event(EventType.MESSAGE_RECEIVED, message, now)])
     if kind is Kind.OPT_OUT:
         await effects.opt_out(prospect, channel, actor=actor, cause=ChangeCause.INBOUND)
     elif kind is Kind.OPT_IN:
@@ -277,7 +278,7 @@ async def bounced(
             ours.state = MessageState.BOUNCED
         await ours.save(update_fields=["bounce_type", "error", "state"])
     concerned = ours or notice
-    await log.record([log.message_event(EventType.MESSAGE_BOUNCED, concerned, now)])
+    await log.record([message_event(EventType.MESSAGE_BOUNCED, concerned, now)])
     if bounce_type is BounceType.HARD and address == (prospect.email or "").lower():
         await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
     return concerned

@@ -36,6 +36,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.events import log
 from app.events.models import EventType
+from app.messaging.events import message_event
 from app.messaging.mail import build_email
 from app.messaging.models import BounceType, Message, MessageState
 from app.messaging.transports import (
@@ -356,7 +357,7 @@ async def _write_outcomes(
             expect={},
             values={"conversation_state": ConversationState.AWAITING_REPLY, "last_message_at": now},
         )
-        await log.record(log.message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)
+        await log.record(message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)
         for message in messages:
             if message.state in (MessageState.FAILED, MessageState.BOUNCED) and message.enrollment_id is not None:
                 await _finish_enrollment(message, message.state, clock, reasons.get(message.id, "send_failed"))

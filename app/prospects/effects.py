@@ -28,6 +28,7 @@ from app.errors import Conflict, DomainError
 from app.events import log
 from app.events.models import EventType
 from app.messaging import compose
+from app.prospects.events import api_name, assignment_changed, prospect_event, status_changed, task_event
 from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange, Task, TaskKind
 from app.sequences import lifecycle
 from app.sequences.models import Sequence
@@ -63,7 +64,7 @@ async def change_status(
         note=note,
         at=now,
     )
-    await log.record([log.status_changed(change)])
+    await log.record([status_changed(change)])
     prospect.status_id = status.id
     prospect.updated_at = now
     await prospect.save(update_fields=["status_id", "updated_at"])
@@ -182,7 +183,7 @@ async def run_operations(
                 due_at=now + timedelta(seconds=op["delay_seconds"]),
                 created_at=now,
             )
-            await log.record([log.task_event(EventType.TASK_CREATED, task, now)])
+            await log.record([task_event(EventType.TASK_CREATED, task, now)])
         elif kind is OperationType.MARK_DO_NOT_CONTACT:
             await set_do_not_contact(prospect, True, actor=actor, cause=cause, chain=chain)
         elif kind is OperationType.ASSIGN:
@@ -299,7 +300,7 @@ async def assign_all(assignments: Seq[tuple[Prospect, int | None]], *, actor: Ac
     for prospect, user_id in assignments:
         if prospect.owner_id == user_id:
             continue
-        events.append(log.assignment_changed(prospect.organization_id, prospect.id, now, prospect.owner_id, user_id))
+        events.append(assignment_changed(prospect.organization_id, prospect.id, now, prospect.owner_id, user_id))
         prospect.owner_id, prospect.updated_at = user_id, now
         prospect.assigned_at = now if user_id is not None else None
         by_owner[user_id].append(prospect.id)
@@ -347,6 +348,6 @@ async def _save(prospect: Prospect, now: Any, *fields: str) -> None:
     assignment has its own event, written by ``assign_all``)."""
     prospect.updated_at = now
     await prospect.save(update_fields=[*fields, "updated_at"])
-    changed = sorted(log.api_name(name) for name in fields)
-    event = log.prospect_event(EventType.PROSPECT_UPDATED, prospect.organization_id, prospect.id, now, fields=changed)
+    changed = sorted(api_name(name) for name in fields)
+    event = prospect_event(EventType.PROSPECT_UPDATED, prospect.organization_id, prospect.id, now, fields=changed)
     await log.record([event])

@@ -26,6 +26,7 @@ from app.errors import ActionNotAvailable, DomainError, Forbidden, InvalidInput,
 from app.events import log
 from app.events.models import EventType
 from app.prospects import effects, fields
+from app.prospects.events import api_name, assignment_changed, prospect_event, task_event
 from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
 from app.sequences import scheduler
 from app.workflows import service as workflows
@@ -194,7 +195,7 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         ]
     )
     await log.record(
-        log.prospect_event(
+        prospect_event(
             EventType.PROSPECT_CREATED,
             actor.organization_id,
             p.id,
@@ -206,7 +207,7 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         for p in created
     )
     await log.record(  # an owner given at creation is an assignment too
-        log.assignment_changed(actor.organization_id, p.id, now, None, p.owner_id)
+        assignment_changed(actor.organization_id, p.id, now, None, p.owner_id)
         for p in created
         if p.owner_id is not None
     )
@@ -230,8 +231,8 @@ async def update_prospect(*, actor: Actor, prospect_id: str, changes: Mapping[st
         prospect.search_text = fields.search_text({k: getattr(prospect, k) for k in fields.SEARCHED})
         prospect.updated_at = actor.now()
         await prospect.save()
-        changed = sorted(log.api_name(key) for key in values)
-        updated = log.prospect_event(
+        changed = sorted(api_name(key) for key in values)
+        updated = prospect_event(
             EventType.PROSPECT_UPDATED, prospect.organization_id, prospect.id, prospect.updated_at, fields=changed
         )
         await log.record([updated])
@@ -310,9 +311,7 @@ async def delete_prospect(*, actor: Actor, prospect_id: str) -> int:
         await Task.filter(prospect_id=prospect.id).delete()
         await prospect.delete()
         # Its earlier events stay, with ids and facts only (they never held personal data).
-        await log.record(
-            [log.prospect_event(EventType.PROSPECT_DELETED, actor.organization_id, prospect.id, actor.now())]
-        )
+        await log.record([prospect_event(EventType.PROSPECT_DELETED, actor.organization_id, prospect.id, actor.now())])
     return prospect.id
 
 
@@ -341,6 +340,6 @@ async def complete_task(*, actor: Actor, task_id: str, note: str | None) -> Task
             if note is not None:
                 task.note = note
             await task.save(update_fields=["completed_at", "note"])
-            await log.record([log.task_event(EventType.TASK_COMPLETED, task, task.completed_at)])
+            await log.record([task_event(EventType.TASK_COMPLETED, task, task.completed_at)])
             await scheduler.task_completed(task, actor.clock)
     return task

@@ -19,6 +19,7 @@ from app.events import log
 from app.messaging.models import Message, MessageState
 from app.prospects import effects  # a cycle, used at call time: rules run operations that go through here
 from app.prospects.models import ChangeCause, Channel, Prospect
+from app.sequences.events import stage_changed, stage_changed_row
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
 from app.sequences.state import ALLOWED_FROM, UNFINISHED, Event, Facts, Stage, transition
 from app.workflows.chain import Chain
@@ -80,7 +81,7 @@ async def record(
     await enrollment.save()
     change = stage_change(enrollment, before, to, actor=actor, cause=cause, reason=reason, now=now)
     await change.save()
-    await log.record([log.stage_changed(change, enrollment.prospect_id, enrollment.sequence_id)])
+    await log.record([stage_changed(change, enrollment.prospect_id, enrollment.sequence_id)])
     await effects.events_happened(
         TriggerEvent.ENROLLMENT_STAGE_CHANGED, [(actor, enrollment.prospect_id, to)], chain=chain
     )
@@ -242,7 +243,7 @@ async def record_all(
     ]
     change_ids = await bulk.insert_returning(StageChange, changes)
     await log.record(
-        log.stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
+        stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
         for change, change_id, (_, prospect_id) in zip(changes, change_ids, moved, strict=True)
     )
     entered = [(actor, prospect_id, to) for _, prospect_id in moved]
