@@ -25,7 +25,7 @@ from app.events import log, relay
 from app.events.models import Event, EventType
 from app.messaging import inbound, sending
 from app.messaging.models import BounceType
-from app.prospects import effects, reminders
+from app.prospects import reminders, updates
 from app.prospects import service as prospects
 from app.prospects.events import prospect_event
 from app.prospects.models import Channel, Prospect, Task
@@ -131,7 +131,7 @@ async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: 
         )
     assert await Event.filter(organization_id=org.id).count() == before  # the assignment rolled back with its event
 
-    await effects.assign(await Prospect.get(id=enrollment.prospect_id), None, actor=manager)
+    await updates.assign(await Prospect.get(id=enrollment.prospect_id), None, actor=manager)
     created, assigned = await Event.filter(organization_id=org.id, type="ASSIGNMENT_CHANGED").order_by("id")
     assert created.payload == created.payload | {"fromUserId": None, "toUserId": org.user_gid(Role.AGENT)}
     assert assigned.payload["toUserId"] is None and assigned.payload["fromUserId"] == org.user_gid(Role.AGENT)

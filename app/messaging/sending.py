@@ -32,6 +32,7 @@ from tortoise.transactions import in_transaction
 from app import bulk, db
 from app.accounts.actor import system_actor
 from app.accounts.models import Organization
+from app.automation import rules
 from app.clock import Clock
 from app.config import Settings
 from app.events import log
@@ -50,7 +51,7 @@ from app.messaging.transports import (
     Transports,
     TwilioTransport,
 )
-from app.prospects import effects
+from app.prospects import consent
 from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect
 from app.sequences import lifecycle
 from app.sequences.models import Enrollment
@@ -133,7 +134,7 @@ class _Batch:
         new = organization_ids - self.organizations.keys()
         if new:
             organizations = await Organization.filter(id__in=new)
-            with_rules = await effects.organizations_with_rules(new, TriggerEvent.MESSAGE_SENT)
+            with_rules = await rules.organizations_with_rules(new, TriggerEvent.MESSAGE_SENT)
             self.organizations.update((o.id, o) for o in organizations)
             self.with_sent_rules.update(with_rules)
 
@@ -367,7 +368,7 @@ async def _write_outcomes(
             if m.state is MessageState.SENT and m.organization_id in batch.with_sent_rules
         ]
         if sent:
-            await effects.events_happened(TriggerEvent.MESSAGE_SENT, sent)
+            await rules.events_happened(TriggerEvent.MESSAGE_SENT, sent)
 
 
 async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clock, reason: str) -> None:
@@ -375,7 +376,7 @@ async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clo
     if outcome is MessageState.BOUNCED:
         prospect = await Prospect.filter(id=message.prospect_id).select_for_update().first()
         if prospect is not None:
-            await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.SCHEDULER)
+            await consent.hard_bounce(prospect, actor=actor, cause=ChangeCause.SCHEDULER)
         return
     enrollment = await Enrollment.filter(id=message.enrollment_id, finished_at=None).select_for_update().first()
     if enrollment is not None and enrollment.stage in (Stage.STARTED, Stage.APPROACHING):

@@ -21,11 +21,12 @@ from tortoise.transactions import in_transaction
 from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, User
+from app.automation import operations, rules
 from app.bulk import insert_returning_ids
 from app.errors import ActionNotAvailable, DomainError, Forbidden, InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
-from app.prospects import effects, fields
+from app.prospects import consent, effects, fields
 from app.prospects.events import api_name, assignment_changed, prospect_event, task_event
 from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
 from app.sequences import scheduler
@@ -211,9 +212,9 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         for p in created
         if p.owner_id is not None
     )
-    if await effects.has_rules(actor.organization_id, TriggerEvent.PROSPECT_CREATED):
+    if await rules.has_rules(actor.organization_id, TriggerEvent.PROSPECT_CREATED):
         for prospect in created:
-            await effects.fire_rules(TriggerEvent.PROSPECT_CREATED, prospect, actor=actor, chain=Chain())
+            await rules.fire_rules(TriggerEvent.PROSPECT_CREATED, prospect, actor=actor, chain=Chain())
     return list(created)
 
 
@@ -279,7 +280,7 @@ async def log_activity(
             at=actor.now(),
         )
         if action is not None:
-            await effects.run_operations(
+            await operations.run_operations(
                 prospect, action.operations, actor=actor, cause=ChangeCause.ACTION, chain=Chain()
             )
     return activity, prospect
@@ -289,7 +290,7 @@ async def mark_do_not_contact(*, actor: Actor, prospect_id: str, do_not_contact:
     """Blocks every channel (R3.3) and finishes the prospect's enrollments OPTED_OUT."""
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
-        await effects.set_do_not_contact(prospect, do_not_contact, actor=actor, cause=ChangeCause.USER)
+        await consent.set_do_not_contact(prospect, do_not_contact, actor=actor, cause=ChangeCause.USER)
     return prospect
 
 
@@ -297,7 +298,7 @@ async def opt_out(*, actor: Actor, prospect_id: str, channel: Channel) -> Prospe
     """Blocks one channel and finishes OPTED_OUT the enrollments whose sequence uses it."""
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
-        await effects.opt_out(prospect, channel, actor=actor, cause=ChangeCause.USER)
+        await consent.opt_out(prospect, channel, actor=actor, cause=ChangeCause.USER)
     return prospect
 
 

@@ -3,7 +3,7 @@ batch in a few statements), and finishing or pausing a prospect's enrollments
 when its status, consent or channels change. Runs inside the caller's
 transaction. Every stage change goes through ``record`` (one enrollment) or
 ``record_all`` (many that moved together), which fire the
-ENROLLMENT_STAGE_CHANGED automation rules (app.prospects.effects, whose
+ENROLLMENT_STAGE_CHANGED automation rules (app.automation.rules, whose
 operations call back into this module)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 from app import bulk
 from app.accounts.actor import Actor
+from app.automation import rules  # a cycle, used at call time: rules run operations that go through here
 from app.errors import DomainError
 from app.events import log
 from app.messaging.models import Message, MessageState
-from app.prospects import effects  # a cycle, used at call time: rules run operations that go through here
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences.events import stage_changed, stage_changed_row
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
@@ -82,7 +82,7 @@ async def record(
     change = stage_change(enrollment, before, to, actor=actor, cause=cause, reason=reason, now=now)
     await change.save()
     await log.record([stage_changed(change, enrollment.prospect_id, enrollment.sequence_id)])
-    await effects.events_happened(
+    await rules.events_happened(
         TriggerEvent.ENROLLMENT_STAGE_CHANGED, [(actor, enrollment.prospect_id, to)], chain=chain
     )
 
@@ -247,7 +247,7 @@ async def record_all(
         for change, change_id, (_, prospect_id) in zip(changes, change_ids, moved, strict=True)
     )
     entered = [(actor, prospect_id, to) for _, prospect_id in moved]
-    await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered, chain=chain)
+    await rules.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered, chain=chain)
 
 
 async def apply(

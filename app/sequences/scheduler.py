@@ -28,12 +28,12 @@ from tortoise.transactions import in_transaction
 from app import bulk
 from app.accounts.actor import Actor, system_actor
 from app.accounts.models import Organization
+from app.automation import rules
 from app.clock import Clock
 from app.errors import InvalidInput
 from app.events import log
 from app.events.models import EventType
 from app.messaging.models import Direction, Message, MessageState
-from app.prospects import effects
 from app.prospects.events import task_event
 from app.prospects.models import ChangeCause, Channel, Prospect, Task, TaskKind
 from app.sequences import lifecycle, templates
@@ -151,7 +151,7 @@ class _Writes:
             )
         )
         if self.entered:
-            await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
+            await rules.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
         return queued
 
 
