@@ -25,8 +25,9 @@ from app.events import log, relay
 from app.events.models import Event, EventType
 from app.messaging import inbound, sending
 from app.messaging.models import BounceType
-from app.prospects import effects, reminders
+from app.prospects import reminders, updates
 from app.prospects import service as prospects
+from app.prospects.events import prospect_event
 from app.prospects.models import Channel, Prospect, Task
 from app.sequences import scheduler
 from app.sequences.models import StepType
@@ -130,7 +131,7 @@ async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: 
         )
     assert await Event.filter(organization_id=org.id).count() == before  # the assignment rolled back with its event
 
-    await effects.assign(await Prospect.get(id=enrollment.prospect_id), None, actor=manager)
+    await updates.assign(await Prospect.get(id=enrollment.prospect_id), None, actor=manager)
     created, assigned = await Event.filter(organization_id=org.id, type="ASSIGNMENT_CHANGED").order_by("id")
     assert created.payload == created.payload | {"fromUserId": None, "toUserId": org.user_gid(Role.AGENT)}
     assert assigned.payload["toUserId"] is None and assigned.payload["fromUserId"] == org.user_gid(Role.AGENT)
@@ -138,7 +139,7 @@ async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: 
 
 async def test_cursors_increase_and_a_late_commit_comes_after_every_given_cursor(org: Org, clock: FrozenClock) -> None:
     def event() -> dict[str, Any]:
-        return log.prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title"])
+        return prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title"])
 
     made = [await Event.create(**event()) for _ in range(3)]
     late_id = made[0].id
@@ -158,7 +159,7 @@ async def test_the_relay_numbers_and_publishes_each_event_once_as_stored(
     org: Org, clock: FrozenClock, redis: Redis
 ) -> None:
     await setup(org, clock, steps=STEPS)  # events of every kind of subject, unnumbered
-    await log.record([log.prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title", "é"])])
+    await log.record([prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title", "é"])])
     async with redis.pubsub() as pubsub:
         await pubsub.subscribe(relay.channel(org.id))
         await pubsub.get_message(timeout=1)  # the confirmation
@@ -182,7 +183,7 @@ async def test_the_relay_numbers_and_publishes_each_event_once_as_stored(
 @pytest.mark.postgres
 async def test_concurrent_sequencers_give_each_cursor_once(org: Org, clock: FrozenClock) -> None:
     for _ in range(300):
-        await log.record([log.prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=[])])
+        await log.record([prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=[])])
     counts = await asyncio.gather(*(log.sequence(limit=50) for _ in range(8)))
     while await log.sequence(limit=50):
         pass
@@ -247,7 +248,7 @@ async def test_every_event_the_relay_publishes_is_committed_already(database: st
     neither was published before it was visible (numbered and published in one transaction)."""
     organization = await make_org("Acme", clock)
     await log.record(
-        log.prospect_event(EventType.PROSPECT_UPDATED, organization.id, n, clock.now(), fields=[]) for n in range(5)
+        prospect_event(EventType.PROSPECT_UPDATED, organization.id, n, clock.now(), fields=[]) for n in range(5)
     )
     checker = _CommitChecker(database)
     assert await relay.publish(checker, clock) == (5, 0)  # type: ignore[arg-type]

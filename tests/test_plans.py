@@ -20,6 +20,7 @@ from app.clock import FrozenClock
 from app.events import log, relay
 from app.events.models import EventType
 from app.messaging.models import Message, MessageState
+from app.prospects.events import prospect_event
 from app.sequences import scheduler
 from app.sequences.models import StepType
 from app.sequences.service import StepSpec
@@ -57,7 +58,7 @@ async def plan_of(sql: str, params: list[Any] | None = None, *, seqscan: bool = 
 async def test_the_relay_finds_nothing_new_by_index_after_stale_statistics(database: str, clock: FrozenClock) -> None:
     org = await make_org("Acme", clock)
     await log.record(
-        log.prospect_event(EventType.PROSPECT_CREATED, org.id, n, clock.now(), source="test") for n in range(3000)
+        prospect_event(EventType.PROSPECT_CREATED, org.id, n, clock.now(), source="test") for n in range(3000)
     )
     db = connections.get("default")
     await db.execute_script("ANALYZE event")  # every event unsequenced, as far as the statistics know

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.errors import ActionNotAvailable
 from app.messaging import inbound, sending
 from app.messaging.models import BounceType
-from app.prospects import effects
+from app.prospects import consent
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange
 from app.sequences import enrollments, scheduler
@@ -123,7 +123,7 @@ async def test_000_the_status_follows_the_stage_through_every_status_of_the_tabl
     await _log(admin, bob, Interaction.EMAIL, "Mark as finished")
     await prospects.opt_out(actor=admin, prospect_id=cy.prospect_id, channel=Channel.EMAIL)
     di_prospect = await Prospect.get(id=di.prospect_id)
-    await effects.unsubscribe(di_prospect, actor=admin, cause=ChangeCause.INBOUND)  # as the link does
+    await consent.unsubscribe(di_prospect, actor=admin, cause=ChangeCause.INBOUND)  # as the link does
     await _log(admin, ed, Interaction.CALL, "Mark as replied")
 
     assert [await _status(e) for e in (ada, bob, cy, di, ed)] == [

@@ -14,12 +14,14 @@ from tortoise.transactions import in_transaction
 from app import validation
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
+from app.automation import rules
 from app.errors import Field, InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
 from app.messaging import mime
+from app.messaging.events import message_event
 from app.messaging.models import BounceType, Direction, Message, MessageState
-from app.prospects import effects
+from app.prospects import consent
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect
 from app.sequences import lifecycle
@@ -119,11 +121,11 @@ async def receive(
         receipt_key=receipt_key,
         external_id=external_id,
     )
-    await log.record([log.message_event(EventType.MESSAGE_RECEIVED, message, now)])
+    await log.record([message_event(EventType.MESSAGE_RECEIVED, message, now)])
     if kind is Kind.OPT_OUT:
-        await effects.opt_out(prospect, channel, actor=actor, cause=ChangeCause.INBOUND)
+        await consent.opt_out(prospect, channel, actor=actor, cause=ChangeCause.INBOUND)
     elif kind is Kind.OPT_IN:
-        await effects.opt_in(prospect, channel, actor=actor)
+        await consent.opt_in(prospect, channel, actor=actor)
     elif kind is Kind.REPLY:
         prospect.conversation_state = ConversationState.REPLY_NEEDED
         prospect.last_message_at = now
@@ -132,7 +134,7 @@ async def receive(
         await lifecycle.for_prospect(
             prospect.id, Event.REPLY, actor=actor, cause=ChangeCause.INBOUND, reason="replied", sequence_ids=stopping
         )
-        await effects.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
+        await rules.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
         await prospect.refresh_from_db()  # rules may have changed it
     return message
 
@@ -240,7 +242,7 @@ async def bounced(
     the notice is recorded (an automatic message, so soft bounces can be counted),
     the third soft bounce of one address within 7 days counts as hard, our bounced
     message (``ours``, when known) takes the outcome, and a hard bounce of the
-    prospect's address has the effects of effects.hard_bounce. Returns the message
+    prospect's address has the effects of consent.hard_bounce. Returns the message
     the MESSAGE_BOUNCED event names: ours, else the notice."""
     address = address.lower()
     now = actor.now()
@@ -276,7 +278,7 @@ async def bounced(
             ours.state = MessageState.BOUNCED
         await ours.save(update_fields=["bounce_type", "error", "state"])
     concerned = ours or notice
-    await log.record([log.message_event(EventType.MESSAGE_BOUNCED, concerned, now)])
+    await log.record([message_event(EventType.MESSAGE_BOUNCED, concerned, now)])
     if bounce_type is BounceType.HARD and address == (prospect.email or "").lower():
-        await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
+        await consent.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
     return concerned

@@ -2,7 +2,7 @@
 agents, return, pull from the shared pool, pull from another agent once the
 status's max assignment time has passed.
 
-Every owner change goes through ``effects.assign_all``: it sets ``assigned_at`` and
+Every owner change goes through ``updates.assign_all``: it sets ``assigned_at`` and
 appends ASSIGNMENT_CHANGED in the caller's transaction. Concurrent calls never
 hand one prospect to two users nor skip an agent: a push takes the organization
 row's write lock before reading the rotation; a pull takes its prospects with
@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, User
 from app.errors import DomainError, Forbidden, InvalidInput, NotFound, NotPullable
-from app.prospects import effects
+from app.prospects import rotation, updates
 from app.prospects import service as prospects
 from app.prospects.models import Prospect
 from app.workflows.models import Status, SystemStatus
@@ -69,8 +69,8 @@ async def assign_prospects(
     async with in_transaction():
         rows, errors = await _owned(actor, prospect_ids)
         found = [row for row in rows if row is not None]
-        owners = [target] * len(found) if target else await effects.next_in_rotation(actor.organization_id, len(found))
-        await effects.assign_all(list(zip(found, owners, strict=True)), actor=actor)
+        owners = [target] * len(found) if target else await rotation.next_in_rotation(actor.organization_id, len(found))
+        await updates.assign_all(list(zip(found, owners, strict=True)), actor=actor)
     return found, errors
 
 
@@ -80,7 +80,7 @@ async def unassign_prospects(*, actor: Actor, prospect_ids: Sequence[int]) -> tu
     async with in_transaction():
         rows, errors = await _owned(actor, prospect_ids)
         found = [row for row in rows if row is not None]
-        await effects.assign_all([(prospect, None) for prospect in found], actor=actor)
+        await updates.assign_all([(prospect, None) for prospect in found], actor=actor)
     return found, errors
 
 
@@ -95,14 +95,14 @@ async def pull_prospects(*, actor: Actor, count: int, system_statuses: Sequence[
     async with in_transaction() as connection:
         postgres = connection.capabilities.dialect == "postgres"
         if not postgres:
-            await effects.lock_organization(actor.organization_id)  # SQLite: one puller at a time
+            await rotation.lock_organization(actor.organization_id)  # SQLite: one puller at a time
         query = Prospect.filter(organization_id=actor.organization_id, owner_id=None).filter(
             Q(pullable_after=None) | Q(pullable_after__lte=now)
         )
         if system_statuses:
             query = query.filter(status__system_status__in=[s.value for s in system_statuses])
         taken = await query.order_by("created_at", "id").limit(count).select_for_update(skip_locked=True)
-        await effects.assign_all([(prospect, actor.user_id) for prospect in taken], actor=actor)
+        await updates.assign_all([(prospect, actor.user_id) for prospect in taken], actor=actor)
     return list(taken)
 
 
@@ -136,7 +136,7 @@ async def pull_prospect(*, actor: Actor, prospect_id: int) -> Prospect:
                 )
             if at > now:
                 raise NotPullable(f"It may be pulled from its owner from {at.isoformat()}.", field)
-        await effects.assign(prospect, actor.user_id, actor=actor)
+        await updates.assign(prospect, actor.user_id, actor=actor)
     return prospect
 
 

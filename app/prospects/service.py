@@ -21,11 +21,13 @@ from tortoise.transactions import in_transaction
 from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, User
+from app.automation import operations, rules
 from app.bulk import insert_returning_ids
 from app.errors import ActionNotAvailable, DomainError, Field, Forbidden, InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
-from app.prospects import effects, fields
+from app.prospects import consent, effects, fields
+from app.prospects.events import api_name, assignment_changed, prospect_event, task_event
 from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
 from app.sequences import scheduler
 from app.workflows import service as workflows
@@ -184,7 +186,7 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         ]
     )
     await log.record(
-        log.prospect_event(
+        prospect_event(
             EventType.PROSPECT_CREATED,
             actor.organization_id,
             p.id,
@@ -196,13 +198,13 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         for p in created
     )
     await log.record(  # an owner given at creation is an assignment too
-        log.assignment_changed(actor.organization_id, p.id, now, None, p.owner_id)
+        assignment_changed(actor.organization_id, p.id, now, None, p.owner_id)
         for p in created
         if p.owner_id is not None
     )
-    if await effects.has_rules(actor.organization_id, TriggerEvent.PROSPECT_CREATED):
+    if await rules.has_rules(actor.organization_id, TriggerEvent.PROSPECT_CREATED):
         for prospect in created:
-            await effects.fire_rules(TriggerEvent.PROSPECT_CREATED, prospect, actor=actor, chain=Chain())
+            await rules.fire_rules(TriggerEvent.PROSPECT_CREATED, prospect, actor=actor, chain=Chain())
     return list(created)
 
 
@@ -220,8 +222,8 @@ async def update_prospect(*, actor: Actor, prospect_id: int, changes: Mapping[st
         prospect.search_text = fields.search_text({k: getattr(prospect, k) for k in fields.SEARCHED})
         prospect.updated_at = actor.now()
         await prospect.save()
-        changed = sorted(log.api_name(key) for key in values)
-        updated = log.prospect_event(
+        changed = sorted(api_name(key) for key in values)
+        updated = prospect_event(
             EventType.PROSPECT_UPDATED, prospect.organization_id, prospect.id, prospect.updated_at, fields=changed
         )
         await log.record([updated])
@@ -266,7 +268,7 @@ async def log_activity(
             at=actor.now(),
         )
         if action is not None:
-            await effects.run_operations(
+            await operations.run_operations(
                 prospect, action.operations, actor=actor, cause=ChangeCause.ACTION, chain=Chain()
             )
     return activity, prospect
@@ -276,7 +278,7 @@ async def mark_do_not_contact(*, actor: Actor, prospect_id: int, do_not_contact:
     """Blocks every channel (R3.3) and finishes the prospect's enrollments OPTED_OUT."""
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
-        await effects.set_do_not_contact(prospect, do_not_contact, actor=actor, cause=ChangeCause.USER)
+        await consent.set_do_not_contact(prospect, do_not_contact, actor=actor, cause=ChangeCause.USER)
     return prospect
 
 
@@ -284,7 +286,7 @@ async def opt_out(*, actor: Actor, prospect_id: int, channel: Channel) -> Prospe
     """Blocks one channel and finishes OPTED_OUT the enrollments whose sequence uses it."""
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
-        await effects.opt_out(prospect, channel, actor=actor, cause=ChangeCause.USER)
+        await consent.opt_out(prospect, channel, actor=actor, cause=ChangeCause.USER)
     return prospect
 
 
@@ -298,9 +300,7 @@ async def delete_prospect(*, actor: Actor, prospect_id: int) -> int:
         await Task.filter(prospect_id=prospect.id).delete()
         await prospect.delete()
         # Its earlier events stay, with ids and facts only (they never held personal data).
-        await log.record(
-            [log.prospect_event(EventType.PROSPECT_DELETED, actor.organization_id, prospect.id, actor.now())]
-        )
+        await log.record([prospect_event(EventType.PROSPECT_DELETED, actor.organization_id, prospect.id, actor.now())])
     return prospect.id
 
 
@@ -326,6 +326,6 @@ async def complete_task(*, actor: Actor, task_id: int, note: str | None) -> Task
             if note is not None:
                 task.note = note
             await task.save(update_fields=["completed_at", "note"])
-            await log.record([log.task_event(EventType.TASK_COMPLETED, task, task.completed_at)])
+            await log.record([task_event(EventType.TASK_COMPLETED, task, task.completed_at)])
             await scheduler.task_completed(task, actor.clock)
     return task

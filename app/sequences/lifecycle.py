@@ -3,7 +3,7 @@ batch in a few statements), and finishing or pausing a prospect's enrollments
 when its status, consent or channels change. Runs inside the caller's
 transaction. Every stage change goes through ``record`` (one enrollment) or
 ``record_all`` (many that moved together), which fire the
-ENROLLMENT_STAGE_CHANGED automation rules (app.prospects.effects, whose
+ENROLLMENT_STAGE_CHANGED automation rules (app.automation.rules, whose
 operations call back into this module)."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any, Protocol
 
 from app import bulk
 from app.accounts.actor import Actor
-from app.errors import AlreadyEnrolled as AlreadyEnrolled  # re-exported: automation refers to them here
-from app.errors import DoNotContact as DoNotContact
+from app.automation import rules  # a cycle, used at call time: rules run operations that go through here
+from app.errors import AlreadyEnrolled, DoNotContact
 from app.events import log
 from app.messaging.models import Message, MessageState
-from app.prospects import effects  # a cycle, used at call time: rules run operations that go through here
 from app.prospects.models import ChangeCause, Channel, Prospect
+from app.sequences.events import stage_changed, stage_changed_row
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
 from app.sequences.state import ALLOWED_FROM, UNFINISHED, Event, Facts, Stage, transition
 from app.workflows.chain import Chain
@@ -73,8 +73,8 @@ async def record(
     await enrollment.save()
     change = stage_change(enrollment, before, to, actor=actor, cause=cause, reason=reason, now=now)
     await change.save()
-    await log.record([log.stage_changed(change, enrollment.prospect_id, enrollment.sequence_id)])
-    await effects.events_happened(
+    await log.record([stage_changed(change, enrollment.prospect_id, enrollment.sequence_id)])
+    await rules.events_happened(
         TriggerEvent.ENROLLMENT_STAGE_CHANGED, [(actor, enrollment.prospect_id, to)], chain=chain
     )
 
@@ -235,11 +235,11 @@ async def record_all(
     ]
     change_ids = await bulk.insert_returning(StageChange, changes)
     await log.record(
-        log.stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
+        stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
         for change, change_id, (_, prospect_id) in zip(changes, change_ids, moved, strict=True)
     )
     entered = [(actor, prospect_id, to) for _, prospect_id in moved]
-    await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered, chain=chain)
+    await rules.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered, chain=chain)
 
 
 async def apply(

@@ -28,14 +28,16 @@ from tortoise.transactions import in_transaction
 from app import bulk
 from app.accounts.actor import Actor, system_actor
 from app.accounts.models import Organization
+from app.automation import rules
 from app.clock import Clock
 from app.errors import InvalidInput
 from app.events import log
 from app.events.models import EventType
 from app.messaging.models import Direction, Message, MessageState
-from app.prospects import effects
+from app.prospects.events import task_event
 from app.prospects.models import ChangeCause, Channel, Prospect, Task, TaskKind
 from app.sequences import lifecycle, templates
+from app.sequences.events import stage_changed_row
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
 from app.sequences.state import RUNNING, Event, Facts, Stage, transition
 from app.sequences.windows import SendWindow, next_opening
@@ -143,13 +145,13 @@ class _Writes:
         queued = [pk for pk, m in zip(message_ids, fresh, strict=True) if m["state"] is MessageState.QUEUED]
         change_ids = await bulk.insert_returning(StageChange, self.stage_changes)
         await log.record(
-            log.stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
+            stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
             for change, change_id, (_, prospect_id, _), sequence_id in zip(
                 self.stage_changes, change_ids, self.entered, self.sequences, strict=True
             )
         )
         if self.entered:
-            await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
+            await rules.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
         return queued
 
 
@@ -380,7 +382,7 @@ async def _open_task(
     if not claimed:
         await task.delete()
         return None
-    await log.record([log.task_event(EventType.TASK_CREATED, task, now)])
+    await log.record([task_event(EventType.TASK_CREATED, task, now)])
     await _step_ran(enrollment, before, actor, now)
     return None
 

@@ -2,7 +2,7 @@
 
 Stored form (Action.operations, AutomationRule.operations): a list of dicts
 ``{"type", "status_id", "user_id", "delay_seconds"}`` with primary keys of the
-same organization. They are run by app.prospects.effects.
+same organization. They are run by app.automation.operations.
 """
 
 from __future__ import annotations
