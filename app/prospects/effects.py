@@ -28,9 +28,11 @@ from app.errors import Conflict, DomainError
 from app.events import log
 from app.events.models import EventType
 from app.messaging import compose
-from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange, Task, TaskKind
+from app.prospects import statuses
+from app.prospects.models import ChangeCause, Channel, Prospect, Task, TaskKind
 from app.sequences import lifecycle
 from app.sequences.models import Sequence
+from app.sequences.stages import Move
 from app.sequences.state import Event, Stage
 from app.workflows.chain import Chain
 from app.workflows.models import AutomationRule, Status, TriggerEvent
@@ -40,7 +42,7 @@ logger = logging.getLogger("leadline.automation")
 
 
 async def change_status(
-    prospect: Prospect,
+    prospects: Seq[Prospect],
     status: Status,
     *,
     actor: Actor,
@@ -48,36 +50,28 @@ async def change_status(
     chain: Chain,
     note: str | None = None,
 ) -> None:
-    """Moves the prospect to ``status`` (any workflow), records the change and
-    fires STATUS_ENTERED rules. Moving to the current status changes nothing."""
-    if prospect.status_id == status.id:
-        return
-    now = actor.now()
-    change = await StatusChange.create(
-        organization_id=prospect.organization_id,
-        prospect_id=prospect.id,
-        from_status_id=prospect.status_id,
-        to_status_id=status.id,
-        cause=cause,
-        actor_id=actor.user_id,
-        note=note,
-        at=now,
-    )
-    await log.record([log.status_changed(change)])
-    prospect.status_id = status.id
-    prospect.updated_at = now
-    await prospect.save(update_fields=["status_id", "updated_at"])
-    if status.enrollment_outcome is not None:
-        await lifecycle.for_prospect(
-            prospect.id,
-            Event.FINISH,
-            actor=actor,
-            cause=cause,
-            reason="status_outcome",
-            outcome=status.enrollment_outcome,
-            chain=chain,
-        )
-    await fire_rules(TriggerEvent.STATUS_ENTERED, prospect, actor=actor, chain=chain, status_id=status.id)
+    """Moves locked prospects to ``status`` (any workflow) through the one writer of
+    status changes, then, for each that moved, what entering the status sets off:
+    its enrollment outcome (R2.5), then its STATUS_ENTERED rules. A prospect at the
+    status already changes nothing."""
+    for prospect in await statuses.change(prospects, status.id, actor=actor, cause=cause, note=note):
+        if status.enrollment_outcome is not None:
+            finished = await lifecycle.for_prospect(
+                prospect.id,
+                Event.FINISH,
+                actor=actor,
+                cause=cause,
+                reason="status_outcome",
+                outcome=status.enrollment_outcome,
+            )
+            await stages_entered(finished, chain=chain)
+        await fire_rules(TriggerEvent.STATUS_ENTERED, prospect, actor=actor, chain=chain, status_id=status.id)
+
+
+async def stages_entered(moves: Iterable[Move], *, chain: Chain | None = None) -> None:
+    """The ENROLLMENT_STAGE_CHANGED rules of stage changes recorded (the writer runs none)."""
+    entered = [(move.actor, move.prospect_id, move.to) for move in moves]
+    await events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered, chain=chain)
 
 
 async def has_rules(organization_id: int, event: TriggerEvent) -> bool:
@@ -164,7 +158,7 @@ async def run_operations(
             )
             if status is None:
                 raise Conflict("The status this operation moves to no longer exists.")
-            await change_status(prospect, status, actor=actor, cause=cause, chain=chain)
+            await change_status([prospect], status, actor=actor, cause=cause, chain=chain)
         elif kind is OperationType.MARK_CONTACT_ATTEMPTED:
             prospect.contact_attempts += 1
             prospect.last_contact_attempt_at = now
@@ -197,23 +191,19 @@ async def run_operations(
         elif kind is OperationType.ENROLL_IN_SEQUENCE:
             await _enroll(prospect, op["sequence_id"], actor=actor, cause=cause, chain=chain)
         elif kind is OperationType.FINISH_ENROLLMENTS:
-            await lifecycle.for_prospect(
-                prospect.id,
-                Event.FINISH,
-                actor=actor,
-                cause=cause,
-                reason="operation",
-                outcome=Stage(op["outcome"]),
-                chain=chain,
+            outcome = Stage(op["outcome"])
+            moves = await lifecycle.for_prospect(
+                prospect.id, Event.FINISH, actor=actor, cause=cause, reason="operation", outcome=outcome
             )
+            await stages_entered(moves, chain=chain)
         elif kind is OperationType.PAUSE_ENROLLMENTS:
-            await lifecycle.for_prospect(
-                prospect.id, Event.PAUSE, actor=actor, cause=cause, reason="operation", chain=chain
-            )
+            moves = await lifecycle.for_prospect(prospect.id, Event.PAUSE, actor=actor, cause=cause, reason="operation")
+            await stages_entered(moves, chain=chain)
         elif kind is OperationType.RESUME_ENROLLMENTS:
-            await lifecycle.for_prospect(
-                prospect.id, Event.RESUME, actor=actor, cause=cause, reason="operation", chain=chain
+            moves = await lifecycle.for_prospect(
+                prospect.id, Event.RESUME, actor=actor, cause=cause, reason="operation"
             )
+            await stages_entered(moves, chain=chain)
         elif kind is OperationType.SEND_MESSAGE:
             await compose.queue_message(prospect, Channel(op["channel"]), op.get("subject"), op["body"], now=now)
 
@@ -228,7 +218,8 @@ async def _enroll(prospect: Prospect, sequence_id: int, *, actor: Actor, cause: 
     if not steps:
         return
     with contextlib.suppress(lifecycle.DoNotContact, lifecycle.AlreadyEnrolled):
-        await lifecycle.enroll_one(prospect, sequence, steps, actor=actor, cause=cause, activate=None, chain=chain)
+        moves = await lifecycle.enroll_one(prospect, sequence, steps, actor=actor, cause=cause, activate=None)
+        await stages_entered(moves, chain=chain)
 
 
 async def set_do_not_contact(
@@ -240,9 +231,10 @@ async def set_do_not_contact(
     prospect.do_not_contact = value
     await _save(prospect, actor.now(), "do_not_contact")
     if value:
-        await lifecycle.for_prospect(
-            prospect.id, Event.OPT_OUT, actor=actor, cause=cause, reason="do_not_contact", chain=chain
+        moves = await lifecycle.for_prospect(
+            prospect.id, Event.OPT_OUT, actor=actor, cause=cause, reason="do_not_contact"
         )
+        await stages_entered(moves, chain=chain)
 
 
 async def opt_out(prospect: Prospect, channel: Channel, *, actor: Actor, cause: ChangeCause) -> None:
@@ -283,7 +275,8 @@ async def _block(
     if channel.value not in prospect.opted_out_channels:
         prospect.opted_out_channels = sorted({*prospect.opted_out_channels, channel.value})
         await _save(prospect, actor.now(), "opted_out_channels")
-    await lifecycle.for_prospect(prospect.id, event, actor=actor, cause=cause, reason=reason, channel=channel)
+    moves = await lifecycle.for_prospect(prospect.id, event, actor=actor, cause=cause, reason=reason, channel=channel)
+    await stages_entered(moves)
 
 
 async def assign(prospect: Prospect, user_id: int | None, *, actor: Actor) -> None:
