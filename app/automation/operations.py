@@ -19,6 +19,7 @@ from typing import Any, Self
 
 from app.accounts.actor import Actor
 from app.accounts.models import User
+from app.automation import rules  # a cycle, used at call time: rules run these operations
 from app.errors import AlreadyEnrolled, Conflict, DoNotContact
 from app.events import log
 from app.events.models import EventType
@@ -46,15 +47,10 @@ class Run:
 
     async def enrollments(self, event: Event, outcome: Stage | None = None) -> None:
         """Applies ``event`` to the prospect's unfinished enrollments."""
-        await lifecycle.for_prospect(
-            self.prospect.id,
-            event,
-            actor=self.actor,
-            cause=self.cause,
-            reason="operation",
-            outcome=outcome,
-            chain=self.chain,
+        moves = await lifecycle.for_prospect(
+            self.prospect.id, event, actor=self.actor, cause=self.cause, reason="operation", outcome=outcome
         )
+        await rules.stages_entered(moves, chain=self.chain)
 
 
 class Operation(ABC):
@@ -82,7 +78,7 @@ class SetStatus(Operation):
         status = await Status.get_or_none(id=self.status_id, organization_id=organization_id, deleted_at=None)
         if status is None:
             raise Conflict("The status this operation moves to no longer exists.")
-        await effects.change_status(on.prospect, status, actor=on.actor, cause=on.cause, chain=on.chain)
+        await effects.change_status([on.prospect], status, actor=on.actor, cause=on.cause, chain=on.chain)
 
 
 @dataclass(frozen=True)
@@ -174,9 +170,10 @@ class EnrollInSequence(Operation):
         if not steps:
             return
         with contextlib.suppress(DoNotContact, AlreadyEnrolled):
-            await lifecycle.enroll_one(
-                on.prospect, sequence, steps, actor=on.actor, cause=on.cause, activate=None, chain=on.chain
+            moves = await lifecycle.enroll_one(
+                on.prospect, sequence, steps, actor=on.actor, cause=on.cause, activate=None
             )
+            await rules.stages_entered(moves, chain=on.chain)
 
 
 @dataclass(frozen=True)

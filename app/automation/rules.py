@@ -19,6 +19,7 @@ from app.accounts.actor import Actor
 from app.automation import operations
 from app.errors import DomainError
 from app.prospects.models import ChangeCause, Channel, Prospect
+from app.sequences.stages import Move
 from app.sequences.state import Stage
 from app.workflows.chain import Chain
 from app.workflows.models import AutomationRule, TriggerEvent
@@ -62,6 +63,12 @@ async def organizations_with_rules(organization_ids: Iterable[int], event: Trigg
         "organization_id"
     )
     return {row.organization_id for row in rows}
+
+
+async def stages_entered(moves: Iterable[Move], *, chain: Chain | None = None) -> None:
+    """The ENROLLMENT_STAGE_CHANGED rules of stage changes recorded (the writer runs none)."""
+    entered = [(move.actor, move.prospect_id, move.to) for move in moves]
+    await events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered, chain=chain)
 
 
 async def events_happened(

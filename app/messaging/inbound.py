@@ -131,9 +131,10 @@ async def receive(
         prospect.last_message_at = now
         await prospect.save(update_fields=["conversation_state", "last_message_at"])
         stopping = {s.id for s in await Sequence.filter(organization_id=prospect.organization_id, stop_on_reply=True)}
-        await lifecycle.for_prospect(
+        replied = await lifecycle.for_prospect(
             prospect.id, Event.REPLY, actor=actor, cause=ChangeCause.INBOUND, reason="replied", sequence_ids=stopping
         )
+        await rules.stages_entered(replied)
         await rules.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
         await prospect.refresh_from_db()  # rules may have changed it
     return message

@@ -55,7 +55,7 @@ from app.prospects import consent
 from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect
 from app.sequences import lifecycle
 from app.sequences.models import Enrollment
-from app.sequences.state import Event, Stage
+from app.sequences.state import Stage
 from app.sequences.windows import next_opening
 from app.workflows.models import TriggerEvent
 
@@ -380,11 +380,7 @@ async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clo
         return
     enrollment = await Enrollment.filter(id=message.enrollment_id, finished_at=None).select_for_update().first()
     if enrollment is not None and enrollment.stage in (Stage.STARTED, Stage.APPROACHING):
-        await lifecycle.apply(
-            enrollment,
-            Event.STEP_FAILED,
-            actor=actor,
-            cause=ChangeCause.SCHEDULER,
-            reason=reason,
-            outcome=Stage.FAILED,
+        failed = await lifecycle.fail(
+            [enrollment], Stage.FAILED, actor=actor, cause=ChangeCause.SCHEDULER, reason=reason
         )
+        await rules.stages_entered(failed)

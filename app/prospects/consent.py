@@ -9,6 +9,7 @@ has locked, and is idempotent.
 from __future__ import annotations
 
 from app.accounts.actor import Actor
+from app.automation import rules  # a cycle, used at call time: rules run operations that block channels
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.prospects.updates import save_fields
 from app.sequences import lifecycle
@@ -25,9 +26,10 @@ async def set_do_not_contact(
     prospect.do_not_contact = value
     await save_fields(prospect, actor.now(), "do_not_contact")
     if value:
-        await lifecycle.for_prospect(
-            prospect.id, Event.OPT_OUT, actor=actor, cause=cause, reason="do_not_contact", chain=chain
+        moves = await lifecycle.for_prospect(
+            prospect.id, Event.OPT_OUT, actor=actor, cause=cause, reason="do_not_contact"
         )
+        await rules.stages_entered(moves, chain=chain)
 
 
 async def opt_out(prospect: Prospect, channel: Channel, *, actor: Actor, cause: ChangeCause) -> None:
@@ -68,4 +70,5 @@ async def _block(
     if channel.value not in prospect.opted_out_channels:
         prospect.opted_out_channels = sorted({*prospect.opted_out_channels, channel.value})
         await save_fields(prospect, actor.now(), "opted_out_channels")
-    await lifecycle.for_prospect(prospect.id, event, actor=actor, cause=cause, reason=reason, channel=channel)
+    moves = await lifecycle.for_prospect(prospect.id, event, actor=actor, cause=cause, reason=reason, channel=channel)
+    await rules.stages_entered(moves)

@@ -26,7 +26,7 @@ from app.bulk import insert_returning_ids
 from app.errors import ActionNotAvailable, DomainError, Field, Forbidden, InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
-from app.prospects import consent, effects, fields
+from app.prospects import consent, effects, fields, statuses
 from app.prospects.events import api_name, assignment_changed, prospect_event, task_event
 from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
 from app.sequences import scheduler
@@ -171,20 +171,11 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         for item in ready
     ]
     created = await insert_returning_ids(rows)
-    await StatusChange.bulk_create(
-        [
-            StatusChange(
-                organization_id=actor.organization_id,
-                prospect_id=p.id,
-                from_status_id=None,
-                to_status_id=p.status_id,
-                cause=cause,
-                actor_id=actor.user_id,
-                at=now,
-            )
-            for p in created
-        ]
-    )
+    by_status: dict[int, list[Prospect]] = {}
+    for prospect in created:
+        by_status.setdefault(prospect.status_id, []).append(prospect)
+    for status_id, entered in by_status.items():
+        await statuses.change(entered, status_id, actor=actor, cause=cause, created=True)
     await log.record(
         prospect_event(
             EventType.PROSPECT_CREATED,
@@ -234,7 +225,7 @@ async def set_status(*, actor: Actor, prospect_id: int, status_id: int, note: st
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
         status = await workflows.get_status(actor, status_id, ("status_id",))
-        await effects.change_status(prospect, status, actor=actor, cause=ChangeCause.USER, chain=Chain(), note=note)
+        await effects.change_status([prospect], status, actor=actor, cause=ChangeCause.USER, chain=Chain(), note=note)
     return prospect
 
 

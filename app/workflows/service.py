@@ -19,9 +19,11 @@ from app import caps, validation
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.errors import Conflict, Field, InvalidInput, NotFound
-from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange
+from app.prospects import effects
+from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences.state import OUTCOMES, Stage
 from app.workflows import operations as ops
+from app.workflows.chain import Chain
 from app.workflows.models import (
     Action,
     ActionAvailability,
@@ -251,10 +253,11 @@ async def _move_target(
 async def _retire_status(actor: Actor, status: Status, move_to: Status | None) -> None:
     """Soft-deletes ``status`` after moving its prospects (and the default) to ``move_to``."""
     org = await Organization.get(id=actor.organization_id)
-    prospect_ids = await Prospect.filter(status_id=status.id).values_list("id", flat=True)
+    holding = Prospect.filter(status_id=status.id)
+    held = await holding.exists()
     is_default = org.default_status_id == status.id
-    if move_to is None and (prospect_ids or is_default):
-        reason = "holds prospects" if prospect_ids else "is the organization's default status"
+    if move_to is None and (held or is_default):
+        reason = "holds prospects" if held else "is the organization's default status"
         raise Conflict(f"Status {status.name!r} {reason}; give moveToStatusId to move them.", ("status_id",))
     users = [
         f"action {a.name!r}"
@@ -267,27 +270,15 @@ async def _retire_status(actor: Actor, status: Status, move_to: Status | None) -
     ]
     if users:
         raise Conflict(f"Status {status.name!r} is used by {', '.join(users)}; change those first.", ("status_id",))
-    now = actor.now()
-    if move_to is not None and prospect_ids:
-        await StatusChange.bulk_create(
-            [
-                StatusChange(
-                    organization_id=actor.organization_id,
-                    prospect_id=pid,
-                    from_status_id=status.id,
-                    to_status_id=move_to.id,
-                    cause=ChangeCause.USER,
-                    actor_id=actor.user_id,
-                    at=now,
-                )
-                for pid in prospect_ids
-            ]
-        )
-        await Prospect.filter(status_id=status.id).update(status_id=move_to.id, updated_at=now)
+    if move_to is not None and held:
+        # Moved as setProspectStatus moves a prospect (locked in id order, like every
+        # other status change): STATUS_CHANGED events, the outcome, STATUS_ENTERED rules.
+        moving = await holding.select_for_update().order_by("id")
+        await effects.change_status(moving, move_to, actor=actor, cause=ChangeCause.USER, chain=Chain())
     if is_default and move_to is not None:
         await Organization.filter(id=org.id).update(default_status_id=move_to.id)
     await ActionAvailability.filter(status_id=status.id).delete()
-    await Status.filter(id=status.id).update(deleted_at=now)
+    await Status.filter(id=status.id).update(deleted_at=actor.now())
 
 
 # ---- action categories and actions ----
