@@ -113,9 +113,9 @@ def _inserts(
 
     Postgres: one ``INSERT … SELECT`` over ``_columns_of``, whose text depends on
     which columns are alike, not on the number of rows, so each shape is parsed
-    once per connection (a multi-row VALUES of 500 rows was a new 10,000-parameter
-    statement to prepare each time: 40 ms of Postgres's time for the scheduler's
-    messages). SQLite: multi-row VALUES, as many as its bound-parameter limit needs."""
+    once per connection (a multi-row VALUES of 500 rows would be a new
+    10,000-parameter statement to prepare each time, about 40 ms of Postgres's time
+    for the scheduler's messages). SQLite: multi-row VALUES, as many as its bound-parameter limit needs."""
     columns = [meta.fields_db_projection[field.model_field_name] for field in fields]
     column_sql = ", ".join(f'"{c}"' for c in columns)
     tail = f' RETURNING "{returning}"' if returning else ""
@@ -142,7 +142,7 @@ def _columns_of(columns: list[str], types: list[str], rows: list[list[object]]) 
     is one parameter; the others are arrays unnested together into ``v``, with one
     row of ``v`` per row. asyncpg encodes an array at 0.6-2.5 µs an element: the
     scheduler's 23 message columns, 17 of them alike, cost more to encode than
-    Postgres took to insert the rows."""
+    Postgres takes to insert the rows."""
     params: list[object] = []
     expressions: list[str] = []
     arrays: list[tuple[str, str]] = []  # (column, parameter mark) of v's columns
@@ -171,7 +171,7 @@ async def select_in(
 ) -> list[dict[str, Any]]:
     """``SELECT fields WHERE key IN values AND each of null IS NULL``: the rows as
     ``values()`` gives them (field name → Python value), read with one array
-    parameter on Postgres. Tortoise's query builder spent ~5 µs of Python a value on
+    parameter on Postgres. Tortoise's query builder spends ~5 µs of Python a value on
     an IN list: the engine reads hundreds of ids at a time (the scheduler's 500
     prospects, the send gate's 50 enrollments and prospects)."""
     if not values:
@@ -278,7 +278,7 @@ async def _compare_and_set(
     ]
     # "(…) IS TRUE" leaves the ids the only way in: with stale statistics (a table
     # that filled since it was last analyzed: a campaign's messages all QUEUED) the
-    # planner took an index on state and read every QUEUED row to claim fifty.
+    # planner may take an index on state and read every QUEUED row to claim fifty.
     guard = " AND ".join(conditions) or "TRUE"
     head = f'UPDATE "{meta.db_table}" SET {", ".join(assignments)} WHERE ({guard}) IS TRUE AND '
     tail = f" RETURNING {returning}"

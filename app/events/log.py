@@ -71,8 +71,8 @@ async def sequence(*, limit: int = SEQUENCE_BATCH) -> int:
             # One statement: the unsequenced ids from the partial index, in order (an
             # InitPlan), numbered after the highest cursor and written by primary key. The
             # unnest of a computed array is planned as a few rows, so the join is always
-            # index probes (a join against the event table itself was planned as a scan of
-            # every event whenever the statistics guessed many were unsequenced: 5-20 ms a
+            # index probes (a join against the event table itself is planned as a scan of
+            # every event whenever the statistics guess many are unsequenced: 5-20 ms a
             # pass at 50,000 events), and the ids never travel to the worker and back.
             count, _ = await connection.execute_query(NUMBER_POSTGRES, [limit])
             return int(count)

@@ -122,7 +122,7 @@ class _Writes:
         """Writes everything; the ids of the new messages to send. Raises _Moved if an enrollment moved."""
         for changes, enrollment_ids in self.schedules.items():
             # By id (bulk's compare-and-set): Tortoise's "id IN (…) AND due_at <= now"
-            # was read through the due index, every due enrollment read to update 500.
+            # can be read through the due index, every due enrollment read to update 500.
             updated = await bulk.compare_and_set(
                 Enrollment,
                 enrollment_ids,
