@@ -29,10 +29,10 @@ from app.events import relay
 from schema import types
 from schema.context import AuthenticationError, Context, PublicError
 from schema.cost import CostLimiter
+from schema.events.subscriptions import Subscription
 from schema.literals import TextLiterals
-from schema.mutations import Mutation
 from schema.queries import Query
-from schema.subscriptions import Subscription
+from schema.root import Mutation
 
 logger = logging.getLogger("leadline.graphql")
 

@@ -19,15 +19,15 @@ from app.prospects import models as prospects
 from app.prospects import service as prospect_service
 from app.sequences import models as sequences
 from app.workflows import models as workflows
-from schema import events as event_types
-from schema import messages as message_types
-from schema import reports as report_types
-from schema import sequences as sequence_types
 from schema import types
-from schema import webhooks as webhook_types
 from schema.context import Info, domain_to_public
 from schema.enums import ConversationState, EnrollmentStage, SystemStatus
+from schema.events import types as event_types
+from schema.messaging import types as message_types
 from schema.relay import Connection, Node, decode_ids, paginate
+from schema.reports import types as report_types
+from schema.sequences import types as sequence_types
+from schema.webhooks import mutations as webhook_types
 
 
 @strawberry.input

@@ -30,8 +30,8 @@ from schema.enums import (
 from schema.relay import Connection, Node, paginate_loaded
 
 if TYPE_CHECKING:
-    from schema.messages import Message
-    from schema.sequences import Enrollment, Sequence, SequenceStep
+    from schema.messaging.types import Message
+    from schema.sequences.types import Enrollment, Sequence, SequenceStep
 
 
 def _gid(type_name: str, pk: int) -> strawberry.ID:
@@ -261,8 +261,8 @@ class Operation:
         return None if value is None else int(value)
 
     @strawberry.field
-    async def sequence(self, info: Info) -> Annotated[Sequence, strawberry.lazy("schema.sequences")] | None:
-        from schema.sequences import Sequence
+    async def sequence(self, info: Info) -> Annotated[Sequence, strawberry.lazy("schema.sequences.types")] | None:
+        from schema.sequences.types import Sequence
 
         pk = self.data.get("sequence_id")
         row = None if pk is None else await info.context.loaders.sequence.load(pk)
@@ -485,8 +485,8 @@ class Prospect(Node):
     @strawberry.field
     async def messages(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated[Message, strawberry.lazy("schema.messages")]]:
-        from schema.messages import Message
+    ) -> Connection[Annotated[Message, strawberry.lazy("schema.messaging.types")]]:
+        from schema.messaging.types import Message
 
         rows = await info.context.loaders.messages_by_prospect.load(self.row.id)
         return paginate_loaded(rows, first, after, lambda r: Message(row=r))
@@ -494,8 +494,8 @@ class Prospect(Node):
     @strawberry.field
     async def enrollments(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated[Enrollment, strawberry.lazy("schema.sequences")]]:
-        from schema.sequences import Enrollment
+    ) -> Connection[Annotated[Enrollment, strawberry.lazy("schema.sequences.types")]]:
+        from schema.sequences.types import Enrollment
 
         rows = await info.context.loaders.enrollments_by_prospect.load(self.row.id)
         return paginate_loaded(rows, first, after, lambda r: Enrollment(row=r))
@@ -615,8 +615,8 @@ class Task(Node):
         return self.row.note
 
     @strawberry.field
-    async def enrollment(self, info: Info) -> Annotated[Enrollment, strawberry.lazy("schema.sequences")] | None:
-        from schema.sequences import Enrollment
+    async def enrollment(self, info: Info) -> Annotated[Enrollment, strawberry.lazy("schema.sequences.types")] | None:
+        from schema.sequences.types import Enrollment
 
         row = (
             None
@@ -626,8 +626,8 @@ class Task(Node):
         return Enrollment(row=row) if row is not None else None
 
     @strawberry.field
-    async def step(self, info: Info) -> Annotated[SequenceStep, strawberry.lazy("schema.sequences")] | None:
-        from schema.sequences import SequenceStep
+    async def step(self, info: Info) -> Annotated[SequenceStep, strawberry.lazy("schema.sequences.types")] | None:
+        from schema.sequences.types import SequenceStep
 
         row = None if self.row.step_id is None else await info.context.loaders.step.load(self.row.step_id)
         return SequenceStep(row=row) if row is not None else None

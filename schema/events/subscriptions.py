@@ -17,9 +17,9 @@ from app.events.hub import Hub
 from app.events.models import EventType
 from app.workflows.models import Status
 from schema.context import Info, PublicError
-from schema.events import Event, EventFilter
+from schema.events.types import Event, EventFilter
 from schema.relay import after_pk
-from schema.sequences import StageChange
+from schema.sequences.types import StageChange
 from schema.types import StatusChange
 
 

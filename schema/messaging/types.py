@@ -10,7 +10,7 @@ from app.messaging import models
 from schema.context import Info
 from schema.enums import BounceType, Channel, Direction, MessageState
 from schema.relay import Node
-from schema.sequences import Enrollment, SequenceStep
+from schema.sequences.types import Enrollment, SequenceStep
 from schema.types import Prospect, _gid, _prospect
 
 

@@ -12,7 +12,7 @@ from app.sequences.windows import parse_window
 from schema.context import Info
 from schema.enums import EnrollmentStage, StepType
 from schema.relay import UserError, guarded, guarded_bulk
-from schema.sequences import Enrollment, Sequence, Weekday
+from schema.sequences.types import Enrollment, Sequence, Weekday
 
 
 @strawberry.input

@@ -7,7 +7,7 @@ import strawberry
 from app.messaging import inbound
 from schema.context import Info
 from schema.enums import BounceType, Channel
-from schema.messages import Message
+from schema.messaging.types import Message
 from schema.relay import UserError, guarded
 from schema.types import Prospect
 

@@ -14,9 +14,9 @@ from app import ids
 from app.events import models, read
 from app.events.models import EventType
 from schema.context import Info
-from schema.messages import Message
+from schema.messaging.types import Message
 from schema.relay import Connection, Node, decode_ids, paginate
-from schema.sequences import StageChange
+from schema.sequences.types import StageChange
 from schema.types import Prospect, StatusChange, Task, _gid
 
 strawberry.enum(EventType)

@@ -15,7 +15,7 @@ from app.webhooks import models, service
 from app.webhooks.models import DeliveryState
 from app.workflows.service import UNCHANGED
 from schema.context import Info
-from schema.events import Event
+from schema.events.types import Event
 from schema.relay import Connection, Node, UserError, guarded, paginate
 from schema.types import _gid
 
