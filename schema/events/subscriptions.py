@@ -18,9 +18,9 @@ from app.events.models import EventType
 from app.workflows.models import Status
 from schema.context import Info, PublicError
 from schema.events.types import Event, EventFilter
-from schema.relay import after_pk
+from schema.pagination import after_pk
+from schema.prospects.types import StatusChange
 from schema.sequences.types import StageChange
-from schema.types import StatusChange
 
 
 def _viewer(info: Info) -> stream.Viewer:

@@ -7,9 +7,9 @@ import strawberry
 from app.messaging import inbound
 from schema.context import Info
 from schema.enums import BounceType, Channel
+from schema.errors import UserError, guarded
 from schema.messaging.types import Message
-from schema.relay import UserError, guarded
-from schema.types import Prospect
+from schema.prospects.types import Prospect
 
 
 @strawberry.input(description="For integrations that receive messages themselves.")
