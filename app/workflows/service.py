@@ -22,6 +22,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange
 from app.sequences.state import OUTCOMES, Stage
 from app.workflows import operations as ops
+from app.workflows.availability import action_available as action_available
 from app.workflows.models import (
     Action,
     ActionAvailability,
@@ -366,11 +367,6 @@ async def delete_action(*, actor: Actor, action_id: str) -> int:
     action = await get_owned(actor, Action, "Action", action_id, ["input", "id"])
     await action.delete()
     return action.id
-
-
-async def action_available(action: Action, status_id: int) -> bool:
-    limits = ActionAvailability.filter(action_id=action.id)
-    return not await limits.exists() or await limits.filter(status_id=status_id).exists()
 
 
 # ---- automation rules ----

@@ -15,7 +15,7 @@ from app import ids
 from app.events import models, stream
 from app.events.hub import Hub
 from app.events.models import EventType
-from app.workflows.models import Status
+from app.workflows.read import workflow_of
 from schema.context import Info, PublicError
 from schema.events.types import Event, EventFilter
 from schema.pagination import after_pk
@@ -66,7 +66,7 @@ class Subscription:
                 return True
             status = _payload_id(event, "statusChange", "toStatusId", "Status")
             if status is not None and status not in workflows:
-                workflows[status] = await Status.filter(id=status).first().values_list("workflow_id", flat=True)  # type: ignore[assignment]
+                workflows[status] = await workflow_of(status)
             return status is not None and workflows[status] == workflow
 
         async for event in stream.follow(_viewer(info), _hub(info), wanted):

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import strawberry
-from tortoise.expressions import Subquery
 from tortoise.models import Model
 
 from app import validation
 from app.errors import DomainError
 from app.prospects import models as prospects
-from app.prospects import service as prospect_service
-from app.sequences import models as sequences
+from app.prospects import read
 from schema.context import Info, domain_to_public
 from schema.enums import ConversationState, EnrollmentStage, SystemStatus
 from schema.node import Node, NodeReader, decode_ids
@@ -56,23 +54,19 @@ class TaskFilter:
 
 
 async def _prospect(info: Info, pk: int) -> Node | None:
-    prospect = await prospect_service.visible(info.context.actor).get_or_none(id=pk)
-    return Prospect(row=prospect) if prospect else None
+    row = await read.prospects(info.context.actor).get_or_none(id=pk)
+    return Prospect(row=row) if row else None
 
 
 def prospect_data(model: type[Model], wrap: type[Any]) -> NodeReader:
     """A node reader for a row of a prospect's, readable only while its prospect is
     visible to the viewer (R1.3)."""
 
-    async def read(info: Info, pk: int) -> Node | None:
-        actor = info.context.actor
-        row = await model.get_or_none(id=pk, organization_id=actor.organization_id)
-        visible = (
-            row is not None and await prospect_service.visible(actor).filter(id=cast(Any, row).prospect_id).exists()
-        )
-        return wrap(row=row) if visible else None
+    async def read_node(info: Info, pk: int) -> Node | None:
+        row = await read.of_prospects(info.context.actor, model).get_or_none(id=pk)
+        return wrap(row=row) if row else None
 
-    return read
+    return read_node
 
 
 NODES: dict[str, NodeReader] = {
@@ -89,44 +83,31 @@ class ProspectQueries:
     async def prospects(
         self, info: Info, filter: ProspectFilter | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[Prospect]:
-        query = prospect_service.visible(info.context.actor)
-        if filter is not None:
-            if (status_ids := decode_ids("Status", filter.status_ids)) is not None:
-                query = query.filter(status_id__in=status_ids)
-            if (workflow_ids := decode_ids("Workflow", filter.workflow_ids)) is not None:
-                query = query.filter(status__workflow_id__in=workflow_ids)
-            if filter.system_statuses is not None:
-                query = query.filter(status__system_status__in=[s.value for s in filter.system_statuses])
-            if (owner_ids := decode_ids("User", filter.owner_ids)) is not None:
-                query = query.filter(owner_id__in=owner_ids)
-            if filter.unassigned is not None:
-                query = query.filter(owner_id__isnull=filter.unassigned)
-            if filter.do_not_contact is not None:
-                query = query.filter(do_not_contact=filter.do_not_contact)
-            if filter.search:
-                query = query.filter(search_text__contains=_search(filter.search))
-            if filter.conversation_states is not None:
-                query = query.filter(conversation_state__in=[c.value for c in filter.conversation_states])
-            enrolled = sequences.Enrollment.filter(organization_id=info.context.actor.organization_id)
-            if (sequence_ids := decode_ids("Sequence", filter.sequence_ids)) is not None:
-                query = query.filter(
-                    id__in=Subquery(enrolled.filter(sequence_id__in=sequence_ids).values("prospect_id"))
-                )
-            if filter.enrollment_stages is not None:
-                stages = [s.value for s in filter.enrollment_stages]
-                query = query.filter(id__in=Subquery(enrolled.filter(stage__in=stages).values("prospect_id")))
+        given = filter or ProspectFilter()
+        query = read.prospects(
+            info.context.actor,
+            status_ids=decode_ids("Status", given.status_ids),
+            workflow_ids=decode_ids("Workflow", given.workflow_ids),
+            system_statuses=given.system_statuses,
+            owner_ids=decode_ids("User", given.owner_ids),
+            unassigned=given.unassigned,
+            do_not_contact=given.do_not_contact,
+            search=_search(given.search) if given.search else None,
+            conversation_states=given.conversation_states,
+            sequence_ids=decode_ids("Sequence", given.sequence_ids),
+            enrollment_stages=given.enrollment_stages,
+        )
         return await paginate(query, first, after, lambda r: Prospect(row=r))
 
     @strawberry.field
     async def tasks(
         self, info: Info, filter: TaskFilter | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[Task]:
-        query = prospect_service.visible_tasks(info.context.actor)
-        if filter is not None:
-            if (assignee_ids := decode_ids("User", filter.assignee_ids)) is not None:
-                query = query.filter(assignee_id__in=assignee_ids)
-            if filter.open is not None:
-                query = query.filter(completed_at__isnull=filter.open)
-            if filter.due_before is not None:
-                query = query.filter(due_at__lt=filter.due_before)
+        given = filter or TaskFilter()
+        query = read.tasks(
+            info.context.actor,
+            assignee_ids=decode_ids("User", given.assignee_ids),
+            is_open=given.open,
+            due_before=given.due_before,
+        )
         return await paginate(query, first, after, lambda r: Task(row=r))

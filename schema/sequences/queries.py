@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from app.sequences import models as sequences
+from app.sequences import read
 from schema.context import Info
 from schema.node import Node, NodeReader
 from schema.pagination import Connection, paginate
@@ -15,21 +16,18 @@ _enrollment = prospect_data(sequences.Enrollment, Enrollment)
 
 
 async def _sequence(info: Info, pk: int) -> Node | None:
-    row = await sequences.Sequence.get_or_none(id=pk, organization_id=info.context.actor.organization_id)
+    row = await read.sequences(info.context.actor.organization_id).get_or_none(id=pk)
     return Sequence(row=row) if row else None
 
 
 async def _step(info: Info, pk: int) -> Node | None:
-    row = await sequences.SequenceStep.get_or_none(
-        id=pk, organization_id=info.context.actor.organization_id, deleted_at=None
-    )
+    row = await read.steps(info.context.actor.organization_id).get_or_none(id=pk)
     return SequenceStep(row=row) if row else None
 
 
 async def _stage_change(info: Info, pk: int) -> Node | None:
-    change = await sequences.StageChange.get_or_none(id=pk, organization_id=info.context.actor.organization_id)
-    enrollment = None if change is None else await _enrollment(info, change.enrollment_id)
-    return StageChange(row=change) if change and enrollment else None
+    row = await read.stage_changes(info.context.actor).get_or_none(id=pk)
+    return StageChange(row=row) if row else None
 
 
 NODES: dict[str, NodeReader] = {
@@ -44,7 +42,7 @@ NODES: dict[str, NodeReader] = {
 class SequenceQueries:
     @strawberry.field
     async def sequences(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Sequence]:
-        query = sequences.Sequence.filter(organization_id=info.context.actor.organization_id)
+        query = read.sequences(info.context.actor.organization_id)
         return await paginate(query, first, after, lambda r: Sequence(row=r))
 
 

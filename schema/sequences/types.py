@@ -8,8 +8,7 @@ from enum import Enum
 import strawberry
 from tortoise.queryset import QuerySet
 
-from app.prospects import service as prospect_service
-from app.sequences import models
+from app.sequences import models, read
 from app.sequences.windows import SendWindow as SendWindowValue
 from schema.accounts.types import User, load_user
 from schema.context import Info
@@ -59,18 +58,14 @@ class EnrollmentFilter:
 
 def enrollments_query(info: Info, filter: EnrollmentFilter | None) -> QuerySet[models.Enrollment]:
     """The viewer's enrollments (an AGENT's: those of prospects it may work), filtered."""
-    actor = info.context.actor
-    query = prospect_service.of_visible(actor, models.Enrollment.filter(organization_id=actor.organization_id))
-    if filter is not None:
-        if (sequence_ids := decode_ids("Sequence", filter.sequence_ids)) is not None:
-            query = query.filter(sequence_id__in=sequence_ids)
-        if (prospect_ids := decode_ids("Prospect", filter.prospect_ids)) is not None:
-            query = query.filter(prospect_id__in=prospect_ids)
-        if filter.stages is not None:
-            query = query.filter(stage__in=[s.value for s in filter.stages])
-        if filter.finished is not None:
-            query = query.filter(finished_at__isnull=not filter.finished)
-    return query
+    given = filter or EnrollmentFilter()
+    return read.enrollments(
+        info.context.actor,
+        sequence_ids=decode_ids("Sequence", given.sequence_ids),
+        prospect_ids=decode_ids("Prospect", given.prospect_ids),
+        stages=given.stages,
+        finished=given.finished,
+    )
 
 
 @strawberry.type

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import strawberry
 
-from app.accounts.models import Role
-from app.webhooks import models
+from app.webhooks import read
 from schema.context import Info
 from schema.node import Node, NodeReader
 from schema.webhooks.types import WebhookDelivery, WebhookEndpoint
 
 
 async def _endpoint(info: Info, pk: int) -> Node | None:
-    actor = info.context.actor
-    if actor.role is not Role.ADMIN:
-        return None
-    endpoint = await models.WebhookEndpoint.get_or_none(id=pk, organization_id=actor.organization_id)
-    return WebhookEndpoint(row=endpoint) if endpoint else None
+    row = await read.endpoints(info.context.actor).get_or_none(id=pk)
+    return WebhookEndpoint(row=row) if row else None
 
 
 async def _delivery(info: Info, pk: int) -> Node | None:
-    actor = info.context.actor
-    if actor.role is not Role.ADMIN:
-        return None
-    delivery = await models.WebhookDelivery.get_or_none(id=pk, organization_id=actor.organization_id).select_related(
-        "endpoint", "event"
-    )
-    return WebhookDelivery(row=delivery) if delivery else None
+    row = await read.deliveries(info.context.actor).get_or_none(id=pk).select_related("endpoint", "event")
+    return WebhookDelivery(row=row) if row else None
 
 
 NODES: dict[str, NodeReader] = {"WebhookEndpoint": _endpoint, "WebhookDelivery": _delivery}
@@ -36,8 +27,4 @@ NODES: dict[str, NodeReader] = {"WebhookEndpoint": _endpoint, "WebhookDelivery":
 class WebhookQueries:
     @strawberry.field(description="The organization's webhook endpoints (ADMIN only; empty for other roles).")
     async def webhook_endpoints(self, info: Info) -> list[WebhookEndpoint]:
-        actor = info.context.actor
-        if actor.role is not Role.ADMIN:
-            return []
-        rows = await models.WebhookEndpoint.filter(organization_id=actor.organization_id).order_by("id")
-        return [WebhookEndpoint(row=r) for r in rows]
+        return [WebhookEndpoint(row=r) for r in await read.endpoints(info.context.actor).order_by("id")]

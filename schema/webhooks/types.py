@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 
 from app.events.models import EventType
-from app.webhooks import models
+from app.webhooks import models, read
 from app.webhooks.models import DeliveryState
 from schema.context import Info
 from schema.events.types import Event
@@ -49,10 +49,7 @@ class WebhookEndpoint(Node):
     async def deliveries(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[WebhookDelivery]:
-        query = models.WebhookDelivery.filter(
-            endpoint_id=self.row.id, organization_id=self.row.organization_id
-        ).select_related("endpoint", "event")  # fetched with the page, not a query per delivery
-        return await paginate(query, first, after, lambda r: WebhookDelivery(row=r))
+        return await paginate(read.deliveries_of(self.row), first, after, lambda r: WebhookDelivery(row=r))
 
 
 @strawberry.type

@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
-from app.workflows import models as workflows
+from app.workflows import read
 from schema.context import Info
 from schema.node import Node, NodeReader
 from schema.workflows.types import Action, ActionCategory, AutomationRule, Status, Workflow
 
 
-def _configuration(model: type[Model], wrap: type[Any], **filters: Any) -> NodeReader:
+def _configuration(rows: Callable[[int], QuerySet[Any]], wrap: type[Any]) -> NodeReader:
     """A node reader for a configuration row, which any member of the organization may read."""
 
-    async def read(info: Info, pk: int) -> Node | None:
-        row = await model.get_or_none(id=pk, organization_id=info.context.actor.organization_id, **filters)
+    async def read_node(info: Info, pk: int) -> Node | None:
+        row = await rows(info.context.actor.organization_id).get_or_none(id=pk)
         return wrap(row=row) if row else None
 
-    return read
+    return read_node
 
 
 NODES: dict[str, NodeReader] = {
-    "Workflow": _configuration(workflows.Workflow, Workflow, deleted_at=None),
-    "Status": _configuration(workflows.Status, Status, deleted_at=None),
-    "ActionCategory": _configuration(workflows.ActionCategory, ActionCategory),
-    "Action": _configuration(workflows.Action, Action),
-    "AutomationRule": _configuration(workflows.AutomationRule, AutomationRule),
+    "Workflow": _configuration(read.workflows, Workflow),
+    "Status": _configuration(read.statuses, Status),
+    "ActionCategory": _configuration(read.categories, ActionCategory),
+    "Action": _configuration(read.actions, Action),
+    "AutomationRule": _configuration(read.rules, AutomationRule),
 }
 
 
@@ -36,24 +37,20 @@ NODES: dict[str, NodeReader] = {
 class WorkflowQueries:
     @strawberry.field
     async def workflows(self, info: Info) -> list[Workflow]:
-        rows = await workflows.Workflow.filter(
-            organization_id=info.context.actor.organization_id, deleted_at=None
-        ).order_by("position", "id")
+        rows = await read.workflows(info.context.actor.organization_id).order_by("position", "id")
         return [Workflow(row=r) for r in rows]
 
     @strawberry.field
     async def action_categories(self, info: Info) -> list[ActionCategory]:
-        rows = await workflows.ActionCategory.filter(organization_id=info.context.actor.organization_id).order_by("id")
+        rows = await read.categories(info.context.actor.organization_id).order_by("id")
         return [ActionCategory(row=r) for r in rows]
 
     @strawberry.field
     async def actions(self, info: Info) -> list[Action]:
-        rows = await workflows.Action.filter(organization_id=info.context.actor.organization_id).order_by(
-            "position", "id"
-        )
+        rows = await read.actions(info.context.actor.organization_id).order_by("position", "id")
         return [Action(row=r) for r in rows]
 
     @strawberry.field
     async def automation_rules(self, info: Info) -> list[AutomationRule]:
-        rows = await workflows.AutomationRule.filter(organization_id=info.context.actor.organization_id).order_by("id")
+        rows = await read.rules(info.context.actor.organization_id).order_by("id")
         return [AutomationRule(row=r) for r in rows]
