@@ -44,8 +44,11 @@ class NodeQueries:
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         """The node for ``id`` if the viewer may read it; None for anything else."""
         decoded = ids.decode(id)
-        read = None if decoded is None else _NODES.get(decoded[0])
-        return None if read is None or decoded is None else await read(info, decoded[1])
+        if decoded is None:
+            return None
+        type_name, pk = decoded
+        read = _NODES.get(type_name)
+        return None if read is None else await read(info, pk)
 
 
 Query = merge_types(
