@@ -21,8 +21,8 @@ from app.accounts.models import Organization
 from app.errors import Conflict, InvalidInput, NotFound
 from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange
 from app.sequences.state import OUTCOMES, Stage
+from app.workflows import availability
 from app.workflows import operations as ops
-from app.workflows.availability import action_available as action_available
 from app.workflows.models import (
     Action,
     ActionAvailability,
@@ -367,6 +367,10 @@ async def delete_action(*, actor: Actor, action_id: str) -> int:
     action = await get_owned(actor, Action, "Action", action_id, ["input", "id"])
     await action.delete()
     return action.id
+
+
+action_available = availability.action_available
+"""logActivity's check (app/prospects/service.py): the one availability rule."""
 
 
 # ---- automation rules ----
