@@ -16,13 +16,12 @@ organization's row, so that concurrent additions count one after another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from tortoise.models import Model
 
 from app.accounts.models import ApiToken, Organization, User
-from app.errors import Conflict
+from app.errors import Conflict, Field
 from app.workflows.models import Action, ActionCategory, AutomationRule, Status, Workflow
 
 MAX_WORKFLOWS = 50
@@ -40,7 +39,7 @@ MAX_ACTIVE_TOKENS = 10_000
 
 
 async def _ensure_room(
-    organization_id: int, model: type[Model], cap: int, refusal: str, field: Sequence[str], **scope: Any
+    organization_id: int, model: type[Model], cap: int, refusal: str, field: Field, **scope: Any
 ) -> None:
     await Organization.filter(id=organization_id).select_for_update().get()
     if await model.filter(organization_id=organization_id, **scope).count() >= cap:
@@ -53,12 +52,12 @@ async def room_for_workflow(organization_id: int) -> None:
         Workflow,
         MAX_WORKFLOWS,
         f"An organization has at most {MAX_WORKFLOWS} workflows; delete one first.",
-        ["input"],
+        (),
         deleted_at=None,
     )
 
 
-async def room_for_status(organization_id: int, workflow_id: int, field: Sequence[str]) -> None:
+async def room_for_status(organization_id: int, workflow_id: int, field: Field) -> None:
     """Room in workflow ``workflow_id`` (the input at ``field``) and in the organization."""
     await _ensure_room(
         organization_id,
@@ -74,7 +73,7 @@ async def room_for_status(organization_id: int, workflow_id: int, field: Sequenc
         Status,
         MAX_STATUSES,
         f"An organization has at most {MAX_STATUSES} statuses; delete one first.",
-        ["input"],
+        (),
         deleted_at=None,
     )
 
@@ -85,7 +84,7 @@ async def room_for_category(organization_id: int) -> None:
         ActionCategory,
         MAX_CATEGORIES,
         f"An organization has at most {MAX_CATEGORIES} action categories.",
-        ["input"],
+        (),
     )
 
 
@@ -95,7 +94,7 @@ async def room_for_action(organization_id: int) -> None:
         Action,
         MAX_ACTIONS,
         f"An organization has at most {MAX_ACTIONS} actions; delete one first.",
-        ["input"],
+        (),
     )
 
 
@@ -105,12 +104,12 @@ async def room_for_rule(organization_id: int) -> None:
         AutomationRule,
         MAX_RULES,
         f"An organization has at most {MAX_RULES} automation rules; delete one first.",
-        ["input"],
+        (),
     )
 
 
 async def room_for_user(organization_id: int) -> None:
-    await _ensure_room(organization_id, User, MAX_USERS, f"An organization has at most {MAX_USERS:,} users.", ["input"])
+    await _ensure_room(organization_id, User, MAX_USERS, f"An organization has at most {MAX_USERS:,} users.", ())
 
 
 async def room_for_token(organization_id: int) -> None:
@@ -119,6 +118,6 @@ async def room_for_token(organization_id: int) -> None:
         ApiToken,
         MAX_ACTIVE_TOKENS,
         f"An organization has at most {MAX_ACTIVE_TOKENS:,} API tokens not revoked; revoke one first.",
-        ["input"],
+        (),
         revoked_at=None,
     )

@@ -58,8 +58,13 @@ def _run(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
         raise click.ClickException(error.message) from None
 
 
+def _pk(type_name: str, given: str) -> int | None:
+    """The primary key ``given`` as a number or as the global id the API shows."""
+    return int(given) if given.isdigit() else ids.decode_as(type_name, given)
+
+
 async def _org_actor(org: str) -> Actor:
-    pk = ids.decode_as("Organization", org) or (int(org) if org.isdigit() else None)
+    pk = _pk("Organization", org)
     if pk is None or not await Organization.exists(id=pk):
         raise click.ClickException(f"No organization {org!r}.")
     return system_actor(pk, SystemClock())
@@ -111,9 +116,9 @@ event fanned out to 1,000 subscribers allocates hundreds of thousands."""
 def _settle_memory() -> None:
     """For a long-running process, once everything is imported: the objects made so
     far are kept out of the cyclic collector's passes (gc.freeze), and it runs less
-    often. The subscription benchmark (1,000 clients, 20 events) went from p99
-    805-991 ms and 441-462 µs of server CPU per delivery to 377-403 ms and
-    328-350 µs."""
+    often, so a live event's fan-out is not paused by passes over objects that live
+    as long as the process (tests/benchmarks/README.md has the subscription
+    benchmark's figures both ways)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -178,7 +183,8 @@ def dev() -> None:
         worker = create_worker(settings, location, own_database=False, handle_signals=False)
         from redis.asyncio import Redis
 
-        app = create_app(settings, redis=Redis.from_url(location.url), manage_resources=False)
+        redis = Redis.from_url(location.url)
+        app = create_app(settings, redis=redis, manage_resources=False)
         server = _Server(uvicorn.Config(app, **uvicorn_options(settings)))
         worker_task = asyncio.create_task(worker.async_run())
         try:
@@ -188,7 +194,7 @@ def dev() -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
             await worker.close()
-            await app.state.redis.aclose()
+            await redis.aclose()
             await db.close()
 
     try:
@@ -323,7 +329,9 @@ def assign(org_id: str, user_id: str | None, statuses: tuple[str, ...]) -> None:
     from app.prospects import distribution
 
     settings = _settings()
-    user = None if user_id is None else (ids.encode("User", int(user_id)) if user_id.isdigit() else user_id)
+    user = None if user_id is None else _pk("User", user_id)
+    if user_id is not None and user is None:
+        raise click.ClickException(f"No user {user_id!r}.")
 
     async def work() -> int:
         actor = await _org_actor(org_id)

@@ -26,12 +26,10 @@ SMTP_CONNECTIONS = 32
 """SMTP connections a worker opens at most by default (as many as sends run at
 once). An SMTP transaction is four round trips, so a connection's rate is bound by
 the server's latency, and a worker whose event loop is busy elsewhere (a scheduler
-pass, a chunk's database work) answers its connections late: into a sink on
-loopback, the engine benchmark's ratio to the bare loop (which uses as many
-connections) averaged 0.515 over 16 connections (12 runs, 0.47-0.54), 0.53 over
-32 (18 runs, 0.51-0.56) and 0.56 over 64 (9 runs, 0.51-0.59) on 2026-11-24; 16 had
-replaced 8 (2026-11-23: 611-697 steps/s against 558-597). 32 stays below the 50
-simultaneous connections Postfix allows a client by default
+pass, a chunk's database work) answers its connections late, so more connections
+keep the server busy meanwhile: 8 are too few even into a sink on loopback, and
+past 32 the engine benchmark gains little (tests/benchmarks/README.md). 32 stays
+below the 50 simultaneous connections Postfix allows a client by default
 (smtpd_client_connection_count_limit); over a network more connections help more."""
 
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -46,7 +44,7 @@ introspection query 329,452, so the heaviest legitimate reads fit three times;
 actions in their statuses' actions, nine deep, cost 1.5 * 10**19."""
 
 GRAPHQL_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
-"""A GraphQL response at most, as JSON: the API benchmark's page of 100 prospects
+"""A GraphQL response at most, as JSON: a pipeline board's page of 100 prospects
 is about 26 KB with few enrollments, so hundreds of such pages fit."""
 
 TEMPLATE_MAX_CHARS = 262_144
@@ -60,10 +58,10 @@ TEMPLATE_RENDER_SECONDS = 0.02
 """The CPU time one render may take (the time the process waits for a core on a
 loaded machine is not the template's). A render runs on the worker's event loop,
 where a pass's other templates and sends wait for it, and a pass renders up to 500
-steps of a subject and a body: 20 s at worst (0.1 s made it 100 s). Real templates
-take far less (2026-12-06, the 2-core development machine, CPU time): text and
-variables 1.3 µs, a filter and a condition 12 µs, a loop over 50 custom fields with
-filters 0.9 ms (1.4 ms at the 99th percentile), a fourteenth of this. Saving a step
+steps of a subject and a body: 20 s at worst. Real templates take far less CPU
+time: text and variables about 1 µs, a filter and a condition 12 µs, a loop over
+50 custom fields with filters 0.9 ms (1.4 ms at the 99th percentile), a fourteenth
+of this (tests/benchmarks/README.md). Saving a step
 refuses a template whose dry render takes more than a quarter of it, so what passes
 at save has room for a prospect's data at send (app.sequences.budget.SAVE_SHARE)."""
 

@@ -18,7 +18,6 @@ from typing import Any, BinaryIO
 
 from tortoise.transactions import in_transaction
 
-from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, User
 from app.errors import DomainError
@@ -72,7 +71,7 @@ async def import_csv(
     """Imports ``path``; ``progress`` is called with the bytes read so far."""
     org = await Organization.get(id=actor.organization_id)
     statuses = await _status_names(org.id)
-    owners = {u.email.lower(): ids.encode("User", u.id) for u in await User.filter(organization_id=org.id, active=True)}
+    owners = {u.email.lower(): u.id for u in await User.filter(organization_id=org.id, active=True)}
     preparer = Preparer(actor, org)
     result = ImportResult()
     batch: list[NewProspect] = []
@@ -82,9 +81,9 @@ async def import_csv(
             for line, row in _rows(reader):
                 try:
                     raw = _prospect(row, statuses, owners)
-                    batch.append(await preparer.prepare(raw, []))
+                    batch.append(await preparer.prepare(raw, ()))
                 except DomainError as error:
-                    result.errors.append(RowError(line, ".".join(error.field or []) or "row", error.message))
+                    result.errors.append(RowError(line, ".".join(map(str, error.field or ())) or "row", error.message))
                 if len(batch) >= BATCH:
                     result.imported += await _flush(actor, batch)
                     progress(source.tell())
@@ -118,7 +117,7 @@ class _RowFault(DomainError):
     pass
 
 
-def _prospect(row: dict[str, str], statuses: dict[str, str | None], owners: dict[str, str]) -> dict[str, Any]:
+def _prospect(row: dict[str, str], statuses: dict[str, int | None], owners: dict[str, int]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     custom: dict[str, str] = {}
     for key, value in row.items():
@@ -128,15 +127,17 @@ def _prospect(row: dict[str, str], statuses: dict[str, str | None], owners: dict
                 raw[key] = value
         elif key == "status":
             if value:
-                found = statuses.get(value.lower(), "")
-                if not found:
-                    reason = "is ambiguous (several statuses have it)" if found is None else "is not a status"
-                    raise _RowFault(f"{value!r} {reason}.", ["status"])
+                found = statuses.get(value.lower())
+                if found is None:
+                    reason = (
+                        "is ambiguous (several statuses have it)" if value.lower() in statuses else "is not a status"
+                    )
+                    raise _RowFault(f"{value!r} {reason}.", ("status",))
                 raw["status_id"] = found
         elif key == "owner":
             if value:
                 if value.lower() not in owners:
-                    raise _RowFault(f"{value!r} is not an active user's email.", ["owner"])
+                    raise _RowFault(f"{value!r} is not an active user's email.", ("owner",))
                 raw["owner_id"] = owners[value.lower()]
         elif value:
             custom[key] = value
@@ -145,12 +146,12 @@ def _prospect(row: dict[str, str], statuses: dict[str, str | None], owners: dict
     return raw
 
 
-async def _status_names(organization_id: int) -> dict[str, str | None]:
-    """Status name (lower-cased) → global id; None where two statuses share the name."""
-    names: dict[str, str | None] = {}
+async def _status_names(organization_id: int) -> dict[str, int | None]:
+    """Status name (lower-cased) → primary key; None where two statuses share the name."""
+    names: dict[str, int | None] = {}
     for status in await Status.filter(organization_id=organization_id, deleted_at=None):
         key = status.name.lower()
-        names[key] = None if key in names else ids.encode("Status", status.id)
+        names[key] = None if key in names else status.id
     return names
 
 

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from app.errors import InvalidInput
+from app.errors import Field, InvalidInput
 
 
-def email(value: str, field: list[str]) -> str:
+def email(value: str, field: Field) -> str:
     """A syntactically valid address, normalized (domain lower-cased, IDNA)."""
     try:
         result = validate_email(value.strip(), check_deliverability=False)
@@ -20,7 +20,7 @@ def email(value: str, field: list[str]) -> str:
     return result.normalized
 
 
-def phone(value: str, region: str | None, field: list[str]) -> str:
+def phone(value: str, region: str | None, field: Field) -> str:
     """E.164, reading national numbers in ``region`` (ISO 3166 alpha-2); with no
     region, only international ones (``+`` and the country code)."""
     try:
@@ -37,7 +37,7 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def time_zone(value: str, field: list[str]) -> str:
+def time_zone(value: str, field: Field) -> str:
     """An IANA zone name, as the tz database spells it."""
     if value not in _zones():
         raise InvalidInput("Not an IANA time zone name (e.g. Europe/Paris).", field)
@@ -48,14 +48,14 @@ def time_zone(value: str, field: list[str]) -> str:
     return value
 
 
-def region(value: str, field: list[str]) -> str:
+def region(value: str, field: Field) -> str:
     code = value.strip().upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise InvalidInput("Not a phone region (ISO 3166 alpha-2, e.g. US).", field)
     return code
 
 
-def name(value: str, field: list[str], *, max_length: int = 200) -> str:
+def name(value: str, field: Field, *, max_length: int = 200) -> str:
     """A required, trimmed, bounded display name."""
     cleaned = value.strip()
     if not cleaned:
@@ -65,7 +65,7 @@ def name(value: str, field: list[str], *, max_length: int = 200) -> str:
     return cleaned
 
 
-def optional_text(value: str | None, field: list[str], *, max_length: int = 200) -> str | None:
+def optional_text(value: str | None, field: Field, *, max_length: int = 200) -> str | None:
     if value is None:
         return None
     cleaned = value.strip()
@@ -78,7 +78,7 @@ MAX_SEARCH = 320
 """The longest field a search matches (an email address): a longer text matches nothing."""
 
 
-def search(value: str, field: list[str]) -> str:
+def search(value: str, field: Field) -> str:
     """A search's text, trimmed and lower-cased."""
     cleaned = value.strip()
     if len(cleaned) > MAX_SEARCH:
@@ -86,7 +86,7 @@ def search(value: str, field: list[str]) -> str:
     return cleaned.lower()
 
 
-def bounded_int(value: int, field: list[str], *, low: int, high: int) -> int:
+def bounded_int(value: int, field: Field, *, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InvalidInput(f"Must be between {low} and {high}.", field)
     return value

@@ -34,11 +34,11 @@ from app.accounts.sessions import CHECK_SECONDS, Sessions
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.events import relay
-from app.events.hub import Hub
 from app.limits import KIB, BodyLimit, BoundedGraphQL
 from app.messaging import endpoints
 from app.redis import RedisLocation, locate
 from app.sequences import templates
+from app.state import AppState, install, state_of
 from app.websocket import PING_SECONDS, TransportWSHandler
 from schema.build import build_schema, scrub
 from schema.context import Context
@@ -181,7 +181,7 @@ def waking(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Reque
     async def handle(request: Request) -> Response:
         response = await handler(request)
         if request.method == "POST" and response.status_code < 400:
-            await relay.nudge(getattr(request.app.state, "redis", None))
+            await relay.nudge(state_of(request.app).redis)
         return response
 
     return handle
@@ -198,8 +198,11 @@ async def readyz(request: Request) -> Response:
         checks["database"] = "ok"
     except Exception as error:  # readiness reports any failure; it never raises
         checks["database"] = f"unreachable ({type(error).__name__})"
+    redis = state_of(request.app).redis
     try:
-        await request.app.state.redis.ping()
+        if redis is None:
+            raise ConnectionError("no Redis")
+        await redis.ping()
         checks["redis"] = "ok"
     except Exception as error:
         checks["redis"] = f"unreachable ({type(error).__name__})"
@@ -237,7 +240,9 @@ def create_app(
     and Redis; tests that hold their own pass ``redis`` and False."""
     templates.configure(settings)
     clock = clock or SystemClock()
-    sessions = Sessions(check_seconds=session_check_seconds)
+    state = AppState(settings=settings, clock=clock, sessions=Sessions(check_seconds=session_check_seconds))
+    if redis is not None:
+        state.connect(redis)
     view = LeadlineGraphQL(clock, settings, ping_seconds=ping_seconds)
     endpoint = GraphQLEndpoint(view, clock)
 
@@ -247,17 +252,16 @@ def create_app(
         if manage_resources:
             await db.init(settings)
             location = locate(settings)
-            app.state.redis = Redis.from_url(location.url)
-            app.state.hub = Hub(app.state.redis, sessions)
+            state.connect(Redis.from_url(location.url))
         try:
             yield
         finally:
-            hub = getattr(app.state, "hub", None)
-            if hub is not None:
-                await hub.close()
-            await sessions.close()
+            if state.hub is not None:
+                await state.hub.close()
+            await state.sessions.close()
             if manage_resources:
-                await app.state.redis.aclose()
+                if state.redis is not None:
+                    await state.redis.aclose()
                 await db.close()
                 if location is not None:
                     location.close()
@@ -276,10 +280,5 @@ def create_app(
         middleware=[Middleware(BodyLimit, caps=body_caps(settings), default=DEFAULT_BODY, graphql_paths=["/graphql"])],
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.clock = clock
-    app.state.sessions = sessions
-    if redis is not None:
-        app.state.redis = redis
-        app.state.hub = Hub(redis, sessions)
+    install(app, state)
     return app

@@ -23,8 +23,8 @@ from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
 
-from app.accounts.sessions import Session, Sessions
-from app.events.hub import Hub
+from app.accounts.sessions import Session
+from app.state import state_of
 from schema.context import Context
 
 PING_SECONDS = 15.0
@@ -79,14 +79,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def _attend(self) -> None:
         """The connection becomes a session, ended with 4403 when its token stops authenticating."""
-        state = self.context.request.app.state
+        state = state_of(self.context.request.app)
         session = Session(self.context.actor, self._forbid)
-        hub: Hub | None = getattr(state, "hub", None)
-        if hub is not None:
-            await self._attending.enter_async_context(hub.attend(session))
+        if state.hub is not None:
+            await self._attending.enter_async_context(state.hub.attend(session))
         else:  # no Redis (some tests): the periodic check alone
-            sessions: Sessions = state.sessions
-            self._attending.enter_context(sessions.attending(session))
+            self._attending.enter_context(state.sessions.attending(session))
         self.context.session = session
 
     async def _forbid(self) -> None:

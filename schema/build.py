@@ -91,7 +91,7 @@ class WakeRelay(SchemaExtension):
         if context.graphql_document is None or context.pre_execution_errors:
             return  # refused before it ran: nothing changed
         if context.operation_type is OperationType.MUTATION and isinstance(context.context, Context):
-            await relay.nudge(getattr(context.context.request.app.state, "redis", None))
+            await relay.nudge(context.context.state.redis)
 
 
 def _where(error: BaseException) -> str:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 import strawberry
 from starlette.requests import Request
 from starlette.websockets import WebSocket
+from strawberry.utils.str_converters import to_camel_case
 
 from app.accounts.actor import Actor
 from app.accounts.sessions import Session
 from app.config import Settings
-from app.errors import DomainError
+from app.errors import DomainError, Field
+from app.state import AppState, state_of
 from schema.loaders import Loaders
 
 
@@ -39,8 +41,12 @@ class Context:
         return self._loaders
 
     @property
+    def state(self) -> AppState:
+        return state_of(self.request.app)
+
+    @property
     def settings(self) -> Settings:
-        return cast(Settings, self.request.app.state.settings)
+        return self.state.settings
 
     @property
     def actor(self) -> Actor:
@@ -69,5 +75,21 @@ class PublicError(Exception):
         self.extensions: dict[str, object] = {"code": code, "field": field} if code else {}
 
 
-def domain_to_public(error: DomainError) -> PublicError:
-    return PublicError(error.message, code=error.code, field=error.field)
+INPUT = ("input",)
+"""A mutation's one argument, which its error paths start with."""
+
+
+def input_path(
+    at: Field | None, *, under: Sequence[str] = INPUT, names: Mapping[str, str] | None = None
+) -> list[str] | None:
+    """A domain error's field as the path a client sees: under the argument that
+    holds the inputs, names in camelCase (or as ``names`` says where the input's
+    name differs from the service's), indices as strings."""
+    if at is None:
+        return None
+    renamed = names or {}
+    return [*under, *(str(part) if isinstance(part, int) else renamed.get(part) or to_camel_case(part) for part in at)]
+
+
+def domain_to_public(error: DomainError, *, under: Sequence[str] = ()) -> PublicError:
+    return PublicError(error.message, code=error.code.value, field=input_path(error.field, under=under))

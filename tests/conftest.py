@@ -33,7 +33,7 @@ from app.config import Settings
 from app.db import MODEL_MODULES
 from app.redis import connected
 from app.web import create_app
-from tasks.worker import QUEUE
+from tasks.queue import QUEUE
 from tests.loopback import serving
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -162,7 +162,7 @@ async def make_org(name: str, clock: FrozenClock) -> Org:
         user = await accounts.create_user(
             actor=admin, name=role.value.title(), email=f"{role.value.lower()}@{name.lower()}.example", role=role
         )
-        token, _ = await accounts.create_token(actor=admin, name=role.value, user_id=ids.encode("User", user.id))
+        token, _ = await accounts.create_token(actor=admin, name=role.value, user_id=user.id)
         tokens[role], users[role] = token, user
     return Org(created.organization.id, ids.encode("Organization", created.organization.id), tokens, users)
 

@@ -36,23 +36,22 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
         actor=admin,
         name="on new lead",
         event=TriggerEvent.STATUS_ENTERED,
-        status_id=ids.encode("Status", new_lead.id),
+        status_id=new_lead.id,
         operations=[OperationSpec(type=OperationType.MARK_CONTACT_ATTEMPTED)],
         enabled=False,
     )
     _, token = await accounts.create_token(actor=admin, name="spare", user_id=None)
     created, errors = await prospects.create_prospects(
         actor=admin,
-        inputs=[{"first_name": "Pat", "email": "pat@client.example", "owner_id": org.user_gid(Role.AGENT)}],
-        field=["input"],
+        inputs=[{"first_name": "Pat", "email": "pat@client.example", "owner_id": org.users[Role.AGENT].id}],
     )
     assert not errors
     prospect = created[0]
     activity, _ = await prospects.log_activity(
         actor=admin,
-        prospect_id=ids.encode("Prospect", prospect.id),
+        prospect_id=prospect.id,
         interaction=Interaction.CALL,
-        action_id=ids.encode("Action", voicemail.id),
+        action_id=voicemail.id,
         note=None,
     )
     task = await Task.get(prospect_id=prospect.id)
@@ -73,7 +72,7 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
     step = await SequenceStep.get(sequence_id=sequence.id)
     enrolled, errors = await enrollments.enroll(
         actor=admin,
-        sequence_id=ids.encode("Sequence", sequence.id),
+        sequence_id=sequence.id,
         prospect_ids=[ids.encode("Prospect", prospect.id)],
         activate=None,
     )

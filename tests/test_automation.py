@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 
-from app import ids
 from app.accounts import service as accounts
 from app.accounts.models import Role
 from app.clock import FrozenClock
@@ -19,7 +18,7 @@ from tests.factories import populate
 
 
 def _op(kind: OperationType, status: Status | None = None, user_id: str | None = None) -> OperationSpec:
-    return OperationSpec(type=kind, status_id=ids.encode("Status", status.id) if status else None, user_id=user_id)
+    return OperationSpec(type=kind, status_id=status.id if status else None, user_id=user_id)
 
 
 async def test_rules_run_on_creation_and_on_entering_a_status(org: Org, clock: FrozenClock) -> None:
@@ -38,12 +37,12 @@ async def test_rules_run_on_creation_and_on_entering_a_status(org: Org, clock: F
         actor=manager,
         name="made",
         event=TriggerEvent.STATUS_ENTERED,
-        status_id=ids.encode("Status", contact_made.id),
+        status_id=contact_made.id,
         operations=[_op(OperationType.MARK_CONTACT_MADE)],
         enabled=True,
     )
 
-    created, errors = await prospects.create_prospects(actor=manager, inputs=[{"first_name": "Ro"}], field=["input"])
+    created, errors = await prospects.create_prospects(actor=manager, inputs=[{"first_name": "Ro"}])
 
     prospect = await Prospect.get(id=created[0].id)
     assert not errors and prospect.status_id == contact_made.id and prospect.contact_made_at == clock.now()
@@ -71,15 +70,15 @@ async def test_a_chain_of_rules_stops_and_no_rule_fires_twice(org: Org, clock: F
             actor=manager,
             name=f"{here.name} → {there.name}",
             event=TriggerEvent.STATUS_ENTERED,
-            status_id=ids.encode("Status", here.id),
+            status_id=here.id,
             operations=[_op(OperationType.SET_STATUS, there)],
             enabled=True,
         )
-    prospect = (await prospects.create_prospects(actor=manager, inputs=[{"first_name": "Lo"}], field=["input"]))[0][0]
+    prospect = (await prospects.create_prospects(actor=manager, inputs=[{"first_name": "Lo"}]))[0][0]
     await prospects.set_status(
         actor=manager,
-        prospect_id=ids.encode("Prospect", prospect.id),
-        status_id=ids.encode("Status", statuses[1].id),
+        prospect_id=prospect.id,
+        status_id=statuses[1].id,
         note=None,
     )
 
@@ -101,14 +100,12 @@ async def test_a_self_triggering_rule_fires_once(org: Org, clock: FrozenClock) -
             actor=manager,
             name=f"to {there.name}",
             event=TriggerEvent.STATUS_ENTERED,
-            status_id=ids.encode("Status", here.id),
+            status_id=here.id,
             operations=[_op(OperationType.SET_STATUS, there), _op(OperationType.MARK_CONTACT_ATTEMPTED)],
             enabled=True,
         )
-    prospect = (await prospects.create_prospects(actor=manager, inputs=[{"first_name": "Yo"}], field=["input"]))[0][0]
-    await prospects.set_status(
-        actor=manager, prospect_id=ids.encode("Prospect", prospect.id), status_id=ids.encode("Status", a.id), note=None
-    )
+    prospect = (await prospects.create_prospects(actor=manager, inputs=[{"first_name": "Yo"}]))[0][0]
+    await prospects.set_status(actor=manager, prospect_id=prospect.id, status_id=a.id, note=None)
     await prospect.refresh_from_db()
     # a → (rule 1) b → (rule 2) a → rule 1 again is refused: it already fired in this chain.
     assert prospect.status_id == a.id and prospect.contact_attempts == 2
@@ -128,13 +125,11 @@ async def test_assign_without_a_user_goes_round_robin_over_active_agents(org: Or
         operations=[_op(OperationType.ASSIGN)],
         enabled=True,
     )
-    created, _ = await prospects.create_prospects(
-        actor=admin, inputs=[{"first_name": f"R{i}"} for i in range(9)], field=["input"]
-    )
+    created, _ = await prospects.create_prospects(actor=admin, inputs=[{"first_name": f"R{i}"} for i in range(9)])
     owners = [(await Prospect.get(id=p.id)).owner_id for p in created]
     assert owners == [a.id for a in agents] * 3
     singles = []
     for _ in range(3):
-        created, _ = await prospects.create_prospects(actor=admin, inputs=[{"first_name": "S"}], field=["input"])
+        created, _ = await prospects.create_prospects(actor=admin, inputs=[{"first_name": "S"}])
         singles.append((await Prospect.get(id=created[0].id)).owner_id)
     assert sorted(singles) == sorted(a.id for a in agents)

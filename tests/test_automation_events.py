@@ -8,7 +8,6 @@ import logging
 
 import pytest
 
-from app import ids
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
@@ -80,7 +79,7 @@ async def test_stage_and_reply_rules(org: Org, clock: FrozenClock, settings: Set
     await Organization.filter(id=org.id).update(email_from="sales@acme.example")
     [enrollment] = await setup(org, clock, steps=EMAIL_THEN_SMS)
     contacted = await Status.get(organization_id=org.id, name="Contact Made")
-    status_spec = OperationSpec(OperationType.SET_STATUS, status_id=ids.encode("Status", contacted.id))
+    status_spec = OperationSpec(OperationType.SET_STATUS, status_id=contacted.id)
     attempted = OperationSpec(OperationType.MARK_CONTACT_ATTEMPTED)
     await _rule(org, clock, TriggerEvent.ENROLLMENT_STAGE_CHANGED, attempted, stage=Stage.APPROACHING)
     await _rule(org, clock, TriggerEvent.ENROLLMENT_STAGE_CHANGED, status_spec, stage=Stage.REPLIED)
@@ -143,7 +142,7 @@ async def test_a_rule_that_cannot_run_leaves_the_send_standing(
     await Organization.filter(id=org.id).update(email_from="sales@acme.example")
     [enrollment] = await setup(org, clock, steps=EMAIL_THEN_SMS)
     contacted = await Status.get(organization_id=org.id, name="Contact Made")
-    spec = OperationSpec(OperationType.SET_STATUS, status_id=ids.encode("Status", contacted.id))
+    spec = OperationSpec(OperationType.SET_STATUS, status_id=contacted.id)
     await _rule(org, clock, TriggerEvent.MESSAGE_SENT, spec, OperationSpec(OperationType.MARK_CONTACT_ATTEMPTED))
     await Status.filter(id=contacted.id).update(deleted_at=clock.now())
 

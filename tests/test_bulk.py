@@ -88,7 +88,7 @@ async def test_awkward_values_survive_bulk_inserts_and_updates(org: Org, clock: 
 
     admin = org.actor(Role.ADMIN, clock)
     await presets.apply(actor=admin, name="lead-workflow")
-    [person], _ = await prospects.create_prospects(actor=admin, inputs=[{"first_name": "Ada"}], field=["input"])
+    [person], _ = await prospects.create_prospects(actor=admin, inputs=[{"first_name": "Ada"}])
     row = {
         "organization_id": org.id,
         "prospect_id": person.id,
@@ -131,9 +131,7 @@ async def test_columns_alike_in_every_row_and_columns_that_vary_are_both_written
     databases; so do updates whose rows share some values and not others."""
     admin = org.actor(Role.ADMIN, clock)
     await presets.apply(actor=admin, name="lead-workflow")
-    made, _ = await prospects.create_prospects(
-        actor=admin, inputs=[{"first_name": n} for n in ("Ada", "Bo", "Cy")], field=["input"]
-    )
+    made, _ = await prospects.create_prospects(actor=admin, inputs=[{"first_name": n} for n in ("Ada", "Bo", "Cy")])
 
     def row(prospect_id: int, body: str) -> dict[str, object]:
         return {

@@ -41,7 +41,6 @@ async def make(org: Org, clock: FrozenClock, count: int, **values: object) -> li
     made, errors = await prospects.create_prospects(
         actor=org.actor(Role.ADMIN, clock),
         inputs=[{"first_name": f"P{n}", **values} for n in range(count)],
-        field=["input"],
     )
     assert not errors
     return made
@@ -51,18 +50,22 @@ def gids(rows: list[Prospect]) -> list[str]:
     return [ids.encode("Prospect", p.id) for p in rows]
 
 
+def pks(rows: list[Prospect]) -> list[int]:
+    return [p.id for p in rows]
+
+
 async def test_round_robin_spreads_evenly_across_calls_and_only_over_active_agents(
     org: Org, clock: FrozenClock, agents: list[User]
 ) -> None:
     manager = org.actor(Role.MANAGER, clock)
     nine = await make(org, clock, 9)
-    assigned, errors = await distribution.assign_prospects(actor=manager, prospect_ids=gids(nine), user_id=None)
+    assigned, errors = await distribution.assign_prospects(actor=manager, prospect_ids=pks(nine), user_id=None)
     assert not errors
     assert Counter(p.owner_id for p in assigned) == {agent.id: 3 for agent in agents}
     singles = await make(org, clock, 3)
     owners = []
     for prospect in singles:
-        [one], _ = await distribution.assign_prospects(actor=manager, prospect_ids=gids([prospect]), user_id=None)
+        [one], _ = await distribution.assign_prospects(actor=manager, prospect_ids=pks([prospect]), user_id=None)
         owners.append(one.owner_id)
     assert sorted(owners) == sorted(agent.id for agent in agents)  # three calls, three different agents
     events = await Event.filter(organization_id=org.id, type="ASSIGNMENT_CHANGED").count()
@@ -78,7 +81,7 @@ async def test_a_bulk_assignment_costs_the_same_statements_for_3_or_30_prospects
     for count in (3, 30):
         batch = await make(org, clock, count)
         sql_queries.count = 0
-        assigned, _ = await distribution.assign_prospects(actor=manager, prospect_ids=gids(batch), user_id=None)
+        assigned, _ = await distribution.assign_prospects(actor=manager, prospect_ids=pks(batch), user_id=None)
         costs.append(sql_queries.count)
         assert len({p.owner_id for p in assigned}) == 3
     assert costs[0] == costs[1], costs  # one UPDATE per agent, one INSERT of events: not per prospect
@@ -144,7 +147,7 @@ async def test_pull_takes_the_oldest_pullable_of_the_given_system_statuses(
     await Prospect.filter(id=ready[2].id).update(status_id=sold.id)
     taken = await distribution.pull_prospects(actor=agent, count=10, system_statuses=None)
     assert [p.id for p in taken] == [p.id for p in ready]  # the two with a pull delay stay
-    await distribution.unassign_prospects(actor=agent, prospect_ids=gids(ready))
+    await distribution.unassign_prospects(actor=agent, prospect_ids=pks(ready))
     won = await distribution.pull_prospects(actor=agent, count=10, system_statuses=[sold.system_status])
     assert [p.id for p in won] == [ready[2].id]
     clock.advance(3600)
@@ -168,23 +171,23 @@ async def test_pull_from_another_agent_after_the_max_assignment_time(
     await distribution.pull_prospects(actor=first, count=2, system_statuses=None)
 
     with pytest.raises(NotPullable, match="does not allow"):
-        await distribution.pull_prospect(actor=second, prospect_id=gids([timed])[0])
+        await distribution.pull_prospect(actor=second, prospect_id=timed.id)
     await Organization.filter(id=org.id).update(pull_from_other_agents=True)
     with pytest.raises(NotPullable, match="from its owner from"):
-        await distribution.pull_prospect(actor=second, prospect_id=gids([timed])[0])
+        await distribution.pull_prospect(actor=second, prospect_id=timed.id)
     with pytest.raises(NotPullable, match="no max assignment time"):
-        await distribution.pull_prospect(actor=second, prospect_id=gids([untimed])[0])
+        await distribution.pull_prospect(actor=second, prospect_id=untimed.id)
     clock.advance(3600)
-    taken = await distribution.pull_prospect(actor=second, prospect_id=gids([timed])[0])
+    taken = await distribution.pull_prospect(actor=second, prospect_id=timed.id)
     assert taken.owner_id == agents[1].id and taken.assigned_at == clock.now()  # the clock starts again
     status = await Status.get(id=timed.status_id)
     assert distribution.reassignable_at(taken, status) == clock.now() + timedelta(hours=1)
     with pytest.raises(NotPullable):
-        await distribution.pull_prospect(actor=first, prospect_id=gids([timed])[0])
+        await distribution.pull_prospect(actor=first, prospect_id=timed.id)
     with pytest.raises(NotFound):
-        await distribution.pull_prospect(actor=second, prospect_id=ids.encode("Prospect", 999999))
+        await distribution.pull_prospect(actor=second, prospect_id=999999)
     with pytest.raises(Forbidden):
-        await distribution.assign_prospects(actor=first, prospect_ids=gids([timed]), user_id=None)
+        await distribution.assign_prospects(actor=first, prospect_ids=pks([timed]), user_id=None)
 
 
 @pytest.mark.postgres
@@ -204,7 +207,7 @@ async def test_concurrent_pulls_and_round_robins_hand_out_each_prospect_once(
 
     fresh = await make(org, clock, 100)
     manager = org.actor(Role.MANAGER, clock)
-    batches = [gids(fresh[i : i + 25]) for i in range(0, 100, 25)]
+    batches = [pks(fresh[i : i + 25]) for i in range(0, 100, 25)]
     results = await asyncio.gather(
         *(distribution.assign_prospects(actor=manager, prospect_ids=b, user_id=None) for b in batches)
     )
@@ -221,9 +224,7 @@ async def test_reports_count_exactly_and_in_a_fixed_number_of_queries(
     sold = await Status.get(organization_id=org.id, name="Sold")
     made = await make(org, clock, 10)
     await Prospect.filter(id__in=[p.id for p in made[:4]]).update(status_id=sold.id)
-    await distribution.assign_prospects(
-        actor=admin, prospect_ids=gids(made[:6]), user_id=ids.encode("User", agents[0].id)
-    )
+    await distribution.assign_prospects(actor=admin, prospect_ids=pks(made[:6]), user_id=agents[0].id)
     await Task.create(
         organization_id=org.id,
         prospect_id=made[0].id,
@@ -241,18 +242,18 @@ async def test_reports_count_exactly_and_in_a_fixed_number_of_queries(
         created_at=clock.now(),
     )
 
-    pipeline = await reports.pipeline(admin, None)
+    pipeline = await reports.pipeline(actor=admin, workflow_id=None)
     rows = {row.status.name: row for row in pipeline.rows}
     assert rows["New Lead"].count == 6 and rows["Sold"].count == 4 and pipeline.total_prospects == 10
     expected = 6 * new_lead.pipeline_percent / 100 + 4 * sold.pipeline_percent / 100
     assert pipeline.weighted_total == pytest.approx(expected)
-    own = await reports.pipeline(admin, ids.encode("Workflow", new_lead.workflow_id))
+    own = await reports.pipeline(actor=admin, workflow_id=new_lead.workflow_id)
     assert {row.status.workflow_id for row in own.rows} == {new_lead.workflow_id}
     assert [row.status.id for row in own.rows] == [
         s.id for s in await Status.filter(workflow_id=new_lead.workflow_id, deleted_at=None).order_by("position", "id")
     ]
     with pytest.raises(NotFound):
-        await reports.pipeline(admin, ids.encode("Workflow", 999999))
+        await reports.pipeline(actor=admin, workflow_id=999999)
     counts = dict(await reports.system_status_counts(admin))
     assert counts[new_lead.system_status] + counts[sold.system_status] == 10 and sum(counts.values()) == 10
     load = {row.user.id: row for row in await reports.agent_load(admin)}

@@ -25,8 +25,9 @@ from app.events import log, relay
 from app.events.models import Event, EventType
 from app.messaging import inbound, sending
 from app.messaging.models import BounceType
-from app.prospects import effects, reminders
+from app.prospects import reminders, updates
 from app.prospects import service as prospects
+from app.prospects.events import prospect_event
 from app.prospects.models import Channel, Prospect, Task
 from app.sequences import scheduler
 from app.sequences.models import StepType
@@ -50,12 +51,10 @@ async def test_every_change_appends_its_event_with_ids_and_facts_only(
     await Organization.filter(id=org.id).update(email_from="sales@acme.example")
     [enrollment] = await setup(org, clock, steps=STEPS)  # PROSPECT_CREATED, STAGE_CHANGED (STARTED)
     admin = org.actor(Role.ADMIN, clock)
-    prospect_id = ids.encode("Prospect", enrollment.prospect_id)
+    prospect_id = enrollment.prospect_id
     await prospects.update_prospect(actor=admin, prospect_id=prospect_id, changes={"company": "Analytical Engines"})
     contact_made = await Status.get(organization_id=org.id, name="Attempting Contact")
-    await prospects.set_status(
-        actor=admin, prospect_id=prospect_id, status_id=ids.encode("Status", contact_made.id), note=None
-    )
+    await prospects.set_status(actor=admin, prospect_id=prospect_id, status_id=contact_made.id, note=None)
     queued = (await scheduler.run_pass(clock)).queued  # STAGE_CHANGED (APPROACHING)
     await sending.send_batch(queued, transports=sending.transports_for(settings), settings=settings, clock=clock)
     await inbound.record_inbound(
@@ -75,11 +74,11 @@ async def test_every_change_appends_its_event_with_ids_and_facts_only(
         actor=admin,
         prospect_id=prospect_id,
         interaction=Interaction.CALL,
-        action_id=ids.encode("Action", callback.id),
+        action_id=callback.id,
         note=None,
     )  # PROSPECT_UPDATED (contact attempted), STATUS_CHANGED, TASK_CREATED
     task = await Task.get(prospect_id=enrollment.prospect_id)
-    await prospects.complete_task(actor=admin, task_id=ids.encode("Task", task.id), note=None)
+    await prospects.complete_task(actor=admin, task_id=task.id, note=None)
     await prospects.mark_do_not_contact(actor=admin, prospect_id=prospect_id, do_not_contact=True)
     await prospects.delete_prospect(actor=admin, prospect_id=prospect_id)
 
@@ -91,7 +90,9 @@ async def test_every_change_appends_its_event_with_ids_and_facts_only(
     everything = json.dumps([e.payload for e in events])
     assert "ada" not in everything.lower() and "Analytical" not in everything  # no personal data
     updated = next(e for e in events if e.type == "PROSPECT_UPDATED")
-    assert updated.payload["fields"] == ["company"] and updated.payload["prospectId"] == prospect_id
+    assert updated.payload["fields"] == ["company"] and updated.payload["prospectId"] == ids.encode(
+        "Prospect", prospect_id
+    )
     stages = [e.payload["stageChange"]["toStage"] for e in events if e.type == "STAGE_CHANGED"]  # type: ignore[index]
     assert stages == ["STARTED", "APPROACHING", "REPLIED"]
 
@@ -102,7 +103,7 @@ async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: 
     before = await Event.filter(organization_id=org.id).count()
     gone = await workflows.create_status(
         actor=manager,
-        workflow_id=ids.encode("Workflow", (await Status.filter(organization_id=org.id).first()).workflow_id),  # type: ignore[union-attr]
+        workflow_id=(await Status.filter(organization_id=org.id).first()).workflow_id,  # type: ignore[union-attr]
         name="Soon gone",
         system_status="NEW",
         pipeline_percent=0,
@@ -114,8 +115,8 @@ async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: 
         fields=workflows.ActionFields(
             name="Assign then fail",
             operations=[
-                OperationSpec(OperationType.ASSIGN, user_id=org.user_gid(Role.AGENT)),
-                OperationSpec(OperationType.SET_STATUS, status_id=ids.encode("Status", gone.id)),
+                OperationSpec(OperationType.ASSIGN, user_id=org.users[Role.AGENT].id),
+                OperationSpec(OperationType.SET_STATUS, status_id=gone.id),
             ],
         ),
     )
@@ -123,14 +124,14 @@ async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: 
     with pytest.raises(Conflict):
         await prospects.log_activity(
             actor=manager,
-            prospect_id=ids.encode("Prospect", enrollment.prospect_id),
+            prospect_id=enrollment.prospect_id,
             interaction=Interaction.CALL,
-            action_id=ids.encode("Action", action.id),
+            action_id=action.id,
             note=None,
         )
     assert await Event.filter(organization_id=org.id).count() == before  # the assignment rolled back with its event
 
-    await effects.assign(await Prospect.get(id=enrollment.prospect_id), None, actor=manager)
+    await updates.assign(await Prospect.get(id=enrollment.prospect_id), None, actor=manager)
     created, assigned = await Event.filter(organization_id=org.id, type="ASSIGNMENT_CHANGED").order_by("id")
     assert created.payload == created.payload | {"fromUserId": None, "toUserId": org.user_gid(Role.AGENT)}
     assert assigned.payload["toUserId"] is None and assigned.payload["fromUserId"] == org.user_gid(Role.AGENT)
@@ -138,7 +139,7 @@ async def test_assignment_changes_and_a_rolled_back_change_leaves_no_event(org: 
 
 async def test_cursors_increase_and_a_late_commit_comes_after_every_given_cursor(org: Org, clock: FrozenClock) -> None:
     def event() -> dict[str, Any]:
-        return log.prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title"])
+        return prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title"])
 
     made = [await Event.create(**event()) for _ in range(3)]
     late_id = made[0].id
@@ -158,7 +159,7 @@ async def test_the_relay_numbers_and_publishes_each_event_once_as_stored(
     org: Org, clock: FrozenClock, redis: Redis
 ) -> None:
     await setup(org, clock, steps=STEPS)  # events of every kind of subject, unnumbered
-    await log.record([log.prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title", "é"])])
+    await log.record([prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title", "é"])])
     async with redis.pubsub() as pubsub:
         await pubsub.subscribe(relay.channel(org.id))
         await pubsub.get_message(timeout=1)  # the confirmation
@@ -182,7 +183,7 @@ async def test_the_relay_numbers_and_publishes_each_event_once_as_stored(
 @pytest.mark.postgres
 async def test_concurrent_sequencers_give_each_cursor_once(org: Org, clock: FrozenClock) -> None:
     for _ in range(300):
-        await log.record([log.prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=[])])
+        await log.record([prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=[])])
     counts = await asyncio.gather(*(log.sequence(limit=50) for _ in range(8)))
     while await log.sequence(limit=50):
         pass
@@ -197,13 +198,13 @@ async def test_a_task_is_announced_due_once_when_its_time_passes(org: Org, clock
     for _ in range(2):
         await prospects.log_activity(
             actor=admin,
-            prospect_id=ids.encode("Prospect", enrollment.prospect_id),
+            prospect_id=enrollment.prospect_id,
             interaction=Interaction.CALL,
-            action_id=ids.encode("Action", voicemail.id),
+            action_id=voicemail.id,
             note=None,
         )
     first, second = await Task.filter(prospect_id=enrollment.prospect_id).order_by("id")
-    await prospects.complete_task(actor=admin, task_id=ids.encode("Task", second.id), note="done early")
+    await prospects.complete_task(actor=admin, task_id=second.id, note="done early")
     assert await reminders.announce_due(clock) == 0  # not due yet
     clock.advance(86400)
     assert await reminders.announce_due(clock) == 1  # the open one; the completed one never
@@ -247,7 +248,7 @@ async def test_every_event_the_relay_publishes_is_committed_already(database: st
     neither was published before it was visible (numbered and published in one transaction)."""
     organization = await make_org("Acme", clock)
     await log.record(
-        log.prospect_event(EventType.PROSPECT_UPDATED, organization.id, n, clock.now(), fields=[]) for n in range(5)
+        prospect_event(EventType.PROSPECT_UPDATED, organization.id, n, clock.now(), fields=[]) for n in range(5)
     )
     checker = _CommitChecker(database)
     assert await relay.publish(checker, clock) == (5, 0)  # type: ignore[arg-type]

@@ -28,14 +28,11 @@ async def _people(org: Org, clock: FrozenClock) -> list[str]:
     made, _ = await prospects.create_prospects(
         actor=admin,
         inputs=[
-            {"first_name": "Mine", "owner_id": org.user_gid(Role.AGENT)},
-            {"first_name": "Theirs", "owner_id": org.user_gid(Role.MANAGER)},
+            {"first_name": "Mine", "owner_id": org.users[Role.AGENT].id},
+            {"first_name": "Theirs", "owner_id": org.users[Role.MANAGER].id},
         ],
-        field=["input"],
     )
-    await prospects.update_prospect(
-        actor=admin, prospect_id=ids.encode("Prospect", made[0].id), changes={"title": "CTO"}
-    )
+    await prospects.update_prospect(actor=admin, prospect_id=made[0].id, changes={"title": "CTO"})
     return [ids.encode("Prospect", p.id) for p in made]
 
 

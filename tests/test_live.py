@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app import ids, presets
+from app import presets
 from app.accounts import service as accounts
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
@@ -87,7 +87,7 @@ async def test_a_change_on_one_process_or_the_worker_reaches_subscribers_on_anot
         # The worker sends the step, then times the prospect out (no answer within a second).
         _, errors = await enrollments.enroll(
             actor=admin,
-            sequence_id=ids.encode("Sequence", sequence.id),
+            sequence_id=sequence.id,
             prospect_ids=[prospect],
             activate=None,
         )
@@ -109,7 +109,7 @@ async def test_websocket_authentication_and_organization_isolation(database: str
     admin, token = await organization("Acme")
     other_admin, other_token = await organization("Globex")
     revoked, revoked_row = await accounts.create_token(actor=admin, name="old", user_id=None)
-    await accounts.revoke_token(actor=admin, token_id=ids.encode("ApiToken", revoked_row.id))
+    await accounts.revoke_token(actor=admin, token_id=revoked_row.id)
     async with processes(database, tmp_path / "data", apis=1) as live:
         for bad in (None, "ll_not-a-token", revoked):
             with pytest.raises(Rejected) as rejected:

@@ -1,8 +1,8 @@
 """The engine's hot statements keep their plans when the statistics are stale:
 Postgres only. Each case is a table whose statistics were taken before it
 changed (as in a campaign's first minute, before autovacuum analyzes it), a
-statement that once chose a plan reading every row of it, and the plan it
-must have now."""
+statement whose plan could read every row of it from such statistics, and the
+plan it must have."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from app.clock import FrozenClock
 from app.events import log, relay
 from app.events.models import EventType
 from app.messaging.models import Message, MessageState
+from app.prospects.events import prospect_event
 from app.sequences import scheduler
 from app.sequences.models import StepType
 from app.sequences.service import StepSpec
@@ -57,7 +58,7 @@ async def plan_of(sql: str, params: list[Any] | None = None, *, seqscan: bool = 
 async def test_the_relay_finds_nothing_new_by_index_after_stale_statistics(database: str, clock: FrozenClock) -> None:
     org = await make_org("Acme", clock)
     await log.record(
-        log.prospect_event(EventType.PROSPECT_CREATED, org.id, n, clock.now(), source="test") for n in range(3000)
+        prospect_event(EventType.PROSPECT_CREATED, org.id, n, clock.now(), source="test") for n in range(3000)
     )
     db = connections.get("default")
     await db.execute_script("ANALYZE event")  # every event unsequenced, as far as the statistics know

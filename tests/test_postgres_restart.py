@@ -93,7 +93,6 @@ async def two_emails_to_many(count: int) -> tuple[str, list[int]]:
     for start in range(0, count, enrollments.MAX_BATCH):
         made, invalid = await prospects.create_prospects(
             actor=admin,
-            field=["input"],
             inputs=[
                 {"first_name": f"P{i}", "email": f"p{i}@client.example"}
                 for i in range(start, min(count, start + enrollments.MAX_BATCH))
@@ -102,7 +101,7 @@ async def two_emails_to_many(count: int) -> tuple[str, list[int]]:
         assert not invalid
         done, errors = await enrollments.enroll(
             actor=admin,
-            sequence_id=ids.encode("Sequence", sequence.id),
+            sequence_id=sequence.id,
             prospect_ids=[ids.encode("Prospect", p.id) for p in made],
             activate=None,
         )

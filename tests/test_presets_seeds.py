@@ -14,7 +14,7 @@ from app.config import Settings
 from app.errors import ActionNotAvailable
 from app.messaging import inbound, sending
 from app.messaging.models import BounceType
-from app.prospects import effects
+from app.prospects import consent
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange
 from app.sequences import enrollments, scheduler
@@ -46,9 +46,9 @@ async def _enrolled(
         steps=steps,
         active=active,
     )
-    made, errors = await prospects.create_prospects(actor=admin, inputs=people, field=["input"])
+    made, errors = await prospects.create_prospects(actor=admin, inputs=people)
     assert not errors
-    sequence_id = ids.encode("Sequence", sequence.id)
+    sequence_id = sequence.id
     enrolled, errors = await enrollments.enroll(
         actor=admin, sequence_id=sequence_id, prospect_ids=[ids.encode("Prospect", p.id) for p in made], activate=None
     )
@@ -66,9 +66,9 @@ async def _log(admin: Actor, enrollment: Enrollment, interaction: Interaction, a
     row = await Action.get(organization_id=admin.organization_id, name=action)
     await prospects.log_activity(
         actor=admin,
-        prospect_id=ids.encode("Prospect", enrollment.prospect_id),
+        prospect_id=enrollment.prospect_id,
         interaction=interaction,
-        action_id=ids.encode("Action", row.id),
+        action_id=row.id,
         note=None,
     )
 
@@ -121,9 +121,9 @@ async def test_000_the_status_follows_the_stage_through_every_status_of_the_tabl
         auto_reply=False,
     )
     await _log(admin, bob, Interaction.EMAIL, "Mark as finished")
-    await prospects.opt_out(actor=admin, prospect_id=ids.encode("Prospect", cy.prospect_id), channel=Channel.EMAIL)
+    await prospects.opt_out(actor=admin, prospect_id=cy.prospect_id, channel=Channel.EMAIL)
     di_prospect = await Prospect.get(id=di.prospect_id)
-    await effects.unsubscribe(di_prospect, actor=admin, cause=ChangeCause.INBOUND)  # as the link does
+    await consent.unsubscribe(di_prospect, actor=admin, cause=ChangeCause.INBOUND)  # as the link does
     await _log(admin, ed, Interaction.CALL, "Mark as replied")
 
     assert [await _status(e) for e in (ada, bob, cy, di, ed)] == [
@@ -164,8 +164,8 @@ async def test_001_person_status_and_sequence_stage_go_both_ways(
     success = await Status.get(organization_id=org.id, name="Success")
     await prospects.set_status(
         actor=admin,
-        prospect_id=ids.encode("Prospect", cy.prospect_id),
-        status_id=ids.encode("Status", success.id),
+        prospect_id=cy.prospect_id,
+        status_id=success.id,
         note="signed",
     )
     clock.advance(3601)

@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app.config import Settings
 from app.redis import connected, locate
 from app.web import create_app
-from tasks import worker
+from tasks.queue import QUEUE
 from tests.conftest import fresh_database, remove_jobs
 from tests.live_processes import LEADLINE, free_port, killed_on_exit, stop, stop_all
 from tests.ws_client import connect
@@ -71,8 +71,8 @@ async def _stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) 
 
 
 async def test_dev_stopped_by_sigterm_stops_its_worker_and_embedded_redis(env: dict[str, str], tmp_path: Path) -> None:
-    # uvicorn raised SIGTERM again once it had shut down, which killed `dev` (exit -15)
-    # before it stopped its worker and the embedded Redis: that server ran on.
+    # uvicorn raises SIGTERM again once it has shut down: `dev` must outlive it to stop
+    # its worker and the embedded Redis, or that server runs on.
     embedded = {name: value for name, value in env.items() if name != "REDIS_URL"}
     async with _started(embedded, "dev") as dev:
         await _read_until(dev, "Uvicorn running on")
@@ -242,7 +242,7 @@ async def test_a_worker_reaches_jobs_queued_behind_many_that_killed_workers_left
         queue = ArqRedis(connection_pool=client.connection_pool)
         try:
             for job_id in held:
-                await queue.enqueue_job("send_messages", [], _job_id=job_id, _queue_name=worker.QUEUE)
+                await queue.enqueue_job("send_messages", [], _job_id=job_id, _queue_name=QUEUE)
                 await queue.psetex(in_progress_key_prefix + job_id, 130_000, b"1")
             async with _started(env, "worker") as running:
                 await _read_until(running, "Starting worker")

@@ -22,7 +22,7 @@ from app.sequences import service as sequences
 from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
 from app.sequences.windows import parse_window
-from tasks import worker
+from tasks import queue as send_queue
 from tests.conftest import Org, remove_jobs, send_job_ids
 
 STEPS = [
@@ -60,14 +60,14 @@ async def setup(
             "company": "Engines",
             "email": "ada@client.example",
             "phone": "+12025550143",
-            "owner_id": org.user_gid(Role.AGENT),
+            "owner_id": org.users[Role.AGENT].id,
         }
     ]
-    created, errors = await prospects.create_prospects(actor=admin, inputs=people, field=["input"])
+    created, errors = await prospects.create_prospects(actor=admin, inputs=people)
     assert not errors
     enrolled, errors = await enrollments.enroll(
         actor=admin,
-        sequence_id=ids.encode("Sequence", sequence.id),
+        sequence_id=sequence.id,
         prospect_ids=[ids.encode("Prospect", p.id) for p in created],
         activate=None,
     )
@@ -102,7 +102,7 @@ async def test_a_three_step_sequence_runs_to_unresponsive(org: Org, clock: Froze
     assert enrollment.due_at is None and enrollment.current_step_id is None  # waiting for the call
 
     clock.advance(600)
-    await prospects.complete_task(actor=org.actor(Role.AGENT, clock), task_id=ids.encode("Task", task.id), note=None)
+    await prospects.complete_task(actor=org.actor(Role.AGENT, clock), task_id=task.id, note=None)
     await enrollment.refresh_from_db()
     assert enrollment.due_at == start + timedelta(days=7)  # a week after the last email step
 
@@ -228,14 +228,14 @@ async def test_a_blocks_messages_queued_by_two_passes_get_a_job_each(redis: Redi
     Enqueuing messages that have their job already (the recovery) adds none."""
     queue = ArqRedis(connection_pool=redis.connection_pool)
     block = 10**9  # ids no other test makes: a shared Redis may hold other tests' jobs
-    start = worker.SEND_BLOCK * block
-    first, second = [start, start + 1], list(range(start + 2, start + worker.SEND_BLOCK))
+    start = send_queue.SEND_BLOCK * block
+    first, second = [start, start + 1], list(range(start + 2, start + send_queue.SEND_BLOCK))
     try:
-        await worker.enqueue_sends(queue, first, clock)
-        await worker.enqueue_sends(queue, second, clock)
-        await worker.enqueue_sends(queue, first + second, clock)  # the recovery finds them all waiting
-        await worker.enqueue_sends(queue, second, clock)
-        queued = await queue.queued_jobs(queue_name=worker.QUEUE)
+        await send_queue.enqueue_sends(queue, first, clock)
+        await send_queue.enqueue_sends(queue, second, clock)
+        await send_queue.enqueue_sends(queue, first + second, clock)  # the recovery finds them all waiting
+        await send_queue.enqueue_sends(queue, second, clock)
+        queued = await queue.queued_jobs(queue_name=send_queue.QUEUE)
         jobs = [job for job in queued if job.function == "send_messages" and job.args[0][0] >= start]
         assert sorted(job.args[0] for job in jobs) == [first, second]
     finally:
@@ -250,17 +250,17 @@ async def test_messages_held_by_a_killed_workers_job_get_a_new_job_within_the_re
     have passed, then they get a job of their own."""
     queue = ArqRedis(connection_pool=redis.connection_pool)
     block = 10**9 + 1  # ids no other test makes: a shared Redis may hold other tests' jobs
-    messages = list(range(worker.SEND_BLOCK * block, worker.SEND_BLOCK * block + 3))
+    messages = list(range(send_queue.SEND_BLOCK * block, send_queue.SEND_BLOCK * block + 3))
     clock.advance(-clock.now().timestamp() % 60)  # a minute's start: an epoch of a minute would not end below
     try:
-        await worker.enqueue_sends(queue, messages, clock)
+        await send_queue.enqueue_sends(queue, messages, clock)
         [held] = await send_job_ids(queue, f"{block}:*")
         await queue.psetex(in_progress_key_prefix + held, 130_000, b"1")  # taken by a worker, then killed
-        clock.advance(worker.RECOVERY_EPOCH_SECONDS - 1)
-        await worker.enqueue_sends(queue, messages, clock)
+        clock.advance(send_queue.RECOVERY_EPOCH_SECONDS - 1)
+        await send_queue.enqueue_sends(queue, messages, clock)
         assert await send_job_ids(queue, f"{block}:*") == [held]
         clock.advance(1)
-        await worker.enqueue_sends(queue, messages, clock)
+        await send_queue.enqueue_sends(queue, messages, clock)
         assert [args for job_id, args in await _send_jobs_with_args(queue, block) if job_id != held] == [messages]
     finally:
         await remove_jobs(queue, await send_job_ids(queue, f"{block}:*"))
@@ -268,4 +268,6 @@ async def test_messages_held_by_a_killed_workers_job_get_a_new_job_within_the_re
 
 async def _send_jobs_with_args(queue: ArqRedis, block: int) -> list[tuple[str, list[int]]]:
     ids_ = set(await send_job_ids(queue, f"{block}:*"))
-    return [(job.job_id, job.args[0]) for job in await queue.queued_jobs(queue_name=worker.QUEUE) if job.job_id in ids_]
+    return [
+        (job.job_id, job.args[0]) for job in await queue.queued_jobs(queue_name=send_queue.QUEUE) if job.job_id in ids_
+    ]

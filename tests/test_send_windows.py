@@ -11,7 +11,7 @@ from app.errors import InvalidInput
 from app.sequences.windows import next_opening, parse_window
 
 NY = ZoneInfo("America/New_York")
-WEEKDAYS_9_TO_5 = parse_window(["MON", "TUE", "WED", "THU", "FRI"], "09:00", "17:00", None, ["w"])
+WEEKDAYS_9_TO_5 = parse_window(["MON", "TUE", "WED", "THU", "FRI"], "09:00", "17:00", None, ("w",))
 
 
 def utc(*args: int) -> datetime:
@@ -59,10 +59,10 @@ def test_sms_quiet_hours_follow_the_prospects_wall_clock(due: datetime, expected
 def test_a_window_in_its_own_zone_combines_with_quiet_hours_in_the_prospects() -> None:
     # Window 07:00-09:00 in London, prospect in New York: 03:00-05:00 there in March, always inside
     # quiet hours, so SMS can never be sent in it.
-    london = parse_window(["MON"], "07:00", "09:00", "Europe/London", ["w"])
+    london = parse_window(["MON"], "07:00", "09:00", "Europe/London", ("w",))
     with pytest.raises(InvalidInput):
         next_opening(utc(2026, 3, 9, 0), window=london, prospect_zone=NY, quiet_hours=True)
-    late = parse_window(["MON", "TUE"], "13:00", "18:00", "Europe/London", ["w"])
+    late = parse_window(["MON", "TUE"], "13:00", "18:00", "Europe/London", ("w",))
     # Monday 2026-03-09 13:00 GMT = 09:00 EDT: inside both.
     assert next_opening(utc(2026, 3, 9, 0), window=late, prospect_zone=NY, quiet_hours=True) == utc(2026, 3, 9, 13)
 
@@ -74,10 +74,10 @@ def test_a_window_in_its_own_zone_combines_with_quiet_hours_in_the_prospects() -
         (["MON"], "9", "17:00", None, "start"),
         (["MON"], "09:00", "25:00", None, "end"),
         (["MON"], "17:00", "09:00", None, "end"),
-        (["MON"], "09:00", "17:00", "Moon/Base", "timeZone"),
+        (["MON"], "09:00", "17:00", "Moon/Base", "time_zone"),
     ],
 )
 def test_bad_windows_are_invalid_input(days: list[str], start: str, end: str, zone: str | None, field: str) -> None:
     with pytest.raises(InvalidInput) as error:
-        parse_window(days, start, end, zone, ["input", "sendWindow"])
-    assert error.value.field == ["input", "sendWindow", field]
+        parse_window(days, start, end, zone, ("send_window",))
+    assert error.value.field == ("send_window", field)

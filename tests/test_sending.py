@@ -10,7 +10,6 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from app import ids
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
@@ -152,7 +151,7 @@ async def test_do_not_contact_between_queueing_and_sending_cancels(
     one_off = await compose.queue_message(prospect, Channel.EMAIL, "Hi", "A one-off", now=clock.now())
 
     await prospects.mark_do_not_contact(
-        actor=org.actor(Role.AGENT, clock), prospect_id=ids.encode("Prospect", prospect.id), do_not_contact=True
+        actor=org.actor(Role.AGENT, clock), prospect_id=prospect.id, do_not_contact=True
     )
 
     with smtp_sink() as (sink, url):

@@ -1,4 +1,4 @@
-"""Sequences, steps and enrollments through the API (issue #3, first part: no sending yet)."""
+"""Sequences, steps and enrollments through the API (the sending is tests/test_sending.py's)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook signing secrets at rest (issue #19): sealed with a key derived from
+"""Webhook signing secrets at rest: sealed with a key derived from
 SECRET_KEY, shown once by the API, and sealed by migration 0015 where an older
 install stored them plain."""
 
@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate as run_migrations
 
-from app import db, ids, presets
+from app import db, presets
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
@@ -63,10 +63,10 @@ async def test_without_its_secret_key_a_copy_of_the_database_signs_nothing(
 ) -> None:
     await presets.apply(actor=org.actor(Role.ADMIN, clock), name="lead-workflow")
     settings = settings_with(tmp_path, "the key that sealed it")
-    await service.create_endpoint(org.actor(Role.ADMIN, clock), settings, "http://127.0.0.1:9/hook", None)
-    _, errors = await prospects.create_prospects(
-        actor=org.actor(Role.ADMIN, clock), inputs=[{"first_name": "Ada"}], field=["input"]
+    await service.create_endpoint(
+        actor=org.actor(Role.ADMIN, clock), settings=settings, url="http://127.0.0.1:9/hook", event_types=None
     )
+    _, errors = await prospects.create_prospects(actor=org.actor(Role.ADMIN, clock), inputs=[{"first_name": "Ada"}])
     assert not errors
     await log.sequence()
     await relay.publish(redis, clock)
@@ -85,10 +85,14 @@ async def test_without_its_secret_key_a_copy_of_the_database_signs_nothing(
 async def test_two_rotations_at_once_keep_both_new_secrets(org: Org, clock: FrozenClock, tmp_path: Path) -> None:
     # Given an endpoint
     admin, settings = org.actor(Role.ADMIN, clock), settings_with(tmp_path, "k")
-    created = await service.create_endpoint(admin, settings, "https://8.8.8.8/hook", None)
-    endpoint_id = ids.encode("WebhookEndpoint", created.endpoint.id)
+    created = await service.create_endpoint(
+        actor=admin, settings=settings, url="https://8.8.8.8/hook", event_types=None
+    )
+    endpoint_id = created.endpoint.id
     # when two rotations run at once
-    first, second = await asyncio.gather(*(service.rotate_secret(admin, settings, endpoint_id) for _ in range(2)))
+    first, second = await asyncio.gather(
+        *(service.rotate_secret(actor=admin, settings=settings, endpoint_id=endpoint_id) for _ in range(2))
+    )
     # then the later one's secret is current and the earlier one's previous: neither is lost.
     row = await WebhookEndpoint.get(id=created.endpoint.id)
     current = sealing.unseal(row.secret, secret_key="k", endpoint_id=row.id, column="secret")

@@ -33,7 +33,7 @@ from app.prospects import service as prospects
 from app.webhooks import deliveries, sealing, service
 from app.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from app.webhooks.sender import PER_ENDPOINT, PER_ORGANIZATION, SLOTS, Sender
-from tasks import worker
+from tasks.engine import webhook_loop
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
 from tests.loopback import serving
 
@@ -112,9 +112,7 @@ async def workflow(org: Org, clock: FrozenClock) -> None:
 
 
 async def new_prospect(org: Org, clock: FrozenClock, name: str = "Ada") -> None:
-    _, errors = await prospects.create_prospects(
-        actor=org.actor(Role.ADMIN, clock), inputs=[{"first_name": name}], field=["input"]
-    )
+    _, errors = await prospects.create_prospects(actor=org.actor(Role.ADMIN, clock), inputs=[{"first_name": name}])
     assert not errors
 
 
@@ -136,7 +134,9 @@ async def relay_and_send(redis: Redis, clock: FrozenClock, sender: Sender) -> in
 async def test_a_delivery_is_signed_so_standard_webhooks_verifies_it(
     gql: GraphQL, org: Org, redis: Redis, receiver: Receiver, now_clock: FrozenClock, tmp_path: Path
 ) -> None:
-    made = await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
+    made = await service.create_endpoint(
+        actor=org.actor(Role.ADMIN, now_clock), settings=private_ok(tmp_path), url=receiver.url, event_types=None
+    )
     assert made.secret.startswith("whsec_")
     sender = Sender(private_ok(tmp_path))
     await new_prospect(org, now_clock)
@@ -178,7 +178,9 @@ async def test_a_page_of_deliveries_costs_the_same_queries_for_1_or_5(
     tmp_path: Path,
     sql_queries: QueryCounter,
 ) -> None:
-    await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
+    await service.create_endpoint(
+        actor=org.actor(Role.ADMIN, now_clock), settings=private_ok(tmp_path), url=receiver.url, event_types=None
+    )
     sender = Sender(private_ok(tmp_path))
     query = "{ webhookEndpoints { deliveries { edges { node { state endpoint { url } event { type } } } } } }"
     costs = []
@@ -199,7 +201,9 @@ async def test_a_page_of_deliveries_costs_the_same_queries_for_1_or_5(
 async def test_a_receiver_answering_500_twice_gets_the_event_on_the_third_attempt(
     org: Org, redis: Redis, receiver: Receiver, now_clock: FrozenClock, tmp_path: Path
 ) -> None:
-    await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
+    await service.create_endpoint(
+        actor=org.actor(Role.ADMIN, now_clock), settings=private_ok(tmp_path), url=receiver.url, event_types=None
+    )
     receiver.answers = [500, 500]
     sender = Sender(private_ok(tmp_path), rng=random.Random(7))
     await new_prospect(org, now_clock)
@@ -226,7 +230,9 @@ async def test_a_receiver_answering_500_twice_gets_the_event_on_the_third_attemp
 async def test_retries_run_for_about_a_day_then_the_delivery_is_dead(
     org: Org, redis: Redis, receiver: Receiver, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    await service.create_endpoint(org.actor(Role.ADMIN, clock), private_ok(tmp_path), receiver.url, None)
+    await service.create_endpoint(
+        actor=org.actor(Role.ADMIN, clock), settings=private_ok(tmp_path), url=receiver.url, event_types=None
+    )
     receiver.answers = [503] * 100
     sender = Sender(private_ok(tmp_path), rng=random.Random(1))
     await new_prospect(org, clock)
@@ -245,7 +251,9 @@ async def test_retries_run_for_about_a_day_then_the_delivery_is_dead(
 async def test_410_kills_the_delivery_and_disables_the_endpoint(
     gql: GraphQL, org: Org, redis: Redis, receiver: Receiver, now_clock: FrozenClock, tmp_path: Path
 ) -> None:
-    await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
+    await service.create_endpoint(
+        actor=org.actor(Role.ADMIN, now_clock), settings=private_ok(tmp_path), url=receiver.url, event_types=None
+    )
     receiver.answers = [410]
     sender = Sender(private_ok(tmp_path))
     await new_prospect(org, now_clock)
@@ -275,7 +283,9 @@ async def test_private_and_loopback_addresses_are_refused_at_registration_and_at
     assert await WebhookEndpoint.all().count() == 0
 
     # Registered while allowed; the address is checked again when sending.
-    await service.create_endpoint(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, None)
+    await service.create_endpoint(
+        actor=org.actor(Role.ADMIN, now_clock), settings=private_ok(tmp_path), url=receiver.url, event_types=None
+    )
     sender = Sender(Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")}))
     await new_prospect(org, now_clock)
     await relay_and_send(redis, now_clock, sender)
@@ -291,7 +301,10 @@ async def test_endpoints_crud_filters_and_a_rotation_that_signs_with_both_secret
 ) -> None:
     admin = org.tokens[Role.ADMIN]
     made = await service.create_endpoint(
-        org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), receiver.url, [EventType.STATUS_CHANGED]
+        actor=org.actor(Role.ADMIN, now_clock),
+        settings=private_ok(tmp_path),
+        url=receiver.url,
+        event_types=[EventType.STATUS_CHANGED],
     )
     gid = ids.encode("WebhookEndpoint", made.endpoint.id)
     sender = Sender(private_ok(tmp_path))
@@ -300,7 +313,11 @@ async def test_endpoints_crud_filters_and_a_rotation_that_signs_with_both_secret
 
     updated = await mutate(gql, admin, "updateWebhookEndpoint", ENDPOINT, id=gid, eventTypes=None)
     assert updated["errors"] == [] and updated["webhookEndpoint"]["eventTypes"] == []  # every type now
-    new_secret = (await service.rotate_secret(org.actor(Role.ADMIN, now_clock), private_ok(tmp_path), gid)).secret
+    new_secret = (
+        await service.rotate_secret(
+            actor=org.actor(Role.ADMIN, now_clock), settings=private_ok(tmp_path), endpoint_id=made.endpoint.id
+        )
+    ).secret
     assert new_secret.startswith("whsec_") and new_secret != made.secret
     await new_prospect(org, now_clock, "Bob")
     assert await relay_and_send(redis, now_clock, sender) == 1
@@ -346,8 +363,12 @@ async def test_an_endpoint_that_never_answers_holds_back_no_other_organizations_
     await presets.apply(actor=other_org.actor(Role.ADMIN, now_clock), name="lead-workflow")
     sender = Sender(settings)
     async with silent_endpoint() as silent:
-        await service.create_endpoint(org.actor(Role.ADMIN, now_clock), settings, silent.url, None)
-        await service.create_endpoint(other_org.actor(Role.ADMIN, now_clock), settings, receiver.url, None)
+        await service.create_endpoint(
+            actor=org.actor(Role.ADMIN, now_clock), settings=settings, url=silent.url, event_types=None
+        )
+        await service.create_endpoint(
+            actor=other_org.actor(Role.ADMIN, now_clock), settings=settings, url=receiver.url, event_types=None
+        )
         for n in range(30):  # more than the sender's slots, all due before the other organization's
             await new_prospect(org, now_clock, f"P{n}")
         await new_prospect(other_org, now_clock)
@@ -398,12 +419,15 @@ async def test_an_organization_whose_endpoints_all_hang_holds_back_no_other_orga
     await presets.apply(actor=other_org.actor(Role.ADMIN, now_clock), name="lead-workflow")
     wake = asyncio.Event()
     sender = Sender(settings, wake=wake)
-    ctx = {"webhook_wake": wake, "webhooks": sender, "clock": now_clock, "settings": settings}
     async with silent_endpoint() as silent:
         for n in range(4):
-            await service.create_endpoint(org.actor(Role.ADMIN, now_clock), settings, f"{silent.url}/{n}", None)
-        await service.create_endpoint(other_org.actor(Role.ADMIN, now_clock), settings, receiver.url, None)
-        loop = asyncio.create_task(worker._webhook_loop(ctx))
+            await service.create_endpoint(
+                actor=org.actor(Role.ADMIN, now_clock), settings=settings, url=f"{silent.url}/{n}", event_types=None
+            )
+        await service.create_endpoint(
+            actor=other_org.actor(Role.ADMIN, now_clock), settings=settings, url=receiver.url, event_types=None
+        )
+        loop = asyncio.create_task(webhook_loop(sender, now_clock, settings.scheduler_interval, wake=wake))
         try:
             for turn in range(3):
                 for n in range(15):  # 60 deliveries owed to the silent endpoints a turn, 10 attempted a timeout
@@ -434,8 +458,12 @@ async def test_a_claim_places_each_organizations_first_deliveries_before_any_org
     settings = private_ok(tmp_path)
     await presets.apply(actor=other_org.actor(Role.ADMIN, clock), name="lead-workflow")
     for n in range(4):
-        await service.create_endpoint(org.actor(Role.ADMIN, clock), settings, f"http://127.0.0.1:9/{n}", None)
-    await service.create_endpoint(other_org.actor(Role.ADMIN, clock), settings, "http://127.0.0.1:9/b", None)
+        await service.create_endpoint(
+            actor=org.actor(Role.ADMIN, clock), settings=settings, url=f"http://127.0.0.1:9/{n}", event_types=None
+        )
+    await service.create_endpoint(
+        actor=other_org.actor(Role.ADMIN, clock), settings=settings, url="http://127.0.0.1:9/b", event_types=None
+    )
     for n in range(30):  # 120 deliveries, all due before the other organization's
         await new_prospect(org, clock, f"P{n}")
     await new_prospect(other_org, clock)

@@ -19,13 +19,13 @@ from tortoise.exceptions import IntegrityError
 
 from app import validation
 from app.accounts.models import IdentityKind, Organization, SendingIdentity
-from app.errors import Conflict, InvalidInput
+from app.errors import Conflict, Field, InvalidInput
 
 
 def email_key(address: str) -> str | None:
     """The identity of a sender address (bare, or ``Name <address>``); None if it is none."""
     try:
-        return validation.email(parseaddr(address)[1], []).lower()
+        return validation.email(parseaddr(address)[1], ()).lower()
     except InvalidInput:
         return None
 
@@ -34,12 +34,12 @@ def phone_key(number: str) -> str | None:
     """The identity of a number given in international form (as Twilio gives ``To``);
     None for anything else: a national number could be another country's."""
     try:
-        return validation.phone(number, None, [])
+        return validation.phone(number, None, ())
     except InvalidInput:
         return None
 
 
-def refuse_own_domain(address: str, *, own_domain: str, field: list[str]) -> None:
+def refuse_own_domain(address: str, *, own_domain: str, field: Field) -> None:
     """INVALID_INPUT naming ``field`` for a sender address at Leadline's own mail
     domain (Settings.sender_domain): it sends as the default sender of every
     organization without an address, so whoever held the domain's addresses would
@@ -54,7 +54,7 @@ def refuse_own_domain(address: str, *, own_domain: str, field: list[str]) -> Non
         )
 
 
-async def claim(*, organization_id: int, kind: IdentityKind, address: str | None, field: list[str]) -> None:
+async def claim(*, organization_id: int, kind: IdentityKind, address: str | None, field: Field) -> None:
     """Makes ``address`` (already validated) the organization's identity of ``kind``,
     giving up the one it held (None: it keeps none). Runs in the caller's transaction,
     the organization locked; raises CONFLICT naming ``field`` when another

@@ -14,13 +14,13 @@ from datetime import timedelta
 
 from tortoise.transactions import in_transaction
 
-from app import caps, ids, validation
+from app import caps, validation
 from app.accounts import identities
 from app.accounts.actor import Actor
 from app.accounts.models import ApiToken, IdentityKind, Organization, Role, User
 from app.clock import Clock
 from app.config import Settings
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, Field, InvalidInput, NotFound
 from app.workflows.models import Status
 
 TOKEN_PREFIX = "ll_"
@@ -41,14 +41,14 @@ class NewOrganization:
 
 async def create_organization(*, name: str, admin_email: str, admin_name: str | None, clock: Clock) -> NewOrganization:
     """A new organization with its first ADMIN and an API token for that admin."""
-    org_name = validation.name(name, ["name"])
-    email = validation.email(admin_email, ["adminEmail"]).lower()
+    org_name = validation.name(name, ("name",))
+    email = validation.email(admin_email, ("admin_email",)).lower()
     now = clock.now()
     async with in_transaction():
         org = await Organization.create(name=org_name, created_at=now)
         admin = await User.create(
             organization=org,
-            name=validation.name(admin_name or email.split("@")[0], ["adminName"]),
+            name=validation.name(admin_name or email.split("@")[0], ("admin_name",)),
             email=email,
             role=Role.ADMIN,
             created_at=now,
@@ -84,9 +84,8 @@ async def authenticate(token: str, clock: Clock) -> Actor | None:
     )
 
 
-async def get_user(actor: Actor, global_id: str, field: list[str]) -> User:
-    pk = ids.decode_as("User", global_id)
-    user = None if pk is None else await User.get_or_none(id=pk, organization_id=actor.organization_id)
+async def get_user(actor: Actor, user_id: int, field: Field) -> User:
+    user = await User.get_or_none(id=user_id, organization_id=actor.organization_id)
     if user is None:
         raise NotFound("User", field)
     return user
@@ -94,11 +93,11 @@ async def get_user(actor: Actor, global_id: str, field: list[str]) -> User:
 
 async def create_user(*, actor: Actor, name: str, email: str, role: Role) -> User:
     actor.require_admin()
-    clean_name = validation.name(name, ["input", "name"])
-    clean_email = validation.email(email, ["input", "email"]).lower()  # logins are case-blind
+    clean_name = validation.name(name, ("name",))
+    clean_email = validation.email(email, ("email",)).lower()  # logins are case-blind
     async with in_transaction():
         if await User.filter(organization_id=actor.organization_id, email=clean_email).exists():
-            raise Conflict("A user with this email already exists.", ["input", "email"])
+            raise Conflict("A user with this email already exists.", ("email",))
         await caps.room_for_user(actor.organization_id)
         return await User.create(
             organization_id=actor.organization_id,
@@ -109,30 +108,29 @@ async def create_user(*, actor: Actor, name: str, email: str, role: Role) -> Use
         )
 
 
-async def create_token(*, actor: Actor, name: str, user_id: str | None) -> tuple[str, ApiToken]:
+async def create_token(*, actor: Actor, name: str, user_id: int | None) -> tuple[str, ApiToken]:
     """A new token for ``user_id`` (default: the actor). The plain token is returned once."""
     actor.require_admin()
-    clean_name = validation.name(name, ["input", "name"])
+    clean_name = validation.name(name, ("name",))
     if user_id is not None:
-        user = await get_user(actor, user_id, ["input", "userId"])
+        user = await get_user(actor, user_id, ("user_id",))
     elif actor.user_id is not None:
         user = await User.get(id=actor.user_id)
     else:
-        raise InvalidInput("userId is required.", ["input", "userId"])
+        raise InvalidInput("userId is required.", ("user_id",))
     if not user.active:
-        raise InvalidInput("The user is not active.", ["input", "userId"])
+        raise InvalidInput("The user is not active.", ("user_id",))
     async with in_transaction():
         await caps.room_for_token(actor.organization_id)
         return await _new_token(actor.organization_id, user.id, clean_name, actor.clock)
 
 
-async def revoke_token(*, actor: Actor, token_id: str) -> ApiToken:
+async def revoke_token(*, actor: Actor, token_id: int) -> ApiToken:
     """Revokes a token; revoking it again changes nothing."""
     actor.require_admin()
-    pk = ids.decode_as("ApiToken", token_id)
-    row = None if pk is None else await ApiToken.get_or_none(id=pk, organization_id=actor.organization_id)
+    row = await ApiToken.get_or_none(id=token_id, organization_id=actor.organization_id)
     if row is None:
-        raise NotFound("API token", ["input", "id"])
+        raise NotFound("API token", ("token_id",))
     if row.revoked_at is None:
         row.revoked_at = actor.now()
         await ApiToken.filter(id=row.id, revoked_at=None).update(revoked_at=row.revoked_at)
@@ -147,17 +145,17 @@ class UserUpdate:
 
 
 async def update_user(
-    *, actor: Actor, user_id: str, name: str | None = None, role: Role | None = None, active: bool | None = None
+    *, actor: Actor, user_id: int, name: str | None = None, role: Role | None = None, active: bool | None = None
 ) -> UserUpdate:
     """Renames a user, changes its role, or deactivates it (its tokens stop
     authenticating) or reactivates it. The organization keeps at least one active
     ADMIN: demoting or deactivating the last one is CONFLICT."""
     actor.require_admin()
     async with in_transaction():
-        user = await get_user(actor, user_id, ["input", "userId"])
+        user = await get_user(actor, user_id, ("user_id",))
         user = await User.filter(id=user.id).select_for_update().get()
         if name is not None:
-            user.name = validation.name(name, ["input", "name"])
+            user.name = validation.name(name, ("name",))
         stays_admin = (role or user.role) is Role.ADMIN and (user.active if active is None else active)
         if user.role is Role.ADMIN and user.active and not stays_admin:
             admins = await User.filter(
@@ -165,9 +163,7 @@ async def update_user(
             ).select_for_update()
             if len(admins) <= 1:
                 field = "active" if active is False else "role"
-                raise Conflict(
-                    "The organization's last active ADMIN cannot be demoted or deactivated.", ["input", field]
-                )
+                raise Conflict("The organization's last active ADMIN cannot be demoted or deactivated.", (field,))
         was_active = user.active
         if role is not None:
             user.role = role
@@ -184,7 +180,7 @@ async def update_user(
 class OrganizationChanges:
     name: str | None = None
     time_zone: str | None = None
-    default_status_id: str | None = None
+    default_status_id: int | None = None
     pull_from_other_agents: bool | None = None
     email_from: str | None = None
     sms_from: str | None = None
@@ -198,25 +194,23 @@ async def update_organization(*, actor: Actor, changes: OrganizationChanges, set
     an emailFrom at Leadline's own mail domain (``settings.sender_domain``) is
     INVALID_INPUT."""
     actor.require_admin()
-    field = ["input"]
     async with in_transaction():
         org = await Organization.filter(id=actor.organization_id).select_for_update().get()
         if changes.name is not None:
-            org.name = validation.name(changes.name, [*field, "name"])
+            org.name = validation.name(changes.name, ("name",))
         if changes.time_zone is not None:
-            org.time_zone = validation.time_zone(changes.time_zone, [*field, "timeZone"])
+            org.time_zone = validation.time_zone(changes.time_zone, ("time_zone",))
         if changes.phone_region is not None:
-            org.phone_region = validation.region(changes.phone_region, [*field, "phoneRegion"])
+            org.phone_region = validation.region(changes.phone_region, ("phone_region",))
         if changes.default_status_id is not None:
-            pk = ids.decode_as("Status", changes.default_status_id)
-            status = None if pk is None else await Status.get_or_none(id=pk, organization_id=org.id, deleted_at=None)
+            status = await Status.get_or_none(id=changes.default_status_id, organization_id=org.id, deleted_at=None)
             if status is None:
-                raise NotFound("Status", [*field, "defaultStatusId"])
+                raise NotFound("Status", ("default_status_id",))
             org.default_status_id = status.id
         if changes.pull_from_other_agents is not None:
             org.pull_from_other_agents = changes.pull_from_other_agents
         if changes.email_from is not None:
-            email_field = [*field, "emailFrom"]
+            email_field = ("email_from",)
             org.email_from = validation.email(changes.email_from, email_field) if changes.email_from else None
             if org.email_from is not None:
                 identities.refuse_own_domain(org.email_from, own_domain=settings.sender_domain, field=email_field)
@@ -224,14 +218,14 @@ async def update_organization(*, actor: Actor, changes: OrganizationChanges, set
                 organization_id=org.id, kind=IdentityKind.EMAIL_FROM, address=org.email_from, field=email_field
             )
         if changes.sms_from is not None:
-            sms_field = [*field, "smsFrom"]
+            sms_field = ("sms_from",)
             org.sms_from = validation.phone(changes.sms_from, org.phone_region, sms_field) if changes.sms_from else None
             await identities.claim(
                 organization_id=org.id, kind=IdentityKind.SMS_FROM, address=org.sms_from, field=sms_field
             )
         if changes.postal_address is not None:
             org.postal_address = validation.optional_text(  # type: ignore[assignment]
-                changes.postal_address, [*field, "postalAddress"], max_length=1000
+                changes.postal_address, ("postal_address",), max_length=1000
             )
         await org.save()
     return org

@@ -3,6 +3,9 @@
 ``record`` adds events in the caller's transaction (the outbox): whatever
 changed and its event commit together or not at all. Payloads carry global
 ids and facts (states, stages, channels, causes), never names or addresses.
+Each domain builds the payloads of its own events (``app.prospects.events``,
+``app.sequences.events``, ``app.messaging.events``) with ``event``; the log
+knows no domain's models.
 
 ``sequence`` runs in the worker: it numbers the committed events that have no
 cursor yet, in id order, after the highest cursor given, one sequencer at a
@@ -13,7 +16,7 @@ resumes after a cursor misses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -21,130 +24,27 @@ from tortoise.transactions import in_transaction
 
 from app import bulk, ids
 from app.events.models import Event, EventType
-from app.messaging.models import Message
-from app.prospects.models import StatusChange, Task
-from app.sequences.models import StageChange
 
 SEQUENCER_LOCK = 7_151_001
 """The Postgres advisory lock key that keeps one sequencer at a time."""
 
 
-def api_name(field: str) -> str:
-    """A model field's name as the API spells it: owner_id → ownerId."""
-    head, *rest = field.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def _gid(type_name: str, pk: int | None) -> str | None:
+def gid(type_name: str, pk: int | None) -> str | None:
+    """A payload's global id (None stays None)."""
     return ids.encode(type_name, pk) if pk is not None else None
 
 
 SUBJECTS = ("status_change_id", "stage_change_id", "message_id", "task_id")
 
 
-def _event(
+def event(
     type_: EventType, organization_id: int, at: datetime, prospect_id: int | None, data: dict[str, Any], **subjects: int
 ) -> dict[str, Any]:
-    """An event row to ``record`` (a plain row: events are written on hot paths)."""
-    payload = {"type": type_.value, "at": at.isoformat(), "prospectId": _gid("Prospect", prospect_id), **data}
+    """An event row to ``record`` (a plain row: events are written on hot paths);
+    each domain builds its own events' ``data`` with this."""
+    payload = {"type": type_.value, "at": at.isoformat(), "prospectId": gid("Prospect", prospect_id), **data}
     row = {"organization_id": organization_id, "type": type_, "at": at, "prospect_id": prospect_id, "payload": payload}
     return row | {name: subjects.get(name) for name in SUBJECTS}
-
-
-def prospect_event(
-    type_: EventType, organization_id: int, prospect_id: int, at: datetime, **facts: Any
-) -> dict[str, Any]:
-    return _event(type_, organization_id, at, prospect_id, facts)
-
-
-def assignment_changed(
-    organization_id: int, prospect_id: int, at: datetime, before: int | None, after: int | None
-) -> dict[str, Any]:
-    return _event(
-        EventType.ASSIGNMENT_CHANGED,
-        organization_id,
-        at,
-        prospect_id,
-        {"fromUserId": _gid("User", before), "toUserId": _gid("User", after)},
-    )
-
-
-def status_changed(change: StatusChange) -> dict[str, Any]:
-    data = {
-        "statusChange": {
-            "id": _gid("StatusChange", change.id),
-            "fromStatusId": _gid("Status", change.from_status_id),
-            "toStatusId": _gid("Status", change.to_status_id),
-            "cause": change.cause.value if hasattr(change.cause, "value") else str(change.cause),
-        }
-    }
-    return _event(
-        EventType.STATUS_CHANGED,
-        change.organization_id,
-        change.at,
-        change.prospect_id,
-        data,
-        status_change_id=change.id,
-    )
-
-
-def stage_changed(change: StageChange, prospect_id: int, sequence_id: int) -> dict[str, Any]:
-    return stage_changed_row({name: getattr(change, name) for name in STAGE_CHANGE_FIELDS}, prospect_id, sequence_id)
-
-
-STAGE_CHANGE_FIELDS = ("id", "organization_id", "enrollment_id", "from_stage", "to_stage", "cause", "reason", "at")
-
-
-def stage_changed_row(change: Mapping[str, Any], prospect_id: int, sequence_id: int) -> dict[str, Any]:
-    """The STAGE_CHANGED event of a stage change given as a row (STAGE_CHANGE_FIELDS)."""
-    from_stage = change["from_stage"]
-    data = {
-        "stageChange": {
-            "id": _gid("StageChange", change["id"]),
-            "enrollmentId": _gid("Enrollment", change["enrollment_id"]),
-            "sequenceId": _gid("Sequence", sequence_id),
-            "fromStage": from_stage.value if from_stage else None,
-            "toStage": change["to_stage"].value,
-            "cause": str(change["cause"]),
-            "reason": change["reason"],
-        }
-    }
-    return _event(
-        EventType.STAGE_CHANGED,
-        change["organization_id"],
-        change["at"],
-        prospect_id,
-        data,
-        stage_change_id=change["id"],
-    )
-
-
-def message_event(type_: EventType, message: Message, at: datetime) -> dict[str, Any]:
-    data = {
-        "message": {
-            "id": _gid("Message", message.id),
-            "channel": message.channel.value,
-            "direction": message.direction.value,
-            "state": message.state.value,
-            "enrollmentId": _gid("Enrollment", message.enrollment_id),
-            "autoReply": message.auto_reply,
-            "bounceType": message.bounce_type.value if message.bounce_type else None,
-        }
-    }
-    return _event(type_, message.organization_id, at, message.prospect_id, data, message_id=message.id)
-
-
-def task_event(type_: EventType, task: Task, at: datetime) -> dict[str, Any]:
-    data = {
-        "task": {
-            "id": _gid("Task", task.id),
-            "kind": task.kind.value,
-            "dueAt": task.due_at.isoformat(),
-            "assigneeId": _gid("User", task.assignee_id),
-            "completedAt": task.completed_at.isoformat() if task.completed_at else None,
-        }
-    }
-    return _event(type_, task.organization_id, at, task.prospect_id, data, task_id=task.id)
 
 
 async def record(events: Iterable[dict[str, Any]]) -> None:

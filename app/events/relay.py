@@ -77,7 +77,7 @@ _COLUMNS = '"id", "seq", "organization_id", "type"'
 """What the relay reads of each event besides its wire text (webhook deliveries need these)."""
 _WIRED = {
     # Each event as published, as JSON text built by the database: its columns, so
-    # subscribers need no read of their own (building it here cost the worker 5 % of its CPU).
+    # subscribers need no read of their own (building it in the worker costs 5 % of its CPU).
     "postgres": "json_build_object({})::text".format(
         ", ".join(f"'{name}', \"{name}\"" for name in (*FIELDS, "at", "payload"))
     ),
@@ -132,9 +132,9 @@ _ANYTHING_NEW = (
 )
 """Events to number, events to publish: one read when there is nothing to do, two index
 probes whatever the statistics say: the first unsequenced id from the partial
-index, the highest cursor from the unique index on seq. (EXISTS was planned as a
-scan of every event whenever the statistics thought the rows it looks for were
-common: 4-8 ms a pass, a quarter of Postgres's time in the engine benchmark.)"""
+index, the highest cursor from the unique index on seq. (An EXISTS is planned as a
+scan of every event whenever the statistics think the rows it looks for are
+common: 4-8 ms a pass, and the relay makes one at every wake.)"""
 
 
 async def nudge(redis: Redis | None) -> None:

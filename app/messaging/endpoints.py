@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from app.clock import Clock
 from app.config import Settings
 from app.messaging import email_routing, mime, twilio, unsubscribe
+from app.state import state_of
 
 logger = logging.getLogger("leadline.webhooks")
 
@@ -41,7 +42,8 @@ def _masked(email: str) -> str:
 
 
 def _context(request: Request) -> tuple[Settings, Clock]:
-    return request.app.state.settings, request.app.state.clock
+    state = state_of(request.app)
+    return state.settings, state.clock
 
 
 async def unsubscribe_page(request: Request) -> Response:

@@ -11,15 +11,17 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from app import ids, validation
+from app import validation
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
-from app.errors import InvalidInput, NotFound
+from app.automation import rules
+from app.errors import Field, InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
 from app.messaging import mime
+from app.messaging.events import message_event
 from app.messaging.models import BounceType, Direction, Message, MessageState
-from app.prospects import effects
+from app.prospects import consent
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect
 from app.sequences import lifecycle
@@ -38,7 +40,7 @@ async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str 
             prospect = await prospects.visible(actor).filter(id=ours.prospect_id).select_for_update().first()
             if prospect is not None:
                 return prospect
-    field = ["input", "from"]
+    field = ("sender",)
     if channel is Channel.EMAIL:
         address = validation.email(sender, field)
         query = prospects.visible(actor).filter(email__iexact=address)
@@ -46,7 +48,7 @@ async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str 
         org = await Organization.get(id=actor.organization_id)
         query = prospects.visible(actor).filter(phone=validation.phone(sender, org.phone_region, field))
     else:
-        raise InvalidInput("Inbound messages come by EMAIL or SMS.", ["input", "channel"])
+        raise InvalidInput("Inbound messages come by EMAIL or SMS.", ("channel",))
     prospect = await query.order_by("-id").select_for_update().first()
     if prospect is None:
         raise NotFound("Prospect", field)
@@ -65,8 +67,8 @@ async def record_inbound(
 ) -> tuple[Message, Prospect]:
     """Records a received message from the API (``recordInboundMessage``): its body
     and subject at most as long as a received email's (mime.MAX_TEXT, MAX_SUBJECT)."""
-    _at_most(body, mime.MAX_TEXT, ["input", "body"])
-    _at_most(subject, mime.MAX_SUBJECT, ["input", "subject"])
+    _at_most(body, mime.MAX_TEXT, ("body",))
+    _at_most(subject, mime.MAX_SUBJECT, ("subject",))
     async with in_transaction():
         prospect = await _sender(actor, channel, sender, in_reply_to)
         kind = Kind.AUTO_REPLY if auto_reply else Kind.REPLY
@@ -74,7 +76,7 @@ async def record_inbound(
     return message, prospect
 
 
-def _at_most(text: str | None, length: int, field: list[str]) -> None:
+def _at_most(text: str | None, length: int, field: Field) -> None:
     if text is not None and len(text) > length:
         raise InvalidInput(f"At most {length} characters.", field)
 
@@ -119,20 +121,21 @@ async def receive(
         receipt_key=receipt_key,
         external_id=external_id,
     )
-    await log.record([log.message_event(EventType.MESSAGE_RECEIVED, message, now)])
+    await log.record([message_event(EventType.MESSAGE_RECEIVED, message, now)])
     if kind is Kind.OPT_OUT:
-        await effects.opt_out(prospect, channel, actor=actor, cause=ChangeCause.INBOUND)
+        await consent.opt_out(prospect, channel, actor=actor, cause=ChangeCause.INBOUND)
     elif kind is Kind.OPT_IN:
-        await effects.opt_in(prospect, channel, actor=actor)
+        await consent.opt_in(prospect, channel, actor=actor)
     elif kind is Kind.REPLY:
         prospect.conversation_state = ConversationState.REPLY_NEEDED
         prospect.last_message_at = now
         await prospect.save(update_fields=["conversation_state", "last_message_at"])
         stopping = {s.id for s in await Sequence.filter(organization_id=prospect.organization_id, stop_on_reply=True)}
-        await lifecycle.for_prospect(
+        replied = await lifecycle.for_prospect(
             prospect.id, Event.REPLY, actor=actor, cause=ChangeCause.INBOUND, reason="replied", sequence_ids=stopping
         )
-        await effects.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
+        await rules.stages_entered(replied)
+        await rules.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
         await prospect.refresh_from_db()  # rules may have changed it
     return message
 
@@ -173,32 +176,31 @@ async def store(
 async def record_bounce(
     *,
     actor: Actor,
-    message_id: str | None,
+    message_id: int | None,
     email: str | None,
     bounce_type: BounceType,
     reason: str | None,
 ) -> tuple[Message | None, Prospect]:
     """A bounce reported through the API (``recordBounce``), with the effects of ``bounced``."""
-    _at_most(reason, REASON_MAX, ["input", "reason"])
+    _at_most(reason, REASON_MAX, ("reason",))
     if (message_id is None) == (email is None):
-        raise InvalidInput("Give messageId or email.", ["input", "messageId"])
+        raise InvalidInput("Give messageId or email.", ("message_id",))
     async with in_transaction():
         message = None
         if message_id is not None:
-            pk = ids.decode_as("Message", message_id)
-            message = None if pk is None else await Message.get_or_none(id=pk, organization_id=actor.organization_id)
+            message = await Message.get_or_none(id=message_id, organization_id=actor.organization_id)
             prospect = (
                 None
                 if message is None
                 else await prospects.visible(actor).filter(id=message.prospect_id).select_for_update().first()
             )
             if message is None or prospect is None:
-                raise NotFound("Message", ["input", "messageId"])
+                raise NotFound("Message", ("message_id",))
         else:
-            address = validation.email(email or "", ["input", "email"])
+            address = validation.email(email or "", ("email",))
             prospect = await prospects.visible(actor).filter(email__iexact=address).select_for_update().first()
             if prospect is None:
-                raise NotFound("Prospect", ["input", "email"])
+                raise NotFound("Prospect", ("email",))
             message = (
                 await Message.filter(prospect_id=prospect.id, channel=Channel.EMAIL, direction=Direction.OUTBOUND)
                 .order_by("-id")
@@ -241,7 +243,7 @@ async def bounced(
     the notice is recorded (an automatic message, so soft bounces can be counted),
     the third soft bounce of one address within 7 days counts as hard, our bounced
     message (``ours``, when known) takes the outcome, and a hard bounce of the
-    prospect's address has the effects of effects.hard_bounce. Returns the message
+    prospect's address has the effects of consent.hard_bounce. Returns the message
     the MESSAGE_BOUNCED event names: ours, else the notice."""
     address = address.lower()
     now = actor.now()
@@ -277,7 +279,7 @@ async def bounced(
             ours.state = MessageState.BOUNCED
         await ours.save(update_fields=["bounce_type", "error", "state"])
     concerned = ours or notice
-    await log.record([log.message_event(EventType.MESSAGE_BOUNCED, concerned, now)])
+    await log.record([message_event(EventType.MESSAGE_BOUNCED, concerned, now)])
     if bounce_type is BounceType.HARD and address == (prospect.email or "").lower():
-        await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
+        await consent.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
     return concerned

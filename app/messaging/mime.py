@@ -11,7 +11,7 @@ header it cannot parse, a multipart with no boundary) is read as far as it goes
 instead of failing the whole message.
 
 Its header parser costs time quadratic in a field's length (a Cc of 20,000
-addresses took 17 s), so each part's header section is read as a mail server
+addresses takes 17 s), so each part's header section is read as a mail server
 reads one (Postfix's header_size_limit and header_address_token_limit discard
 the excess, the message goes on): an address field up to its first 100
 addresses (repeated fields of one name share them), any field up to 8 KiB
@@ -212,7 +212,7 @@ _TAG = re.compile(r"<[^<>]*>")  # not [^>]: a "<" never closed would make each l
 
 def _html_text(html: str) -> str:
     """The text of an HTML part: tags, styles and scripts gone, in time linear in its
-    length (a lazy regex to each closing tag took 11 s for 20,000 unclosed <style>)."""
+    length (a lazy regex to each closing tag takes 11 s for 20,000 unclosed <style>)."""
     kept = []
     start = 0
     while (hidden := _HIDDEN.search(html, start)) is not None:

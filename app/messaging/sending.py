@@ -32,10 +32,12 @@ from tortoise.transactions import in_transaction
 from app import bulk, db
 from app.accounts.actor import system_actor
 from app.accounts.models import Organization
+from app.automation import rules
 from app.clock import Clock
 from app.config import Settings
 from app.events import log
 from app.events.models import EventType
+from app.messaging.events import message_event
 from app.messaging.mail import build_email
 from app.messaging.models import BounceType, Message, MessageState
 from app.messaging.transports import (
@@ -49,11 +51,11 @@ from app.messaging.transports import (
     Transports,
     TwilioTransport,
 )
-from app.prospects import effects
+from app.prospects import consent
 from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect
 from app.sequences import lifecycle
 from app.sequences.models import Enrollment
-from app.sequences.state import Event, Stage
+from app.sequences.state import Stage
 from app.sequences.windows import next_opening
 from app.workflows.models import TriggerEvent
 
@@ -132,7 +134,7 @@ class _Batch:
         new = organization_ids - self.organizations.keys()
         if new:
             organizations = await Organization.filter(id__in=new)
-            with_rules = await effects.organizations_with_rules(new, TriggerEvent.MESSAGE_SENT)
+            with_rules = await rules.organizations_with_rules(new, TriggerEvent.MESSAGE_SENT)
             self.organizations.update((o.id, o) for o in organizations)
             self.with_sent_rules.update(with_rules)
 
@@ -356,7 +358,7 @@ async def _write_outcomes(
             expect={},
             values={"conversation_state": ConversationState.AWAITING_REPLY, "last_message_at": now},
         )
-        await log.record(log.message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)
+        await log.record(message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)
         for message in messages:
             if message.state in (MessageState.FAILED, MessageState.BOUNCED) and message.enrollment_id is not None:
                 await _finish_enrollment(message, message.state, clock, reasons.get(message.id, "send_failed"))
@@ -366,7 +368,7 @@ async def _write_outcomes(
             if m.state is MessageState.SENT and m.organization_id in batch.with_sent_rules
         ]
         if sent:
-            await effects.events_happened(TriggerEvent.MESSAGE_SENT, sent)
+            await rules.events_happened(TriggerEvent.MESSAGE_SENT, sent)
 
 
 async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clock, reason: str) -> None:
@@ -374,15 +376,11 @@ async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clo
     if outcome is MessageState.BOUNCED:
         prospect = await Prospect.filter(id=message.prospect_id).select_for_update().first()
         if prospect is not None:
-            await effects.hard_bounce(prospect, actor=actor, cause=ChangeCause.SCHEDULER)
+            await consent.hard_bounce(prospect, actor=actor, cause=ChangeCause.SCHEDULER)
         return
     enrollment = await Enrollment.filter(id=message.enrollment_id, finished_at=None).select_for_update().first()
     if enrollment is not None and enrollment.stage in (Stage.STARTED, Stage.APPROACHING):
-        await lifecycle.apply(
-            enrollment,
-            Event.STEP_FAILED,
-            actor=actor,
-            cause=ChangeCause.SCHEDULER,
-            reason=reason,
-            outcome=Stage.FAILED,
+        failed = await lifecycle.fail(
+            [enrollment], Stage.FAILED, actor=actor, cause=ChangeCause.SCHEDULER, reason=reason
         )
+        await rules.stages_entered(failed)

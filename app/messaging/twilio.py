@@ -79,7 +79,7 @@ async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock
         logger.warning("inbound SMS %s to %s: no organization sends from that number", sid, to)
         return Received.UNROUTED
     try:
-        phone = validation.phone(sender, organization.phone_region, ["From"])
+        phone = validation.phone(sender, organization.phone_region, ("From",))
     except InvalidInput:
         return Received.UNROUTED
     actor = system_actor(organization.id, clock)

@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 from app.accounts.actor import system_actor
 from app.accounts.models import Organization
 from app.clock import Clock
-from app.prospects import effects
+from app.prospects import consent
 from app.prospects.models import ChangeCause, Channel, Prospect
 
 
@@ -91,5 +91,5 @@ async def unsubscribe(secret_key: str, token: str, clock: Clock) -> Subscriber |
         if prospect is None:
             return None
         actor = system_actor(prospect.organization_id, clock)
-        await effects.unsubscribe(prospect, actor=actor, cause=ChangeCause.INBOUND)
+        await consent.unsubscribe(prospect, actor=actor, cause=ChangeCause.INBOUND)
     return await subscriber(secret_key, token)

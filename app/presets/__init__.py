@@ -19,7 +19,6 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.errors import InvalidInput
@@ -45,7 +44,7 @@ HERE = Path(__file__).parent
 def load(name: str) -> dict[str, Any]:
     path = HERE / f"{name}.json"
     if name not in names():
-        raise InvalidInput(f"Unknown preset {name!r}; known: {', '.join(names())}.", ["input", "name"])
+        raise InvalidInput(f"Unknown preset {name!r}; known: {', '.join(names())}.", ("name",))
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 
@@ -92,7 +91,7 @@ async def _workflows(actor: Actor, specs: list[dict[str, Any]]) -> tuple[list[Wo
             if status is None:
                 status = await service.create_status(
                     actor=actor,
-                    workflow_id=ids.encode("Workflow", workflow.id),
+                    workflow_id=workflow.id,
                     name=status_spec["name"],
                     system_status=SystemStatus(status_spec["system_status"]),
                     pipeline_percent=status_spec.get("pipeline_percent", 0),
@@ -112,7 +111,7 @@ def _operations(specs: list[dict[str, Any]], statuses: dict[str, Status]) -> lis
     return [
         OperationSpec(
             type=OperationType(op["type"]),
-            status_id=ids.encode("Status", statuses[op["status"]].id) if "status" in op else None,
+            status_id=statuses[op["status"]].id if "status" in op else None,
             delay_seconds=op.get("delay_seconds"),
             outcome=_stage(op.get("outcome")),
         )
@@ -139,9 +138,9 @@ async def _action(
         actor=actor,
         fields=service.ActionFields(
             name=spec["name"],
-            category_id=ids.encode("ActionCategory", category.id) if category else None,
+            category_id=category.id if category else None,
             interactions=[Interaction(i) for i in spec.get("interactions", [])],
-            available_in_status_ids=[ids.encode("Status", statuses[s].id) for s in spec.get("available_in", [])],
+            available_in_status_ids=[statuses[s].id for s in spec.get("available_in", [])],
             operations=_operations(spec["operations"], statuses),
         ),
     )
@@ -154,7 +153,7 @@ async def _rule(actor: Actor, spec: dict[str, Any], statuses: dict[str, Status])
         actor=actor,
         name=spec["name"],
         event=TriggerEvent(spec["event"]),
-        status_id=ids.encode("Status", statuses[spec["status"]].id) if "status" in spec else None,
+        status_id=statuses[spec["status"]].id if "status" in spec else None,
         operations=_operations(spec["operations"], statuses),
         enabled=spec.get("enabled", True),
         channel=Channel(spec["channel"]) if "channel" in spec else None,

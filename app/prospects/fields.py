@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from app import validation
-from app.errors import InvalidInput
+from app.errors import Field, InvalidInput
 
-TEXT_FIELDS = {"first_name": "firstName", "last_name": "lastName", "company": "company", "title": "title"}
+TEXT_FIELDS = ("first_name", "last_name", "company", "title")
 EDITABLE = (*TEXT_FIELDS, "email", "phone", "time_zone", "custom_fields")
 MAX_CUSTOM_FIELDS_BYTES = 16_384
 MAX_CUSTOM_FIELDS_DEPTH = 5
@@ -17,27 +17,27 @@ MAX_CUSTOM_FIELDS_DEPTH = 5
 an address or a list of tags, shallow enough for any JSON encoder's stack."""
 
 
-def clean(values: Mapping[str, Any], *, region: str, field: list[str]) -> dict[str, Any]:
+def clean(values: Mapping[str, Any], *, region: str, field: Field) -> dict[str, Any]:
     """Validated, normalized column values for the keys present in ``values``
     (snake_case keys; None clears). Raises InvalidInput naming the field."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key in TEXT_FIELDS:
-            out[key] = validation.optional_text(value, [*field, TEXT_FIELDS[key]])
+            out[key] = validation.optional_text(value, (*field, key))
         elif key == "email":
-            out[key] = validation.email(value, [*field, "email"]) if value and value.strip() else None
+            out[key] = validation.email(value, (*field, key)) if value and value.strip() else None
         elif key == "phone":
-            out[key] = validation.phone(value, region, [*field, "phone"]) if value and value.strip() else None
+            out[key] = validation.phone(value, region, (*field, key)) if value and value.strip() else None
         elif key == "time_zone":
-            out[key] = validation.time_zone(value.strip(), [*field, "timeZone"]) if value and value.strip() else None
+            out[key] = validation.time_zone(value.strip(), (*field, key)) if value and value.strip() else None
         elif key == "custom_fields":
-            out[key] = custom_fields(value, [*field, "customFields"])
+            out[key] = custom_fields(value, (*field, key))
         else:
             raise KeyError(key)
     return out
 
 
-def custom_fields(value: Any, field: list[str]) -> dict[str, Any]:
+def custom_fields(value: Any, field: Field) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):

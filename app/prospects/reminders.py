@@ -10,6 +10,7 @@ from app import bulk
 from app.clock import Clock
 from app.events import log
 from app.events.models import EventType
+from app.prospects.events import task_event
 from app.prospects.models import Task
 
 BATCH = 500
@@ -25,5 +26,5 @@ async def announce_due(clock: Clock, *, batch: int = BATCH) -> int:
             Task, due, expect={"due_announced_at": None}, values={"due_announced_at": now}
         )
         tasks = await Task.filter(id__in=taken).order_by("due_at", "id")
-        await log.record(log.task_event(EventType.TASK_DUE, task, now) for task in tasks)
+        await log.record(task_event(EventType.TASK_DUE, task, now) for task in tasks)
     return len(taken)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from tortoise.functions import Count
 
-from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import User
 from app.errors import NotFound
@@ -52,18 +51,15 @@ async def _counts_by(actor: Actor, column: str, **filters: object) -> dict[objec
     return {key: int(count) for key, count in rows}
 
 
-async def pipeline(actor: Actor, workflow_id: str | None) -> Pipeline:
+async def pipeline(*, actor: Actor, workflow_id: int | None) -> Pipeline:
     """Every status of the workflow (of every workflow without one), in order, with
     its prospects and their weighted value: two queries."""
     statuses = Status.filter(organization_id=actor.organization_id, deleted_at=None)
     if workflow_id is not None:
-        pk = ids.decode_as("Workflow", workflow_id)
-        if pk is None:
-            raise NotFound("Workflow", ["workflowId"])
-        statuses = statuses.filter(workflow_id=pk)
+        statuses = statuses.filter(workflow_id=workflow_id)
     rows = await statuses.order_by("workflow_id", "position", "id")
     if workflow_id is not None and not rows:
-        raise NotFound("Workflow", ["workflowId"])
+        raise NotFound("Workflow", ("workflow_id",))
     counts = await _counts_by(actor, "status_id", status_id__in=[s.id for s in rows])
     return Pipeline([PipelineRow(status, counts.get(status.id, 0)) for status in rows])
 

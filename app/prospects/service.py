@@ -21,11 +21,13 @@ from tortoise.transactions import in_transaction
 from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, User
+from app.automation import operations, rules
 from app.bulk import insert_returning_ids
-from app.errors import ActionNotAvailable, DomainError, Forbidden, InvalidInput, NotFound
+from app.errors import ActionNotAvailable, DomainError, Field, Forbidden, InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
-from app.prospects import effects, fields
+from app.prospects import consent, effects, fields, statuses
+from app.prospects.events import api_name, assignment_changed, prospect_event, task_event
 from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
 from app.sequences import scheduler
 from app.workflows import service as workflows
@@ -53,12 +55,11 @@ def of_visible(actor: Actor, query: QuerySet[M]) -> QuerySet[M]:
     return query.filter(prospect_id__in=Subquery(visible(actor).values("id")))
 
 
-async def get_prospect(actor: Actor, global_id: str, field: list[str], *, lock: bool = False) -> Prospect:
-    pk = ids.decode_as("Prospect", global_id)
-    query = visible(actor).filter(id=pk)
+async def get_prospect(actor: Actor, prospect_id: int, field: Field, *, lock: bool = False) -> Prospect:
+    query = visible(actor).filter(id=prospect_id)
     if lock:
         query = query.select_for_update()
-    prospect = None if pk is None else await query.first()
+    prospect = await query.first()
     if prospect is None:
         raise NotFound("Prospect", field)
     return prospect
@@ -83,54 +84,46 @@ class Preparer:
     def __init__(self, actor: Actor, org: Organization) -> None:
         self.actor = actor
         self.org = org
-        self._statuses: dict[str, int | None] = {}
-        self._owners: dict[str, int | None] = {}
+        self._statuses: dict[int, bool] = {}
+        self._owners: dict[int, bool] = {}
 
-    async def prepare(self, raw: Mapping[str, Any], field: list[str]) -> NewProspect:
+    async def prepare(self, raw: Mapping[str, Any], field: Field) -> NewProspect:
+        """``raw``'s fields validated (``status_id`` and ``owner_id`` primary keys);
+        a fault is reported under ``field``."""
         own = {k: raw.get(k) for k in fields.EDITABLE if k in raw}
         values = fields.clean(own, region=self.org.phone_region, field=field)
         values.setdefault("custom_fields", {})
         if raw.get("pullable_after") is not None:
             values["pullable_after"] = raw["pullable_after"]
-        status_gid = raw.get("status_id")
-        if status_gid is None:
+        status_id: int | None = raw.get("status_id")
+        if status_id is None:
             if self.org.default_status_id is None:
                 raise InvalidInput(
-                    "statusId is required: the organization has no default status.", [*field, "statusId"]
+                    "statusId is required: the organization has no default status.", (*field, "status_id")
                 )
             status_id = self.org.default_status_id
         else:
-            if status_gid not in self._statuses:
-                pk = ids.decode_as("Status", status_gid)
-                row = (
-                    None
-                    if pk is None
-                    else await Status.get_or_none(id=pk, organization_id=self.org.id, deleted_at=None)
-                )
-                self._statuses[status_gid] = row.id if row else None
-            found = self._statuses[status_gid]
-            if found is None:
-                raise NotFound("Status", [*field, "statusId"])
-            status_id = found
-        owner_id = None
-        owner_gid = raw.get("owner_id")
-        if owner_gid is not None:
-            if owner_gid not in self._owners:
-                pk = ids.decode_as("User", owner_gid)
-                user = None if pk is None else await User.get_or_none(id=pk, organization_id=self.org.id, active=True)
-                self._owners[owner_gid] = user.id if user else None
-            owner_id = self._owners[owner_gid]
-            if owner_id is None:
-                raise NotFound("User", [*field, "ownerId"])
+            if status_id not in self._statuses:
+                live = Status.filter(id=status_id, organization_id=self.org.id, deleted_at=None)
+                self._statuses[status_id] = await live.exists()
+            if not self._statuses[status_id]:
+                raise NotFound("Status", (*field, "status_id"))
+        owner_id: int | None = raw.get("owner_id")
+        if owner_id is not None:
+            if owner_id not in self._owners:
+                active = User.filter(id=owner_id, organization_id=self.org.id, active=True)
+                self._owners[owner_id] = await active.exists()
+            if not self._owners[owner_id]:
+                raise NotFound("User", (*field, "owner_id"))
             if self.actor.is_agent and owner_id != self.actor.user_id:
-                raise Forbidden("An AGENT may only take prospects for itself.", [*field, "ownerId"])
+                raise Forbidden("An AGENT may only take prospects for itself.", (*field, "owner_id"))
         return NewProspect(values, status_id, owner_id)
 
 
-async def create_prospect(*, actor: Actor, values: Mapping[str, Any], field: list[str]) -> Prospect:
-    """Creates one prospect; a fault is reported under ``field``."""
+async def create_prospect(*, actor: Actor, values: Mapping[str, Any]) -> Prospect:
+    """Creates one prospect; a fault is reported under ``values``."""
     org = await Organization.get(id=actor.organization_id)
-    ready = await Preparer(actor, org).prepare(values, field)
+    ready = await Preparer(actor, org).prepare(values, ("values",))
     async with in_transaction():
         return (await insert(actor, [ready], cause=ChangeCause.USER))[0]
 
@@ -139,19 +132,18 @@ async def create_prospects(
     *,
     actor: Actor,
     inputs: Sequence[Mapping[str, Any]],
-    field: list[str],
 ) -> tuple[list[Prospect], list[DomainError]]:
     """Creates the valid prospects in bulk; the invalid ones come back as errors
-    under ``field + [index]``. At most MAX_BATCH per call."""
+    under ``inputs`` and their index. At most MAX_BATCH per call."""
     if len(inputs) > MAX_BATCH:
-        raise InvalidInput(f"At most {MAX_BATCH} prospects per call.", field)
+        raise InvalidInput(f"At most {MAX_BATCH} prospects per call.", ("inputs",))
     org = await Organization.get(id=actor.organization_id)
     preparer = Preparer(actor, org)
     ready: list[NewProspect] = []
     errors: list[DomainError] = []
     for index, raw in enumerate(inputs):
         try:
-            ready.append(await preparer.prepare(raw, [*field, str(index)]))
+            ready.append(await preparer.prepare(raw, ("inputs", index)))
         except DomainError as error:
             errors.append(error)
     async with in_transaction():
@@ -179,22 +171,13 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         for item in ready
     ]
     created = await insert_returning_ids(rows)
-    await StatusChange.bulk_create(
-        [
-            StatusChange(
-                organization_id=actor.organization_id,
-                prospect_id=p.id,
-                from_status_id=None,
-                to_status_id=p.status_id,
-                cause=cause,
-                actor_id=actor.user_id,
-                at=now,
-            )
-            for p in created
-        ]
-    )
+    by_status: dict[int, list[Prospect]] = {}
+    for prospect in created:
+        by_status.setdefault(prospect.status_id, []).append(prospect)
+    for status_id, entered in by_status.items():
+        await statuses.change(entered, status_id, actor=actor, cause=cause, created=True)
     await log.record(
-        log.prospect_event(
+        prospect_event(
             EventType.PROSPECT_CREATED,
             actor.organization_id,
             p.id,
@@ -206,68 +189,66 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         for p in created
     )
     await log.record(  # an owner given at creation is an assignment too
-        log.assignment_changed(actor.organization_id, p.id, now, None, p.owner_id)
+        assignment_changed(actor.organization_id, p.id, now, None, p.owner_id)
         for p in created
         if p.owner_id is not None
     )
-    if await effects.has_rules(actor.organization_id, TriggerEvent.PROSPECT_CREATED):
+    if await rules.has_rules(actor.organization_id, TriggerEvent.PROSPECT_CREATED):
         for prospect in created:
-            await effects.fire_rules(TriggerEvent.PROSPECT_CREATED, prospect, actor=actor, chain=Chain())
+            await rules.fire_rules(TriggerEvent.PROSPECT_CREATED, prospect, actor=actor, chain=Chain())
     return list(created)
 
 
 # ---- edits ----
 
 
-async def update_prospect(*, actor: Actor, prospect_id: str, changes: Mapping[str, Any]) -> Prospect:
-    """Changes the given fields (None clears one)."""
+async def update_prospect(*, actor: Actor, prospect_id: int, changes: Mapping[str, Any]) -> Prospect:
+    """Changes the given fields (None clears one); a fault is named by its field."""
     org = await Organization.get(id=actor.organization_id)
-    values = fields.clean(changes, region=org.phone_region, field=["input"])
+    values = fields.clean(changes, region=org.phone_region, field=())
     async with in_transaction():
-        prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
+        prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
         for key, value in values.items():
             setattr(prospect, key, {} if key == "custom_fields" and value is None else value)
         prospect.search_text = fields.search_text({k: getattr(prospect, k) for k in fields.SEARCHED})
         prospect.updated_at = actor.now()
         await prospect.save()
-        changed = sorted(log.api_name(key) for key in values)
-        updated = log.prospect_event(
+        changed = sorted(api_name(key) for key in values)
+        updated = prospect_event(
             EventType.PROSPECT_UPDATED, prospect.organization_id, prospect.id, prospect.updated_at, fields=changed
         )
         await log.record([updated])
     return prospect
 
 
-async def set_status(*, actor: Actor, prospect_id: str, status_id: str, note: str | None) -> Prospect:
+async def set_status(*, actor: Actor, prospect_id: int, status_id: int, note: str | None) -> Prospect:
     async with in_transaction():
-        prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
-        status = await workflows.get_status(actor, status_id, ["input", "statusId"])
-        await effects.change_status(prospect, status, actor=actor, cause=ChangeCause.USER, chain=Chain(), note=note)
+        prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
+        status = await workflows.get_status(actor, status_id, ("status_id",))
+        await effects.change_status([prospect], status, actor=actor, cause=ChangeCause.USER, chain=Chain(), note=note)
     return prospect
 
 
 async def log_activity(
     *,
     actor: Actor,
-    prospect_id: str,
+    prospect_id: int,
     interaction: Interaction,
-    action_id: str | None,
+    action_id: int | None,
     note: str | None,
 ) -> tuple[Activity, Prospect]:
     """Records the interaction and applies the action's operations, atomically (R2.3)."""
     async with in_transaction():
-        prospect = await get_prospect(actor, prospect_id, ["input", "prospectId"], lock=True)
+        prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
         action = None
         if action_id is not None:
-            action = await workflows.get_owned(actor, Action, "Action", action_id, ["input", "actionId"])
+            action = await workflows.get_owned(actor, Action, action_id, ("action_id",))
             if action.interactions and interaction.value not in action.interactions:
                 raise ActionNotAvailable(
-                    f"{action.name!r} cannot be logged with {interaction.value}.", ["input", "interaction"]
+                    f"{action.name!r} cannot be logged with {interaction.value}.", ("interaction",)
                 )
             if not await workflows.action_available(action, prospect.status_id):
-                raise ActionNotAvailable(
-                    f"{action.name!r} is not available in the prospect's status.", ["input", "actionId"]
-                )
+                raise ActionNotAvailable(f"{action.name!r} is not available in the prospect's status.", ("action_id",))
         activity = await Activity.create(
             organization_id=actor.organization_id,
             prospect_id=prospect.id,
@@ -278,41 +259,39 @@ async def log_activity(
             at=actor.now(),
         )
         if action is not None:
-            await effects.run_operations(
+            await operations.run_operations(
                 prospect, action.operations, actor=actor, cause=ChangeCause.ACTION, chain=Chain()
             )
     return activity, prospect
 
 
-async def mark_do_not_contact(*, actor: Actor, prospect_id: str, do_not_contact: bool) -> Prospect:
+async def mark_do_not_contact(*, actor: Actor, prospect_id: int, do_not_contact: bool) -> Prospect:
     """Blocks every channel (R3.3) and finishes the prospect's enrollments OPTED_OUT."""
     async with in_transaction():
-        prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
-        await effects.set_do_not_contact(prospect, do_not_contact, actor=actor, cause=ChangeCause.USER)
+        prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
+        await consent.set_do_not_contact(prospect, do_not_contact, actor=actor, cause=ChangeCause.USER)
     return prospect
 
 
-async def opt_out(*, actor: Actor, prospect_id: str, channel: Channel) -> Prospect:
+async def opt_out(*, actor: Actor, prospect_id: int, channel: Channel) -> Prospect:
     """Blocks one channel and finishes OPTED_OUT the enrollments whose sequence uses it."""
     async with in_transaction():
-        prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
-        await effects.opt_out(prospect, channel, actor=actor, cause=ChangeCause.USER)
+        prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
+        await consent.opt_out(prospect, channel, actor=actor, cause=ChangeCause.USER)
     return prospect
 
 
-async def delete_prospect(*, actor: Actor, prospect_id: str) -> int:
+async def delete_prospect(*, actor: Actor, prospect_id: int) -> int:
     """Erases the prospect with its activities, history and tasks (R3.4)."""
     actor.require_manager()
     async with in_transaction():
-        prospect = await get_prospect(actor, prospect_id, ["input", "id"], lock=True)
+        prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
         await Activity.filter(prospect_id=prospect.id).delete()
         await StatusChange.filter(prospect_id=prospect.id).delete()
         await Task.filter(prospect_id=prospect.id).delete()
         await prospect.delete()
         # Its earlier events stay, with ids and facts only (they never held personal data).
-        await log.record(
-            [log.prospect_event(EventType.PROSPECT_DELETED, actor.organization_id, prospect.id, actor.now())]
-        )
+        await log.record([prospect_event(EventType.PROSPECT_DELETED, actor.organization_id, prospect.id, actor.now())])
     return prospect.id
 
 
@@ -326,21 +305,18 @@ def visible_tasks(actor: Actor) -> QuerySet[Task]:
     return query
 
 
-async def complete_task(*, actor: Actor, task_id: str, note: str | None) -> Task:
+async def complete_task(*, actor: Actor, task_id: int, note: str | None) -> Task:
     """Marks the task done (a step's task lets its enrollment go on, R4.3);
     completing it again changes nothing."""
-    pk = ids.decode_as("Task", task_id)
     async with in_transaction():
-        task = None
-        if pk is not None:
-            task = await Task.filter(id=pk, organization_id=actor.organization_id).select_for_update().first()
+        task = await Task.filter(id=task_id, organization_id=actor.organization_id).select_for_update().first()
         if task is None or not await visible(actor).filter(id=task.prospect_id).exists():
-            raise NotFound("Task", ["input", "id"])
+            raise NotFound("Task", ("task_id",))
         if task.completed_at is None:
             task.completed_at = actor.now()
             if note is not None:
                 task.note = note
             await task.save(update_fields=["completed_at", "note"])
-            await log.record([log.task_event(EventType.TASK_COMPLETED, task, task.completed_at)])
+            await log.record([task_event(EventType.TASK_COMPLETED, task, task.completed_at)])
             await scheduler.task_completed(task, actor.clock)
     return task

@@ -33,7 +33,7 @@ T = TypeVar("T")
 MAX_LOOP_ITERATIONS = 10_000
 """Loop iterations one render may run, all loops together: a loop over a prospect's
 data (custom fields are at most 16 KB) stays far below it; nested loops over
-literals, 19.6 s for one prospect before the limit, end at once."""
+literals, which would keep a worker busy 19.6 s a prospect, end at once."""
 SAVE_SHARE = 0.25
 """The share of the render time and loop iterations a template's dry run for the
 sample prospect has when the template is saved: the rest is room for a real
@@ -43,8 +43,8 @@ _SAVING = "a quarter of {}, when a template is saved"
 MADE_TIMES = 8
 """What a render may make in all (every operator's, method's and filter's result),
 in times TEMPLATE_MAX_CHARS: values it holds at once (set, in a list literal, as
-arguments) are each within TEMPLATE_MAX_CHARS, but 800 of them took 154 MB (196 MB
-of emoji) within a 0.1 s deadline. A loop over 50 custom fields makes ~5.5 K."""
+arguments) are each within TEMPLATE_MAX_CHARS, but 800 of them make 154 MB (196 MB
+of emoji) in a tenth of a second. A loop over 50 custom fields makes ~5.5 K."""
 
 
 class _Collections(threading.local):

@@ -1,8 +1,9 @@
 """Enrollments (SPEC R4.2): enroll prospects and move enrollments through the state
-machine of app.sequences.state. Every change writes a StageChange with its cause
-and reason slug. Bulk calls process every id they can and report the others by
-index: one transaction a call, and an id that fails changes nothing (every
-check comes before any write).
+machine of app.sequences.state, with the verbs of app.sequences.lifecycle. Every
+change writes a StageChange with its cause and reason slug (app.sequences.stages)
+and then fires the ENROLLMENT_STAGE_CHANGED rules. Bulk calls process every id
+they can and report the others by index: one transaction a call, and an id that
+fails changes nothing (every check comes before any write).
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from tortoise.transactions import in_transaction
 
 from app import bulk, ids
 from app.accounts.actor import Actor
+from app.automation import rules
 from app.errors import DomainError, InvalidInput, NotFound
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause
-from app.sequences import lifecycle
-from app.sequences.lifecycle import record, steps_of
+from app.sequences import lifecycle, stages
+from app.sequences.lifecycle import steps_of
 from app.sequences.models import Enrollment, Sequence, SequenceStep
 from app.sequences.service import get_sequence
-from app.sequences.state import Event, Facts, Stage, transition
+from app.sequences.stages import Move
+from app.sequences.state import Event, Stage, transition
 
 MAX_BATCH = 1000
 
@@ -30,7 +33,7 @@ MAX_BATCH = 1000
 async def enroll(
     *,
     actor: Actor,
-    sequence_id: str,
+    sequence_id: int,
     prospect_ids: Seq[str],
     activate: bool | None,
 ) -> tuple[list[Enrollment], list[DomainError]]:
@@ -69,16 +72,18 @@ async def enroll(
                 continue
             enrolled.add(lifecycle.active_key(prospect.id, sequence.id))  # a repeat later in the call
             created.append(enrollment)
-        await lifecycle.enroll_all(sequence, created, actor=actor, cause=ChangeCause.USER)
+        moves = await lifecycle.enroll_all(sequence, created, actor=actor, cause=ChangeCause.USER)
+        await rules.stages_entered(moves)
     return created, errors
 
 
 async def _each(
     actor: Actor,
     enrollment_ids: Seq[str],
-    change: Callable[[Enrollment], Awaitable[None]],
+    change: Callable[[Enrollment], Awaitable[list[Move]]],
 ) -> tuple[list[Enrollment], list[DomainError]]:
-    """Runs ``change`` on each visible enrollment (locked); errors by index."""
+    """Runs ``change`` on each visible enrollment (locked), then the rules of the
+    stage changes it made; errors by index."""
     if len(enrollment_ids) > MAX_BATCH:
         raise InvalidInput(f"At most {MAX_BATCH} ids per call.", ["input", "ids"])
     changed: list[Enrollment] = []
@@ -89,11 +94,12 @@ async def _each(
             try:
                 enrollment = await get_enrollment(actor, global_id, field, lock=True)
                 try:
-                    await change(enrollment)
+                    moves = await change(enrollment)
                 except DomainError as error:
                     if error.field is None:
                         error.at(*field)
                     raise
+                await rules.stages_entered(moves)
                 changed.append(enrollment)
             except DomainError as error:
                 errors.append(error)
@@ -112,16 +118,16 @@ async def get_enrollment(actor: Actor, global_id: str, field: list[str], *, lock
 
 
 async def activate(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
-    async def change(enrollment: Enrollment) -> None:
-        await start(enrollment, actor=actor, cause=ChangeCause.USER, reason="activated")
+    async def change(enrollment: Enrollment) -> list[Move]:
+        return await start(enrollment, actor=actor, cause=ChangeCause.USER, reason="activated")
 
     return await _each(actor, enrollment_ids, change)
 
 
-async def start(enrollment: Enrollment, *, actor: Actor, cause: ChangeCause, reason: str) -> None:
+async def start(enrollment: Enrollment, *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
     """NOT_STARTED → STARTED: the next step becomes due after its delay."""
     to = transition(enrollment.stage, Event.ACTIVATE)  # InvalidTransition unless NOT_STARTED
-    started = await start_all(
+    started, moves = await start_all(
         enrollment.organization_id,
         enrollment.sequence_id,
         [(enrollment.id, enrollment.prospect_id, enrollment.current_step_id)],
@@ -131,6 +137,7 @@ async def start(enrollment: Enrollment, *, actor: Actor, cause: ChangeCause, rea
     )
     if enrollment.id in started:
         enrollment.stage, enrollment.due_at = to, started[enrollment.id]
+    return moves
 
 
 async def start_all(
@@ -141,12 +148,12 @@ async def start_all(
     actor: Actor,
     cause: ChangeCause,
     reason: str,
-) -> dict[int, datetime]:
+) -> tuple[dict[int, datetime], list[Move]]:
     """Starts those of a sequence's enrollments, given as (id, prospect id, current
     step id), that are still NOT_STARTED, in a few statements whatever their number
     (one compare-and-set per distinct first step, one INSERT of stage changes, one
-    of events) and with rows, not models: activating a sequence of 10,000 took 3 s.
-    The started ones' due times, by id."""
+    of events) and with rows, not models. The started ones' due times, by id, and
+    their moves."""
     now = actor.now()
     to = transition(Stage.NOT_STARTED, Event.ACTIVATE)
     by_step: dict[int | None, list[int]] = {}
@@ -164,23 +171,21 @@ async def start_all(
             Enrollment, group, expect={"stage": Stage.NOT_STARTED}, values={"stage": to, "due_at": due}
         )
         started |= dict.fromkeys(changed, due)
-    moved = [(enrollment_id, prospect_of[enrollment_id]) for enrollment_id in started]
-    await lifecycle.record_all(
-        organization_id, sequence_id, moved, Stage.NOT_STARTED, to, actor=actor, cause=cause, reason=reason, now=now
-    )
-    return started
+    moves = [Move(actor, pk, prospect_of[pk], sequence_id, Stage.NOT_STARTED, to) for pk in started]
+    await stages.record(moves, cause=cause, reason=reason, now=now)
+    return started, moves
 
 
 async def pause(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
-    async def change(enrollment: Enrollment) -> None:
-        await lifecycle.apply(enrollment, Event.PAUSE, actor=actor, cause=ChangeCause.USER, reason="paused")
+    async def change(enrollment: Enrollment) -> list[Move]:
+        return await lifecycle.pause([enrollment], actor=actor, cause=ChangeCause.USER, reason="paused")
 
     return await _each(actor, enrollment_ids, change)
 
 
 async def resume(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
-    async def change(enrollment: Enrollment) -> None:
-        await lifecycle.apply(enrollment, Event.RESUME, actor=actor, cause=ChangeCause.USER, reason="resumed")
+    async def change(enrollment: Enrollment) -> list[Move]:
+        return await lifecycle.resume([enrollment], actor=actor, cause=ChangeCause.USER, reason="resumed")
 
     return await _each(actor, enrollment_ids, change)
 
@@ -193,16 +198,12 @@ async def jump(
 ) -> tuple[list[Enrollment], list[DomainError]]:
     """The step at ``position`` (1-based) runs next, at once."""
 
-    async def change(enrollment: Enrollment) -> None:
+    async def change(enrollment: Enrollment) -> list[Move]:
         steps = await steps_of(enrollment.sequence_id)
         if not 1 <= position <= len(steps):
             raise InvalidInput(f"position must be between 1 and {len(steps)}.", ["input", "position"])
-        to = transition(enrollment.stage, Event.JUMP, Facts(has_run_a_step=enrollment.last_step_at is not None))
-        now = actor.now()
-        enrollment.current_step_id = steps[position - 1].id
-        enrollment.due_at = now
-        enrollment.paused_stage = enrollment.paused_due_at = None
-        await record(enrollment, to, actor=actor, cause=ChangeCause.USER, reason="jumped", now=now)
+        step_id = steps[position - 1].id
+        return await lifecycle.jump([enrollment], step_id, actor=actor, cause=ChangeCause.USER, reason="jumped")
 
     return await _each(actor, enrollment_ids, change)
 
@@ -213,22 +214,20 @@ async def finish(
     enrollment_ids: Seq[str],
     outcome: Stage,
 ) -> tuple[list[Enrollment], list[DomainError]]:
-    async def change(enrollment: Enrollment) -> None:
-        await lifecycle.apply(
-            enrollment, Event.FINISH, actor=actor, cause=ChangeCause.USER, reason="manual", outcome=outcome
-        )
+    async def change(enrollment: Enrollment) -> list[Move]:
+        return await lifecycle.finish([enrollment], outcome, actor=actor, cause=ChangeCause.USER, reason="manual")
 
     return await _each(actor, enrollment_ids, change)
 
 
 async def remove(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
-    async def change(enrollment: Enrollment) -> None:
-        await lifecycle.apply(enrollment, Event.REMOVE, actor=actor, cause=ChangeCause.USER, reason="removed")
+    async def change(enrollment: Enrollment) -> list[Move]:
+        return await lifecycle.remove([enrollment], actor=actor, cause=ChangeCause.USER, reason="removed")
 
     return await _each(actor, enrollment_ids, change)
 
 
-async def set_sequence_active(*, actor: Actor, sequence_id: str, active: bool) -> Sequence:
+async def set_sequence_active(*, actor: Actor, sequence_id: int, active: bool) -> Sequence:
     """Activating a sequence starts its NOT_STARTED enrollments (R4.2)."""
     actor.require_manager()
     async with in_transaction():
@@ -237,7 +236,7 @@ async def set_sequence_active(*, actor: Actor, sequence_id: str, active: bool) -
         await sequence.save(update_fields=["active"])
         if active:
             waiting = Enrollment.filter(sequence_id=sequence.id, stage=Stage.NOT_STARTED)
-            await start_all(
+            _, moves = await start_all(
                 sequence.organization_id,
                 sequence.id,
                 await waiting.values_list("id", "prospect_id", "current_step_id"),
@@ -245,4 +244,5 @@ async def set_sequence_active(*, actor: Actor, sequence_id: str, active: bool) -
                 cause=ChangeCause.USER,
                 reason="sequence_activated",
             )
+            await rules.stages_entered(moves)
     return sequence

@@ -1,38 +1,29 @@
-"""Enrollment changes that other domains start: enrolling prospects (one, or a
-batch in a few statements), and finishing or pausing a prospect's enrollments
-when its status, consent or channels change. Runs inside the caller's
-transaction. Every stage change goes through ``record`` (one enrollment) or
-``record_all`` (many that moved together), which fire the
-ENROLLMENT_STAGE_CHANGED automation rules (app.prospects.effects, whose
-operations call back into this module)."""
+"""Enrollment changes: enrolling prospects (one, or a batch in a few statements),
+the verbs that move enrollments (pause, resume, jump, finish, remove, time out,
+fail), and moving a prospect's enrollments when its status, consent or channels
+change. Each verb checks the state table (``app.sequences.state``) for every
+enrollment it is given, then saves them and records the moves through the one
+writer of stage changes, ``app.sequences.stages.record``. Runs inside the
+caller's transaction, on locked rows, and runs no automation: a caller fires
+the ENROLLMENT_STAGE_CHANGED rules after, with the moves a function returns."""
 
 from __future__ import annotations
 
 from collections.abc import Container, Iterable
+from collections.abc import Sequence as Seq
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from app import bulk
 from app.accounts.actor import Actor
-from app.errors import DomainError
-from app.events import log
-from app.messaging.models import Message, MessageState
-from app.prospects import effects  # a cycle, used at call time: rules run operations that go through here
+from app.errors import AlreadyEnrolled, DoNotContact
 from app.prospects.models import ChangeCause, Channel, Prospect
-from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
-from app.sequences.state import ALLOWED_FROM, UNFINISHED, Event, Facts, Stage, transition
-from app.workflows.chain import Chain
-from app.workflows.models import TriggerEvent
+from app.sequences import stages
+from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
+from app.sequences.stages import Move
+from app.sequences.state import ALLOWED_FROM, FINISHED, Event, Facts, Stage, transition
 
 STEP_CHANNELS = {StepType.EMAIL: Channel.EMAIL, StepType.SMS: Channel.SMS, StepType.CALL: Channel.PHONE}
-
-
-class DoNotContact(DomainError):
-    code = "DO_NOT_CONTACT"
-
-
-class AlreadyEnrolled(DomainError):
-    code = "ALREADY_ENROLLED"
 
 
 class Consent(Protocol):
@@ -52,80 +43,6 @@ def blocked_channels(prospect: Consent) -> set[Channel]:
 async def steps_of(sequence_id: int) -> list[SequenceStep]:
     """A sequence's steps in order (removed ones left out)."""
     return await SequenceStep.filter(sequence_id=sequence_id, deleted_at=None).order_by("position", "id")
-
-
-async def record(
-    enrollment: Enrollment,
-    to: Stage,
-    *,
-    actor: Actor,
-    cause: ChangeCause,
-    reason: str,
-    now: datetime,
-    chain: Chain | None = None,
-) -> None:
-    """Saves the enrollment at stage ``to``, writes its StageChange and fires the
-    ENROLLMENT_STAGE_CHANGED rules (R8; ``chain``: the rules that led here).
-    Finishing an enrollment cancels its messages still queued (R6.4): they never go out."""
-    before = enrollment.stage if enrollment.pk else None
-    enrollment.stage = to
-    if to not in UNFINISHED:
-        enrollment.finished_at = now
-        enrollment.due_at = None
-        enrollment.active_key = None
-        enrollment.paused_stage = enrollment.paused_due_at = None
-        await Message.filter(enrollment_id=enrollment.id, state=MessageState.QUEUED).update(
-            state=MessageState.CANCELLED, error="the enrollment finished before it was sent"
-        )
-    await enrollment.save()
-    change = stage_change(enrollment, before, to, actor=actor, cause=cause, reason=reason, now=now)
-    await change.save()
-    await log.record([log.stage_changed(change, enrollment.prospect_id, enrollment.sequence_id)])
-    await effects.events_happened(
-        TriggerEvent.ENROLLMENT_STAGE_CHANGED, [(actor, enrollment.prospect_id, to)], chain=chain
-    )
-
-
-def stage_change(
-    enrollment: Enrollment,
-    before: Stage | None,
-    to: Stage,
-    *,
-    actor: Actor,
-    cause: ChangeCause,
-    reason: str,
-    now: datetime,
-) -> StageChange:
-    """The (unsaved) history row of one transition."""
-    return StageChange(
-        **stage_change_row(
-            enrollment.organization_id, enrollment.id, before, to, actor=actor, cause=cause, reason=reason, now=now
-        )
-    )
-
-
-def stage_change_row(
-    organization_id: int,
-    enrollment_id: int,
-    before: Stage | None,
-    to: Stage,
-    *,
-    actor: Actor,
-    cause: ChangeCause,
-    reason: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """``stage_change`` as a plain row (field name → value), for bulk inserts."""
-    return {
-        "organization_id": organization_id,
-        "enrollment_id": enrollment_id,
-        "from_stage": before,
-        "to_stage": to,
-        "cause": cause.value,
-        "reason": reason,
-        "actor_id": actor.user_id,
-        "at": now,
-    }
 
 
 def active_key(prospect_id: int, sequence_id: int) -> str:
@@ -181,99 +98,131 @@ async def enroll_one(
     cause: ChangeCause,
     activate: bool | None,
     field: list[str] | None = None,
-    chain: Chain | None = None,
-) -> Enrollment:
+) -> list[Move]:
     """Enrolls a locked prospect; DoNotContact / AlreadyEnrolled before any write."""
     enrolled = await enrolled_keys([prospect.id], sequence.id)
     enrollment = new_enrollment(
         prospect, sequence, steps, actor=actor, activate=activate, enrolled=enrolled, field=field
     )
-    await enroll_all(sequence, [enrollment], actor=actor, cause=cause, chain=chain)
-    return enrollment
+    return await enroll_all(sequence, [enrollment], actor=actor, cause=cause)
 
 
 async def enroll_all(
-    sequence: Sequence,
-    enrollments: list[Enrollment],
-    *,
-    actor: Actor,
-    cause: ChangeCause,
-    chain: Chain | None = None,
-) -> None:
+    sequence: Sequence, enrollments: list[Enrollment], *, actor: Actor, cause: ChangeCause
+) -> list[Move]:
     """Saves new enrollments of ``sequence`` (from ``new_enrollment``, one start stage
     and time) with their history and events, in a few statements whatever their number."""
     if not enrollments:
-        return
+        return []
     await bulk.insert_returning_ids(enrollments)
-    first = enrollments[0]
-    await record_all(
-        first.organization_id,
-        sequence.id,
-        [(e.id, e.prospect_id) for e in enrollments],
-        None,
-        first.stage,
-        actor=actor,
-        cause=cause,
-        reason="enrolled",
-        now=first.enrolled_at,
-        chain=chain,
-    )
+    moves = [Move(actor, e.id, e.prospect_id, sequence.id, None, e.stage) for e in enrollments]
+    await stages.record(moves, cause=cause, reason="enrolled", now=enrollments[0].enrolled_at)
+    return moves
 
 
-async def record_all(
-    organization_id: int,
-    sequence_id: int,
-    moved: list[tuple[int, int]],
-    before: Stage | None,
-    to: Stage,
-    *,
-    actor: Actor,
-    cause: ChangeCause,
-    reason: str,
-    now: datetime,
-    chain: Chain | None = None,
-) -> None:
-    """``record``'s history, events and ENROLLMENT_STAGE_CHANGED rules for many
-    enrollments of one sequence that went from ``before`` to ``to`` together, given as
-    (enrollment id, prospect id): one INSERT of stage changes, one of events."""
-    changes = [
-        stage_change_row(organization_id, enrollment_id, before, to, actor=actor, cause=cause, reason=reason, now=now)
-        for enrollment_id, _ in moved
-    ]
-    change_ids = await bulk.insert_returning(StageChange, changes)
-    await log.record(
-        log.stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
-        for change, change_id, (_, prospect_id) in zip(changes, change_ids, moved, strict=True)
-    )
-    entered = [(actor, prospect_id, to) for _, prospect_id in moved]
-    await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, entered, chain=chain)
+# ---- the verbs: each checks the state table for every enrollment, then writes ----
 
 
-async def apply(
-    enrollment: Enrollment,
+async def pause(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
+    """RUNNING → PAUSED, remembering the stage and due time that ``resume`` restores."""
+    return await _move(enrollments, Event.PAUSE, actor=actor, cause=cause, reason=reason)
+
+
+async def resume(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
+    """PAUSED → the stage it paused in; a step that fell due meanwhile is due now."""
+    return await _move(enrollments, Event.RESUME, actor=actor, cause=cause, reason=reason)
+
+
+async def jump(
+    enrollments: Seq[Enrollment], step_id: int, *, actor: Actor, cause: ChangeCause, reason: str
+) -> list[Move]:
+    """The step ``step_id`` runs next, at once (STARTED, or APPROACHING once a step has run)."""
+    return await _move(enrollments, Event.JUMP, actor=actor, cause=cause, reason=reason, step_id=step_id)
+
+
+async def finish(
+    enrollments: Seq[Enrollment], outcome: Stage, *, actor: Actor, cause: ChangeCause, reason: str
+) -> list[Move]:
+    """Finishes the enrollments at ``outcome`` (one of OUTCOMES)."""
+    return await _move(enrollments, Event.FINISH, actor=actor, cause=cause, reason=reason, outcome=outcome)
+
+
+async def remove(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
+    """Finishes the enrollments REMOVED."""
+    return await _move(enrollments, Event.REMOVE, actor=actor, cause=cause, reason=reason)
+
+
+async def time_out(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
+    """APPROACHING past the unresponsive deadline → UNRESPONSIVE."""
+    return await _move(enrollments, Event.TIMEOUT, actor=actor, cause=cause, reason=reason)
+
+
+async def fail(
+    enrollments: Seq[Enrollment], outcome: Stage, *, actor: Actor, cause: ChangeCause, reason: str
+) -> list[Move]:
+    """A step that cannot be sent finishes its enrollment FAILED, BOUNCED or OPTED_OUT."""
+    return await _move(enrollments, Event.STEP_FAILED, actor=actor, cause=cause, reason=reason, outcome=outcome)
+
+
+async def step_ran(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
+    """STARTED → APPROACHING once its first step ran (the scheduler's task steps;
+    its message steps go in the pass's batch)."""
+    return await _move(enrollments, Event.STEP_RAN, actor=actor, cause=cause, reason=reason)
+
+
+SAVED = ("stage", "due_at", "finished_at", "active_key", "paused_stage", "paused_due_at", "current_step_id")
+"""The enrollment columns a move may change."""
+
+
+async def _move(
+    enrollments: Seq[Enrollment],
     event: Event,
     *,
     actor: Actor,
     cause: ChangeCause,
     reason: str,
     outcome: Stage | None = None,
-    chain: Chain | None = None,
-) -> None:
-    """Moves a locked enrollment through ``event`` (any but ENROLL, ACTIVATE, JUMP,
-    which carry more facts): checks the table first, then writes."""
+    step_id: int | None = None,
+) -> list[Move]:
+    """Moves locked enrollments through ``event`` (any but ENROLL and ACTIVATE):
+    the table is checked for every one before any is written, then each row is
+    saved and the moves recorded together."""
     now = actor.now()
+    targets = [transition(e.stage, event, _facts(e, outcome)) for e in enrollments]
+    moves = []
+    for enrollment, to in zip(enrollments, targets, strict=True):
+        moves.append(Move(actor, enrollment.id, enrollment.prospect_id, enrollment.sequence_id, enrollment.stage, to))
+        _enter(enrollment, to, event, now, step_id)
+        await enrollment.save(update_fields=SAVED)
+    await stages.record(moves, cause=cause, reason=reason, now=now)
+    return moves
+
+
+def _facts(enrollment: Enrollment, outcome: Stage | None) -> Facts:
+    return Facts(
+        remembered=enrollment.paused_stage, has_run_a_step=enrollment.last_step_at is not None, outcome=outcome
+    )
+
+
+def _enter(enrollment: Enrollment, to: Stage, event: Event, now: datetime, step_id: int | None) -> None:
+    """Sets what entering ``to`` through ``event`` changes on the enrollment row."""
     if event is Event.PAUSE:
-        to = transition(enrollment.stage, event)
         enrollment.paused_stage, enrollment.paused_due_at = enrollment.stage, enrollment.due_at
         enrollment.due_at = None
     elif event is Event.RESUME:
-        to = transition(enrollment.stage, event, Facts(remembered=enrollment.paused_stage))
         due = enrollment.paused_due_at
         enrollment.due_at = max(due, now) if due is not None else None  # an overdue step is due now
         enrollment.paused_stage = enrollment.paused_due_at = None
-    else:
-        to = transition(enrollment.stage, event, Facts(outcome=outcome))
-    await record(enrollment, to, actor=actor, cause=cause, reason=reason, now=now, chain=chain)
+    elif event is Event.JUMP:
+        assert step_id is not None
+        enrollment.current_step_id, enrollment.due_at = step_id, now
+        enrollment.paused_stage = enrollment.paused_due_at = None
+    if to in FINISHED:
+        enrollment.finished_at = now
+        enrollment.due_at = None
+        enrollment.active_key = None
+        enrollment.paused_stage = enrollment.paused_due_at = None
+    enrollment.stage = to
 
 
 async def for_prospect(
@@ -286,11 +235,10 @@ async def for_prospect(
     outcome: Stage | None = None,
     channel: Channel | None = None,
     sequence_ids: set[int] | None = None,
-    chain: Chain | None = None,
-) -> list[Enrollment]:
-    """Applies ``event`` to each of the prospect's unfinished enrollments that it
+) -> list[Move]:
+    """Moves through ``event`` each of the prospect's unfinished enrollments that it
     applies to (only those whose sequence uses ``channel``, or is one of
-    ``sequence_ids``, when given)."""
+    ``sequence_ids``, when given): a status's outcome, consent, a reply, an operation."""
     enrollments = await Enrollment.filter(prospect_id=prospect_id, finished_at=None).select_for_update().order_by("id")
     if sequence_ids is not None:
         enrollments = [e for e in enrollments if e.sequence_id in sequence_ids]
@@ -301,9 +249,5 @@ async def for_prospect(
         ).only("sequence_id")
         using = {step.sequence_id for step in steps}
         enrollments = [e for e in enrollments if e.sequence_id in using]
-    changed = []
-    for enrollment in enrollments:
-        if enrollment.stage in ALLOWED_FROM[event]:
-            await apply(enrollment, event, actor=actor, cause=cause, reason=reason, outcome=outcome, chain=chain)
-            changed.append(enrollment)
-    return changed
+    applying = [e for e in enrollments if e.stage in ALLOWED_FROM[event]]
+    return await _move(applying, event, actor=actor, cause=cause, reason=reason, outcome=outcome)

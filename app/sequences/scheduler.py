@@ -18,7 +18,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise import connections
@@ -28,18 +27,19 @@ from tortoise.transactions import in_transaction
 from app import bulk
 from app.accounts.actor import Actor, system_actor
 from app.accounts.models import Organization
+from app.automation import rules
 from app.clock import Clock
 from app.errors import InvalidInput
 from app.events import log
 from app.events.models import EventType
 from app.messaging.models import Direction, Message, MessageState
-from app.prospects import effects
+from app.prospects.events import task_event
 from app.prospects.models import ChangeCause, Channel, Prospect, Task, TaskKind
-from app.sequences import lifecycle, templates
-from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange, StepType
-from app.sequences.state import RUNNING, Event, Facts, Stage, transition
+from app.sequences import lifecycle, stages, templates
+from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
+from app.sequences.stages import Move
+from app.sequences.state import RUNNING, Event, Stage, transition
 from app.sequences.windows import SendWindow, next_opening
-from app.workflows.models import TriggerEvent
 
 BATCH = 500
 PROSPECT_FIELDS = (
@@ -107,12 +107,10 @@ class _Writes:
     def __init__(self) -> None:
         self.messages: list[dict[str, object]] = []
         """Message rows (a pass makes hundreds: plain rows, not models)."""
-        self.stage_changes: list[dict[str, Any]] = []
-        """StageChange rows (lifecycle.stage_change_row)."""
-        self.entered: list[tuple[Actor, int, Stage]] = []
-        """(actor, prospect id, stage) of each stage change, for automation rules."""
-        self.sequences: list[int] = []
-        """The sequence of each stage change's enrollment, for its event."""
+        self.steps_ran: list[Move] = []
+        """The STEP_RAN stage changes of the message steps, recorded together."""
+        self.moves: list[Move] = []
+        """Every stage change of the pass, for the ENROLLMENT_STAGE_CHANGED rules at its end."""
         self.schedules: defaultdict[tuple[tuple[str, object], ...], list[int]] = defaultdict(list)
 
     def schedule(self, enrollment: Enrollment, **changes: object) -> None:
@@ -141,15 +139,9 @@ class _Writes:
         fresh = [m for m in self.messages if m["send_key"] not in existing]
         message_ids = await bulk.insert_returning(Message, fresh)
         queued = [pk for pk, m in zip(message_ids, fresh, strict=True) if m["state"] is MessageState.QUEUED]
-        change_ids = await bulk.insert_returning(StageChange, self.stage_changes)
-        await log.record(
-            log.stage_changed_row(change | {"id": change_id}, prospect_id, sequence_id)
-            for change, change_id, (_, prospect_id, _), sequence_id in zip(
-                self.stage_changes, change_ids, self.entered, self.sequences, strict=True
-            )
-        )
-        if self.entered:
-            await effects.events_happened(TriggerEvent.ENROLLMENT_STAGE_CHANGED, self.entered)
+        await stages.record(self.steps_ran, cause=ChangeCause.SCHEDULER, reason="step_ran", now=now)
+        if self.moves:
+            await rules.stages_entered(self.moves)
         return queued
 
 
@@ -212,14 +204,10 @@ async def _advance(enrollment: Enrollment, context: _Context) -> None:
     if enrollment.current_step_id is None:
         # No step left: the unresponsive deadline has passed (R4.2).
         if enrollment.stage is Stage.APPROACHING and await _claim(enrollment, due_at=None):
-            await lifecycle.record(
-                enrollment,
-                transition(enrollment.stage, Event.TIMEOUT),
-                actor=actor,
-                cause=ChangeCause.SCHEDULER,
-                reason="timeout",
-                now=now,
+            timed_out = await lifecycle.time_out(
+                [enrollment], actor=actor, cause=ChangeCause.SCHEDULER, reason="timeout"
             )
+            context.writes.moves += timed_out
         return
     steps = await context.steps(sequence.id)
     step = next((s for s in steps if s.id == enrollment.current_step_id), None)
@@ -237,14 +225,14 @@ async def _advance(enrollment: Enrollment, context: _Context) -> None:
             quiet_hours=step.type in (StepType.SMS, StepType.CALL),
         )
     except InvalidInput:
-        await _fail(enrollment, Stage.FAILED, "no_send_time", actor, now)
+        await _fail(enrollment, Stage.FAILED, "no_send_time", actor, context.writes)
         return
     if opening > now:
         context.writes.schedule(enrollment, due_at=opening)
         return
     following = next((s for s in steps if s.position > step.position), None)
     if step.type in (StepType.CALL, StepType.TASK):
-        await _open_task(enrollment, step, prospect, organization, following, actor, now)
+        await _open_task(enrollment, step, prospect, organization, following, actor, context.writes, now)
         return
     await _queue(enrollment, sequence, step, prospect, organization, following, actor, context.writes, now)
 
@@ -292,11 +280,11 @@ async def _queue(
     stage change to the batch's writes (or fails the enrollment at once)."""
     channel = Channel.EMAIL if step.type is StepType.EMAIL else Channel.SMS
     if channel in lifecycle.blocked_channels(prospect):
-        await _fail(enrollment, Stage.OPTED_OUT, "channel_blocked", actor, now)
+        await _fail(enrollment, Stage.OPTED_OUT, "channel_blocked", actor, writes)
         return
     address = prospect.email if channel is Channel.EMAIL else prospect.phone
     if not address:
-        await _fail(enrollment, Stage.FAILED, "no_address", actor, now)
+        await _fail(enrollment, Stage.FAILED, "no_address", actor, writes)
         return
     message = {
         "organization_id": enrollment.organization_id,
@@ -318,7 +306,7 @@ async def _queue(
     except templates.RenderError as failure:
         # The step's message is kept, FAILED with the template's problem (and the
         # templates as written), beside the enrollment's stage change naming it.
-        if await _fail(enrollment, Stage.FAILED, failure.reason, actor, now):
+        if await _fail(enrollment, Stage.FAILED, failure.reason, actor, writes):
             failed = {"state": MessageState.FAILED, "next_attempt_at": None, "error": str(failure)[:1000]}
             writes.messages.append(message | failed | {"subject": step.subject, "body": step.body})
         return
@@ -327,20 +315,9 @@ async def _queue(
     to = transition(before, Event.STEP_RAN)
     writes.schedule(enrollment, stage=to, **_after_step(enrollment, sequence, following, now, channel is Channel.EMAIL))
     if to != before:
-        writes.stage_changes.append(
-            lifecycle.stage_change_row(
-                enrollment.organization_id,
-                enrollment.id,
-                before,
-                to,
-                actor=actor,
-                cause=ChangeCause.SCHEDULER,
-                reason="step_ran",
-                now=now,
-            )
-        )
-        writes.entered.append((actor, enrollment.prospect_id, to))
-        writes.sequences.append(enrollment.sequence_id)
+        move = Move(actor, enrollment.id, enrollment.prospect_id, enrollment.sequence_id, before, to)
+        writes.steps_ran.append(move)
+        writes.moves.append(move)
 
 
 async def _open_task(
@@ -350,6 +327,7 @@ async def _open_task(
     organization: Organization,
     following: SequenceStep | None,
     actor: Actor,
+    writes: _Writes,
     now: datetime,
 ) -> None:
     values = templates.variables(prospect, organization.name)
@@ -357,7 +335,6 @@ async def _open_task(
         note = templates.render(step.body, values)
     except templates.RenderError:
         note = step.body
-    before = enrollment.stage
     task = await Task.create(
         organization_id=enrollment.organization_id,
         prospect_id=prospect.id,
@@ -380,23 +357,19 @@ async def _open_task(
     if not claimed:
         await task.delete()
         return None
-    await log.record([log.task_event(EventType.TASK_CREATED, task, now)])
-    await _step_ran(enrollment, before, actor, now)
+    await log.record([task_event(EventType.TASK_CREATED, task, now)])
+    if enrollment.stage is Stage.STARTED:  # APPROACHING already once a step has run
+        writes.moves += await lifecycle.step_ran(
+            [enrollment], actor=actor, cause=ChangeCause.SCHEDULER, reason="step_ran"
+        )
     return None
 
 
-async def _step_ran(enrollment: Enrollment, before: Stage, actor: Actor, now: datetime) -> None:
-    to = transition(before, Event.STEP_RAN)
-    if to != before:
-        await lifecycle.record(enrollment, to, actor=actor, cause=ChangeCause.SCHEDULER, reason="step_ran", now=now)
-
-
-async def _fail(enrollment: Enrollment, outcome: Stage, reason: str, actor: Actor, now: datetime) -> bool:
+async def _fail(enrollment: Enrollment, outcome: Stage, reason: str, actor: Actor, writes: _Writes) -> bool:
     """Finishes the enrollment at ``outcome`` (R4.2); False if another process moved it first."""
     if not await _claim(enrollment, due_at=None):
         return False
-    to = transition(enrollment.stage, Event.STEP_FAILED, Facts(outcome=outcome))
-    await lifecycle.record(enrollment, to, actor=actor, cause=ChangeCause.SCHEDULER, reason=reason, now=now)
+    writes.moves += await lifecycle.fail([enrollment], outcome, actor=actor, cause=ChangeCause.SCHEDULER, reason=reason)
     return True
 
 

@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 
 from app import validation
 from app.accounts.actor import Actor
-from app.errors import InvalidInput
+from app.errors import Field, InvalidInput
 from app.messaging.models import Message
 from app.prospects import service as prospects
 from app.sequences import templates
@@ -38,27 +38,27 @@ class StepSpec:
     subject: str | None = None
 
 
-def clean_step(spec: StepSpec, field: list[str]) -> dict[str, Any]:
+def clean_step(spec: StepSpec, field: Field) -> dict[str, Any]:
     """Validated column values of a step; templates checked (R4.1)."""
-    validation.bounded_int(spec.delay_seconds, [*field, "delaySeconds"], low=0, high=MAX_DELAY_SECONDS)
+    validation.bounded_int(spec.delay_seconds, (*field, "delay_seconds"), low=0, high=MAX_DELAY_SECONDS)
     subject = spec.subject
     if spec.type is StepType.EMAIL:
         if not subject or not subject.strip():
-            raise InvalidInput("An EMAIL step needs a subject.", [*field, "subject"])
-        templates.check(subject, [*field, "subject"])
+            raise InvalidInput("An EMAIL step needs a subject.", (*field, "subject"))
+        templates.check(subject, (*field, "subject"))
     elif subject is not None:
-        raise InvalidInput(f"A {spec.type.value} step has no subject; it must be null.", [*field, "subject"])
+        raise InvalidInput(f"A {spec.type.value} step has no subject; it must be null.", (*field, "subject"))
     if not spec.body.strip():
-        raise InvalidInput("The body must not be empty.", [*field, "body"])
-    templates.check(spec.body, [*field, "body"])
+        raise InvalidInput("The body must not be empty.", (*field, "body"))
+    templates.check(spec.body, (*field, "body"))
     return {"type": spec.type, "delay_seconds": spec.delay_seconds, "subject": subject, "body": spec.body}
 
 
-async def get_sequence(actor: Actor, global_id: str, field: list[str]) -> Sequence:
-    return await get_owned(actor, Sequence, "Sequence", global_id, field)
+async def get_sequence(actor: Actor, sequence_id: int, field: Seq[str | int]) -> Sequence:
+    return await get_owned(actor, Sequence, sequence_id, tuple(field))
 
 
-def _unresponsive(value: int, field: list[str]) -> int:
+def _unresponsive(value: int, field: Field) -> int:
     return validation.bounded_int(value, field, low=1, high=MAX_DELAY_SECONDS)
 
 
@@ -73,13 +73,13 @@ async def create_sequence(
     active: bool | None,
 ) -> Sequence:
     actor.require_manager()
-    clean_name = validation.name(name, ["input", "name"])
+    clean_name = validation.name(name, ("name",))
     if len(steps) > MAX_STEPS:
-        raise InvalidInput(f"At most {MAX_STEPS} steps.", ["input", "steps"])
-    rows = [clean_step(step, ["input", "steps", str(i)]) for i, step in enumerate(steps)]
+        raise InvalidInput(f"At most {MAX_STEPS} steps.", ("steps",))
+    rows = [clean_step(step, ("steps", i)) for i, step in enumerate(steps)]
     unresponsive = _unresponsive(
         604800 if unresponsive_after_seconds is None else unresponsive_after_seconds,
-        ["input", "unresponsiveAfterSeconds"],
+        ("unresponsive_after_seconds",),
     )
     async with in_transaction():
         sequence = await Sequence.create(
@@ -101,7 +101,7 @@ async def create_sequence(
 async def update_sequence(
     *,
     actor: Actor,
-    sequence_id: str,
+    sequence_id: int,
     name: str | None,
     stop_on_reply: bool | None,
     unresponsive_after_seconds: int | None,
@@ -109,17 +109,15 @@ async def update_sequence(
     clear_send_window: bool | None,
 ) -> Sequence:
     actor.require_manager()
-    sequence = await get_sequence(actor, sequence_id, ["input", "id"])
+    sequence = await get_sequence(actor, sequence_id, ("sequence_id",))
     if send_window is not None and clear_send_window:
-        raise InvalidInput("Give sendWindow or clearSendWindow, not both.", ["input", "clearSendWindow"])
+        raise InvalidInput("Give sendWindow or clearSendWindow, not both.", ("clear_send_window",))
     if name is not None:
-        sequence.name = validation.name(name, ["input", "name"])
+        sequence.name = validation.name(name, ("name",))
     if stop_on_reply is not None:
         sequence.stop_on_reply = stop_on_reply
     if unresponsive_after_seconds is not None:
-        sequence.unresponsive_after_seconds = _unresponsive(
-            unresponsive_after_seconds, ["input", "unresponsiveAfterSeconds"]
-        )
+        sequence.unresponsive_after_seconds = _unresponsive(unresponsive_after_seconds, ("unresponsive_after_seconds",))
     if send_window is not None:
         sequence.send_window = send_window.to_json()
     if clear_send_window:
@@ -128,15 +126,15 @@ async def update_sequence(
     return sequence
 
 
-async def add_step(*, actor: Actor, sequence_id: str, step: StepSpec, position: int | None) -> Sequence:
+async def add_step(*, actor: Actor, sequence_id: int, step: StepSpec, position: int | None) -> Sequence:
     """Inserts a step at ``position`` (1-based; default last)."""
     actor.require_manager()
-    row = clean_step(step, ["input", "step"])
+    row = clean_step(step, ("step",))
     async with in_transaction():
-        sequence = await get_sequence(actor, sequence_id, ["input", "sequenceId"])
+        sequence = await get_sequence(actor, sequence_id, ("sequence_id",))
         steps = await steps_of(sequence.id)
         if len(steps) >= MAX_STEPS:
-            raise InvalidInput(f"At most {MAX_STEPS} steps.", ["input", "step"])
+            raise InvalidInput(f"At most {MAX_STEPS} steps.", ("step",))
         index = _index(position, len(steps) + 1)
         new = await SequenceStep.create(
             organization_id=actor.organization_id, sequence_id=sequence.id, position=0, **row
@@ -149,7 +147,7 @@ async def add_step(*, actor: Actor, sequence_id: str, step: StepSpec, position: 
 async def update_step(
     *,
     actor: Actor,
-    step_id: str,
+    step_id: int,
     delay_seconds: int | None,
     subject: str | None,
     body: str | None,
@@ -157,14 +155,14 @@ async def update_step(
 ) -> Sequence:
     actor.require_manager()
     async with in_transaction():
-        step = await get_owned(actor, SequenceStep, "SequenceStep", step_id, ["input", "id"], deleted_at=None)
+        step = await get_owned(actor, SequenceStep, step_id, ("step_id",), deleted_at=None)
         merged = StepSpec(
             type=step.type,
             delay_seconds=step.delay_seconds if delay_seconds is None else delay_seconds,
             subject=step.subject if subject is None else subject,
             body=step.body if body is None else body,
         )
-        for key, value in clean_step(merged, ["input"]).items():
+        for key, value in clean_step(merged, ()).items():
             setattr(step, key, value)
         await step.save()
         if position is not None:
@@ -174,11 +172,11 @@ async def update_step(
         return await Sequence.get(id=step.sequence_id)
 
 
-async def remove_step(*, actor: Actor, step_id: str) -> Sequence:
+async def remove_step(*, actor: Actor, step_id: int) -> Sequence:
     """Removes a step; enrollments about to run it move on to the step after it."""
     actor.require_manager()
     async with in_transaction():
-        step = await get_owned(actor, SequenceStep, "SequenceStep", step_id, ["input", "id"], deleted_at=None)
+        step = await get_owned(actor, SequenceStep, step_id, ("step_id",), deleted_at=None)
         steps = await steps_of(step.sequence_id)
         following = next((s for s in steps if s.position > step.position), None)
         await Enrollment.filter(current_step_id=step.id, finished_at=None).update(
@@ -195,7 +193,7 @@ def _index(position: int | None, count: int) -> int:
     if position is None:
         return count - 1
     if position < 1:
-        raise InvalidInput("Positions start at 1.", ["input", "position"])
+        raise InvalidInput("Positions start at 1.", ("position",))
     return min(position, count) - 1
 
 

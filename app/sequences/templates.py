@@ -19,7 +19,7 @@ from jinja2 import Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from app.config import TEMPLATE_MAX_CHARS, TEMPLATE_RENDER_SECONDS, Settings
-from app.errors import InvalidInput
+from app.errors import Field, InvalidInput
 from app.sequences import budget, sandbox
 from app.sequences.budget import RenderError, TooLarge
 
@@ -72,7 +72,7 @@ def _environment() -> sandbox.Environment:
     return sandbox.Environment()
 
 
-def check(source: str, field: list[str]) -> str:
+def check(source: str, field: Field) -> str:
     """``source`` if it is a valid template over VARIABLES that renders for a sample
     prospect within the limits, else InvalidInput naming ``field``."""
     if len(source) > MAX_LENGTH:

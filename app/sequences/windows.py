@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app import validation
-from app.errors import InvalidInput
+from app.errors import Field, InvalidInput
 
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 QUIET_HOURS = (time(8, 0), time(21, 0))
@@ -46,10 +46,10 @@ def _clock(value: str) -> time:
     return time.fromisoformat(value)
 
 
-def parse_window(days: list[str], start: str, end: str, time_zone: str | None, field: list[str]) -> SendWindow:
+def parse_window(days: list[str], start: str, end: str, time_zone: str | None, field: Field) -> SendWindow:
     """A validated window; InvalidInput naming the field at fault."""
     if not days:
-        raise InvalidInput("A send window needs at least one day.", [*field, "days"])
+        raise InvalidInput("A send window needs at least one day.", (*field, "days"))
     times = []
     for name, value in (("start", start), ("end", end)):
         try:
@@ -57,10 +57,10 @@ def parse_window(days: list[str], start: str, end: str, time_zone: str | None, f
                 raise ValueError(value)
             times.append(_clock(value))
         except ValueError:
-            raise InvalidInput("Use HH:MM, e.g. 09:00.", [*field, name]) from None
+            raise InvalidInput("Use HH:MM, e.g. 09:00.", (*field, name)) from None
     if times[1] <= times[0]:
-        raise InvalidInput("end must be after start (a window does not cross midnight).", [*field, "end"])
-    zone = validation.time_zone(time_zone, [*field, "timeZone"]) if time_zone else None
+        raise InvalidInput("end must be after start (a window does not cross midnight).", (*field, "end"))
+    zone = validation.time_zone(time_zone, (*field, "time_zone")) if time_zone else None
     ordered = tuple(d for d in WEEKDAYS if d in set(days))
     return SendWindow(ordered, times[0], times[1], zone)
 

@@ -8,8 +8,7 @@ the previous column to the current one, signs nothing there. A value without the
 prefix is a secret stored plain before sealing (migration 0015 seals those) and
 reads as it is. ``signing_secrets`` is the one reader of the stored secrets.
 
-A copy of the database alone no longer signs anything: it takes SECRET_KEY
-too. Changing SECRET_KEY makes the sealed secrets unreadable: each endpoint's
+A copy of the database alone signs nothing: it takes SECRET_KEY too. Changing SECRET_KEY makes the sealed secrets unreadable: each endpoint's
 secret is then rotated (``rotateWebhookSecret``)."""
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def _types(event_types: list[EventType] | None) -> list[str]:
 
 
 async def create_endpoint(
-    actor: Actor, settings: Settings, url: str, event_types: list[EventType] | None
+    *, actor: Actor, settings: Settings, url: str, event_types: list[EventType] | None
 ) -> WithSecret:
     actor.require_admin()
     if await WebhookEndpoint.filter(organization_id=actor.organization_id).count() >= MAX_ENDPOINTS:
@@ -59,16 +59,16 @@ async def create_endpoint(
     return WithSecret(endpoint, secret)
 
 
-async def get_endpoint(actor: Actor, endpoint_id: str) -> WebhookEndpoint:
+async def get_endpoint(actor: Actor, endpoint_id: int) -> WebhookEndpoint:
     actor.require_admin()
-    return await get_owned(actor, WebhookEndpoint, "WebhookEndpoint", endpoint_id, ["input", "id"])
+    return await get_owned(actor, WebhookEndpoint, endpoint_id, ("endpoint_id",))
 
 
 async def update_endpoint(
+    *,
     actor: Actor,
     settings: Settings,
-    endpoint_id: str,
-    *,
+    endpoint_id: int,
     url: Any = UNCHANGED,
     event_types: Any = UNCHANGED,
     enabled: Any = UNCHANGED,
@@ -87,14 +87,14 @@ async def update_endpoint(
     return endpoint
 
 
-async def delete_endpoint(actor: Actor, endpoint_id: str) -> int:
+async def delete_endpoint(*, actor: Actor, endpoint_id: int) -> int:
     """Deletes the endpoint and its deliveries; its id."""
     endpoint = await get_endpoint(actor, endpoint_id)
     await endpoint.delete()
     return endpoint.id
 
 
-async def rotate_secret(actor: Actor, settings: Settings, endpoint_id: str) -> WithSecret:
+async def rotate_secret(*, actor: Actor, settings: Settings, endpoint_id: int) -> WithSecret:
     """A new secret; the current one signs beside it for ROTATION_OVERLAP. The row is
     locked: of two rotations at once, the second keeps the first's secret as previous."""
     async with in_transaction():

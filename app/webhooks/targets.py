@@ -13,8 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 from app.errors import InvalidInput
 
 MAX_URL = 2000
-URL_FIELD = ["input", "url"]
-"""Where a refused URL is named in the mutations' errors."""
+URL_FIELD = ("url",)
+"""Where a refused URL is named in the services' errors."""
 
 
 def parse(url: str) -> tuple[str, str, int]:

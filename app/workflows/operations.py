@@ -2,7 +2,7 @@
 
 Stored form (Action.operations, AutomationRule.operations): a list of dicts
 ``{"type", "status_id", "user_id", "delay_seconds"}`` with primary keys of the
-same organization. They are run by app.prospects.effects.
+same organization. They are run by app.automation.operations.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from app import ids
+from tortoise.models import Model
+
 from app.accounts.actor import Actor
 from app.accounts.models import User
-from app.errors import InvalidInput, NotFound
+from app.errors import Field, InvalidInput, NotFound
 from app.prospects.models import Channel
 from app.sequences import templates
 from app.sequences.models import Sequence
@@ -41,98 +42,81 @@ class OperationType(StrEnum):
     SEND_MESSAGE = "SEND_MESSAGE"
 
 
-# Which of statusId / userId / delaySeconds each type takes, and which it requires.
+# Which fields each type takes, and which it requires.
 _ACCEPTS: dict[OperationType, tuple[set[str], set[str]]] = {
-    OperationType.SET_STATUS: ({"statusId"}, {"statusId"}),
+    OperationType.SET_STATUS: ({"status_id"}, {"status_id"}),
     OperationType.MARK_CONTACT_ATTEMPTED: (set(), set()),
     OperationType.MARK_CONTACT_MADE: (set(), set()),
-    OperationType.SCHEDULE_CALLBACK: ({"delaySeconds"}, {"delaySeconds"}),
+    OperationType.SCHEDULE_CALLBACK: ({"delay_seconds"}, {"delay_seconds"}),
     OperationType.MARK_DO_NOT_CONTACT: (set(), set()),
-    OperationType.ASSIGN: ({"userId"}, set()),
+    OperationType.ASSIGN: ({"user_id"}, set()),
     OperationType.UNASSIGN: (set(), set()),
-    OperationType.ENROLL_IN_SEQUENCE: ({"sequenceId"}, {"sequenceId"}),
+    OperationType.ENROLL_IN_SEQUENCE: ({"sequence_id"}, {"sequence_id"}),
     OperationType.FINISH_ENROLLMENTS: ({"outcome"}, {"outcome"}),
     OperationType.PAUSE_ENROLLMENTS: (set(), set()),
     OperationType.RESUME_ENROLLMENTS: (set(), set()),
     OperationType.SEND_MESSAGE: ({"channel", "subject", "body"}, {"channel", "body"}),
 }
+_FIELDS = ("status_id", "user_id", "delay_seconds", "sequence_id", "outcome", "channel", "subject", "body")
+_SPOKEN = {"status_id": "statusId", "user_id": "userId", "delay_seconds": "delaySeconds", "sequence_id": "sequenceId"}
+"""A field as the messages name it: as clients write it."""
+_REFERENCES: tuple[tuple[str, type[Model], dict[str, Any]], ...] = (
+    ("status_id", Status, {"deleted_at": None}),
+    ("user_id", User, {}),
+    ("sequence_id", Sequence, {}),
+)
+"""The fields that reference a row of the organization, checked in this order."""
 
 
 @dataclass(frozen=True)
 class OperationSpec:
-    """An operation as the API gives it (global ids)."""
+    """An operation as it is given, ids as primary keys."""
 
     type: OperationType
-    status_id: str | None = None
-    user_id: str | None = None
+    status_id: int | None = None
+    user_id: int | None = None
     delay_seconds: int | None = None
-    sequence_id: str | None = None
+    sequence_id: int | None = None
     outcome: Stage | None = None
     channel: Channel | None = None
     subject: str | None = None
     body: str | None = None
 
 
-async def validate(actor: Actor, specs: Seq[OperationSpec], field: list[str]) -> list[dict[str, Any]]:
+async def validate(actor: Actor, specs: Seq[OperationSpec], field: Field) -> list[dict[str, Any]]:
     """The stored form of ``specs``; InvalidInput / NotFound naming the first fault."""
     if len(specs) > MAX_OPERATIONS:
         raise InvalidInput(f"At most {MAX_OPERATIONS} operations.", field)
     stored = []
     for index, spec in enumerate(specs):
-        at = [*field, str(index)]
+        at = (*field, index)
         accepts, requires = _ACCEPTS[spec.type]
-        given = {
-            name
-            for name, value in (
-                ("statusId", spec.status_id),
-                ("userId", spec.user_id),
-                ("delaySeconds", spec.delay_seconds),
-                ("sequenceId", spec.sequence_id),
-                ("outcome", spec.outcome),
-                ("channel", spec.channel),
-                ("subject", spec.subject),
-                ("body", spec.body),
-            )
-            if value is not None
-        }
+        given = {name for name in _FIELDS if getattr(spec, name) is not None}
         for name in sorted(given - accepts):
-            raise InvalidInput(f"{spec.type.value} does not take {name}; it must be null.", [*at, name])
+            raise InvalidInput(
+                f"{spec.type.value} does not take {_SPOKEN.get(name, name)}; it must be null.", (*at, name)
+            )
         for name in sorted(requires - given):
-            raise InvalidInput(f"{spec.type.value} requires {name}.", [*at, name])
-        status_pk = user_pk = None
-        if spec.status_id is not None:
-            status_pk = ids.decode_as("Status", spec.status_id)
+            raise InvalidInput(f"{spec.type.value} requires {_SPOKEN.get(name, name)}.", (*at, name))
+        for name, model, scope in _REFERENCES:
+            pk = getattr(spec, name)
             if (
-                status_pk is None
-                or not await Status.filter(
-                    id=status_pk, organization_id=actor.organization_id, deleted_at=None
-                ).exists()
+                pk is not None
+                and not await model.filter(id=pk, organization_id=actor.organization_id, **scope).exists()
             ):
-                raise NotFound("Status", [*at, "statusId"])
-        if spec.user_id is not None:
-            user_pk = ids.decode_as("User", spec.user_id)
-            if user_pk is None or not await User.filter(id=user_pk, organization_id=actor.organization_id).exists():
-                raise NotFound("User", [*at, "userId"])
-        sequence_pk = None
-        if spec.sequence_id is not None:
-            sequence_pk = ids.decode_as("Sequence", spec.sequence_id)
-            if (
-                sequence_pk is None
-                or not await Sequence.filter(id=sequence_pk, organization_id=actor.organization_id).exists()
-            ):
-                raise NotFound("Sequence", [*at, "sequenceId"])
+                raise NotFound(model.__name__, (*at, name))
         if spec.outcome is not None and spec.outcome not in OUTCOMES:
             names = ", ".join(sorted(OUTCOMES))
-            raise InvalidInput(f"An enrollment outcome is one of {names}.", [*at, "outcome"])
+            raise InvalidInput(f"An enrollment outcome is one of {names}.", (*at, "outcome"))
         if spec.delay_seconds is not None and not 0 <= spec.delay_seconds <= MAX_DELAY_SECONDS:
-            raise InvalidInput(f"delaySeconds must be between 0 and {MAX_DELAY_SECONDS}.", [*at, "delaySeconds"])
+            raise InvalidInput(f"delaySeconds must be between 0 and {MAX_DELAY_SECONDS}.", (*at, "delay_seconds"))
         stored.append(
             {
                 "type": spec.type.value,
-                "status_id": status_pk,
-                "user_id": user_pk,
+                "status_id": spec.status_id,
+                "user_id": spec.user_id,
                 "delay_seconds": spec.delay_seconds,
-                "sequence_id": sequence_pk,
+                "sequence_id": spec.sequence_id,
                 "outcome": spec.outcome.value if spec.outcome else None,
                 **_message(spec, at),
             }
@@ -140,22 +124,22 @@ async def validate(actor: Actor, specs: Seq[OperationSpec], field: list[str]) ->
     return stored
 
 
-def _message(spec: OperationSpec, at: list[str]) -> dict[str, Any]:
+def _message(spec: OperationSpec, at: Field) -> dict[str, Any]:
     """SEND_MESSAGE's channel and templates, checked like a step's (R4.1)."""
     if spec.type is not OperationType.SEND_MESSAGE:
         return {}
     if spec.channel not in (Channel.EMAIL, Channel.SMS):
-        raise InvalidInput("SEND_MESSAGE sends by EMAIL or SMS.", [*at, "channel"])
+        raise InvalidInput("SEND_MESSAGE sends by EMAIL or SMS.", (*at, "channel"))
     if spec.channel is Channel.EMAIL and not (spec.subject or "").strip():
-        raise InvalidInput("An email needs a subject.", [*at, "subject"])
+        raise InvalidInput("An email needs a subject.", (*at, "subject"))
     if spec.channel is Channel.SMS and spec.subject is not None:
-        raise InvalidInput("An SMS has no subject; it must be null.", [*at, "subject"])
+        raise InvalidInput("An SMS has no subject; it must be null.", (*at, "subject"))
     if not (spec.body or "").strip():
-        raise InvalidInput("The body must not be empty.", [*at, "body"])
+        raise InvalidInput("The body must not be empty.", (*at, "body"))
     return {
         "channel": spec.channel.value,
-        "subject": templates.check(spec.subject, [*at, "subject"]) if spec.subject else None,
-        "body": templates.check(spec.body or "", [*at, "body"]),
+        "subject": templates.check(spec.subject, (*at, "subject")) if spec.subject else None,
+        "body": templates.check(spec.body or "", (*at, "body")),
     }
 
 

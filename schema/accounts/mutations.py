@@ -10,6 +10,7 @@ from app.accounts.models import Role
 from schema.accounts import types
 from schema.context import Info
 from schema.errors import UserError, guarded
+from schema.node import optional_pk, pk
 from schema.workflows.types import Workflow
 
 
@@ -110,7 +111,7 @@ class AccountMutations:
                 changes=service.OrganizationChanges(
                     name=input.name,
                     time_zone=input.time_zone,
-                    default_status_id=input.default_status_id,
+                    default_status_id=optional_pk("Status", input.default_status_id),
                     pull_from_other_agents=input.pull_from_other_agents,
                     email_from=input.email_from,
                     sms_from=input.sms_from,
@@ -137,11 +138,14 @@ class AccountMutations:
     async def update_user(self, info: Info, input: UpdateUserInput) -> UpdateUserPayload:
         async def run() -> dict[str, Any]:
             update = await service.update_user(
-                actor=info.context.actor, user_id=input.user_id, name=input.name, role=input.role, active=input.active
+                actor=info.context.actor,
+                user_id=pk("User", input.user_id),
+                name=input.name,
+                role=input.role,
+                active=input.active,
             )
             if update.ended_token_ids:  # committed: every API process closes their websockets
-                redis = getattr(info.context.request.app.state, "redis", None)
-                await sessions.announce(redis, token_ids=update.ended_token_ids)
+                await sessions.announce(info.context.state.redis, token_ids=update.ended_token_ids)
             return {"user": types.User(row=update.user)}
 
         return await guarded(info, UpdateUserPayload, run)
@@ -149,7 +153,9 @@ class AccountMutations:
     @strawberry.mutation
     async def create_api_token(self, info: Info, input: CreateApiTokenInput) -> CreateApiTokenPayload:
         async def run() -> dict[str, Any]:
-            token, row = await service.create_token(actor=info.context.actor, name=input.name, user_id=input.user_id)
+            token, row = await service.create_token(
+                actor=info.context.actor, name=input.name, user_id=optional_pk("User", input.user_id)
+            )
             return {"api_token": types.ApiToken(row=row), "token": token}
 
         return await guarded(info, CreateApiTokenPayload, run)
@@ -157,12 +163,12 @@ class AccountMutations:
     @strawberry.mutation
     async def revoke_api_token(self, info: Info, input: RevokeApiTokenInput) -> RevokeApiTokenPayload:
         async def run() -> dict[str, Any]:
-            row = await service.revoke_token(actor=info.context.actor, token_id=input.id)
+            row = await service.revoke_token(actor=info.context.actor, token_id=pk("ApiToken", input.id))
             # Committed: every API process now closes the token's websockets.
-            await sessions.announce(getattr(info.context.request.app.state, "redis", None), token_ids=[row.id])
+            await sessions.announce(info.context.state.redis, token_ids=[row.id])
             return {"api_token": types.ApiToken(row=row)}
 
-        return await guarded(info, RevokeApiTokenPayload, run)
+        return await guarded(info, RevokeApiTokenPayload, run, {"token_id": "id"})
 
     @strawberry.mutation
     async def apply_preset(self, info: Info, input: ApplyPresetInput) -> ApplyPresetPayload:

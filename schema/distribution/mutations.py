@@ -10,6 +10,7 @@ from app.prospects import distribution
 from schema.context import Info
 from schema.enums import SystemStatus
 from schema.errors import UserError, guarded, guarded_bulk
+from schema.node import optional_pk, pk, pks
 from schema.prospects import types
 
 
@@ -47,6 +48,9 @@ class PullProspectInput:
     id: strawberry.ID
 
 
+_IDS = {"prospect_ids": "ids"}
+
+
 def _wrap(row: Any) -> types.Prospect:
     return types.Prospect(row=row)
 
@@ -60,9 +64,12 @@ class DistributionMutations:
             ProspectsPayload,
             "prospects",
             lambda: distribution.assign_prospects(
-                actor=info.context.actor, prospect_ids=input.ids, user_id=input.user_id
+                actor=info.context.actor,
+                prospect_ids=pks("Prospect", input.ids),
+                user_id=optional_pk("User", input.user_id),
             ),
             _wrap,
+            _IDS,
         )
 
     @strawberry.mutation
@@ -71,8 +78,9 @@ class DistributionMutations:
             info,
             ProspectsPayload,
             "prospects",
-            lambda: distribution.unassign_prospects(actor=info.context.actor, prospect_ids=input.ids),
+            lambda: distribution.unassign_prospects(actor=info.context.actor, prospect_ids=pks("Prospect", input.ids)),
             _wrap,
+            _IDS,
         )
 
     @strawberry.mutation
@@ -88,8 +96,7 @@ class DistributionMutations:
     @strawberry.mutation
     async def pull_prospect(self, info: Info, input: PullProspectInput) -> ProspectsPayload:
         async def run() -> dict[str, Any]:
-            return {
-                "prospects": [_wrap(await distribution.pull_prospect(actor=info.context.actor, prospect_id=input.id))]
-            }
+            prospect = await distribution.pull_prospect(actor=info.context.actor, prospect_id=pk("Prospect", input.id))
+            return {"prospects": [_wrap(prospect)]}
 
-        return await guarded(info, ProspectsPayload, run)
+        return await guarded(info, ProspectsPayload, run, {"prospect_id": "id"})

@@ -28,7 +28,8 @@ def _viewer(info: Info) -> stream.Viewer:
 
 
 def _hub(info: Info) -> Hub:
-    hub: Hub = info.context.request.app.state.hub
+    hub = info.context.state.hub
+    assert hub is not None, "an app serving websockets is connected to Redis"
     return hub
 
 

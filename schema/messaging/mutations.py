@@ -9,6 +9,7 @@ from schema.context import Info
 from schema.enums import BounceType, Channel
 from schema.errors import UserError, guarded
 from schema.messaging.types import Message
+from schema.node import optional_pk
 from schema.prospects.types import Prospect
 
 
@@ -62,14 +63,14 @@ class MessageMutations:
             )
             return {"message": Message(row=message), "prospect": Prospect(row=prospect)}
 
-        return await guarded(info, RecordInboundMessagePayload, run)
+        return await guarded(info, RecordInboundMessagePayload, run, {"sender": "from"})
 
     @strawberry.mutation
     async def record_bounce(self, info: Info, input: RecordBounceInput) -> RecordBouncePayload:
         async def run() -> dict[str, Any]:
             message, prospect = await inbound.record_bounce(
                 actor=info.context.actor,
-                message_id=input.message_id,
+                message_id=optional_pk("Message", input.message_id),
                 email=input.email,
                 bounce_type=input.type,
                 reason=input.reason,

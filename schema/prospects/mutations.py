@@ -10,7 +10,7 @@ from app.prospects import service
 from schema.context import Info
 from schema.enums import Channel, Interaction
 from schema.errors import UserError, guarded, guarded_bulk
-from schema.node import global_id
+from schema.node import global_id, optional_pk, pk
 from schema.prospects import types
 
 _FIELD_NAMES = ["first_name", "last_name", "email", "phone", "company", "title", "time_zone", "custom_fields"]
@@ -42,7 +42,12 @@ _PROSPECT_FIELDS = [*_FIELD_NAMES, "status_id", "owner_id", "pullable_after"]
 
 
 def _raw(prospect: ProspectInput) -> dict[str, Any]:
-    return {k: v for k, v in _given(prospect, _PROSPECT_FIELDS).items() if v is not None}
+    raw = {k: v for k, v in _given(prospect, _PROSPECT_FIELDS).items() if v is not None}
+    if "status_id" in raw:
+        raw["status_id"] = pk("Status", raw["status_id"])
+    if "owner_id" in raw:
+        raw["owner_id"] = pk("User", raw["owner_id"])
+    return raw
 
 
 @strawberry.input
@@ -167,6 +172,10 @@ class CompleteTaskPayload:
     errors: list[UserError]
 
 
+_SUBJECT = {"prospect_id": "id"}
+"""The prospect a mutation changes is its input's ``id``."""
+
+
 def _prospect(row: Any) -> dict[str, Any]:
     return {"prospect": types.Prospect(row=row)}
 
@@ -176,12 +185,10 @@ class ProspectMutations:
     @strawberry.mutation
     async def create_prospect(self, info: Info, input: CreateProspectInput) -> CreateProspectPayload:
         async def run() -> dict[str, Any]:
-            row = await service.create_prospect(
-                actor=info.context.actor, values=_raw(input.prospect), field=["input", "prospect"]
-            )
+            row = await service.create_prospect(actor=info.context.actor, values=_raw(input.prospect))
             return _prospect(row)
 
-        return await guarded(info, CreateProspectPayload, run)
+        return await guarded(info, CreateProspectPayload, run, {"values": "prospect"})
 
     @strawberry.mutation
     async def create_prospects(self, info: Info, input: CreateProspectsInput) -> CreateProspectsPayload:
@@ -189,47 +196,51 @@ class ProspectMutations:
             info,
             CreateProspectsPayload,
             "prospects",
-            lambda: service.create_prospects(
-                actor=info.context.actor, inputs=[_raw(p) for p in input.prospects], field=["input", "prospects"]
-            ),
+            lambda: service.create_prospects(actor=info.context.actor, inputs=[_raw(p) for p in input.prospects]),
             lambda row: types.Prospect(row=row),
+            {"inputs": "prospects"},
         )
 
     @strawberry.mutation
     async def update_prospect(self, info: Info, input: UpdateProspectInput) -> UpdateProspectPayload:
         async def run() -> dict[str, Any]:
             changes = _given(input, _FIELD_NAMES)
-            row = await service.update_prospect(actor=info.context.actor, prospect_id=input.id, changes=changes)
+            row = await service.update_prospect(
+                actor=info.context.actor, prospect_id=pk("Prospect", input.id), changes=changes
+            )
             return _prospect(row)
 
-        return await guarded(info, UpdateProspectPayload, run)
+        return await guarded(info, UpdateProspectPayload, run, _SUBJECT)
 
     @strawberry.mutation
     async def delete_prospect(self, info: Info, input: DeleteProspectInput) -> DeleteProspectPayload:
         async def run() -> dict[str, Any]:
-            pk = await service.delete_prospect(actor=info.context.actor, prospect_id=input.id)
-            return {"deleted_id": global_id("Prospect", pk)}
+            deleted = await service.delete_prospect(actor=info.context.actor, prospect_id=pk("Prospect", input.id))
+            return {"deleted_id": global_id("Prospect", deleted)}
 
-        return await guarded(info, DeleteProspectPayload, run)
+        return await guarded(info, DeleteProspectPayload, run, _SUBJECT)
 
     @strawberry.mutation
     async def set_prospect_status(self, info: Info, input: SetProspectStatusInput) -> SetProspectStatusPayload:
         async def run() -> dict[str, Any]:
             row = await service.set_status(
-                actor=info.context.actor, prospect_id=input.id, status_id=input.status_id, note=input.note
+                actor=info.context.actor,
+                prospect_id=pk("Prospect", input.id),
+                status_id=pk("Status", input.status_id),
+                note=input.note,
             )
             return _prospect(row)
 
-        return await guarded(info, SetProspectStatusPayload, run)
+        return await guarded(info, SetProspectStatusPayload, run, _SUBJECT)
 
     @strawberry.mutation
     async def log_activity(self, info: Info, input: LogActivityInput) -> LogActivityPayload:
         async def run() -> dict[str, Any]:
             activity, prospect = await service.log_activity(
                 actor=info.context.actor,
-                prospect_id=input.prospect_id,
+                prospect_id=pk("Prospect", input.prospect_id),
                 interaction=input.interaction,
-                action_id=input.action_id,
+                action_id=optional_pk("Action", input.action_id),
                 note=input.note,
             )
             return {"activity": types.Activity(row=activity), **_prospect(prospect)}
@@ -240,24 +251,26 @@ class ProspectMutations:
     async def mark_do_not_contact(self, info: Info, input: MarkDoNotContactInput) -> MarkDoNotContactPayload:
         async def run() -> dict[str, Any]:
             row = await service.mark_do_not_contact(
-                actor=info.context.actor, prospect_id=input.id, do_not_contact=input.do_not_contact
+                actor=info.context.actor, prospect_id=pk("Prospect", input.id), do_not_contact=input.do_not_contact
             )
             return _prospect(row)
 
-        return await guarded(info, MarkDoNotContactPayload, run)
+        return await guarded(info, MarkDoNotContactPayload, run, _SUBJECT)
 
     @strawberry.mutation
     async def opt_out_prospect(self, info: Info, input: OptOutProspectInput) -> OptOutProspectPayload:
         async def run() -> dict[str, Any]:
-            row = await service.opt_out(actor=info.context.actor, prospect_id=input.id, channel=input.channel)
+            row = await service.opt_out(
+                actor=info.context.actor, prospect_id=pk("Prospect", input.id), channel=input.channel
+            )
             return _prospect(row)
 
-        return await guarded(info, OptOutProspectPayload, run)
+        return await guarded(info, OptOutProspectPayload, run, _SUBJECT)
 
     @strawberry.mutation
     async def complete_task(self, info: Info, input: CompleteTaskInput) -> CompleteTaskPayload:
         async def run() -> dict[str, Any]:
-            row = await service.complete_task(actor=info.context.actor, task_id=input.id, note=input.note)
+            row = await service.complete_task(actor=info.context.actor, task_id=pk("Task", input.id), note=input.note)
             return {"task": types.Task(row=row)}
 
-        return await guarded(info, CompleteTaskPayload, run)
+        return await guarded(info, CompleteTaskPayload, run, {"task_id": "id"})

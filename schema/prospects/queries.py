@@ -41,9 +41,9 @@ class ProspectFilter:
 
 def _search(text: str) -> str:
     try:
-        return validation.search(text, ["filter", "search"])
+        return validation.search(text, ("search",))
     except DomainError as error:
-        raise domain_to_public(error) from error
+        raise domain_to_public(error, under=("filter",)) from error
 
 
 @strawberry.input

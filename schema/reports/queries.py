@@ -8,6 +8,7 @@ from app.errors import DomainError
 from app.prospects import reports
 from schema.accounts.types import User
 from schema.context import Info, domain_to_public
+from schema.node import optional_pk
 from schema.reports.types import AgentLoad, PipelineReport, PipelineRow, SystemStatusCount
 from schema.workflows.types import Status
 
@@ -17,7 +18,9 @@ class ReportQueries:
     @strawberry.field(description="Prospects per status of the workflow (of all workflows without one), weighted.")
     async def pipeline_report(self, info: Info, workflow_id: strawberry.ID | None = None) -> PipelineReport:
         try:
-            pipeline = await reports.pipeline(info.context.actor, workflow_id)
+            pipeline = await reports.pipeline(
+                actor=info.context.actor, workflow_id=optional_pk("Workflow", workflow_id)
+            )
         except DomainError as error:
             raise domain_to_public(error) from error
         return PipelineReport(

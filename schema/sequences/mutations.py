@@ -12,6 +12,7 @@ from app.sequences.windows import parse_window
 from schema.context import Info
 from schema.enums import EnrollmentStage, StepType
 from schema.errors import UserError, guarded, guarded_bulk
+from schema.node import pk
 from schema.sequences.types import Enrollment, Sequence, Weekday
 
 
@@ -38,9 +39,7 @@ def _step(step: SequenceStepInput) -> service.StepSpec:
 def _window(window: SendWindowInput | None) -> Any:
     if window is None:
         return None
-    return parse_window(
-        [d.value for d in window.days], window.start, window.end, window.time_zone, ["input", "sendWindow"]
-    )
+    return parse_window([d.value for d in window.days], window.start, window.end, window.time_zone, ("send_window",))
 
 
 @strawberry.input
@@ -177,8 +176,12 @@ class FinishEnrollmentsInput:
 Bulk = Callable[[], Awaitable[tuple[list[EnrollmentRow], list[DomainError]]]]
 
 
+ENROLLMENT_PATHS: tuple[str, ...] = ()
+"""app.sequences.enrollments still names its errors' fields by whole input paths."""
+
+
 async def _bulk(info: Info, run: Bulk) -> EnrollmentsPayload:
-    return await guarded_bulk(info, EnrollmentsPayload, "enrollments", run, _enrollment)
+    return await guarded_bulk(info, EnrollmentsPayload, "enrollments", run, _enrollment, under=ENROLLMENT_PATHS)
 
 
 def _enrollment(row: EnrollmentRow) -> Enrollment:
@@ -214,7 +217,7 @@ class SequenceMutations:
             return _sequence(
                 await service.update_sequence(
                     actor=info.context.actor,
-                    sequence_id=input.id,
+                    sequence_id=pk("Sequence", input.id),
                     name=input.name,
                     stop_on_reply=input.stop_on_reply,
                     unresponsive_after_seconds=input.unresponsive_after_seconds,
@@ -223,18 +226,18 @@ class SequenceMutations:
                 )
             )
 
-        return await guarded(info, UpdateSequencePayload, run)
+        return await guarded(info, UpdateSequencePayload, run, {"sequence_id": "id"})
 
     @strawberry.mutation
     async def set_sequence_active(self, info: Info, input: SetSequenceActiveInput) -> SetSequenceActivePayload:
         async def run() -> dict[str, Any]:
             return _sequence(
                 await enrollments.set_sequence_active(
-                    actor=info.context.actor, sequence_id=input.id, active=input.active
+                    actor=info.context.actor, sequence_id=pk("Sequence", input.id), active=input.active
                 )
             )
 
-        return await guarded(info, SetSequenceActivePayload, run)
+        return await guarded(info, SetSequenceActivePayload, run, under=ENROLLMENT_PATHS)
 
     @strawberry.mutation
     async def add_sequence_step(self, info: Info, input: AddSequenceStepInput) -> AddSequenceStepPayload:
@@ -242,7 +245,7 @@ class SequenceMutations:
             return _sequence(
                 await service.add_step(
                     actor=info.context.actor,
-                    sequence_id=input.sequence_id,
+                    sequence_id=pk("Sequence", input.sequence_id),
                     step=_step(input.step),
                     position=input.position,
                 )
@@ -256,7 +259,7 @@ class SequenceMutations:
             return _sequence(
                 await service.update_step(
                     actor=info.context.actor,
-                    step_id=input.id,
+                    step_id=pk("SequenceStep", input.id),
                     delay_seconds=input.delay_seconds,
                     subject=input.subject,
                     body=input.body,
@@ -264,14 +267,14 @@ class SequenceMutations:
                 )
             )
 
-        return await guarded(info, UpdateSequenceStepPayload, run)
+        return await guarded(info, UpdateSequenceStepPayload, run, {"step_id": "id"})
 
     @strawberry.mutation
     async def remove_sequence_step(self, info: Info, input: RemoveSequenceStepInput) -> RemoveSequenceStepPayload:
         async def run() -> dict[str, Any]:
-            return _sequence(await service.remove_step(actor=info.context.actor, step_id=input.id))
+            return _sequence(await service.remove_step(actor=info.context.actor, step_id=pk("SequenceStep", input.id)))
 
-        return await guarded(info, RemoveSequenceStepPayload, run)
+        return await guarded(info, RemoveSequenceStepPayload, run, {"step_id": "id"})
 
     @strawberry.mutation
     async def enroll_prospects(self, info: Info, input: EnrollProspectsInput) -> EnrollProspectsPayload:
@@ -281,11 +284,12 @@ class SequenceMutations:
             "enrollments",
             lambda: enrollments.enroll(
                 actor=info.context.actor,
-                sequence_id=input.sequence_id,
+                sequence_id=pk("Sequence", input.sequence_id),
                 prospect_ids=input.prospect_ids,
                 activate=input.activate,
             ),
             _enrollment,
+            under=ENROLLMENT_PATHS,
         )
 
     @strawberry.mutation

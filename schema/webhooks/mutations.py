@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import strawberry
 
@@ -13,7 +13,7 @@ from app.webhooks import service
 from app.workflows.service import UNCHANGED
 from schema.context import Info
 from schema.errors import UserError, guarded
-from schema.node import global_id
+from schema.node import global_id, pk
 from schema.webhooks.types import WebhookEndpoint
 
 
@@ -68,7 +68,7 @@ class RotateWebhookSecretPayload:
 
 
 def _settings(info: Info) -> Settings:
-    return cast(Settings, info.context.request.app.state.settings)
+    return info.context.settings
 
 
 def _given(value: Any) -> Any:
@@ -83,7 +83,9 @@ class WebhookMutations:
         self, info: Info, input: CreateWebhookEndpointInput
     ) -> CreateWebhookEndpointPayload:
         async def run() -> dict[str, Any]:
-            made = await service.create_endpoint(info.context.actor, _settings(info), input.url, input.event_types)
+            made = await service.create_endpoint(
+                actor=info.context.actor, settings=_settings(info), url=input.url, event_types=input.event_types
+            )
             return {"webhook_endpoint": WebhookEndpoint(row=made.endpoint), "secret": made.secret}
 
         return await guarded(info, CreateWebhookEndpointPayload, run)
@@ -95,33 +97,37 @@ class WebhookMutations:
         async def run() -> dict[str, Any]:
             if input.url is None or input.enabled is None:
                 field = "url" if input.url is None else "enabled"
-                raise InvalidInput(f"`{field}` cannot be null.", ["input", field])
+                raise InvalidInput(f"`{field}` cannot be null.", (field,))
             endpoint = await service.update_endpoint(
-                info.context.actor,
-                _settings(info),
-                input.id,
+                actor=info.context.actor,
+                settings=_settings(info),
+                endpoint_id=pk("WebhookEndpoint", input.id),
                 url=_given(input.url),
                 event_types=_given(input.event_types),
                 enabled=_given(input.enabled),
             )
             return {"webhook_endpoint": WebhookEndpoint(row=endpoint)}
 
-        return await guarded(info, UpdateWebhookEndpointPayload, run)
+        return await guarded(info, UpdateWebhookEndpointPayload, run, {"endpoint_id": "id"})
 
     @strawberry.mutation
     async def delete_webhook_endpoint(
         self, info: Info, input: DeleteWebhookEndpointInput
     ) -> DeleteWebhookEndpointPayload:
         async def run() -> dict[str, Any]:
-            deleted = await service.delete_endpoint(info.context.actor, input.id)
+            deleted = await service.delete_endpoint(
+                actor=info.context.actor, endpoint_id=pk("WebhookEndpoint", input.id)
+            )
             return {"deleted_id": global_id("WebhookEndpoint", deleted)}
 
-        return await guarded(info, DeleteWebhookEndpointPayload, run)
+        return await guarded(info, DeleteWebhookEndpointPayload, run, {"endpoint_id": "id"})
 
     @strawberry.mutation
     async def rotate_webhook_secret(self, info: Info, input: RotateWebhookSecretInput) -> RotateWebhookSecretPayload:
         async def run() -> dict[str, Any]:
-            made = await service.rotate_secret(info.context.actor, _settings(info), input.id)
+            made = await service.rotate_secret(
+                actor=info.context.actor, settings=_settings(info), endpoint_id=pk("WebhookEndpoint", input.id)
+            )
             return {"webhook_endpoint": WebhookEndpoint(row=made.endpoint), "secret": made.secret}
 
-        return await guarded(info, RotateWebhookSecretPayload, run)
+        return await guarded(info, RotateWebhookSecretPayload, run, {"endpoint_id": "id"})

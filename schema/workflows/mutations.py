@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
@@ -9,7 +10,7 @@ from app.workflows.operations import OperationSpec
 from schema.context import Info
 from schema.enums import Channel, EnrollmentStage, Interaction, OperationType, SystemStatus, TriggerEvent
 from schema.errors import UserError, guarded
-from schema.node import global_id
+from schema.node import global_id, optional_pk, pk, pks
 from schema.workflows import types
 
 
@@ -34,10 +35,10 @@ def _specs(inputs: list[OperationInput] | None) -> list[OperationSpec] | None:
     return [
         OperationSpec(
             type=op.type,
-            status_id=op.status_id,
-            user_id=op.user_id,
+            status_id=optional_pk("Status", op.status_id),
+            user_id=optional_pk("User", op.user_id),
             delay_seconds=op.delay_seconds,
-            sequence_id=op.sequence_id,
+            sequence_id=optional_pk("Sequence", op.sequence_id),
             outcome=op.outcome,
             channel=op.channel,
             subject=op.subject,
@@ -239,8 +240,12 @@ def _deleted(type_name: str, pk: int) -> dict[str, Any]:
     return {"deleted_id": global_id(type_name, pk)}
 
 
-def _unset_to(value: Any, default: Any) -> Any:
-    return default if value is strawberry.UNSET else value
+def _unset_to(value: Any, default: Any, convert: Callable[[Any], Any] = lambda value: value) -> Any:
+    return default if value is strawberry.UNSET else convert(value)
+
+
+def _status_pks(status_ids: list[strawberry.ID] | None) -> list[int] | None:
+    return None if status_ids is None else pks("Status", status_ids)
 
 
 @strawberry.type
@@ -257,28 +262,31 @@ class WorkflowMutations:
     async def update_workflow(self, info: Info, input: UpdateWorkflowInput) -> UpdateWorkflowPayload:
         async def run() -> dict[str, Any]:
             row = await service.update_workflow(
-                actor=info.context.actor, workflow_id=input.id, name=input.name, position=input.position
+                actor=info.context.actor, workflow_id=pk("Workflow", input.id), name=input.name, position=input.position
             )
             return {"workflow": types.Workflow(row=row)}
 
-        return await guarded(info, UpdateWorkflowPayload, run)
+        return await guarded(info, UpdateWorkflowPayload, run, {"workflow_id": "id"})
 
     @strawberry.mutation
     async def delete_workflow(self, info: Info, input: DeleteWorkflowInput) -> DeleteWorkflowPayload:
         async def run() -> dict[str, Any]:
-            pk = await service.delete_workflow(
-                actor=info.context.actor, workflow_id=input.id, move_to_status_id=input.move_to_status_id
+            deleted = await service.delete_workflow(
+                actor=info.context.actor,
+                workflow_id=pk("Workflow", input.id),
+                move_to_status_id=optional_pk("Status", input.move_to_status_id),
             )
-            return _deleted("Workflow", pk)
+            return _deleted("Workflow", deleted)
 
-        return await guarded(info, DeleteWorkflowPayload, run)
+        # A status of the workflow that cannot go is named by the workflow's id.
+        return await guarded(info, DeleteWorkflowPayload, run, {"workflow_id": "id", "status_id": "id"})
 
     @strawberry.mutation
     async def create_status(self, info: Info, input: CreateStatusInput) -> CreateStatusPayload:
         async def run() -> dict[str, Any]:
             row = await service.create_status(
                 actor=info.context.actor,
-                workflow_id=input.workflow_id,
+                workflow_id=pk("Workflow", input.workflow_id),
                 name=input.name,
                 system_status=input.system_status,
                 pipeline_percent=input.pipeline_percent,
@@ -295,9 +303,9 @@ class WorkflowMutations:
         async def run() -> dict[str, Any]:
             row = await service.update_status(
                 actor=info.context.actor,
-                status_id=input.id,
+                status_id=pk("Status", input.id),
                 name=input.name,
-                workflow_id=input.workflow_id,
+                workflow_id=optional_pk("Workflow", input.workflow_id),
                 system_status=input.system_status,
                 pipeline_percent=input.pipeline_percent,
                 position=input.position,
@@ -306,17 +314,19 @@ class WorkflowMutations:
             )
             return {"status": types.Status(row=row)}
 
-        return await guarded(info, UpdateStatusPayload, run)
+        return await guarded(info, UpdateStatusPayload, run, {"status_id": "id"})
 
     @strawberry.mutation
     async def delete_status(self, info: Info, input: DeleteStatusInput) -> DeleteStatusPayload:
         async def run() -> dict[str, Any]:
-            pk = await service.delete_status(
-                actor=info.context.actor, status_id=input.id, move_to_status_id=input.move_to_status_id
+            deleted = await service.delete_status(
+                actor=info.context.actor,
+                status_id=pk("Status", input.id),
+                move_to_status_id=optional_pk("Status", input.move_to_status_id),
             )
-            return _deleted("Status", pk)
+            return _deleted("Status", deleted)
 
-        return await guarded(info, DeleteStatusPayload, run)
+        return await guarded(info, DeleteStatusPayload, run, {"status_id": "id"})
 
     @strawberry.mutation
     async def create_action_category(self, info: Info, input: CreateActionCategoryInput) -> CreateActionCategoryPayload:
@@ -333,9 +343,9 @@ class WorkflowMutations:
                 actor=info.context.actor,
                 fields=service.ActionFields(
                     name=input.name,
-                    category_id=input.category_id,
+                    category_id=optional_pk("ActionCategory", input.category_id),
                     interactions=input.interactions,
-                    available_in_status_ids=input.available_in_status_ids,
+                    available_in_status_ids=_status_pks(input.available_in_status_ids),
                     operations=_specs(input.operations),
                 ),
             )
@@ -348,25 +358,28 @@ class WorkflowMutations:
         async def run() -> dict[str, Any]:
             row = await service.update_action(
                 actor=info.context.actor,
-                action_id=input.id,
+                action_id=pk("Action", input.id),
                 fields=service.ActionFields(
                     name=input.name,
-                    category_id=_unset_to(input.category_id, service.UNCHANGED),
+                    category_id=_unset_to(
+                        input.category_id, service.UNCHANGED, lambda id: optional_pk("ActionCategory", id)
+                    ),
                     interactions=input.interactions,
-                    available_in_status_ids=input.available_in_status_ids,
+                    available_in_status_ids=_status_pks(input.available_in_status_ids),
                     operations=_specs(input.operations),
                 ),
             )
             return {"action": types.Action(row=row)}
 
-        return await guarded(info, UpdateActionPayload, run)
+        return await guarded(info, UpdateActionPayload, run, {"action_id": "id"})
 
     @strawberry.mutation
     async def delete_action(self, info: Info, input: DeleteActionInput) -> DeleteActionPayload:
         async def run() -> dict[str, Any]:
-            return _deleted("Action", await service.delete_action(actor=info.context.actor, action_id=input.id))
+            deleted = await service.delete_action(actor=info.context.actor, action_id=pk("Action", input.id))
+            return _deleted("Action", deleted)
 
-        return await guarded(info, DeleteActionPayload, run)
+        return await guarded(info, DeleteActionPayload, run, {"action_id": "id"})
 
     @strawberry.mutation
     async def create_automation_rule(self, info: Info, input: CreateAutomationRuleInput) -> CreateAutomationRulePayload:
@@ -375,7 +388,7 @@ class WorkflowMutations:
                 actor=info.context.actor,
                 name=input.name,
                 event=input.event,
-                status_id=input.status_id,
+                status_id=optional_pk("Status", input.status_id),
                 operations=_specs(input.operations) or [],
                 enabled=input.enabled,
                 channel=_unset_to(input.channel, service.UNCHANGED),
@@ -390,22 +403,22 @@ class WorkflowMutations:
         async def run() -> dict[str, Any]:
             row = await service.update_rule(
                 actor=info.context.actor,
-                rule_id=input.id,
+                rule_id=pk("AutomationRule", input.id),
                 name=input.name,
                 enabled=input.enabled,
-                status_id=input.status_id,
+                status_id=optional_pk("Status", input.status_id),
                 operations=_specs(input.operations),
                 channel=_unset_to(input.channel, service.UNCHANGED),
                 stage=_unset_to(input.stage, service.UNCHANGED),
             )
             return {"automation_rule": types.AutomationRule(row=row)}
 
-        return await guarded(info, UpdateAutomationRulePayload, run)
+        return await guarded(info, UpdateAutomationRulePayload, run, {"rule_id": "id"})
 
     @strawberry.mutation
     async def delete_automation_rule(self, info: Info, input: DeleteAutomationRuleInput) -> DeleteAutomationRulePayload:
         async def run() -> dict[str, Any]:
-            pk = await service.delete_rule(actor=info.context.actor, rule_id=input.id)
-            return _deleted("AutomationRule", pk)
+            deleted = await service.delete_rule(actor=info.context.actor, rule_id=pk("AutomationRule", input.id))
+            return _deleted("AutomationRule", deleted)
 
-        return await guarded(info, DeleteAutomationRulePayload, run)
+        return await guarded(info, DeleteAutomationRulePayload, run, {"rule_id": "id"})

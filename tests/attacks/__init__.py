@@ -1,5 +1,5 @@
 """The attack catalogue: what a hostile or careless client tried, and what
-Leadline must answer (issue #19, SPEC R1.1 and R15).
+Leadline must answer (SPEC R1.1 and R15).
 
 One module per surface (HTTP bodies, GraphQL queries, websockets, inbound
 webhooks, templates, sending identities, webhooks out, files). Each module

@@ -1,4 +1,4 @@
-"""Files: the data directory is its owner's alone (issue #19). After a real start
+"""Files: the data directory is its owner's alone. After a real start
 under a umask of 022 (settings, migrations, the database in use, the embedded
 Redis, the file outbox written), its directories are 0700 and its files 0600."""
 

@@ -1,4 +1,4 @@
-"""GraphQL operations: what a query may ask for and carry (issue #19, items 5, 9 and 13).
+"""GraphQL operations: what a query may ask for and carry.
 An operation over the cost budget is refused before any SQL runs; configuration
 past its caps (which the cost counts lists at) is a CONFLICT naming the field; bad
 input is an INVALID_INPUT naming the field, never a masked error; production

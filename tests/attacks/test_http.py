@@ -1,4 +1,4 @@
-"""HTTP bodies: what a client may send to each POST endpoint (issue #19, items 7 and 9).
+"""HTTP bodies: what a client may send to each POST endpoint.
 A body is too large (413), or not the JSON a GraphQL request is (400); either way
 the answer is JSON saying what is wrong, never a 500."""
 

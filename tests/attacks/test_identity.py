@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from app import ids
 from app.accounts import service as accounts
 from app.accounts.models import Organization, Role, SendingIdentity
 from app.clock import FrozenClock
@@ -124,11 +123,11 @@ async def test_an_agents_sequence_stats_count_only_the_prospects_it_may_work(
 ) -> None:
     admin = org.actor(Role.ADMIN, clock)
     second = await accounts.create_user(actor=admin, name="Second", email="second@acme.example", role=Role.AGENT)
-    second_token, _ = await accounts.create_token(actor=admin, name="second", user_id=ids.encode("User", second.id))
+    second_token, _ = await accounts.create_token(actor=admin, name="second", user_id=second.id)
     people: list[dict[str, object]] = [
-        {"first_name": "Ada", "email": "ada@client.example", "owner_id": org.user_gid(Role.AGENT)},
+        {"first_name": "Ada", "email": "ada@client.example", "owner_id": org.users[Role.AGENT].id},
         {"first_name": "Bob", "email": "bob@client.example"},
-        {"first_name": "Cyd", "email": "cyd@client.example", "owner_id": ids.encode("User", second.id)},
+        {"first_name": "Cyd", "email": "cyd@client.example", "owner_id": second.id},
     ]
     await setup(org, clock, steps=[StepSpec(StepType.EMAIL, 0, body="Hello", subject="Hi")], people=people)
     settings = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data")})

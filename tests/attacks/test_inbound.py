@@ -91,7 +91,7 @@ FORGED_BOUNCES = [
 
 
 # Mails to Acme's sender address whose headers or structure the email package (or
-# flufl.bounce) failed on, and what the webhook now makes of them.
+# flufl.bounce) fails on, and what the webhook makes of them.
 MALFORMED = [
     pytest.param(b"From: Ada <\nTo: sales@acme.example\n\nhi\n", "unrouted", "reply", id="from-cut-short"),
     pytest.param(

@@ -1,4 +1,4 @@
-"""Sending (issue #19, item 10): messages whose addresses not every path can carry.
+"""Sending: messages whose addresses not every path can carry.
 
 Each case is a recipient (as stored: validation let ``kofi.müller@example.com``
 through, and older rows may hold worse), the organization's sender, the way out

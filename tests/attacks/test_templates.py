@@ -1,4 +1,4 @@
-"""Templates (issue #19, item 6): what one template may cost, and what the sandbox refuses.
+"""Templates: what one template may cost, and what the sandbox refuses.
 
 Each case is a step's template (its subject or body) and what Leadline answers:
 ``Refused``, an INVALID_INPUT naming the field when the step is saved (whatever
@@ -159,10 +159,12 @@ async def _enroll(org: Org, clock: FrozenClock, sequence_id: str) -> Enrollment:
     admin = org.actor(Role.ADMIN, clock)
     if not await _has_workflow(org):
         await presets.apply(actor=admin, name="lead-workflow")
-    [prospect], errors = await prospects.create_prospects(actor=admin, inputs=[PROSPECT], field=["input"])
+    [prospect], errors = await prospects.create_prospects(actor=admin, inputs=[PROSPECT])
     assert not errors
+    sequence_pk = ids.decode_as("Sequence", sequence_id)
+    assert sequence_pk is not None
     [enrollment], errors = await enrollments.enroll(
-        actor=admin, sequence_id=sequence_id, prospect_ids=[ids.encode("Prospect", prospect.id)], activate=None
+        actor=admin, sequence_id=sequence_pk, prospect_ids=[ids.encode("Prospect", prospect.id)], activate=None
     )
     assert not errors
     return enrollment

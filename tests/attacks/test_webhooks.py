@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from app import ids, presets
+from app import presets
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.config import Settings
@@ -109,9 +109,11 @@ async def test_sealed_secrets_moved_between_rows(
     current = {}
     for owner in (org, other_org):
         admin = owner.actor(Role.ADMIN, clock)
-        made = await service.create_endpoint(admin, settings, "https://8.8.8.8/hook", None)
-        gid = ids.encode("WebhookEndpoint", made.endpoint.id)
-        current[owner.id] = (await service.rotate_secret(admin, settings, gid)).secret
+        made = await service.create_endpoint(
+            actor=admin, settings=settings, url="https://8.8.8.8/hook", event_types=None
+        )
+        rotated = await service.rotate_secret(actor=admin, settings=settings, endpoint_id=made.endpoint.id)
+        current[owner.id] = rotated.secret
     target = await WebhookEndpoint.get(organization_id=org.id)
     origin = target if source == OWN else await WebhookEndpoint.get(organization_id=other_org.id)
     await WebhookEndpoint.filter(id=target.id).update(**{to_column: getattr(origin, from_column)})
@@ -138,11 +140,9 @@ async def test_embedded_loopback_endpoints_registered_while_allowed_are_refused_
 ) -> None:
     allowed = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path / "data"), "WEBHOOK_ALLOW_PRIVATE": "1"})
     for url in REGISTERED_WHILE_ALLOWED:
-        await service.create_endpoint(org.actor(Role.ADMIN, clock), allowed, url, None)
+        await service.create_endpoint(actor=org.actor(Role.ADMIN, clock), settings=allowed, url=url, event_types=None)
     await presets.apply(actor=org.actor(Role.ADMIN, clock), name="lead-workflow")
-    _, errors = await prospects.create_prospects(
-        actor=org.actor(Role.ADMIN, clock), inputs=[{"first_name": "Ada"}], field=["input"]
-    )
+    _, errors = await prospects.create_prospects(actor=org.actor(Role.ADMIN, clock), inputs=[{"first_name": "Ada"}])
     assert not errors
     await log.sequence()
     await relay.publish(redis, clock)

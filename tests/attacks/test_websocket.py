@@ -1,4 +1,4 @@
-"""The websocket (issue #19): what connection_init accepts, what one malformed
+"""The websocket: what connection_init accepts, what one malformed
 operation may do to a connection, subscriptions sent over HTTP, and sockets whose
 token is revoked, whose user is deactivated or whose viewer may no longer see
 what it subscribed to."""
@@ -30,6 +30,7 @@ from app.events import log, stream
 from app.events.hub import Hub
 from app.prospects import service as prospects
 from app.prospects.models import Prospect
+from app.state import state_of
 from app.web import create_app
 from schema.context import Context
 from tests.conftest import Org
@@ -119,8 +120,10 @@ async def serving_app(app: Starlette) -> AsyncIterator[Served]:
         async with serving(app) as url:
             yield Served(app, url)
     finally:
-        await app.state.hub.close()
-        await app.state.sessions.close()
+        state = state_of(app)
+        assert state.hub is not None
+        await state.hub.close()
+        await state.sessions.close()
 
 
 @pytest.fixture
@@ -141,10 +144,10 @@ def _fill(value: Any, tokens: dict[str, str]) -> Any:
 
 async def _tokens(org: Org, clock: FrozenClock) -> dict[str, str]:
     admin = org.actor(Role.ADMIN, clock)
-    revoked, row = await accounts.create_token(actor=admin, name="old", user_id=org.user_gid(Role.AGENT))
-    await accounts.revoke_token(actor=admin, token_id=ids.encode("ApiToken", row.id))
+    revoked, row = await accounts.create_token(actor=admin, name="old", user_id=org.users[Role.AGENT].id)
+    await accounts.revoke_token(actor=admin, token_id=row.id)
     leaver = await accounts.create_user(actor=admin, name="Leaver", email="leaver@acme.example", role=Role.AGENT)
-    inactive, _ = await accounts.create_token(actor=admin, name="leaver", user_id=ids.encode("User", leaver.id))
+    inactive, _ = await accounts.create_token(actor=admin, name="leaver", user_id=leaver.id)
     await User.filter(id=leaver.id).update(active=False)
     return {
         "token": org.tokens[Role.AGENT],
@@ -241,7 +244,7 @@ async def test_revoking_a_token_on_one_process_closes_its_sockets_on_every_proce
 ) -> None:
     served_a, served_b = two_processes
     admin = org.actor(Role.ADMIN, clock)
-    laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
+    laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.users[Role.AGENT].id)
     async with (
         connect(served_b.ws, laptop) as there,
         connect(served_a.ws, laptop) as here,
@@ -257,7 +260,8 @@ async def test_revoking_a_token_on_one_process_closes_its_sockets_on_every_proce
         assert await _closed_with(there, 2.0) == 4403
         assert await _closed_with(here, 2.0) == 4403
         assert "viewer" in await other_token.next_data(await other_token.subscribe(VIEWER))
-    assert served_b.app.state.hub.subscriber_count() == 0  # the revoked socket's subscription is gone
+    hub = state_of(served_b.app).hub
+    assert hub is not None and hub.subscriber_count() == 0  # the revoked socket's subscription is gone
 
 
 DEACTIVATE = "mutation($input: UpdateUserInput!) { updateUser(input: $input) { errors { code } } }"
@@ -268,7 +272,7 @@ async def test_deactivating_a_user_through_the_api_closes_its_sockets_on_every_p
 ) -> None:
     served_a, served_b = two_processes
     admin = org.actor(Role.ADMIN, clock)
-    laptop, _ = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
+    laptop, _ = await accounts.create_token(actor=admin, name="laptop", user_id=org.users[Role.AGENT].id)
     async with (
         connect(served_b.ws, laptop) as there,
         connect(served_b.ws, org.tokens[Role.AGENT]) as phone,
@@ -291,10 +295,10 @@ async def test_a_revocation_whose_announcement_was_lost_still_closes_the_socket_
     served: Served, org: Org, clock: FrozenClock
 ) -> None:
     admin = org.actor(Role.ADMIN, clock)
-    laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.user_gid(Role.AGENT))
+    laptop, row = await accounts.create_token(actor=admin, name="laptop", user_id=org.users[Role.AGENT].id)
     async with connect(served.ws, laptop) as client:
         await _ready(client)
-        await accounts.revoke_token(actor=admin, token_id=ids.encode("ApiToken", row.id))  # nothing announced
+        await accounts.revoke_token(actor=admin, token_id=row.id)  # nothing announced
         assert await _closed_with(client, 2.0) == 4403
 
 
@@ -319,11 +323,11 @@ async def test_a_connection_demoted_to_agent_gets_only_the_events_of_prospects_i
         await _ready(client)
         # When the MANAGER becomes an AGENT (and its session has checked)
         await User.filter(id=manager.id).update(role=Role.AGENT)
-        await served.app.state.sessions.check()
+        await state_of(served.app).sessions.check()
         # then of two prospects it sees only the one it may work (unassigned), not the ADMIN's.
         # (From the log, numbered and not published: a shared Redis carries other tests' events.)
-        theirs = {"first_name": "Theirs", "owner_id": org.user_gid(Role.ADMIN)}
-        await prospects.create_prospects(actor=admin, inputs=[theirs, {"first_name": "Open"}], field=["input"])
+        theirs = {"first_name": "Theirs", "owner_id": org.users[Role.ADMIN].id}
+        await prospects.create_prospects(actor=admin, inputs=[theirs, {"first_name": "Open"}])
         await log.sequence()
         operation = await client.subscribe(
             "subscription($after: String) { events(after: $after) { type prospect { firstName } } }",
@@ -339,12 +343,12 @@ async def test_events_read_from_the_log_pass_the_read_rule_when_delivered_not_wh
     # Given an AGENT's two prospects with events in the log (one page)
     agent, admin = org.actor(Role.AGENT, clock), org.actor(Role.ADMIN, clock)
     await presets.apply(actor=admin, name="lead-workflow")
-    mine = {"owner_id": org.user_gid(Role.AGENT)}
+    mine = {"owner_id": org.users[Role.AGENT].id}
     made, _ = await prospects.create_prospects(
-        actor=admin, inputs=[{"first_name": "Taken", **mine}, {"first_name": "Kept", **mine}], field=["input"]
+        actor=admin, inputs=[{"first_name": "Taken", **mine}, {"first_name": "Kept", **mine}]
     )
     taken, kept = made
-    await prospects.update_prospect(actor=admin, prospect_id=ids.encode("Prospect", taken.id), changes={"title": "CTO"})
+    await prospects.update_prospect(actor=admin, prospect_id=taken.id, changes={"title": "CTO"})
     await log.sequence()
     hub = Hub(redis, Sessions())
     try:

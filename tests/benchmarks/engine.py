@@ -118,10 +118,9 @@ class Phase:
 
 BARE_RUNS = 2
 """Bare loops on each side of the engine's run, their median taken: one run's rate
-moved by up to a half within minutes on the 2-core machine (1,599 and 2,373
-messages/s, two runs apart), and runs only after the engine's let the ratio swing
-with the drift between the two (0.43 in a run whose engine phase met a slow spell,
-where the same code gave 0.50-0.53)."""
+can move by up to a half within minutes on a 2-core machine, and runs only after
+the engine's would let the ratio swing with the drift between the two
+(tests/benchmarks/README.md)."""
 
 
 async def prepare(settings: Settings, count: int) -> int:
@@ -149,14 +148,13 @@ async def prepare(settings: Settings, count: int) -> int:
     for start in range(0, count, 1000):
         made, _ = await prospects.create_prospects(
             actor=actor,
-            field=["input"],
             inputs=[
                 {"first_name": f"P{i}", "email": f"p{i}@client.example"} for i in range(start, min(count, start + 1000))
             ],
         )
         await enrollments.enroll(
             actor=actor,
-            sequence_id=ids.encode("Sequence", sequence.id),
+            sequence_id=sequence.id,
             prospect_ids=[ids.encode("Prospect", p.id) for p in made],
             activate=None,
         )
@@ -202,7 +200,7 @@ async def engine_rate(
         cpu_before, machine_before = cpu_seconds(), machine_busy()
         started, activation_cpu = time.perf_counter(), time.process_time()
         actor = system_actor(sequence.organization_id, SystemClock())
-        await enrollments.set_sequence_active(actor=actor, sequence_id=ids.encode("Sequence", sequence.id), active=True)
+        await enrollments.set_sequence_active(actor=actor, sequence_id=sequence.id, active=True)
         await relay.nudge(nudges)  # as the API does after a write: the worker's scheduler runs at once
         activation = time.perf_counter() - started
         activation_cpu = time.process_time() - activation_cpu

@@ -70,7 +70,7 @@ async def main(count: int) -> None:
                         for n in range(count)
                     ]
                 )
-                pipeline = await median_ms(lambda: reports.pipeline(actor, None))
+                pipeline = await median_ms(lambda: reports.pipeline(actor=actor, workflow_id=None))
                 systems = await median_ms(lambda: reports.system_status_counts(actor))
                 load = await median_ms(lambda: reports.agent_load(actor))
             finally:

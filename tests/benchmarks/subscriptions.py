@@ -31,6 +31,7 @@ from app.clock import SystemClock
 from app.config import Settings
 from app.events import log, relay
 from app.events.models import Event, EventType
+from app.prospects.events import prospect_event
 from app.redis import connected
 from tests.conftest import fresh_database
 from tests.live_processes import processes
@@ -55,7 +56,7 @@ def rss_mib(pid: int) -> float:
 async def publish_one(redis: object, organization_id: int, clock: SystemClock) -> tuple[int, float]:
     """Appends one event, numbers it and publishes it as the relay does: (its cursor, when published)."""
     async with in_transaction():
-        await log.record([log.prospect_event(EventType.PROSPECT_UPDATED, organization_id, 1, clock.now())])
+        await log.record([prospect_event(EventType.PROSPECT_UPDATED, organization_id, 1, clock.now())])
     await log.sequence()
     seq = await Event.filter(seq__not_isnull=True).order_by("-seq").first().values_list("seq", flat=True)
     published = time.perf_counter()
