@@ -26,13 +26,13 @@ from strawberry.types.graphql import OperationType
 
 from app.config import GRAPHQL_MAX_COST
 from app.events import relay
-from schema import types
+from schema.accounts.types import ApiToken
 from schema.context import AuthenticationError, Context, PublicError
 from schema.cost import CostLimiter
+from schema.events.subscriptions import Subscription
 from schema.literals import TextLiterals
-from schema.mutations import Mutation
-from schema.queries import Query
-from schema.subscriptions import Subscription
+from schema.prospects.types import Activity, StatusChange, Task
+from schema.root import Mutation, Query
 
 logger = logging.getLogger("leadline.graphql")
 
@@ -112,7 +112,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[types.ApiToken, types.Activity, types.StatusChange, types.Task],
+        types=[ApiToken, Activity, StatusChange, Task],
         extensions=[
             functools.partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
             functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),

@@ -48,7 +48,7 @@ from app.sequences.state import Stage
 from app.webhooks.service import MAX_ENDPOINTS
 from app.workflows.models import SystemStatus
 from app.workflows.operations import MAX_OPERATIONS
-from schema.relay import DEFAULT_PAGE, MAX_PAGE
+from schema.pagination import DEFAULT_PAGE, MAX_PAGE
 
 ESTIMATE = 20
 """The length assumed of a list with neither a page size nor an entry below (a

@@ -1,4 +1,4 @@
-"""DataLoaders, built per request and scoped to the viewer's organization.
+"""DataLoaders, built per request and scoped to the viewer's organization (app's tenant filter).
 
 Each turns the N look-ups of one GraphQL level into one SQL query, so a page
 of 100 prospects with their statuses, workflows, owners and tasks costs the
@@ -16,11 +16,15 @@ from tortoise.models import Model
 
 from app.accounts.actor import Actor
 from app.accounts.models import User
+from app.accounts.read import of_organization
 from app.messaging.models import Message
 from app.prospects.models import Activity, Prospect, StatusChange, Task
+from app.sequences import read as sequence_read
 from app.sequences import service as sequence_service
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange
-from app.workflows.models import Action, ActionAvailability, ActionCategory, Status, Workflow
+from app.workflows import availability
+from app.workflows import read as workflow_read
+from app.workflows.models import Action, ActionCategory, Status, Workflow
 
 M = TypeVar("M", bound=Model)
 K = TypeVar("K", bound=Hashable)
@@ -28,7 +32,7 @@ K = TypeVar("K", bound=Hashable)
 
 def _by_id(model: type[M], organization_id: int | None) -> DataLoader[int, M | None]:
     async def load(keys: list[int]) -> list[M | None]:
-        rows = {row.pk: row for row in await model.filter(id__in=keys, organization_id=organization_id)}
+        rows = {row.pk: row for row in await of_organization(model, organization_id).filter(id__in=keys)}
         return [rows.get(key) for key in keys]
 
     return DataLoader(load_fn=load)
@@ -54,29 +58,28 @@ class Loaders:
         self.action = _by_id(Action, org)
         self.prospect = _by_id(Prospect, org)
         self.statuses_by_workflow = _grouped(
-            lambda keys: Status.filter(workflow_id__in=keys, organization_id=org, deleted_at=None).order_by(
-                "position", "id"
-            ),
+            lambda keys: workflow_read.statuses(org).filter(workflow_id__in=keys).order_by("position", "id"),
             lambda row: row.workflow_id,
         )
         self.actions_by_category = _grouped(
-            lambda keys: Action.filter(category_id__in=keys, organization_id=org).order_by("position", "id"),
+            lambda keys: workflow_read.actions(org).filter(category_id__in=keys).order_by("position", "id"),
             lambda row: row.category_id,
         )
-        self.available_in = _grouped(self._available_in, lambda pair: pair[0])
-        self.actions_by_status: DataLoader[int, list[Action]] = DataLoader(load_fn=self._actions_by_status)
-        self._org = org
+        self.available_in = _grouped(lambda keys: availability.limiting_statuses(org, keys), lambda pair: pair[0])
+        self.actions_by_status: DataLoader[int, list[Action]] = DataLoader(
+            load_fn=lambda keys: availability.available_actions(org, keys)
+        )
         self._actor = actor
         self.tasks_by_prospect = _grouped(
-            lambda keys: Task.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
+            lambda keys: of_organization(Task, org).filter(prospect_id__in=keys).order_by("id"),
             lambda row: row.prospect_id,
         )
         self.activities_by_prospect = _grouped(
-            lambda keys: Activity.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
+            lambda keys: of_organization(Activity, org).filter(prospect_id__in=keys).order_by("id"),
             lambda row: row.prospect_id,
         )
         self.history_by_prospect = _grouped(
-            lambda keys: StatusChange.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
+            lambda keys: of_organization(StatusChange, org).filter(prospect_id__in=keys).order_by("id"),
             lambda row: row.prospect_id,
         )
 
@@ -89,22 +92,20 @@ class Loaders:
         self.message = _by_id(Message, org)
         self.task = _by_id(Task, org)
         self.steps_by_sequence = _grouped(
-            lambda keys: SequenceStep.filter(sequence_id__in=keys, organization_id=org, deleted_at=None).order_by(
-                "position", "id"
-            ),
+            lambda keys: sequence_read.steps(org).filter(sequence_id__in=keys).order_by("position", "id"),
             lambda row: row.sequence_id,
         )
         self.sequence_stats: DataLoader[int, sequence_service.Stats] = DataLoader(load_fn=self._sequence_stats)
         self.messages_by_prospect = _grouped(
-            lambda keys: Message.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
+            lambda keys: of_organization(Message, org).filter(prospect_id__in=keys).order_by("id"),
             lambda row: row.prospect_id,
         )
         self.enrollments_by_prospect = _grouped(
-            lambda keys: Enrollment.filter(prospect_id__in=keys, organization_id=org).order_by("id"),
+            lambda keys: of_organization(Enrollment, org).filter(prospect_id__in=keys).order_by("id"),
             lambda row: row.prospect_id,
         )
         self.stage_changes_by_enrollment = _grouped(
-            lambda keys: StageChange.filter(enrollment_id__in=keys, organization_id=org).order_by("id"),
+            lambda keys: of_organization(StageChange, org).filter(enrollment_id__in=keys).order_by("id"),
             lambda row: row.enrollment_id,
         )
 
@@ -113,21 +114,3 @@ class Loaders:
             return [sequence_service.Stats(by_stage={}) for _ in sequence_ids]
         found = await sequence_service.stats(actor=self._actor, sequence_ids=sequence_ids)
         return [found[pk] for pk in sequence_ids]
-
-    async def _available_in(self, action_ids: list[int]) -> list[tuple[int, Status]]:
-        links = (
-            await ActionAvailability.filter(action_id__in=action_ids, status__deleted_at=None)
-            .select_related("status")
-            .order_by("status__position")
-        )
-        return [(link.action_id, link.status) for link in links if link.status.organization_id == self._org]
-
-    async def _actions_by_status(self, status_ids: list[int]) -> list[list[Action]]:
-        """Actions available in each status: those limited to it, and those limited to none."""
-        actions = await Action.filter(organization_id=self._org).order_by("position", "id")
-        limits: dict[int, set[int]] = defaultdict(set)
-        for action_id, status_id in await ActionAvailability.filter(action__organization_id=self._org).values_list(
-            "action_id", "status_id"
-        ):
-            limits[action_id].add(status_id)
-        return [[a for a in actions if not limits.get(a.id) or status_id in limits[a.id]] for status_id in status_ids]

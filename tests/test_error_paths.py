@@ -12,7 +12,8 @@ from app.errors import Code, InvalidInput, NotFound
 from app.workflows import operations
 from app.workflows.operations import OperationSpec, OperationType
 from schema.context import input_path
-from schema.relay import UserError, pk, pks
+from schema.errors import UserError
+from schema.node import pk, pks
 
 
 def test_a_domain_field_becomes_the_input_path_clients_see() -> None:

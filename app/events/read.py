@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tortoise.queryset import QuerySet
 
 from app.accounts.actor import Actor
-from app.events.models import Event
+from app.events.models import Event, EventType
 from app.prospects import service as prospects
 
 
@@ -13,6 +15,18 @@ def visible(actor: Actor) -> QuerySet[Event]:
     """The numbered events the viewer may read: an AGENT only those of prospects it
     may work; managers and admins every one (an erased prospect's too, ids only)."""
     return prospects.of_visible(actor, Event.filter(organization_id=actor.organization_id, seq__not_isnull=True))
+
+
+def events(
+    actor: Actor, *, types: Sequence[EventType] | None = None, prospect_ids: Sequence[int] | None = None
+) -> QuerySet[Event]:
+    """The events the viewer may read, narrowed to the types and prospects given."""
+    query = visible(actor)
+    if types is not None:
+        query = query.filter(type__in=[t.value for t in types])
+    if prospect_ids is not None:
+        query = query.filter(prospect_id__in=prospect_ids)
+    return query
 
 
 async def may_see(actor: Actor, event: Event) -> bool:

@@ -22,6 +22,7 @@ from app.errors import Conflict, Field, InvalidInput, NotFound
 from app.prospects import effects
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences.state import OUTCOMES, Stage
+from app.workflows import availability
 from app.workflows import operations as ops
 from app.workflows.chain import Chain
 from app.workflows.models import (
@@ -354,9 +355,8 @@ async def delete_action(*, actor: Actor, action_id: int) -> int:
     return action.id
 
 
-async def action_available(action: Action, status_id: int) -> bool:
-    limits = ActionAvailability.filter(action_id=action.id)
-    return not await limits.exists() or await limits.filter(status_id=status_id).exists()
+action_available = availability.action_available
+"""logActivity's check (app/prospects/service.py): the one availability rule."""
 
 
 # ---- automation rules ----

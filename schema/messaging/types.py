@@ -9,9 +9,9 @@ import strawberry
 from app.messaging import models
 from schema.context import Info
 from schema.enums import BounceType, Channel, Direction, MessageState
-from schema.relay import Node
-from schema.sequences import Enrollment, SequenceStep
-from schema.types import Prospect, _gid, _prospect
+from schema.node import Node, global_id
+from schema.prospects.types import Prospect, load_prospect
+from schema.sequences.types import Enrollment, SequenceStep
 
 
 @strawberry.type
@@ -20,11 +20,11 @@ class Message(Node):
 
     @strawberry.field
     def id(self) -> strawberry.ID:
-        return _gid("Message", self.row.id)
+        return global_id("Message", self.row.id)
 
     @strawberry.field
     async def prospect(self, info: Info) -> Prospect:
-        return await _prospect(info, self.row.prospect_id)
+        return await load_prospect(info, self.row.prospect_id)
 
     @strawberry.field
     async def enrollment(self, info: Info) -> Enrollment | None:

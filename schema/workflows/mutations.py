@@ -7,10 +7,11 @@ import strawberry
 
 from app.workflows import service
 from app.workflows.operations import OperationSpec
-from schema import types
 from schema.context import Info
 from schema.enums import Channel, EnrollmentStage, Interaction, OperationType, SystemStatus, TriggerEvent
-from schema.relay import UserError, guarded, optional_pk, pk, pks
+from schema.errors import UserError, guarded
+from schema.node import global_id, optional_pk, pk, pks
+from schema.workflows import types
 
 
 @strawberry.input(
@@ -236,7 +237,7 @@ class DeleteAutomationRulePayload:
 
 
 def _deleted(type_name: str, pk: int) -> dict[str, Any]:
-    return {"deleted_id": types._gid(type_name, pk)}
+    return {"deleted_id": global_id(type_name, pk)}
 
 
 def _unset_to(value: Any, default: Any, convert: Callable[[Any], Any] = lambda value: value) -> Any:

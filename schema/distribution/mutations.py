@@ -7,10 +7,11 @@ from typing import Any
 import strawberry
 
 from app.prospects import distribution
-from schema import types
 from schema.context import Info
 from schema.enums import SystemStatus
-from schema.relay import UserError, guarded, guarded_bulk, optional_pk, pk, pks
+from schema.errors import UserError, guarded, guarded_bulk
+from schema.node import optional_pk, pk, pks
+from schema.prospects import types
 
 
 @strawberry.input(description="Assigns to userId; with no userId, distributes round robin over active agents.")

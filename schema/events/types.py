@@ -8,16 +8,15 @@ from typing import TypeVar, cast
 import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
-from tortoise.queryset import QuerySet
 
 from app import ids
-from app.events import models, read
+from app.events import models
 from app.events.models import EventType
 from schema.context import Info
-from schema.messages import Message
-from schema.relay import Connection, Node, decode_ids, paginate
-from schema.sequences import StageChange
-from schema.types import Prospect, StatusChange, Task, _gid
+from schema.messaging.types import Message
+from schema.node import Node, global_id
+from schema.prospects.types import Prospect, StatusChange, Task
+from schema.sequences.types import StageChange
 
 strawberry.enum(EventType)
 
@@ -28,28 +27,13 @@ class EventFilter:
     prospect_id: strawberry.ID | None = None
 
 
-def events_query(info: Info, filter: EventFilter | None) -> QuerySet[models.Event]:
-    query = read.visible(info.context.actor)
-    if filter is not None:
-        if filter.types is not None:
-            query = query.filter(type__in=[t.value for t in filter.types])
-        if filter.prospect_id is not None:
-            query = query.filter(prospect_id__in=decode_ids("Prospect", [filter.prospect_id]) or [])
-    return query
-
-
-async def page(info: Info, filter: EventFilter | None, first: int | None, after: str | None) -> Connection[Event]:
-    """Oldest first, by cursor."""
-    return await paginate(events_query(info, filter), first, after, lambda r: Event(row=r), key="seq")
-
-
 @strawberry.type(description="One entry of the organization's append-only event log.")
 class Event(Node):
     row: strawberry.Private[models.Event]
 
     @strawberry.field
     def id(self) -> strawberry.ID:
-        return _gid("Event", self.row.id)
+        return global_id("Event", self.row.id)
 
     @strawberry.field(description="Opaque and increasing within the organization; pass it as `after` to resume.")
     def cursor(self) -> str:

@@ -15,12 +15,12 @@ from app import ids
 from app.events import models, stream
 from app.events.hub import Hub
 from app.events.models import EventType
-from app.workflows.models import Status
+from app.workflows.read import workflow_of
 from schema.context import Info, PublicError
-from schema.events import Event, EventFilter
-from schema.relay import after_pk
-from schema.sequences import StageChange
-from schema.types import StatusChange
+from schema.events.types import Event, EventFilter
+from schema.pagination import after_pk
+from schema.prospects.types import StatusChange
+from schema.sequences.types import StageChange
 
 
 def _viewer(info: Info) -> stream.Viewer:
@@ -67,7 +67,7 @@ class Subscription:
                 return True
             status = _payload_id(event, "statusChange", "toStatusId", "Status")
             if status is not None and status not in workflows:
-                workflows[status] = await Status.filter(id=status).first().values_list("workflow_id", flat=True)  # type: ignore[assignment]
+                workflows[status] = await workflow_of(status)
             return status is not None and workflows[status] == workflow
 
         async for event in stream.follow(_viewer(info), _hub(info), wanted):

@@ -1,126 +1,20 @@
-"""Webhook endpoints and their deliveries (contract part 30), ADMIN only."""
+"""Webhook endpoint mutations (contract part 30), ADMIN only."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import strawberry
 
-from app.accounts.models import Role
 from app.config import Settings
 from app.errors import InvalidInput
 from app.events.models import EventType
-from app.webhooks import models, service
-from app.webhooks.models import DeliveryState
+from app.webhooks import service
 from app.workflows.service import UNCHANGED
 from schema.context import Info
-from schema.events import Event
-from schema.relay import Connection, Node, UserError, guarded, paginate, pk
-from schema.types import _gid
-
-strawberry.enum(DeliveryState)
-
-
-@strawberry.type
-class WebhookEndpoint(Node):
-    row: strawberry.Private[models.WebhookEndpoint]
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return _gid("WebhookEndpoint", self.row.id)
-
-    @strawberry.field
-    def url(self) -> str:
-        return self.row.url
-
-    @strawberry.field(description="Empty means every type.")
-    def event_types(self) -> list[EventType]:
-        return [EventType(t) for t in self.row.event_types]
-
-    @strawberry.field
-    def enabled(self) -> bool:
-        return self.row.enabled
-
-    @strawberry.field
-    def disabled_reason(self) -> str | None:
-        return self.row.disabled_reason
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
-
-    @strawberry.field(description="Oldest first.")
-    async def deliveries(
-        self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[WebhookDelivery]:
-        query = models.WebhookDelivery.filter(
-            endpoint_id=self.row.id, organization_id=self.row.organization_id
-        ).select_related("endpoint", "event")  # fetched with the page, not a query per delivery
-        return await paginate(query, first, after, lambda r: WebhookDelivery(row=r))
-
-
-@strawberry.type
-class WebhookDelivery(Node):
-    row: strawberry.Private[models.WebhookDelivery]
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return _gid("WebhookDelivery", self.row.id)
-
-    @strawberry.field
-    def endpoint(self) -> WebhookEndpoint:
-        return WebhookEndpoint(row=self.row.endpoint)
-
-    @strawberry.field
-    def event(self) -> Event:
-        return Event(row=self.row.event)
-
-    @strawberry.field
-    def state(self) -> DeliveryState:
-        return self.row.state
-
-    @strawberry.field
-    def attempts(self) -> int:
-        return self.row.attempts
-
-    @strawberry.field
-    def last_status_code(self) -> int | None:
-        return self.row.last_status_code
-
-    @strawberry.field
-    def last_error(self) -> str | None:
-        return self.row.last_error
-
-    @strawberry.field
-    def next_attempt_at(self) -> datetime | None:
-        return self.row.next_attempt_at if self.row.state == DeliveryState.PENDING else None
-
-    @strawberry.field
-    def delivered_at(self) -> datetime | None:
-        return self.row.delivered_at
-
-
-async def endpoints(info: Info) -> list[WebhookEndpoint]:
-    """The organization's endpoints (empty for roles other than ADMIN)."""
-    actor = info.context.actor
-    if actor.role is not Role.ADMIN:
-        return []
-    rows = await models.WebhookEndpoint.filter(organization_id=actor.organization_id).order_by("id")
-    return [WebhookEndpoint(row=r) for r in rows]
-
-
-async def node(info: Info, type_name: str, pk: int) -> Node | None:
-    actor = info.context.actor
-    if actor.role is not Role.ADMIN:
-        return None
-    if type_name == "WebhookEndpoint":
-        endpoint = await models.WebhookEndpoint.get_or_none(id=pk, organization_id=actor.organization_id)
-        return WebhookEndpoint(row=endpoint) if endpoint else None
-    delivery = await models.WebhookDelivery.get_or_none(id=pk, organization_id=actor.organization_id).select_related(
-        "endpoint", "event"
-    )
-    return WebhookDelivery(row=delivery) if delivery else None
+from schema.errors import UserError, guarded
+from schema.node import global_id, pk
+from schema.webhooks.types import WebhookEndpoint
 
 
 @strawberry.input
@@ -224,7 +118,7 @@ class WebhookMutations:
             deleted = await service.delete_endpoint(
                 actor=info.context.actor, endpoint_id=pk("WebhookEndpoint", input.id)
             )
-            return {"deleted_id": _gid("WebhookEndpoint", deleted)}
+            return {"deleted_id": global_id("WebhookEndpoint", deleted)}
 
         return await guarded(info, DeleteWebhookEndpointPayload, run, {"endpoint_id": "id"})
 

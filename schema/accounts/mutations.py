@@ -7,9 +7,11 @@ import strawberry
 from app import presets
 from app.accounts import service, sessions
 from app.accounts.models import Role
-from schema import types
+from schema.accounts import types
 from schema.context import Info
-from schema.relay import UserError, guarded, optional_pk, pk
+from schema.errors import UserError, guarded
+from schema.node import optional_pk, pk
+from schema.workflows.types import Workflow
 
 
 @strawberry.input
@@ -95,7 +97,7 @@ class ApplyPresetInput:
 
 @strawberry.type
 class ApplyPresetPayload:
-    workflows: list[types.Workflow] = strawberry.field(default_factory=list)
+    workflows: list[Workflow] = strawberry.field(default_factory=list)
     errors: list[UserError]
 
 
@@ -172,6 +174,6 @@ class AccountMutations:
     async def apply_preset(self, info: Info, input: ApplyPresetInput) -> ApplyPresetPayload:
         async def run() -> dict[str, Any]:
             rows = await presets.apply(actor=info.context.actor, name=input.name)
-            return {"workflows": [types.Workflow(row=w) for w in rows]}
+            return {"workflows": [Workflow(row=w) for w in rows]}
 
         return await guarded(info, ApplyPresetPayload, run)

@@ -7,9 +7,10 @@ import strawberry
 from app.messaging import inbound
 from schema.context import Info
 from schema.enums import BounceType, Channel
-from schema.messages import Message
-from schema.relay import UserError, guarded, optional_pk
-from schema.types import Prospect
+from schema.errors import UserError, guarded
+from schema.messaging.types import Message
+from schema.node import optional_pk
+from schema.prospects.types import Prospect
 
 
 @strawberry.input(description="For integrations that receive messages themselves.")

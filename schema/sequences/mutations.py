@@ -11,8 +11,9 @@ from app.sequences.models import Enrollment as EnrollmentRow
 from app.sequences.windows import parse_window
 from schema.context import Info
 from schema.enums import EnrollmentStage, StepType
-from schema.relay import UserError, guarded, guarded_bulk, pk
-from schema.sequences import Enrollment, Sequence, Weekday
+from schema.errors import UserError, guarded, guarded_bulk
+from schema.node import pk
+from schema.sequences.types import Enrollment, Sequence, Weekday
 
 
 @strawberry.input

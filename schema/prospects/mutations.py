@@ -7,10 +7,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.prospects import service
-from schema import types
 from schema.context import Info
 from schema.enums import Channel, Interaction
-from schema.relay import UserError, guarded, guarded_bulk, optional_pk, pk
+from schema.errors import UserError, guarded, guarded_bulk
+from schema.node import global_id, optional_pk, pk
+from schema.prospects import types
 
 _FIELD_NAMES = ["first_name", "last_name", "email", "phone", "company", "title", "time_zone", "custom_fields"]
 
@@ -215,7 +216,7 @@ class ProspectMutations:
     async def delete_prospect(self, info: Info, input: DeleteProspectInput) -> DeleteProspectPayload:
         async def run() -> dict[str, Any]:
             deleted = await service.delete_prospect(actor=info.context.actor, prospect_id=pk("Prospect", input.id))
-            return {"deleted_id": types._gid("Prospect", deleted)}
+            return {"deleted_id": global_id("Prospect", deleted)}
 
         return await guarded(info, DeleteProspectPayload, run, _SUBJECT)
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from tortoise.queryset import QuerySet
 
-from app.sequences import models
+from app.sequences import models, read
 from app.sequences.windows import SendWindow as SendWindowValue
+from schema.accounts.types import User, load_user
 from schema.context import Info
 from schema.enums import ChangeCause, EnrollmentStage, StepType
-from schema.relay import Connection, Node, paginate, paginate_loaded
-from schema.types import Prospect, User, _gid, _prospect, _user
-
-if TYPE_CHECKING:
-    from schema.queries import EnrollmentFilter
+from schema.node import Node, decode_ids, global_id
+from schema.pagination import Connection, paginate, paginate_loaded
+from schema.prospects.types import Prospect, load_prospect
 
 
 @strawberry.enum
@@ -49,13 +48,33 @@ class SendWindow:
         )
 
 
+@strawberry.input
+class EnrollmentFilter:
+    sequence_ids: list[strawberry.ID] | None = None
+    prospect_ids: list[strawberry.ID] | None = None
+    stages: list[EnrollmentStage] | None = None
+    finished: bool | None = None
+
+
+def enrollments_query(info: Info, filter: EnrollmentFilter | None) -> QuerySet[models.Enrollment]:
+    """The viewer's enrollments (an AGENT's: those of prospects it may work), filtered."""
+    given = filter or EnrollmentFilter()
+    return read.enrollments(
+        info.context.actor,
+        sequence_ids=decode_ids("Sequence", given.sequence_ids),
+        prospect_ids=decode_ids("Prospect", given.prospect_ids),
+        stages=given.stages,
+        finished=given.finished,
+    )
+
+
 @strawberry.type
 class Sequence(Node):
     row: strawberry.Private[models.Sequence]
 
     @strawberry.field
     def id(self) -> strawberry.ID:
-        return _gid("Sequence", self.row.id)
+        return global_id("Sequence", self.row.id)
 
     @strawberry.field
     def name(self) -> str:
@@ -99,12 +118,10 @@ class Sequence(Node):
     async def enrollments(
         self,
         info: Info,
-        filter: Annotated[EnrollmentFilter, strawberry.lazy("schema.queries")] | None = None,
+        filter: EnrollmentFilter | None = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Enrollment]:
-        from schema.queries import enrollments_query
-
         query = enrollments_query(info, filter).filter(sequence_id=self.row.id)
         return await paginate(query, first, after, lambda r: Enrollment(row=r))
 
@@ -131,7 +148,7 @@ class SequenceStep(Node):
 
     @strawberry.field
     def id(self) -> strawberry.ID:
-        return _gid("SequenceStep", self.row.id)
+        return global_id("SequenceStep", self.row.id)
 
     @strawberry.field(description="1-based.")
     def position(self) -> int:
@@ -160,11 +177,11 @@ class Enrollment(Node):
 
     @strawberry.field
     def id(self) -> strawberry.ID:
-        return _gid("Enrollment", self.row.id)
+        return global_id("Enrollment", self.row.id)
 
     @strawberry.field
     async def prospect(self, info: Info) -> Prospect:
-        return await _prospect(info, self.row.prospect_id)
+        return await load_prospect(info, self.row.prospect_id)
 
     @strawberry.field
     async def sequence(self, info: Info) -> Sequence:
@@ -215,7 +232,7 @@ class StageChange(Node):
 
     @strawberry.field
     def id(self) -> strawberry.ID:
-        return _gid("StageChange", self.row.id)
+        return global_id("StageChange", self.row.id)
 
     @strawberry.field
     async def enrollment(self, info: Info) -> Enrollment:
@@ -243,7 +260,7 @@ class StageChange(Node):
 
     @strawberry.field
     async def actor(self, info: Info) -> User | None:
-        return await _user(info, self.row.actor_id)
+        return await load_user(info, self.row.actor_id)
 
     @strawberry.field
     def at(self) -> datetime:

@@ -1,0 +1,1 @@
+"""Accounts in GraphQL: the organization, users, API tokens."""

@@ -1,0 +1,1 @@
+"""Distribution in GraphQL: assigning, returning and pulling prospects."""

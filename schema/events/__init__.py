@@ -1,0 +1,1 @@
+"""Events in GraphQL: the event log and live subscriptions."""

@@ -1,0 +1,1 @@
+"""Messaging in GraphQL: messages, inbound messages and bounces."""

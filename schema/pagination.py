@@ -1,0 +1,97 @@
+"""Connections: pages of at most 100 nodes, in keyset order, with opaque cursors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from tortoise.queryset import QuerySet
+
+from app import ids
+from schema.context import PublicError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 50
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    page_info: PageInfo
+    edges: list[Edge[T]]
+    total_count: int
+
+
+def page_size(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE
+    if not 0 <= first <= MAX_PAGE:
+        raise PublicError(f"`first` must be between 0 and {MAX_PAGE}.")
+    return first
+
+
+def after_pk(after: str | None) -> int | None:
+    if after is None:
+        return None
+    pk = ids.decode_as("Cursor", after)
+    if pk is None:
+        raise PublicError("`after` is not a cursor from this connection.")
+    return pk
+
+
+def _connection(
+    rows: Sequence[R], size: int, total: int, had_after: bool, wrap: Callable[[R], T], key: str = "id"
+) -> Connection[T]:
+    page = rows[:size]
+    edges = [Edge(cursor=ids.encode("Cursor", getattr(row, key)), node=wrap(row)) for row in page]
+    return Connection(
+        page_info=PageInfo(
+            has_next_page=len(rows) > size,
+            has_previous_page=had_after,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        edges=edges,
+        total_count=total,
+    )
+
+
+async def paginate(
+    query: QuerySet[Any], first: int | None, after: str | None, wrap: Callable[[Any], T], *, key: str = "id"
+) -> Connection[T]:
+    """A page of ``query`` in ``key`` order (keyset pagination: stable under inserts)."""
+    size = page_size(first)
+    start = after_pk(after)
+    total = await query.count()
+    page_query = query.order_by(key)
+    if start is not None:
+        page_query = page_query.filter(**{f"{key}__gt": start})
+    rows = await page_query.limit(size + 1)
+    return _connection(rows, size, total, start is not None, wrap, key)
+
+
+def paginate_loaded(
+    rows: Sequence[Any], first: int | None, after: str | None, wrap: Callable[[Any], T]
+) -> Connection[T]:
+    """The same page over rows a DataLoader already fetched (ordered by id)."""
+    size = page_size(first)
+    start = after_pk(after)
+    remaining = [row for row in rows if start is None or row.pk > start]
+    return _connection(remaining[: size + 1], size, len(rows), start is not None, wrap)

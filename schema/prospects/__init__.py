@@ -1,0 +1,1 @@
+"""Prospects in GraphQL: prospects, activities, status history, tasks."""

@@ -1,0 +1,301 @@
+"""Prospect, activity, status change and task types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, cast
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.prospects import distribution
+from app.prospects import models as prospects
+from schema.accounts.types import User, load_user
+from schema.context import Info
+from schema.enums import ChangeCause, Channel, ConversationState, Interaction, SystemStatus, TaskKind
+from schema.node import Node, global_id, lazy_type
+from schema.pagination import Connection, paginate_loaded
+from schema.workflows.types import Action, Status, load_status
+
+if TYPE_CHECKING:
+    from schema.messaging.types import Message
+    from schema.sequences.types import Enrollment, SequenceStep
+
+# Types above this module (they import it): named here, resolved when first used.
+_SEQUENCES = "schema.sequences.types"
+_MESSAGING = "schema.messaging.types"
+
+
+@strawberry.type
+class Prospect(Node):
+    row: strawberry.Private[prospects.Prospect]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return global_id("Prospect", self.row.id)
+
+    @strawberry.field
+    def first_name(self) -> str | None:
+        return self.row.first_name
+
+    @strawberry.field
+    def last_name(self) -> str | None:
+        return self.row.last_name
+
+    @strawberry.field
+    def email(self) -> str | None:
+        return self.row.email
+
+    @strawberry.field(description="E.164.")
+    def phone(self) -> str | None:
+        return self.row.phone
+
+    @strawberry.field
+    def company(self) -> str | None:
+        return self.row.company
+
+    @strawberry.field
+    def title(self) -> str | None:
+        return self.row.title
+
+    @strawberry.field(description="IANA zone; null means the organization's.")
+    def time_zone(self) -> str | None:
+        return self.row.time_zone
+
+    @strawberry.field
+    def custom_fields(self) -> JSON:
+        return cast(JSON, self.row.custom_fields)
+
+    @strawberry.field
+    async def status(self, info: Info) -> Status:
+        return await load_status(info, self.row.status_id)
+
+    @strawberry.field
+    async def system_status(self, info: Info) -> SystemStatus:
+        return (await load_status(info, self.row.status_id)).row.system_status
+
+    @strawberry.field
+    async def owner(self, info: Info) -> User | None:
+        return await load_user(info, self.row.owner_id)
+
+    @strawberry.field
+    def assigned_at(self) -> datetime | None:
+        return self.row.assigned_at
+
+    @strawberry.field(description="Not pullable before this time (the pull delay); null: at once.")
+    def pullable_after(self) -> datetime | None:
+        return self.row.pullable_after
+
+    @strawberry.field(
+        description="When another agent may pull it from its owner (max assignment time of its status); null: never."
+    )
+    async def reassignable_at(self, info: Info) -> datetime | None:
+        status = await info.context.loaders.status.load(self.row.status_id)
+        return distribution.reassignable_at(self.row, status) if status is not None else None
+
+    @strawberry.field
+    def do_not_contact(self) -> bool:
+        return self.row.do_not_contact
+
+    @strawberry.field
+    def opted_out_channels(self) -> list[Channel]:
+        return [Channel(c) for c in self.row.opted_out_channels]
+
+    @strawberry.field
+    def unsubscribed_at(self) -> datetime | None:
+        return self.row.unsubscribed_at
+
+    @strawberry.field
+    def contact_attempts(self) -> int:
+        return self.row.contact_attempts
+
+    @strawberry.field
+    def last_contact_attempt_at(self) -> datetime | None:
+        return self.row.last_contact_attempt_at
+
+    @strawberry.field
+    def contact_made_at(self) -> datetime | None:
+        return self.row.contact_made_at
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @strawberry.field
+    def updated_at(self) -> datetime:
+        return self.row.updated_at
+
+    @strawberry.field
+    async def activities(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Activity]:
+        rows = await info.context.loaders.activities_by_prospect.load(self.row.id)
+        return paginate_loaded(rows, first, after, lambda r: Activity(row=r))
+
+    @strawberry.field
+    async def status_history(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[StatusChange]:
+        rows = await info.context.loaders.history_by_prospect.load(self.row.id)
+        return paginate_loaded(rows, first, after, lambda r: StatusChange(row=r))
+
+    @strawberry.field
+    async def tasks(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Task]:
+        rows = await info.context.loaders.tasks_by_prospect.load(self.row.id)
+        return paginate_loaded(rows, first, after, lambda r: Task(row=r))
+
+    @strawberry.field
+    def conversation_state(self) -> ConversationState:
+        return self.row.conversation_state
+
+    @strawberry.field
+    def last_message_at(self) -> datetime | None:
+        return self.row.last_message_at
+
+    @strawberry.field
+    async def messages(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Message, strawberry.lazy(_MESSAGING)]]:
+        message_type: type[Message] = lazy_type(_MESSAGING, "Message")
+        rows = await info.context.loaders.messages_by_prospect.load(self.row.id)
+        return paginate_loaded(rows, first, after, lambda r: message_type(row=r))
+
+    @strawberry.field
+    async def enrollments(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Enrollment, strawberry.lazy(_SEQUENCES)]]:
+        enrollment_type: type[Enrollment] = lazy_type(_SEQUENCES, "Enrollment")
+        rows = await info.context.loaders.enrollments_by_prospect.load(self.row.id)
+        return paginate_loaded(rows, first, after, lambda r: enrollment_type(row=r))
+
+
+async def load_prospect(info: Info, prospect_id: int) -> Prospect:
+    row = await info.context.loaders.prospect.load(prospect_id)
+    assert row is not None
+    return Prospect(row=row)
+
+
+@strawberry.type(description="A logged interaction; applying its action runs the action's operations.")
+class Activity(Node):
+    row: strawberry.Private[prospects.Activity]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return global_id("Activity", self.row.id)
+
+    @strawberry.field
+    async def prospect(self, info: Info) -> Prospect:
+        return await load_prospect(info, self.row.prospect_id)
+
+    @strawberry.field
+    async def action(self, info: Info) -> Action | None:
+        if self.row.action_id is None:
+            return None
+        row = await info.context.loaders.action.load(self.row.action_id)
+        return Action(row=row) if row is not None else None
+
+    @strawberry.field
+    def interaction(self) -> Interaction:
+        return Interaction(self.row.interaction)
+
+    @strawberry.field
+    def note(self) -> str | None:
+        return self.row.note
+
+    @strawberry.field
+    async def actor(self, info: Info) -> User | None:
+        return await load_user(info, self.row.actor_id)
+
+    @strawberry.field
+    def at(self) -> datetime:
+        return self.row.at
+
+
+@strawberry.type
+class StatusChange(Node):
+    row: strawberry.Private[prospects.StatusChange]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return global_id("StatusChange", self.row.id)
+
+    @strawberry.field
+    async def prospect(self, info: Info) -> Prospect:
+        return await load_prospect(info, self.row.prospect_id)
+
+    @strawberry.field(name="from")
+    async def from_(self, info: Info) -> Status | None:
+        return None if self.row.from_status_id is None else await load_status(info, self.row.from_status_id)
+
+    @strawberry.field
+    async def to(self, info: Info) -> Status:
+        return await load_status(info, self.row.to_status_id)
+
+    @strawberry.field
+    def cause(self) -> ChangeCause:
+        return self.row.cause
+
+    @strawberry.field
+    async def actor(self, info: Info) -> User | None:
+        return await load_user(info, self.row.actor_id)
+
+    @strawberry.field(description="The note given with the change, if any.")
+    def note(self) -> str | None:
+        return self.row.note
+
+    @strawberry.field
+    def at(self) -> datetime:
+        return self.row.at
+
+
+@strawberry.type(
+    description="A to-do for a user about a prospect: a call to make, a scheduled callback, anything else."
+)
+class Task(Node):
+    row: strawberry.Private[prospects.Task]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return global_id("Task", self.row.id)
+
+    @strawberry.field
+    async def prospect(self, info: Info) -> Prospect:
+        return await load_prospect(info, self.row.prospect_id)
+
+    @strawberry.field
+    async def assignee(self, info: Info) -> User | None:
+        return await load_user(info, self.row.assignee_id)
+
+    @strawberry.field
+    def kind(self) -> TaskKind:
+        return self.row.kind
+
+    @strawberry.field
+    def due_at(self) -> datetime:
+        return self.row.due_at
+
+    @strawberry.field
+    def completed_at(self) -> datetime | None:
+        return self.row.completed_at
+
+    @strawberry.field
+    def note(self) -> str | None:
+        return self.row.note
+
+    @strawberry.field
+    async def enrollment(self, info: Info) -> Annotated[Enrollment, strawberry.lazy(_SEQUENCES)] | None:
+        enrollment_type: type[Enrollment] = lazy_type(_SEQUENCES, "Enrollment")
+        row = (
+            None
+            if self.row.enrollment_id is None
+            else await info.context.loaders.enrollment.load(self.row.enrollment_id)
+        )
+        return enrollment_type(row=row) if row is not None else None
+
+    @strawberry.field
+    async def step(self, info: Info) -> Annotated[SequenceStep, strawberry.lazy(_SEQUENCES)] | None:
+        step_type: type[SequenceStep] = lazy_type(_SEQUENCES, "SequenceStep")
+        row = None if self.row.step_id is None else await info.context.loaders.step.load(self.row.step_id)
+        return step_type(row=row) if row is not None else None
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.row.created_at

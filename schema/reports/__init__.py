@@ -1,0 +1,1 @@
+"""Reports in GraphQL: pipeline, system status counts, agent load."""

@@ -1,0 +1,1 @@
+"""Sequences in GraphQL: sequences, steps, enrollments, stage changes."""

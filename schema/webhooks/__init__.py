@@ -1,0 +1,1 @@
+"""Webhooks in GraphQL: endpoints and their deliveries (ADMIN only)."""

@@ -1,0 +1,1 @@
+"""Workflows in GraphQL: workflows, statuses, actions, automation rules."""
