@@ -17,7 +17,7 @@ from app.clock import FrozenClock
 from app.messaging.models import Message, MessageState
 from app.prospects import service as prospects
 from app.prospects.models import Task
-from app.sequences import enrollments, scheduler
+from app.sequences import enrollments, scheduler, store
 from app.sequences import service as sequences
 from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
@@ -204,7 +204,7 @@ async def test_two_concurrent_passes_claim_each_enrollment_once(org: Org, clock:
 async def test_the_due_query_reads_the_partial_due_index(database: str, clock: FrozenClock) -> None:
     """A pass's cost follows the due enrollments, not all of them: its query is
     answered from the partial index on due_at (finished enrollments are not in it)."""
-    sql = scheduler.due_query(clock.now(), scheduler.BATCH).sql(params_inline=True)
+    sql = store.due_query(clock.now(), scheduler.BATCH).sql(params_inline=True)
     async with in_transaction() as connection:
         if connection.capabilities.dialect == "postgres":
             await connection.execute_script("SET LOCAL enable_seqscan = off")  # tiny tables: ask what it can use

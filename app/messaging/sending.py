@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
-from app import bulk, db
+from app import db
 from app.accounts.actor import system_actor
 from app.accounts.models import Organization
 from app.automation import rules
@@ -37,6 +37,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.events import log
 from app.events.models import EventType
+from app.messaging import store
 from app.messaging.events import message_event
 from app.messaging.mail import build_email
 from app.messaging.models import BounceType, Message, MessageState
@@ -52,7 +53,7 @@ from app.messaging.transports import (
     TwilioTransport,
 )
 from app.prospects import consent
-from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect
+from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences import lifecycle
 from app.sequences.models import Enrollment
 from app.sequences.state import Stage
@@ -71,7 +72,6 @@ SETTLE_SECONDS = 60.0
 database is unreachable (a restart takes seconds; the lease, if longer, bounds it):
 the messages hold their claim's token, so they are found even once the lease has
 made them UNCERTAIN."""
-RECORDED_FIELDS = ["state", "lease_until", "sent_at", "next_attempt_at", "external_id", "error", "bounce_type"]
 logger = logging.getLogger("leadline.sending")
 EVENTS = {MessageState.SENT: EventType.MESSAGE_SENT, MessageState.BOUNCED: EventType.MESSAGE_BOUNCED}
 
@@ -188,18 +188,8 @@ async def _claim_and_gate(
     if again:
         await _unclaim(message_ids, token)
     now = batch.clock.now()
-    messages = await bulk.compare_and_set_rows(
-        Message,
-        message_ids,
-        expect={"state": MessageState.QUEUED},
-        at_most={"next_attempt_at": now},
-        values={
-            "state": MessageState.SENDING,
-            "lease_until": now + timedelta(seconds=batch.settings.send_lease_seconds),
-            "claim_token": token,
-        },
-        increment=("attempts",),
-    )
+    lease_until = now + timedelta(seconds=batch.settings.send_lease_seconds)
+    messages = await store.claim(message_ids, now=now, lease_until=lease_until, token=token)
     if not messages:
         return None
     await batch.know({m.organization_id for m in messages})
@@ -207,15 +197,8 @@ async def _claim_and_gate(
 
 
 async def _unclaim(message_ids: list[int], token: int) -> None:
-    """The messages a claim stamped with ``token`` QUEUED again, their attempt
-    uncounted: those still SENDING, and those whose lease ended meanwhile (UNCERTAIN,
-    with an error saying they were not resent, which no longer holds)."""
-    back = {"state": MessageState.QUEUED, "lease_until": None}
-    returned = 0
-    for state, values in ((MessageState.SENDING, back), (MessageState.UNCERTAIN, back | {"error": None})):
-        ours = {"claim_token": token, "state": state}
-        back_ids = await bulk.compare_and_set(Message, message_ids, expect=ours, values=values, decrement=("attempts",))
-        returned += len(back_ids)
+    """The messages a claim stamped with ``token`` QUEUED again (``store.unclaim``), said in the log."""
+    returned = await store.unclaim(message_ids, token=token)
     if returned:
         logger.warning("%d message(s) claimed as the database went away, not sent: QUEUED again", returned)
 
@@ -238,19 +221,9 @@ class _Gate:
     @classmethod
     async def read(cls, messages: list[Message], organizations: dict[int, Organization], clock: Clock) -> _Gate:
         enrollment_ids = {m.enrollment_id for m in messages if m.enrollment_id is not None}
-        open_enrollments = await bulk.select_in(Enrollment, ["id"], "id", enrollment_ids, null=["finished_at"])
-        prospects = await bulk.select_in(
-            Prospect,
-            ["id", "do_not_contact", "opted_out_channels", "time_zone"],
-            "id",
-            {m.prospect_id for m in messages},
-        )
-        return cls(
-            {row["id"]: SimpleNamespace(**row) for row in prospects},  # rows: a model costs twice as much
-            {row["id"] for row in open_enrollments},
-            organizations,
-            clock,
-        )
+        open_enrollments = await store.open_enrollments(enrollment_ids)
+        prospects = await store.prospects_to_gate({m.prospect_id for m in messages})
+        return cls(prospects, open_enrollments, organizations, clock)
 
     def verdict(self, message: Message) -> MessageState | None:
         """None when the message may go now; else CANCELLED, or QUEUED for later (quiet hours)."""
@@ -344,20 +317,10 @@ async def _write_outcomes(
     clock = batch.clock
     async with in_transaction() as connection:
         if again:  # only what is unrecorded: a try that failed may have committed
-            ids = [m.id for m in messages]
-            # Still leased under this claim: SENDING, or UNCERTAIN since the lease ended.
-            ours = Message.filter(id__in=ids, claim_token=token, lease_until__isnull=False)
-            rows = await ours.select_for_update().values("id")
-            still = {row["id"] for row in rows}
+            still = await store.still_leased([m.id for m in messages], token=token)
             messages = [m for m in messages if m.id in still]
-        sent_to = {m.prospect_id for m in messages if m.state is MessageState.SENT}
-        await bulk.update_each(messages, RECORDED_FIELDS, connection)
-        await bulk.compare_and_set(
-            Prospect,
-            sorted(sent_to),
-            expect={},
-            values={"conversation_state": ConversationState.AWAITING_REPLY, "last_message_at": now},
-        )
+        await store.record_results(messages, connection=connection)
+        await store.awaiting_reply({m.prospect_id for m in messages if m.state is MessageState.SENT}, now=now)
         await log.record(message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)
         for message in messages:
             if message.state in (MessageState.FAILED, MessageState.BOUNCED) and message.enrollment_id is not None:
