@@ -53,11 +53,6 @@ class DomainError(Exception):
         self.message = message
         self.field: Field | None = tuple(field) if field is not None else None
 
-    def at(self, *prefix: str | int) -> DomainError:
-        """The same error with its field put under ``prefix``."""
-        self.field = (*prefix, *(self.field or ()))
-        return self
-
 
 class NotFound(DomainError):
     code = Code.NOT_FOUND

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import strawberry
 
 from app.errors import Code, DomainError
-from schema.context import INPUT, Info, input_path
+from schema.context import Info, input_path
 
 P = TypeVar("P")
 
@@ -27,9 +27,9 @@ class UserError:
     )
 
     @classmethod
-    def of(cls, error: DomainError, names: Mapping[str, str] | None = None, under: Sequence[str] = INPUT) -> UserError:
-        """``error`` with its field as an input path (``names``, ``under``: see ``input_path``)."""
-        return cls(code=error.code, message=error.message, field=input_path(error.field, under=under, names=names))
+    def of(cls, error: DomainError, names: Mapping[str, str] | None = None) -> UserError:
+        """``error`` with its field as an input path (``names``: see ``input_path``)."""
+        return cls(code=error.code, message=error.message, field=input_path(error.field, names=names))
 
 
 async def guarded(
@@ -37,16 +37,14 @@ async def guarded(
     payload: Callable[..., P],
     run: Callable[[], Awaitable[dict[str, Any]]],
     names: Mapping[str, str] | None = None,
-    *,
-    under: Sequence[str] = INPUT,
 ) -> P:
     """Runs a mutation's service call; DomainErrors become the payload's errors,
-    their fields input paths (``names``, ``under``: see ``input_path``).
+    their fields input paths (``names``: see ``input_path``).
     The request's loaders are renewed so the payload shows the state after the change."""
     try:
         result = await run()
     except DomainError as error:
-        return payload(errors=[UserError.of(error, names, under)])
+        return payload(errors=[UserError.of(error, names)])
     finally:
         info.context.reset_loaders()
     return payload(errors=[], **result)
@@ -59,15 +57,13 @@ async def guarded_bulk(
     run: Callable[[], Awaitable[tuple[Sequence[Any], Sequence[DomainError]]]],
     wrap: Callable[[Any], Any],
     names: Mapping[str, str] | None = None,
-    *,
-    under: Sequence[str] = INPUT,
 ) -> P:
     """A bulk mutation: the rows it changed under ``field``, and every refused item's
     error (by index); a DomainError for the whole call becomes the only error."""
     try:
         rows, errors = await run()
     except DomainError as error:
-        return payload(errors=[UserError.of(error, names, under)])
+        return payload(errors=[UserError.of(error, names)])
     finally:
         info.context.reset_loaders()
-    return payload(errors=[UserError.of(e, names, under) for e in errors], **{field: [wrap(row) for row in rows]})
+    return payload(errors=[UserError.of(e, names) for e in errors], **{field: [wrap(row) for row in rows]})

@@ -73,7 +73,7 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
     enrolled, errors = await enrollments.enroll(
         actor=admin,
         sequence_id=sequence.id,
-        prospect_ids=[ids.encode("Prospect", prospect.id)],
+        prospect_ids=[prospect.id],
         activate=None,
     )
     assert not errors

@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 from tortoise import connections
 
-from app import ids, presets
+from app import presets
 from app.accounts import service as accounts
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
@@ -105,7 +105,7 @@ async def test_email_sms_and_call_steps_through_the_real_worker(database: str, t
     [enrollment], errors = await enrollments.enroll(
         actor=admin,
         sequence_id=sequence.id,
-        prospect_ids=[ids.encode("Prospect", prospect.id)],
+        prospect_ids=[prospect.id],
         activate=None,
     )
     assert not errors
@@ -189,8 +189,7 @@ async def one_email_to_many(count: int, *, active: bool) -> tuple[Actor, str]:
                 for i in range(start, min(count, start + enrollments.MAX_BATCH))
             ],
         )
-        prospect_ids = [ids.encode("Prospect", p.id) for p in made]
-        await enrollments.enroll(actor=admin, sequence_id=sequence_id, prospect_ids=prospect_ids, activate=None)
+        await enrollments.enroll(actor=admin, sequence_id=sequence_id, prospect_ids=[p.id for p in made], activate=None)
     return admin, sequence_id
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from app import ids
@@ -14,6 +16,9 @@ from app.workflows.operations import OperationSpec, OperationType
 from schema.context import input_path
 from schema.errors import UserError
 from schema.node import pk, pks
+from tests.conftest import GraphQL, Org, mutate
+from tests.factories import populate
+from tests.test_sequences_api import make_prospects, make_sequence
 
 
 def test_a_domain_field_becomes_the_input_path_clients_see() -> None:
@@ -59,3 +64,33 @@ async def test_an_operation_fault_names_the_field_as_clients_write_it(
         await operations.validate(actor, [spec], ("operations",))
     assert error.value.message == message
     assert input_path(error.value.field) == ["input", "operations", "0", path]
+
+
+async def test_the_enrollment_mutations_name_the_input_at_fault(gql: GraphQL, org: Org, clock: FrozenClock) -> None:
+    await populate(org, clock)
+    token = org.tokens[Role.MANAGER]
+    sequence = await make_sequence(gql, org)
+    [ada] = await make_prospects(gql, org, "Ada")
+
+    def faults(payload: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+        return [(e["code"], e["message"], e["field"]) for e in payload["errors"]]
+
+    enrolled = await mutate(
+        gql, token, "enrollProspects", "enrollments { id }", sequenceId=sequence["id"], prospectIds=[ada, "nope"]
+    )
+    assert faults(enrolled) == [("NOT_FOUND", "Prospect not found.", ["input", "prospectIds", "1"])]
+    no_sequence = await mutate(
+        gql, token, "enrollProspects", "enrollments { id }", sequenceId=ids.encode("Sequence", 999), prospectIds=[ada]
+    )
+    assert faults(no_sequence) == [("NOT_FOUND", "Sequence not found.", ["input", "sequenceId"])]
+
+    [enrollment] = enrolled["enrollments"]
+    paused = await mutate(gql, token, "pauseEnrollments", "enrollments { id }", ids=["nope", ada, enrollment["id"]])
+    assert faults(paused) == [
+        ("NOT_FOUND", "Enrollment not found.", ["input", "ids", "0"]),
+        ("NOT_FOUND", "Enrollment not found.", ["input", "ids", "1"]),  # a prospect's id
+    ]
+    jumped = await mutate(gql, token, "jumpEnrollments", "enrollments { id }", ids=[enrollment["id"]], position=9)
+    assert faults(jumped) == [("INVALID_INPUT", "position must be between 1 and 3.", ["input", "position"])]
+    activated = await mutate(gql, token, "setSequenceActive", "sequence { id }", id=ada, active=True)
+    assert faults(activated) == [("NOT_FOUND", "Sequence not found.", ["input", "id"])]

@@ -19,6 +19,7 @@ from app.sequences import enrollments
 from app.sequences import service as sequences
 from app.sequences.models import StepType
 from app.sequences.service import StepSpec
+from schema.node import pk
 from tests.live_processes import Processes, processes
 from tests.ws_client import Rejected, connect
 
@@ -88,7 +89,7 @@ async def test_a_change_on_one_process_or_the_worker_reaches_subscribers_on_anot
         _, errors = await enrollments.enroll(
             actor=admin,
             sequence_id=sequence.id,
-            prospect_ids=[prospect],
+            prospect_ids=[pk("Prospect", prospect)],
             activate=None,
         )
         assert not errors

@@ -20,7 +20,7 @@ from tortoise.context import TortoiseContext
 from tortoise.transactions import in_transaction
 
 from app import db as app_db
-from app import ids, presets
+from app import presets
 from app.accounts import service as accounts
 from app.accounts.models import Organization
 from app.clock import SystemClock
@@ -102,7 +102,7 @@ async def two_emails_to_many(count: int) -> tuple[str, list[int]]:
         done, errors = await enrollments.enroll(
             actor=admin,
             sequence_id=sequence.id,
-            prospect_ids=[ids.encode("Prospect", p.id) for p in made],
+            prospect_ids=[p.id for p in made],
             activate=None,
         )
         assert not errors

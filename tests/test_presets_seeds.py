@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import ids, presets
+from app import presets
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
@@ -50,7 +50,7 @@ async def _enrolled(
     assert not errors
     sequence_id = sequence.id
     enrolled, errors = await enrollments.enroll(
-        actor=admin, sequence_id=sequence_id, prospect_ids=[ids.encode("Prospect", p.id) for p in made], activate=None
+        actor=admin, sequence_id=sequence_id, prospect_ids=[p.id for p in made], activate=None
     )
     assert not errors
     return sequence_id, enrolled
@@ -105,9 +105,9 @@ async def test_000_the_status_follows_the_stage_through_every_status_of_the_tabl
     assert await _status(ada) == "Pending"
     await enrollments.set_sequence_active(actor=admin, sequence_id=sequence_id, active=True)
     assert await _status(ada) == "Active"
-    await enrollments.pause(actor=admin, enrollment_ids=[ids.encode("Enrollment", ada.id)])
+    await enrollments.pause(actor=admin, enrollment_ids=[ada.id])
     assert await _status(ada) == "Paused"
-    await enrollments.resume(actor=admin, enrollment_ids=[ids.encode("Enrollment", ada.id)])
+    await enrollments.resume(actor=admin, enrollment_ids=[ada.id])
     await _send_due(clock, settings)
     assert await _status(ada) == "Active"
 

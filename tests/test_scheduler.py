@@ -11,7 +11,6 @@ from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 from tortoise.transactions import in_transaction
 
-from app import ids
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.messaging.models import Message, MessageState
@@ -68,7 +67,7 @@ async def setup(
     enrolled, errors = await enrollments.enroll(
         actor=admin,
         sequence_id=sequence.id,
-        prospect_ids=[ids.encode("Prospect", p.id) for p in created],
+        prospect_ids=[p.id for p in created],
         activate=None,
     )
     assert not errors

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from app import bulk, ids
+from app import bulk
 from app.accounts.actor import Actor
 from app.automation import rules
-from app.errors import DomainError, InvalidInput, NotFound
+from app.errors import DomainError, Field, InvalidInput, NotFound
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause
 from app.sequences import lifecycle, stages
@@ -34,34 +34,33 @@ async def enroll(
     *,
     actor: Actor,
     sequence_id: int,
-    prospect_ids: Seq[str],
+    prospect_ids: Seq[int],
     activate: bool | None,
 ) -> tuple[list[Enrollment], list[DomainError]]:
     """Enrolls each prospect; NOT_FOUND, DO_NOT_CONTACT and ALREADY_ENROLLED are
     reported by index. Starts at once when the sequence is active (unless
     ``activate`` is false)."""
     if len(prospect_ids) > MAX_BATCH:
-        raise InvalidInput(f"At most {MAX_BATCH} ids per call.", ["input", "prospectIds"])
-    sequence = await get_sequence(actor, sequence_id, ["input", "sequenceId"])
+        raise InvalidInput(f"At most {MAX_BATCH} ids per call.", ("prospect_ids",))
+    sequence = await get_sequence(actor, sequence_id, ("sequence_id",))
     steps = await steps_of(sequence.id)
     if not steps:
-        raise InvalidInput("The sequence has no steps.", ["input", "sequenceId"])
+        raise InvalidInput("The sequence has no steps.", ("sequence_id",))
     created: list[Enrollment] = []
     errors: list[DomainError] = []
-    pks = [ids.decode_as("Prospect", global_id) for global_id in prospect_ids]
     async with in_transaction():
         # The prospects locked in id order (two calls never wait for each other in a
         # cycle), and which of them the sequence has already: two reads for the batch.
-        wanted = sorted({pk for pk in pks if pk is not None})
+        wanted = sorted(set(prospect_ids))
         locked = (
             await prospects.visible(actor).filter(id__in=wanted).order_by("id").select_for_update() if wanted else []
         )
         found = {prospect.id: prospect for prospect in locked}
         enrolled = await lifecycle.enrolled_keys(found, sequence.id)
-        for index, pk in enumerate(pks):
-            field = ["input", "prospectIds", str(index)]
+        for index, pk in enumerate(prospect_ids):
+            field = ("prospect_ids", index)
             try:
-                prospect = found.get(pk) if pk is not None else None
+                prospect = found.get(pk)
                 if prospect is None:
                     raise NotFound("Prospect", field)
                 enrollment = lifecycle.new_enrollment(
@@ -79,25 +78,25 @@ async def enroll(
 
 async def _each(
     actor: Actor,
-    enrollment_ids: Seq[str],
+    enrollment_ids: Seq[int],
     change: Callable[[Enrollment], Awaitable[list[Move]]],
 ) -> tuple[list[Enrollment], list[DomainError]]:
     """Runs ``change`` on each visible enrollment (locked), then the rules of the
     stage changes it made; errors by index."""
     if len(enrollment_ids) > MAX_BATCH:
-        raise InvalidInput(f"At most {MAX_BATCH} ids per call.", ["input", "ids"])
+        raise InvalidInput(f"At most {MAX_BATCH} ids per call.", ("enrollment_ids",))
     changed: list[Enrollment] = []
     errors: list[DomainError] = []
     async with in_transaction():
-        for index, global_id in enumerate(enrollment_ids):
-            field = ["input", "ids", str(index)]
+        for index, pk in enumerate(enrollment_ids):
+            field = ("enrollment_ids", index)
             try:
-                enrollment = await get_enrollment(actor, global_id, field, lock=True)
+                enrollment = await get_enrollment(actor, pk, field, lock=True)
                 try:
                     moves = await change(enrollment)
                 except DomainError as error:
-                    if error.field is None:
-                        error.at(*field)
+                    if error.field is None:  # a refusal of this enrollment, not of an argument
+                        error.field = field
                     raise
                 await rules.stages_entered(moves)
                 changed.append(enrollment)
@@ -106,18 +105,17 @@ async def _each(
     return changed, errors
 
 
-async def get_enrollment(actor: Actor, global_id: str, field: list[str], *, lock: bool = False) -> Enrollment:
-    pk = ids.decode_as("Enrollment", global_id)
-    query = Enrollment.filter(id=pk, organization_id=actor.organization_id)
+async def get_enrollment(actor: Actor, enrollment_id: int, field: Field, *, lock: bool = False) -> Enrollment:
+    query = Enrollment.filter(id=enrollment_id, organization_id=actor.organization_id)
     if lock:
         query = query.select_for_update()
-    enrollment = None if pk is None else await query.first()
+    enrollment = await query.first()
     if enrollment is None or not await prospects.visible(actor).filter(id=enrollment.prospect_id).exists():
         raise NotFound("Enrollment", field)
     return enrollment
 
 
-async def activate(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
+async def activate(*, actor: Actor, enrollment_ids: Seq[int]) -> tuple[list[Enrollment], list[DomainError]]:
     async def change(enrollment: Enrollment) -> list[Move]:
         return await start(enrollment, actor=actor, cause=ChangeCause.USER, reason="activated")
 
@@ -176,14 +174,14 @@ async def start_all(
     return started, moves
 
 
-async def pause(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
+async def pause(*, actor: Actor, enrollment_ids: Seq[int]) -> tuple[list[Enrollment], list[DomainError]]:
     async def change(enrollment: Enrollment) -> list[Move]:
         return await lifecycle.pause([enrollment], actor=actor, cause=ChangeCause.USER, reason="paused")
 
     return await _each(actor, enrollment_ids, change)
 
 
-async def resume(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
+async def resume(*, actor: Actor, enrollment_ids: Seq[int]) -> tuple[list[Enrollment], list[DomainError]]:
     async def change(enrollment: Enrollment) -> list[Move]:
         return await lifecycle.resume([enrollment], actor=actor, cause=ChangeCause.USER, reason="resumed")
 
@@ -193,7 +191,7 @@ async def resume(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enroll
 async def jump(
     *,
     actor: Actor,
-    enrollment_ids: Seq[str],
+    enrollment_ids: Seq[int],
     position: int,
 ) -> tuple[list[Enrollment], list[DomainError]]:
     """The step at ``position`` (1-based) runs next, at once."""
@@ -201,7 +199,7 @@ async def jump(
     async def change(enrollment: Enrollment) -> list[Move]:
         steps = await steps_of(enrollment.sequence_id)
         if not 1 <= position <= len(steps):
-            raise InvalidInput(f"position must be between 1 and {len(steps)}.", ["input", "position"])
+            raise InvalidInput(f"position must be between 1 and {len(steps)}.", ("position",))
         step_id = steps[position - 1].id
         return await lifecycle.jump([enrollment], step_id, actor=actor, cause=ChangeCause.USER, reason="jumped")
 
@@ -211,7 +209,7 @@ async def jump(
 async def finish(
     *,
     actor: Actor,
-    enrollment_ids: Seq[str],
+    enrollment_ids: Seq[int],
     outcome: Stage,
 ) -> tuple[list[Enrollment], list[DomainError]]:
     async def change(enrollment: Enrollment) -> list[Move]:
@@ -220,7 +218,7 @@ async def finish(
     return await _each(actor, enrollment_ids, change)
 
 
-async def remove(*, actor: Actor, enrollment_ids: Seq[str]) -> tuple[list[Enrollment], list[DomainError]]:
+async def remove(*, actor: Actor, enrollment_ids: Seq[int]) -> tuple[list[Enrollment], list[DomainError]]:
     async def change(enrollment: Enrollment) -> list[Move]:
         return await lifecycle.remove([enrollment], actor=actor, cause=ChangeCause.USER, reason="removed")
 
@@ -231,7 +229,7 @@ async def set_sequence_active(*, actor: Actor, sequence_id: int, active: bool) -
     """Activating a sequence starts its NOT_STARTED enrollments (R4.2)."""
     actor.require_manager()
     async with in_transaction():
-        sequence = await get_sequence(actor, sequence_id, ["input", "id"])
+        sequence = await get_sequence(actor, sequence_id, ("sequence_id",))
         sequence.active = active
         await sequence.save(update_fields=["active"])
         if active:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from app import bulk
 from app.accounts.actor import Actor
-from app.errors import AlreadyEnrolled, DoNotContact
+from app.errors import AlreadyEnrolled, DoNotContact, Field
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences import stages
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
@@ -64,7 +64,7 @@ def new_enrollment(
     actor: Actor,
     activate: bool | None,
     enrolled: Container[str],
-    field: list[str] | None = None,
+    field: Field | None = None,
 ) -> Enrollment:
     """A locked prospect's enrollment, unsaved: DoNotContact, or AlreadyEnrolled when
     its active key is among ``enrolled`` (the sequence's unfinished enrollments)."""
@@ -97,7 +97,7 @@ async def enroll_one(
     actor: Actor,
     cause: ChangeCause,
     activate: bool | None,
-    field: list[str] | None = None,
+    field: Field | None = None,
 ) -> list[Move]:
     """Enrolls a locked prospect; DoNotContact / AlreadyEnrolled before any write."""
     enrolled = await enrolled_keys([prospect.id], sequence.id)

@@ -12,7 +12,7 @@ from app.sequences.windows import parse_window
 from schema.context import Info
 from schema.enums import EnrollmentStage, StepType
 from schema.errors import UserError, guarded, guarded_bulk
-from schema.node import pk
+from schema.node import pk, pks
 from schema.sequences.types import Enrollment, Sequence, Weekday
 
 
@@ -176,12 +176,12 @@ class FinishEnrollmentsInput:
 Bulk = Callable[[], Awaitable[tuple[list[EnrollmentRow], list[DomainError]]]]
 
 
-ENROLLMENT_PATHS: tuple[str, ...] = ()
-"""app.sequences.enrollments still names its errors' fields by whole input paths."""
+ENROLLMENT_IDS = {"enrollment_ids": "ids"}
+"""The enrollment mutations' input names their enrollments ``ids``."""
 
 
 async def _bulk(info: Info, run: Bulk) -> EnrollmentsPayload:
-    return await guarded_bulk(info, EnrollmentsPayload, "enrollments", run, _enrollment, under=ENROLLMENT_PATHS)
+    return await guarded_bulk(info, EnrollmentsPayload, "enrollments", run, _enrollment, ENROLLMENT_IDS)
 
 
 def _enrollment(row: EnrollmentRow) -> Enrollment:
@@ -237,7 +237,7 @@ class SequenceMutations:
                 )
             )
 
-        return await guarded(info, SetSequenceActivePayload, run, under=ENROLLMENT_PATHS)
+        return await guarded(info, SetSequenceActivePayload, run, {"sequence_id": "id"})
 
     @strawberry.mutation
     async def add_sequence_step(self, info: Info, input: AddSequenceStepInput) -> AddSequenceStepPayload:
@@ -285,37 +285,50 @@ class SequenceMutations:
             lambda: enrollments.enroll(
                 actor=info.context.actor,
                 sequence_id=pk("Sequence", input.sequence_id),
-                prospect_ids=input.prospect_ids,
+                prospect_ids=pks("Prospect", input.prospect_ids),
                 activate=input.activate,
             ),
             _enrollment,
-            under=ENROLLMENT_PATHS,
         )
 
     @strawberry.mutation
     async def activate_enrollments(self, info: Info, input: EnrollmentIdsInput) -> EnrollmentsPayload:
-        return await _bulk(info, lambda: enrollments.activate(actor=info.context.actor, enrollment_ids=input.ids))
+        return await _bulk(
+            info, lambda: enrollments.activate(actor=info.context.actor, enrollment_ids=pks("Enrollment", input.ids))
+        )
 
     @strawberry.mutation
     async def pause_enrollments(self, info: Info, input: EnrollmentIdsInput) -> EnrollmentsPayload:
-        return await _bulk(info, lambda: enrollments.pause(actor=info.context.actor, enrollment_ids=input.ids))
+        return await _bulk(
+            info, lambda: enrollments.pause(actor=info.context.actor, enrollment_ids=pks("Enrollment", input.ids))
+        )
 
     @strawberry.mutation
     async def resume_enrollments(self, info: Info, input: EnrollmentIdsInput) -> EnrollmentsPayload:
-        return await _bulk(info, lambda: enrollments.resume(actor=info.context.actor, enrollment_ids=input.ids))
+        return await _bulk(
+            info, lambda: enrollments.resume(actor=info.context.actor, enrollment_ids=pks("Enrollment", input.ids))
+        )
 
     @strawberry.mutation
     async def jump_enrollments(self, info: Info, input: JumpEnrollmentsInput) -> EnrollmentsPayload:
         return await _bulk(
-            info, lambda: enrollments.jump(actor=info.context.actor, enrollment_ids=input.ids, position=input.position)
+            info,
+            lambda: enrollments.jump(
+                actor=info.context.actor, enrollment_ids=pks("Enrollment", input.ids), position=input.position
+            ),
         )
 
     @strawberry.mutation
     async def finish_enrollments(self, info: Info, input: FinishEnrollmentsInput) -> EnrollmentsPayload:
         return await _bulk(
-            info, lambda: enrollments.finish(actor=info.context.actor, enrollment_ids=input.ids, outcome=input.outcome)
+            info,
+            lambda: enrollments.finish(
+                actor=info.context.actor, enrollment_ids=pks("Enrollment", input.ids), outcome=input.outcome
+            ),
         )
 
     @strawberry.mutation
     async def remove_enrollments(self, info: Info, input: EnrollmentIdsInput) -> EnrollmentsPayload:
-        return await _bulk(info, lambda: enrollments.remove(actor=info.context.actor, enrollment_ids=input.ids))
+        return await _bulk(
+            info, lambda: enrollments.remove(actor=info.context.actor, enrollment_ids=pks("Enrollment", input.ids))
+        )

@@ -164,7 +164,7 @@ async def _enroll(org: Org, clock: FrozenClock, sequence_id: str) -> Enrollment:
     sequence_pk = ids.decode_as("Sequence", sequence_id)
     assert sequence_pk is not None
     [enrollment], errors = await enrollments.enroll(
-        actor=admin, sequence_id=sequence_pk, prospect_ids=[ids.encode("Prospect", prospect.id)], activate=None
+        actor=admin, sequence_id=sequence_pk, prospect_ids=[prospect.id], activate=None
     )
     assert not errors
     return enrollment

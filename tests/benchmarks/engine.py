@@ -40,7 +40,7 @@ import aiosmtplib
 from redis.asyncio import Redis
 from tortoise import connections as tortoise_connections
 
-from app import db, ids, redis
+from app import db, redis
 from app.accounts import service as accounts
 from app.accounts.actor import system_actor
 from app.accounts.models import Organization
@@ -155,7 +155,7 @@ async def prepare(settings: Settings, count: int) -> int:
         await enrollments.enroll(
             actor=actor,
             sequence_id=sequence.id,
-            prospect_ids=[ids.encode("Prospect", p.id) for p in made],
+            prospect_ids=[p.id for p in made],
             activate=None,
         )
     return created.organization.id
