@@ -30,6 +30,7 @@ from app.prospects import consent, effects, fields, statuses
 from app.prospects.events import api_name, assignment_changed, prospect_event, task_event
 from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
 from app.sequences import scheduler
+from app.workflows import availability
 from app.workflows import service as workflows
 from app.workflows.chain import Chain
 from app.workflows.models import Action, Interaction, Status, TriggerEvent
@@ -247,7 +248,7 @@ async def log_activity(
                 raise ActionNotAvailable(
                     f"{action.name!r} cannot be logged with {interaction.value}.", ("interaction",)
                 )
-            if not await workflows.action_available(action, prospect.status_id):
+            if not await availability.action_available(action, prospect.status_id):
                 raise ActionNotAvailable(f"{action.name!r} is not available in the prospect's status.", ("action_id",))
         activity = await Activity.create(
             organization_id=actor.organization_id,

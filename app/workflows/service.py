@@ -22,7 +22,6 @@ from app.errors import Conflict, Field, InvalidInput, NotFound
 from app.prospects import effects
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences.state import OUTCOMES, Stage
-from app.workflows import availability
 from app.workflows import operations as ops
 from app.workflows.chain import Chain
 from app.workflows.models import (
@@ -353,10 +352,6 @@ async def delete_action(*, actor: Actor, action_id: int) -> int:
     action = await get_owned(actor, Action, action_id, ("action_id",))
     await action.delete()
     return action.id
-
-
-action_available = availability.action_available
-"""logActivity's check (app/prospects/service.py): the one availability rule."""
 
 
 # ---- automation rules ----
