@@ -43,6 +43,8 @@ class Code(Enum):
     NOT_PULLABLE = "NOT_PULLABLE"
     FORBIDDEN = "FORBIDDEN"
     CONFLICT = "CONFLICT"
+    DUPLICATE = "DUPLICATE"
+    NO_ADDRESS = "NO_ADDRESS"
 
 
 class DomainError(Exception):
@@ -97,3 +99,15 @@ class DoNotContact(DomainError):
 
 class AlreadyEnrolled(DomainError):
     code = Code.ALREADY_ENROLLED
+
+
+class Duplicate(DomainError):
+    """Another prospect of the organization has this email or externalId (R12.2)."""
+
+    code = Code.DUPLICATE
+
+
+class NoAddress(DomainError):
+    """The prospect has no address for a channel a sequence sends on."""
+
+    code = Code.NO_ADDRESS

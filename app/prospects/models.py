@@ -28,6 +28,15 @@ class ConversationState(StrEnum):
     REPLY_NEEDED = "REPLY_NEEDED"
 
 
+class SuppressionReason(StrEnum):
+    UNSUBSCRIBED = "UNSUBSCRIBED"
+    OPTED_OUT = "OPTED_OUT"
+    HARD_BOUNCE = "HARD_BOUNCE"
+    DO_NOT_CONTACT = "DO_NOT_CONTACT"
+    COMPLAINT = "COMPLAINT"
+    MANUAL = "MANUAL"
+
+
 class TaskKind(StrEnum):
     CALL = "CALL"
     CALLBACK = "CALLBACK"
@@ -75,6 +84,37 @@ class Prospect(Model):
     class Meta:
         table = "prospect"
         indexes = (("organization_id", "status_id"), ("organization_id", "owner_id", "created_at"))
+
+
+class Suppression(Model):
+    """An address the organization must never contact on a channel (R12.1),
+    whichever prospect record carries it. One row per cause, so removing one
+    cause (an SMS START undoing a STOP) leaves the others blocking."""
+
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Organization", on_delete=fields.CASCADE, related_name=False
+    )
+    channel = fields.CharEnumField(Channel, max_length=8)
+    # Normalized: the lower-cased email address, or the E.164 number.
+    address = fields.CharField(max_length=320)
+    reason = fields.CharEnumField(SuppressionReason, max_length=16)
+    prospect: fields.ForeignKeyNullableRelation[Prospect] = fields.ForeignKeyField(
+        "models.Prospect", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    created_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.User", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    created_at = fields.DatetimeField()
+
+    organization_id: int
+    prospect_id: int | None
+    created_by_id: int | None
+
+    class Meta:
+        table = "suppression"
+        unique_together = (("organization_id", "channel", "address", "reason"),)
+        indexes = (("organization_id", "created_at"),)
 
 
 class Activity(Model):
