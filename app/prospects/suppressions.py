@@ -1,0 +1,139 @@
+"""The suppression list (R12.1): addresses an organization must never contact on a
+channel, whichever prospect record carries them.
+
+Invariants: an entry is keyed by organization, channel, normalized address (the
+lower-cased email, the E.164 number) and cause; recording one that exists keeps
+it as it is. Recording entries finishes, in the caller's transaction, the
+unfinished enrollments they block of every prospect carrying the address, so a
+second record with the same address stops too. Only ``remove`` takes an entry
+away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from tortoise.expressions import Q
+
+from app.accounts.actor import Actor
+from app.automation import rules  # a cycle, used at call time: rules run operations that suppress addresses
+from app.prospects.models import ChangeCause, Channel, Prospect, Suppression, SuppressionReason
+from app.sequences import lifecycle
+from app.sequences.state import Event
+from app.workflows.chain import Chain
+
+# What a new entry's cause does to the enrollments it blocks (R6.4).
+EVENTS = {
+    SuppressionReason.UNSUBSCRIBED: Event.UNSUBSCRIBE,
+    SuppressionReason.HARD_BOUNCE: Event.HARD_BOUNCE,
+}
+
+
+class Entry(NamedTuple):
+    channel: Channel
+    address: str
+    reason: SuppressionReason
+
+
+def address_of(prospect: Prospect, channel: Channel) -> str | None:
+    """The prospect's normalized address for ``channel``: its email lower-cased, or
+    its phone (stored E.164) for SMS and calls."""
+    if channel is Channel.EMAIL:
+        return prospect.email.lower() if prospect.email else None
+    return prospect.phone or None
+
+
+def entries_for(prospect: Prospect, channels: Iterable[Channel], reason: SuppressionReason) -> list[Entry]:
+    """Entries of ``reason`` for the prospect's addresses on ``channels`` (those it has)."""
+    return [Entry(c, address, reason) for c in channels if (address := address_of(prospect, c)) is not None]
+
+
+async def record(
+    organization_id: int,
+    entries: Sequence[Entry],
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    prospect_id: int | None = None,
+    created_by_id: int | None = None,
+    enrollment_reason: str,
+    chain: Chain | None = None,
+) -> list[Suppression]:
+    """Adds the entries that are new (an existing one is kept as it is), then
+    finishes the unfinished enrollments they block of every prospect carrying an
+    address among ``entries`` (the event each cause sets: UNSUBSCRIBE, HARD_BOUNCE,
+    else OPT_OUT), with ``enrollment_reason`` on their stage changes. Returns the
+    entries, new or kept, in the order given."""
+    if not entries:
+        return []
+    now = actor.now()
+    await Suppression.bulk_create(
+        [
+            Suppression(
+                organization_id=organization_id,
+                channel=e.channel,
+                address=e.address,
+                reason=e.reason,
+                prospect_id=prospect_id,
+                created_by_id=created_by_id,
+                created_at=now,
+            )
+            for e in entries
+        ],
+        ignore_conflicts=True,
+    )
+    found = {
+        Entry(s.channel, s.address, s.reason): s
+        for s in await Suppression.filter(organization_id=organization_id).filter(_matching(entries))
+    }
+    for prospect, blocked in await _carriers(organization_id, entries):
+        for entry in blocked:
+            moves = await lifecycle.for_prospect(
+                prospect.id,
+                EVENTS.get(entry.reason, Event.OPT_OUT),
+                actor=actor,
+                cause=cause,
+                reason=enrollment_reason,
+                channel=entry.channel,
+            )
+            await rules.stages_entered(moves, chain=chain)
+    return [found[e] for e in entries]
+
+
+async def suppressed(organization_id: int, pairs: Iterable[tuple[Channel, str]]) -> set[tuple[Channel, str]]:
+    """Those of the (channel, normalized address) pairs the organization's list holds (one read)."""
+    wanted = {(c, a) for c, a in pairs if a}
+    if not wanted:
+        return set()
+    rows = await Suppression.filter(
+        organization_id=organization_id, address__in=sorted({a for _, a in wanted})
+    ).values_list("channel", "address")
+    return {(Channel(c), a) for c, a in rows} & wanted
+
+
+async def blocked_channels(prospect: Prospect) -> set[Channel]:
+    """Every channel blocked for the prospect, by any cause (``Prospect.blockedChannels``):
+    its do-not-contact flag and opt-outs, and entries of the list for its addresses."""
+    blocked = lifecycle.blocked_channels(prospect)
+    pairs = [(c, a) for c in Channel if (a := address_of(prospect, c)) is not None]
+    return blocked | {c for c, _ in await suppressed(prospect.organization_id, pairs)}
+
+
+def _matching(entries: Iterable[Entry]) -> Q:
+    by_channel: dict[Channel, set[str]] = {}
+    for e in entries:
+        by_channel.setdefault(e.channel, set()).add(e.address)
+    return Q(*(Q(channel=c, address__in=sorted(a)) for c, a in by_channel.items()), join_type="OR")
+
+
+async def _carriers(organization_id: int, entries: Sequence[Entry]) -> list[tuple[Prospect, list[Entry]]]:
+    """The organization's prospects carrying an address among ``entries`` (locked, in id
+    order so that concurrent writers lock alike), each with the entries that block it."""
+    emails = {e.address for e in entries if e.channel is Channel.EMAIL}
+    phones = {e.address for e in entries if e.channel is not Channel.EMAIL}
+    query = Q(email__in=sorted(emails)) | Q(phone__in=sorted(phones))
+    carriers = await Prospect.filter(organization_id=organization_id).filter(query).order_by("id").select_for_update()
+    return [
+        (p, blocking) for p in carriers if (blocking := [e for e in entries if address_of(p, e.channel) == e.address])
+    ]
