@@ -32,11 +32,15 @@ async def set_do_not_contact(
         await rules.stages_entered(moves, chain=chain)
 
 
-async def opt_out(prospect: Prospect, channel: Channel, *, actor: Actor, cause: ChangeCause) -> None:
-    """Blocks one channel; finishes OPTED_OUT the unfinished enrollments whose sequence uses it."""
+async def opt_out(
+    prospect: Prospect, channel: Channel, *, actor: Actor, cause: ChangeCause, reason: str = "opted_out"
+) -> None:
+    """Blocks one channel; finishes OPTED_OUT the unfinished enrollments whose sequence
+    uses it, with ``reason`` on their stage changes (an SMS STOP, an email asking to
+    be removed)."""
     if channel.value in prospect.opted_out_channels:
         return
-    await _block(prospect, channel, actor=actor, cause=cause, event=Event.OPT_OUT, reason="opted_out")
+    await _block(prospect, channel, actor=actor, cause=cause, event=Event.OPT_OUT, reason=reason)
 
 
 async def opt_in(prospect: Prospect, channel: Channel, *, actor: Actor) -> None:
