@@ -14,6 +14,12 @@ P = TypeVar("P")
 
 
 strawberry.enum(Code, name="ErrorCode")  # the domain's codes are the API's, one list
+_DESCRIPTIONS = {
+    Code.DUPLICATE: "Another prospect of the organization already has this email or externalId.",
+    Code.NO_ADDRESS: "The prospect has no address for the channel (no email for EMAIL, no phone for SMS).",
+}
+for _value in Code.__strawberry_definition__.values:  # type: ignore[attr-defined]
+    _value.description = _DESCRIPTIONS.get(Code(_value.value), _value.description)
 
 
 @strawberry.type(
