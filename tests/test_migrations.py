@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,90 @@ async def test_an_identity_two_organizations_shared_stays_with_the_first(
         ("Third", "SMS_FROM", "+12025550144"),
         ("Third", "EMAIL_FROM", "own@third.example"),
         ("First", "EMAIL_FROM", "sales@shared.example"),
+    ]
+
+
+async def test_prospects_blocked_before_the_list_are_suppressed(tmp_path: Path) -> None:
+    """0017: each channel a prospect had blocked (do-not-contact: all three) becomes
+    an entry for its address, OPTED_OUT when the cause was not kept, emails lower-cased."""
+    async with fresh_database(file=tmp_path / "migrated.sqlite3") as url:
+        config = db.tortoise_config(url)
+        await migrate(config=config, target="models.0016_claim_token")
+        await Tortoise.init(config=config)
+        try:
+            conn = connections.get("default")
+            postgres = conn.capabilities.dialect == "postgres"
+
+            async def insert(table: str, row: dict[str, object]) -> int:
+                marks = ", ".join(f"${n}" if postgres else "?" for n in range(1, len(row) + 1))
+                columns = ", ".join(f'"{c}"' for c in row)
+                rows = await conn.execute_query_dict(
+                    f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) RETURNING "id"', list(row.values())
+                )
+                return int(rows[0]["id"])
+
+            now = datetime(2026, 1, 2, tzinfo=UTC)
+            org = await insert(
+                "organization",
+                {
+                    "name": "Acme",
+                    "time_zone": "UTC",
+                    "phone_region": "US",
+                    "pull_from_other_agents": False,
+                    "created_at": now,
+                },
+            )
+            workflow = await insert("workflow", {"organization_id": org, "name": "Sales", "position": 0})
+            status = await insert(
+                "status",
+                {
+                    "organization_id": org,
+                    "workflow_id": workflow,
+                    "name": "New",
+                    "position": 0,
+                    "system_status": "NEW",
+                    "pipeline_percent": 0,
+                },
+            )
+            for email, phone, dnc, channels in [
+                ("Ann@Example.com", "+12025550143", False, '["EMAIL"]'),
+                ("bob@example.com", "+12025550144", True, "[]"),
+                (None, "+12025550145", False, '["SMS"]'),
+                ("cy@example.com", None, False, "[]"),
+            ]:
+                await insert(
+                    "prospect",
+                    {
+                        "organization_id": org,
+                        "status_id": status,
+                        "email": email,
+                        "phone": phone,
+                        "do_not_contact": dnc,
+                        "opted_out_channels": channels,
+                        "custom_fields": "{}",
+                        "search_text": "",
+                        "contact_attempts": 0,
+                        "conversation_state": "NEW",
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+        finally:
+            await Tortoise.close_connections()
+        await migrate(config=config)
+        await Tortoise.init(config=config)
+        try:
+            rows = await connections.get("default").execute_query_dict(
+                'SELECT "channel", "address", "reason" FROM "suppression" ORDER BY "address", "channel"'
+            )
+        finally:
+            await Tortoise.close_connections()
+    assert [tuple(row.values()) for row in rows] == [
+        ("PHONE", "+12025550144", "DO_NOT_CONTACT"),
+        ("SMS", "+12025550144", "DO_NOT_CONTACT"),
+        ("SMS", "+12025550145", "OPTED_OUT"),
+        ("EMAIL", "ann@example.com", "OPTED_OUT"),
+        ("EMAIL", "bob@example.com", "DO_NOT_CONTACT"),
     ]
 
 
