@@ -186,7 +186,7 @@ _ENGLISH = [
     rf"(?:do not|don't|dont) send (?:me |us )?(?:any )?(?:more|further|other) {_EMAILS}",
     rf"no (?:more|further) {_EMAILS}",
     rf"(?:i|we) (?:do not|don't|dont) want (?:to (?:receive|get) )?(?:any )?(?:more|further) {_EMAILS}(?: from you)?",
-    rf"(?:i|we) (?:want|would like|'d like|wish|need|ask) to be (?:removed|taken off|unsubscribed|deleted)"
+    rf"(?:i|we)(?: want| would like|'d like| wish| need| ask) to be (?:removed|taken off|unsubscribed|deleted)"
     rf"(?: (?:from|off) {_LIST_EN})?",
 ]
 _LIST_DE = (
@@ -244,7 +244,7 @@ _GREETING = r"(?:(?:hi|hello|hey|dear|hallo|liebe|lieber|bonjour|hola|estimado|e
 _PLEASE = r"(?:(?:please|pls|plz|kindly|just|bitte|veuillez|merci de|svp|por favor|favor de) )*"
 _ASKING = _any(
     r"(?:can|could|would|will) you (?:please |kindly )?",
-    r"(?:i|we) (?:would like|'d like|want|wish|need|am asking|ask) (?:you )?to ",
+    r"(?:i|we)(?: would like|'d like| want| wish| need| am asking| ask) (?:you )?to ",
     r"(?:je|nous) (?:veux|voudrais|souhaite|souhaiterais|desire|voulons|souhaitons) ",
     r"(?:pouvez|pourriez)-vous ",
     r"(?:quiero|quisiera|deseo|me gustaria|necesito|queremos) ",
