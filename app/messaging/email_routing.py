@@ -137,7 +137,7 @@ async def _record_in(found: Classified, to: _Destination, clock: Clock) -> Outco
     else:
         await inbound.receive(
             prospect,
-            KINDS[found.kind],
+            inbound.own_words(KINDS[found.kind], prospect, channel=Channel.EMAIL, address=found.sender),
             actor=actor,
             channel=Channel.EMAIL,
             sender=found.sender,

@@ -34,11 +34,25 @@ UNSUBSCRIBE_REQUEST = "unsubscribe_request"
 """The reason on the stage changes an email asking to be unsubscribed makes."""
 
 
-async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str | None) -> Prospect:
-    """The prospect a message came from: the one our message it answers went to
+async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str | None) -> tuple[Prospect, str | None]:
+    """The prospect a message came from, and the sender's address normalized (None
+    if unreadable: a thread needs none): the one our message it answers went to
     (``in_reply_to``), else by address (``routed``). Where several prospects carry
     the address and nothing says which one wrote, InvalidInput: crediting the
     reply to one of them would be a guess (issue 21)."""
+    field = ("sender",)
+    if channel not in (Channel.EMAIL, Channel.SMS):
+        raise InvalidInput("Inbound messages come by EMAIL or SMS.", ("channel",))
+    address: str | None = None
+    unreadable: InvalidInput | None = None
+    try:
+        if channel is Channel.EMAIL:
+            address = validation.email(sender, field).lower()
+        else:
+            org = await Organization.get(id=actor.organization_id)
+            address = validation.phone(sender, org.phone_region, field)
+    except InvalidInput as error:
+        unreadable = error
     if in_reply_to:
         ours = await Message.get_or_none(
             organization_id=actor.organization_id, external_id=in_reply_to.strip(), direction=Direction.OUTBOUND
@@ -46,17 +60,10 @@ async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str 
         if ours is not None:
             prospect = await prospects.visible(actor).filter(id=ours.prospect_id).select_for_update().first()
             if prospect is not None:
-                return prospect
-    field = ("sender",)
-    if channel is Channel.EMAIL:
-        address = validation.email(sender, field)
-        query = prospects.visible(actor).filter(email__iexact=address)
-    elif channel is Channel.SMS:
-        org = await Organization.get(id=actor.organization_id)
-        address = validation.phone(sender, org.phone_region, field)
-        query = prospects.visible(actor).filter(phone=address)
-    else:
-        raise InvalidInput("Inbound messages come by EMAIL or SMS.", ("channel",))
+                return prospect, address
+    if unreadable is not None or address is None:
+        raise unreadable or InvalidInput("Not an address.", field)
+    query = prospects.visible(actor).filter(**{"email__iexact" if channel is Channel.EMAIL else "phone": address})
     found = await routed(query, channel=channel, address=address)
     if len(found) > 1:
         raise InvalidInput(
@@ -67,7 +74,18 @@ async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str 
     prospect = await query.filter(id__in=found).select_for_update().first() if found else None
     if prospect is None:
         raise NotFound("Prospect", field)
-    return prospect
+    return prospect, address
+
+
+def own_words(kind: Kind, prospect: Prospect, *, channel: Channel, address: str | None) -> Kind:
+    """``kind``, except that an opt-out, opt-in or unsubscribe request from another
+    address than the prospect's (a colleague answering in their thread) is a reply:
+    it concerns the address it came from, not the prospect the thread names (our
+    email's unsubscribe link serves the colleague)."""
+    if kind not in (Kind.OPT_OUT, Kind.OPT_IN, Kind.UNSUBSCRIBE_REQUEST):
+        return kind
+    own = prospect.email if channel is Channel.EMAIL else prospect.phone
+    return kind if address and own and address.lower() == own.lower() else Kind.REPLY
 
 
 ROUTING_CANDIDATES = 20
@@ -115,8 +133,9 @@ async def record_inbound(
     _at_most(body, mime.MAX_TEXT, ("body",))
     _at_most(subject, mime.MAX_SUBJECT, ("subject",))
     async with in_transaction():
-        prospect = await _sender(actor, channel, sender, in_reply_to)
+        prospect, address = await _sender(actor, channel, sender, in_reply_to)
         kind = classify.inbound(channel, body, subject=subject, auto_reply=auto_reply)
+        kind = own_words(kind, prospect, channel=channel, address=address)
         message = await receive(prospect, kind, actor=actor, channel=channel, sender=sender, body=body, subject=subject)
     return message, prospect
 
