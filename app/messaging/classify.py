@@ -60,7 +60,7 @@ def keyword(body: str) -> Kind:
     """OPT_OUT, OPT_IN or REPLY. The body is compared after Unicode compatibility
     folding (full-width STOP, U+FF33 U+FF34 U+FF2F U+FF30, is STOP), case-folding, dropping punctuation and
     trimming, so " Stop." and "OPT-OUT" count; "please stop" is a reply."""
-    words = _words(body[:SENTENCE_CHARS])
+    words = _words(body)
     if words in OPT_OUT:
         return Kind.OPT_OUT
     if words in OPT_IN:
