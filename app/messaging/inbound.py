@@ -61,8 +61,9 @@ async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str 
             prospect = await prospects.visible(actor).filter(id=ours.prospect_id).select_for_update().first()
             if prospect is not None:
                 return prospect, address
-    if unreadable is not None or address is None:
-        raise unreadable or InvalidInput("Not an address.", field)
+    if address is None:  # unreadable, and no thread to go by
+        assert unreadable is not None
+        raise unreadable
     query = prospects.visible(actor).filter(**{"email__iexact" if channel is Channel.EMAIL else "phone": address})
     found = await routed(query, channel=channel, address=address)
     if len(found) > 1:
