@@ -13,8 +13,8 @@ from app.accounts import service as accounts
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.config import Settings
-from app.messaging import sending, twilio
-from app.messaging.inbound import Kind
+from app.messaging import classify, sending, twilio
+from app.messaging.classify import Kind
 from app.messaging.models import Message
 from app.prospects.models import Prospect
 from app.sequences import scheduler
@@ -76,7 +76,7 @@ def test_the_signature_matches_twilios_published_example() -> None:
     ],
 )
 def test_keywords(body: str, kind: Kind) -> None:
-    assert twilio.keyword(body) == kind
+    assert classify.keyword(body) == kind
 
 
 class Twilio:

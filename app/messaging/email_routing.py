@@ -7,7 +7,8 @@ transaction per organization:
   bounce's original), for the prospect that message went to;
 - unless it is a bounce, each organization holding an address it was sent to
   (Delivered-To, X-Original-To, To, Cc; app.accounts.identities), for the
-  prospect there whose address sent it. A mail copied to two organizations is
+  prospect there whose address sent it: the only one (several would make any
+  choice a guess: unrouted there). A mail copied to two organizations is
   addressed to both, so both record it: none is chosen over another.
 
 A bounce that names none of our Message-IDs is unrouted: anyone can write one,
@@ -33,7 +34,7 @@ from app.accounts import identities
 from app.accounts.actor import system_actor
 from app.clock import Clock
 from app.messaging import inbound, inbound_email
-from app.messaging.inbound import Kind
+from app.messaging.classify import Kind
 from app.messaging.inbound_email import Classified, EmailKind
 from app.messaging.models import BounceType, Direction, Message
 from app.prospects.models import Channel, Prospect
@@ -100,7 +101,14 @@ async def _record_in(found: Classified, to: _Destination, clock: Clock) -> Outco
     if to.ours is not None:
         prospects = Prospect.filter(id=to.ours.prospect_id)
     else:
-        prospects = Prospect.filter(organization_id=to.organization_id, email__iexact=found.sender).order_by("-id")
+        prospects = Prospect.filter(organization_id=to.organization_id, email__iexact=found.sender)
+        carrying = await inbound.routed(prospects, channel=Channel.EMAIL, address=found.sender)
+        if len(carrying) > 1:
+            logger.warning(
+                "an email (Message-ID %s) from an address %d prospects have: unrouted", found.message_id, len(carrying)
+            )
+            return Outcome.UNROUTED
+        prospects = prospects.filter(id__in=carrying)
     prospect = await prospects.select_for_update().first()
     if prospect is None:
         return Outcome.UNROUTED
@@ -129,7 +137,7 @@ async def _record_in(found: Classified, to: _Destination, clock: Clock) -> Outco
     else:
         await inbound.receive(
             prospect,
-            Kind.AUTO_REPLY if found.kind is EmailKind.AUTO_REPLY else Kind.REPLY,
+            inbound.own_words(KINDS[found.kind], prospect, channel=Channel.EMAIL, address=found.sender),
             actor=actor,
             channel=Channel.EMAIL,
             sender=found.sender,
@@ -139,6 +147,13 @@ async def _record_in(found: Classified, to: _Destination, clock: Clock) -> Outco
             external_id=found.message_id,
         )
     return Outcome.RECORDED
+
+
+KINDS = {
+    EmailKind.AUTO_REPLY: Kind.AUTO_REPLY,
+    EmailKind.UNSUBSCRIBE_REQUEST: Kind.UNSUBSCRIBE_REQUEST,
+    EmailKind.REPLY: Kind.REPLY,
+}
 
 
 async def _answered(message_ids: list[str]) -> Message | None:

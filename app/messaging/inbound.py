@@ -6,9 +6,9 @@ Twilio's forms) end here."""
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any
 
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app import validation
@@ -18,7 +18,8 @@ from app.automation import rules
 from app.errors import Field, InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
-from app.messaging import mime
+from app.messaging import classify, mime
+from app.messaging.classify import Kind
 from app.messaging.events import message_event
 from app.messaging.models import BounceType, Direction, Message, MessageState
 from app.prospects import consent
@@ -29,9 +30,29 @@ from app.sequences.models import Sequence
 from app.sequences.state import Event
 from app.workflows.models import TriggerEvent
 
+UNSUBSCRIBE_REQUEST = "unsubscribe_request"
+"""The reason on the stage changes an email asking to be unsubscribed makes."""
 
-async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str | None) -> Prospect:
-    """The prospect a message came from: by the message it answers, else by address."""
+
+async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str | None) -> tuple[Prospect, str | None]:
+    """The prospect a message came from, and the sender's address normalized (None
+    if unreadable: a thread needs none): the one our message it answers went to
+    (``in_reply_to``), else by address (``routed``). Where several prospects carry
+    the address and nothing says which one wrote, InvalidInput: crediting the
+    reply to one of them would be a guess (issue 21)."""
+    field = ("sender",)
+    if channel not in (Channel.EMAIL, Channel.SMS):
+        raise InvalidInput("Inbound messages come by EMAIL or SMS.", ("channel",))
+    address: str | None = None
+    unreadable: InvalidInput | None = None
+    try:
+        if channel is Channel.EMAIL:
+            address = validation.email(sender, field).lower()
+        else:
+            org = await Organization.get(id=actor.organization_id)
+            address = validation.phone(sender, org.phone_region, field)
+    except InvalidInput as error:
+        unreadable = error
     if in_reply_to:
         ours = await Message.get_or_none(
             organization_id=actor.organization_id, external_id=in_reply_to.strip(), direction=Direction.OUTBOUND
@@ -39,20 +60,63 @@ async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str 
         if ours is not None:
             prospect = await prospects.visible(actor).filter(id=ours.prospect_id).select_for_update().first()
             if prospect is not None:
-                return prospect
-    field = ("sender",)
-    if channel is Channel.EMAIL:
-        address = validation.email(sender, field)
-        query = prospects.visible(actor).filter(email__iexact=address)
-    elif channel is Channel.SMS:
-        org = await Organization.get(id=actor.organization_id)
-        query = prospects.visible(actor).filter(phone=validation.phone(sender, org.phone_region, field))
-    else:
-        raise InvalidInput("Inbound messages come by EMAIL or SMS.", ("channel",))
-    prospect = await query.order_by("-id").select_for_update().first()
+                return prospect, address
+    if address is None:  # unreadable, and no thread to go by
+        assert unreadable is not None
+        raise unreadable
+    query = prospects.visible(actor).filter(**{"email__iexact" if channel is Channel.EMAIL else "phone": address})
+    found = await routed(query, channel=channel, address=address)
+    if len(found) > 1:
+        raise InvalidInput(
+            f"{len(found)} prospects have this {'number' if channel is Channel.SMS else 'address'}: "
+            "give inReplyTo, the id of our message they answer, to say which one wrote.",
+            field,
+        )
+    prospect = await query.filter(id__in=found).select_for_update().first() if found else None
     if prospect is None:
         raise NotFound("Prospect", field)
-    return prospect
+    return prospect, address
+
+
+def own_words(kind: Kind, prospect: Prospect, *, channel: Channel, address: str | None) -> Kind:
+    """``kind``, except that an opt-out, opt-in or unsubscribe request from another
+    address than the prospect's (a colleague answering in their thread) is a reply:
+    it concerns the address it came from, not the prospect the thread names (our
+    email's unsubscribe link serves the colleague)."""
+    if kind not in (Kind.OPT_OUT, Kind.OPT_IN, Kind.UNSUBSCRIBE_REQUEST):
+        return kind
+    own = prospect.email if channel is Channel.EMAIL else prospect.phone
+    return kind if address and own and address.lower() == own.lower() else Kind.REPLY
+
+
+ROUTING_CANDIDATES = 20
+"""Prospects carrying one address read at most to route a message (more only say it is ambiguous)."""
+THREAD_STATES = (MessageState.SENT, MessageState.DELIVERED, MessageState.UNCERTAIN)
+
+
+async def routed(candidates: QuerySet[Prospect], *, channel: Channel, address: str) -> list[int]:
+    """The ids of the prospects (of ``candidates``, those carrying ``address``) a
+    message from ``address`` is to be credited to, when no thread header names our
+    message: all of them, one at best; for an SMS, which has no thread headers,
+    the one our latest SMS to that number went to when several carry it. The
+    caller locks the one it takes, or reports more than one as ambiguous."""
+    ids: list[int] = await candidates.order_by("id").limit(ROUTING_CANDIDATES).values_list("id", flat=True)  # type: ignore[assignment]
+    if len(ids) > 1 and channel is Channel.SMS:
+        latest = (
+            await Message.filter(
+                prospect_id__in=ids,
+                channel=Channel.SMS,
+                direction=Direction.OUTBOUND,
+                to_address=address,
+                state__in=THREAD_STATES,
+                sent_at__isnull=False,
+            )
+            .order_by("-sent_at", "-id")
+            .first()
+        )
+        if latest is not None:
+            return [latest.prospect_id]
+    return ids
 
 
 async def record_inbound(
@@ -70,8 +134,9 @@ async def record_inbound(
     _at_most(body, mime.MAX_TEXT, ("body",))
     _at_most(subject, mime.MAX_SUBJECT, ("subject",))
     async with in_transaction():
-        prospect = await _sender(actor, channel, sender, in_reply_to)
-        kind = Kind.AUTO_REPLY if auto_reply else Kind.REPLY
+        prospect, address = await _sender(actor, channel, sender, in_reply_to)
+        kind = classify.inbound(channel, body, subject=subject, auto_reply=auto_reply)
+        kind = own_words(kind, prospect, channel=channel, address=address)
         message = await receive(prospect, kind, actor=actor, channel=channel, sender=sender, body=body, subject=subject)
     return message, prospect
 
@@ -79,15 +144,6 @@ async def record_inbound(
 def _at_most(text: str | None, length: int, field: Field) -> None:
     if text is not None and len(text) > length:
         raise InvalidInput(f"At most {length} characters.", field)
-
-
-class Kind(StrEnum):
-    """What a received message means (R6): a reply, an auto-reply, or an SMS keyword."""
-
-    REPLY = "REPLY"
-    AUTO_REPLY = "AUTO_REPLY"
-    OPT_OUT = "OPT_OUT"
-    OPT_IN = "OPT_IN"
 
 
 async def receive(
@@ -107,8 +163,11 @@ async def receive(
     REPLIED every unfinished enrollment whose sequence stops on reply (cancelling
     their queued messages) and fires MESSAGE_RECEIVED rules; an auto-reply changes
     nothing else; an SMS opt-out or opt-in keyword opts the prospect out of (or back
-    into) SMS. ``receipt_key`` is unique: a provider's retry of the same message
-    raises IntegrityError, so the caller can roll back and answer as before."""
+    into) SMS. An email asking to be unsubscribed opts out of EMAIL first, so the
+    enrollments that send email finish OPTED_OUT (reason ``unsubscribe_request``),
+    not REPLIED; then, being the person's own words, it is a reply for the rest.
+    ``receipt_key`` is unique: a provider's retry of the same message raises
+    IntegrityError, so the caller can roll back and answer as before."""
     now = actor.now()
     message = await store(
         prospect,
@@ -126,7 +185,11 @@ async def receive(
         await consent.opt_out(prospect, channel, actor=actor, cause=ChangeCause.INBOUND)
     elif kind is Kind.OPT_IN:
         await consent.opt_in(prospect, channel, actor=actor)
-    elif kind is Kind.REPLY:
+    if kind is Kind.UNSUBSCRIBE_REQUEST:
+        await consent.opt_out(
+            prospect, Channel.EMAIL, actor=actor, cause=ChangeCause.INBOUND, reason=UNSUBSCRIBE_REQUEST
+        )
+    if kind in (Kind.REPLY, Kind.UNSUBSCRIBE_REQUEST):
         prospect.conversation_state = ConversationState.REPLY_NEEDED
         prospect.last_message_at = now
         await prospect.save(update_fields=["conversation_state", "last_message_at"])

@@ -10,6 +10,8 @@
 - an auto-reply (RFC 3834 ``Auto-Submitted`` other than ``no``, and the
   de-facto ``X-Autoreply``, ``X-Autorespond``, ``X-Auto-Response-Suppress``,
   ``Precedence: bulk | junk | auto_reply``, an empty return path);
+- a reply asking to be unsubscribed (app.messaging.classify reads what its
+  sender wrote above the quoted text);
 - a reply: anything else;
 
 with what routing needs: its sender, where it was sent (app/messaging/mime.py
@@ -30,6 +32,7 @@ from flufl.bounce import all_failures
 
 from app.accounts import identities
 from app.messaging import mime
+from app.messaging.classify import Kind, email_reply, html_reply
 from app.messaging.models import BounceType
 
 # No "@" in the left part (RFC 5322's id-left has none): with one, it backtracked quadratically.
@@ -47,6 +50,7 @@ BOUNCE_BYTES = 256 * 1024
 class EmailKind(StrEnum):
     BOUNCE = "bounce"
     AUTO_REPLY = "auto_reply"
+    UNSUBSCRIBE_REQUEST = "unsubscribe_request"
     REPLY = "reply"
 
 
@@ -111,8 +115,27 @@ def _classified(message: EmailMessage, raw: bytes, budget: mime.Budget) -> Class
         return found
     if _automatic(message):
         found.kind = EmailKind.AUTO_REPLY
+    elif email_reply(_written(message, found.body), subject=found.subject) is Kind.UNSUBSCRIBE_REQUEST:
+        found.kind = EmailKind.UNSUBSCRIBE_REQUEST
+    budget.check()
     found.answers = list(dict.fromkeys(threaded))
     return found
+
+
+def _written(message: EmailMessage, body: str) -> str:
+    """The text the classifier reads: ``body`` (mime.text), or, when that came from
+    an HTML part, that part read again keeping its lines and cut at its quote
+    (app.messaging.classify.html_reply)."""
+    try:
+        part = message.get_body(preferencelist=("plain", "html"))
+    except AttributeError:  # as mime.text: a multipart/related whose boundary is missing
+        return body
+    if part is None or part.get_content_subtype() != "html":
+        return body
+    try:
+        return html_reply(str(part.get_content()))
+    except (LookupError, ValueError):  # an unknown charset or a broken encoding: mime.text's reading
+        return body
 
 
 def _ids(value: object) -> list[str]:

@@ -1,11 +1,12 @@
 """Twilio's webhooks (R6.2): request signatures, inbound SMS with the opt-out and
-opt-in keywords, and delivery status callbacks.
+opt-in keywords (app.messaging.classify), and delivery status callbacks.
 
 An inbound SMS is routed by ``To`` (the one organization that holds that number
-as its ``smsFrom``, app.accounts.identities) and ``From`` (a prospect of it),
-recorded once per MessageSid (a unique receipt key, so Twilio's retries, even
-concurrent ones, change nothing twice), and then means one of: an opt-out
-keyword, an opt-in keyword, or a reply. Unlike an email's, the key needs no
+as its ``smsFrom``, app.accounts.identities) and ``From`` (its prospect with
+that number; of several, the one our latest SMS to it went to, else none:
+inbound.routed), recorded once per MessageSid (a unique receipt key, so
+Twilio's retries, even concurrent ones, change nothing twice), and then means
+one of: an opt-out keyword, an opt-in keyword, or a reply. Unlike an email's, the key needs no
 organization: an SMS has one recipient number, held by one organization, and
 its MessageSid is unique in the one Twilio account every organization shares.
 """
@@ -16,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import unicodedata
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -28,15 +28,11 @@ from app.accounts import identities
 from app.accounts.actor import system_actor
 from app.clock import Clock
 from app.errors import InvalidInput
-from app.messaging import inbound
-from app.messaging.inbound import Kind
+from app.messaging import classify, inbound
 from app.messaging.models import Direction, Message, MessageState
 from app.prospects.models import Channel, Prospect
 
 logger = logging.getLogger("leadline.twilio")
-
-OPT_OUT = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out"})
-OPT_IN = frozenset({"start", "unstop", "yes"})
 
 
 def signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
@@ -50,20 +46,6 @@ def signed(auth_token: str | None, url: str, params: Iterable[tuple[str, str]], 
     if not auth_token or not given:
         return False
     return hmac.compare_digest(signature(auth_token, url, params), given)
-
-
-def keyword(body: str) -> Kind:
-    """OPT_OUT, OPT_IN or REPLY. The body is compared after Unicode compatibility
-    folding (full-width STOP, U+FF33 U+FF34 U+FF2F U+FF30, is STOP), case-folding, dropping punctuation and
-    trimming, so " Stop." and "OPT-OUT" count; "please stop" is a reply."""
-    folded = unicodedata.normalize("NFKC", body).casefold()
-    kept = "".join(" " if unicodedata.category(c)[0] in "PSZ" else c for c in folded)
-    words = " ".join(kept.split())
-    if words in OPT_OUT:
-        return Kind.OPT_OUT
-    if words in OPT_IN:
-        return Kind.OPT_IN
-    return Kind.REPLY
 
 
 class Received(StrEnum):
@@ -85,18 +67,18 @@ async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock
     actor = system_actor(organization.id, clock)
     try:
         async with in_transaction():
-            prospect = (
-                await Prospect.filter(organization_id=organization.id, phone=phone)
-                .order_by("-id")
-                .select_for_update()
-                .first()
-            )
+            carrying = Prospect.filter(organization_id=organization.id, phone=phone)
+            found = await inbound.routed(carrying, channel=Channel.SMS, address=phone)
+            if len(found) > 1:
+                logger.warning("inbound SMS %s from a number %d prospects have, none texted: unrouted", sid, len(found))
+                return Received.UNROUTED
+            prospect = await carrying.filter(id__in=found).select_for_update().first() if found else None
             if prospect is None:
                 logger.info("inbound SMS %s from a number no prospect has", sid)
                 return Received.UNROUTED
             await inbound.receive(
                 prospect,
-                keyword(body),
+                classify.inbound(Channel.SMS, body),
                 actor=actor,
                 channel=Channel.SMS,
                 sender=phone,

@@ -1,0 +1,244 @@
+"""Issue 21, item 3: no reply is credited to the wrong person. Routing prefers the
+thread (In-Reply-To / References; for an SMS, the prospect our latest SMS to the
+number went to), then the one prospect carrying the address; several carrying
+it and no thread deciding is an error on the API and unrouted on the webhooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.accounts import service as accounts
+from app.accounts.models import Role
+from app.clock import FrozenClock
+from app.config import Settings
+from app.messaging import sending, twilio
+from app.messaging.models import Message
+from app.prospects.models import Prospect
+from app.sequences import scheduler
+from app.sequences.models import Enrollment, StepType
+from app.sequences.service import StepSpec
+from tests import test_email_webhook as email_webhook
+from tests import test_twilio_webhooks as twilio_webhook
+from tests.conftest import GraphQL, Org, mutate
+from tests.test_scheduler import setup
+
+SHARED = "+12025550143"  # a household's or a switchboard's number, on two records
+OUR_NUMBER = twilio_webhook.OUR_NUMBER
+SMS_STEPS = [StepSpec(StepType.SMS, 0, body="Hi {{ first_name }}"), StepSpec(StepType.SMS, 3600, body="Still there?")]
+EMAIL_STEPS = [
+    StepSpec(StepType.EMAIL, 0, body="Hello", subject="Hi Ada"),
+    StepSpec(StepType.EMAIL, 3600, body="b", subject="s"),
+]
+PEOPLE = [
+    {"first_name": "Ada", "last_name": "King", "email": "ada@client.example", "phone": SHARED},
+    {"first_name": "Bob", "last_name": "King", "email": "bob@client.example", "phone": SHARED},
+]
+RECORDED = "message { body } prospect { firstName conversationState }"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env(
+        {
+            "LEADLINE_DATA_DIR": str(tmp_path / "data"),
+            "PUBLIC_URL": "https://leads.example",
+            "TWILIO_AUTH_TOKEN": twilio_webhook.AUTH_TOKEN,
+            "INBOUND_EMAIL_TOKEN": email_webhook.TOKEN,
+        }
+    )
+
+
+async def _enrolled(
+    org: Org, clock: FrozenClock, settings: Settings, steps: list[StepSpec]
+) -> dict[str, tuple[Enrollment, int]]:
+    """Ada and Bob enrolled, each first message queued (not sent), by first name."""
+    changes = accounts.OrganizationChanges(sms_from=OUR_NUMBER, email_from="sales@acme.example")
+    await accounts.update_organization(actor=org.actor(Role.ADMIN, clock), changes=changes, settings=settings)
+    enrollments = await setup(org, clock, steps=steps, people=[dict(p) for p in PEOPLE])
+    queued = (await scheduler.run_pass(clock)).queued
+    by_prospect = {m.prospect_id: m.id for m in await Message.filter(id__in=queued)}
+    names = {p.id: p.first_name for p in await Prospect.filter(organization_id=org.id)}
+    return {names[e.prospect_id]: (e, by_prospect[e.prospect_id]) for e in enrollments}
+
+
+async def _send(message_id: int, settings: Settings, clock: FrozenClock) -> Message:
+    transports = sending.transports_for(settings)
+    try:
+        assert await sending.send(message_id, transports=transports, settings=settings, clock=clock) == "SENT"
+    finally:
+        await transports.close()
+    return await Message.get(id=message_id)
+
+
+async def _stages(enrolled: dict[str, tuple[Enrollment, int]]) -> dict[str, str]:
+    return {name: (await Enrollment.get(id=e.id)).stage for name, (e, _) in enrolled.items()}
+
+
+async def _record(gql: GraphQL, org: Org, **input_: str) -> dict[str, object]:
+    return await mutate(gql, org.tokens[Role.ADMIN], "recordInboundMessage", RECORDED, **input_)
+
+
+# recordInboundMessage
+
+
+async def test_a_shared_number_with_no_thread_is_refused_naming_sender_and_in_reply_to(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    before = await _stages(enrolled)
+
+    answer = await _record(gql, org, channel="SMS", body="Call me", **{"from": "(202) 555-0143"})
+
+    [error] = answer["errors"]  # type: ignore[misc]
+    assert (error["code"], error["field"]) == ("INVALID_INPUT", ["input", "from"])
+    assert "2 prospects have this number" in error["message"] and "inReplyTo" in error["message"]
+    assert answer["message"] is None and await Message.filter(direction="INBOUND").count() == 0
+    assert await _stages(enrolled) == before
+
+
+async def test_a_shared_number_goes_to_whom_we_texted_last(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    await _send(enrolled["Bob"][1], settings, clock)
+    clock.advance(60)
+    await _send(enrolled["Ada"][1], settings, clock)  # Ada's record is the older: by id, Bob's would win
+
+    answer = await _record(gql, org, channel="SMS", body="Who is this?", **{"from": SHARED})
+
+    assert answer["errors"] == [] and answer["prospect"] == {"firstName": "Ada", "conversationState": "REPLY_NEEDED"}
+    assert await _stages(enrolled) == {"Ada": "REPLIED", "Bob": "APPROACHING"}
+
+
+async def test_in_reply_to_says_which_of_a_shared_number(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    to_ada = await _send(enrolled["Ada"][1], settings, clock)
+    clock.advance(60)
+    await _send(enrolled["Bob"][1], settings, clock)
+
+    answer = await _record(gql, org, channel="SMS", body="STOP", inReplyTo=to_ada.external_id or "", **{"from": SHARED})
+
+    assert answer["errors"] == [] and answer["prospect"] == {"firstName": "Ada", "conversationState": "AWAITING_REPLY"}
+    assert await _stages(enrolled) == {"Ada": "OPTED_OUT", "Bob": "APPROACHING"}
+    ada, bob = await Prospect.get(first_name="Ada"), await Prospect.get(first_name="Bob")
+    assert (ada.opted_out_channels, bob.opted_out_channels) == (["SMS"], [])
+
+
+async def test_our_last_sms_to_someone_who_since_changed_number_decides_nothing(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    await _send(enrolled["Bob"][1], settings, clock)
+    await Prospect.filter(first_name="Bob").update(phone="+12025550199")
+
+    answer = await _record(gql, org, channel="SMS", body="Sounds good", **{"from": SHARED})
+
+    assert answer["prospect"] == {"firstName": "Ada", "conversationState": "REPLY_NEEDED"}  # the only one carrying it
+    assert await _stages(enrolled) == {"Ada": "REPLIED", "Bob": "APPROACHING"}
+
+
+async def test_an_email_thread_beats_the_address_and_a_colleagues_unsubscribe_is_a_reply(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    enrolled = await _enrolled(org, clock, settings, EMAIL_STEPS)
+    to_ada = await _send(enrolled["Ada"][1], settings, clock)
+
+    # Bob, himself a prospect, answers in Ada's thread: the conversation is Ada's.
+    answer = await _record(
+        gql,
+        org,
+        channel="EMAIL",
+        body="Please remove me from your list.",
+        inReplyTo=to_ada.external_id or "",
+        **{"from": "bob@client.example"},
+    )
+
+    assert answer["prospect"] == {"firstName": "Ada", "conversationState": "REPLY_NEEDED"}
+    assert await _stages(enrolled) == {"Ada": "REPLIED", "Bob": "APPROACHING"}
+    ada, bob = await Prospect.get(first_name="Ada"), await Prospect.get(first_name="Bob")
+    assert (ada.opted_out_channels, bob.opted_out_channels) == ([], [])  # Bob asked, not Ada; his link serves him
+
+
+async def test_an_email_address_finds_its_one_prospect_in_any_case(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    enrolled = await _enrolled(org, clock, settings, EMAIL_STEPS)
+
+    answer = await _record(gql, org, channel="EMAIL", body="Unsubscribe", **{"from": "Bob@Client.Example"})
+
+    assert answer["prospect"] == {"firstName": "Bob", "conversationState": "REPLY_NEEDED"}
+    assert await _stages(enrolled) == {"Ada": "APPROACHING", "Bob": "OPTED_OUT"}
+
+
+# Webhooks
+
+
+async def test_twilio_leaves_a_shared_number_unrouted_until_we_texted_one(
+    org: Org, clock: FrozenClock, settings: Settings, live_server: str
+) -> None:
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    async with httpx.AsyncClient(base_url=live_server) as http:
+        client = twilio_webhook.Twilio(http, settings)
+        first = await client.sms("SM-ambiguous", "STOP")
+        assert first.status_code == 200
+        assert await Message.filter(direction="INBOUND").count() == 0
+        assert await _stages(enrolled) == {"Ada": "APPROACHING", "Bob": "APPROACHING"}
+
+        await _send(enrolled["Ada"][1], settings, clock)
+        await client.sms("SM-routed", "STOP")
+
+    [received] = await Message.filter(direction="INBOUND")
+    assert (received.external_id, received.prospect_id) == ("SM-routed", enrolled["Ada"][0].prospect_id)
+    assert await _stages(enrolled) == {"Ada": "OPTED_OUT", "Bob": "APPROACHING"}
+    assert (await Prospect.get(first_name="Bob")).opted_out_channels == []
+
+
+async def test_twilio_outcomes_for_a_shared_number(org: Org, clock: FrozenClock, settings: Settings) -> None:
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    ambiguous = await twilio.receive_sms(sid="SM-1", to=OUR_NUMBER, sender=SHARED, body="hi", clock=clock)
+    await _send(enrolled["Bob"][1], settings, clock)
+    routed = await twilio.receive_sms(sid="SM-2", to=OUR_NUMBER, sender=SHARED, body="hi", clock=clock)
+    assert (ambiguous, routed) == (twilio.Received.UNROUTED, twilio.Received.RECORDED)
+    assert await _stages(enrolled) == {"Ada": "APPROACHING", "Bob": "REPLIED"}
+
+
+async def test_the_email_webhook_prefers_the_thread_then_the_address(
+    org: Org, clock: FrozenClock, settings: Settings, live_server: str
+) -> None:
+    enrolled = await _enrolled(org, clock, settings, EMAIL_STEPS)
+    to_ada = await _send(enrolled["Ada"][1], settings, clock)
+    threaded = email_webhook._answering("reply_threaded_quoted.eml", to_ada).replace(
+        b"ada@client.example", b"bob@client.example"
+    )
+    unthreaded = (email_webhook.CORPUS / "reply_unthreaded_new_subject.eml").read_bytes()
+    unthreaded = unthreaded.replace(b"ada@client.example", b"BOB@client.example")
+    async with httpx.AsyncClient(base_url=live_server) as http:
+        by_thread = await email_webhook._post(http, threaded)
+        assert by_thread.json() == {"result": "recorded", "kind": "reply"}
+        assert await _stages(enrolled) == {"Ada": "REPLIED", "Bob": "APPROACHING"}  # Bob wrote, in Ada's thread
+
+        by_address = await email_webhook._post(http, unthreaded)
+    assert by_address.json() == {"result": "recorded", "kind": "reply"}
+    assert await _stages(enrolled) == {"Ada": "REPLIED", "Bob": "REPLIED"}
+    received = await Message.filter(direction="INBOUND").order_by("id")
+    assert [m.prospect_id for m in received] == [enrolled["Ada"][0].prospect_id, enrolled["Bob"][0].prospect_id]
+
+
+async def test_the_email_webhook_records_a_colleagues_unsubscribe_in_a_thread_as_a_reply(
+    org: Org, clock: FrozenClock, settings: Settings, live_server: str
+) -> None:
+    enrolled = await _enrolled(org, clock, settings, EMAIL_STEPS)
+    to_ada = await _send(enrolled["Ada"][1], settings, clock)
+    raw = email_webhook._answering("reply_please_stop.eml", to_ada).replace(
+        b"ada@client.example", b"bob@client.example"
+    )
+    async with httpx.AsyncClient(base_url=live_server) as http:
+        answer = await email_webhook._post(http, raw)
+    assert answer.json() == {"result": "recorded", "kind": "unsubscribe_request"}
+    assert await _stages(enrolled) == {"Ada": "REPLIED", "Bob": "APPROACHING"}
+    assert [p.opted_out_channels for p in await Prospect.all().order_by("id")] == [[], []]
