@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from app import ids
+from app import ids, presets
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.events import log
 from app.events.models import Event, EventType
 from app.prospects import service as prospects
 from app.prospects import suppressions
-from app.prospects.models import Channel, Prospect, Suppression, SuppressionReason
+from app.prospects.models import ChangeCause, Channel, Prospect, Suppression, SuppressionReason
 from app.prospects.suppression_csv import Rejected, import_csv
 from app.sequences import enrollments
 from app.sequences.models import Enrollment, StageChange, StepType
@@ -450,3 +450,32 @@ async def test_the_command_imports_fixture_files_and_a_large_file_in_batches(
     assert "line 2502: email: Not a valid email address." in err
     assert "suppressing" in err  # the progress bar
     assert refused != 0 and "No column of addresses" in refusal
+
+
+async def test_an_entry_names_its_prospect_while_that_prospect_exists(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    admin = org.actor(Role.ADMIN, clock)
+    await presets.apply(actor=admin, name="lead-workflow")
+    created, _ = await prospects.create_prospects(actor=admin, inputs=[{"first_name": "Ada", "phone": "+12025550143"}])
+    [entry] = await suppressions.record(
+        org.id,
+        [suppressions.Entry(Channel.SMS, "+12025550143", SuppressionReason.OPTED_OUT)],
+        actor=admin,
+        cause=ChangeCause.INBOUND,
+        prospect_id=created[0].id,
+        enrollment_reason="opted_out",
+    )
+    query = "query($id: ID!) { node(id: $id) { ... on Suppression { reason prospect { id } createdBy { name } } } }"
+    entry_id = ids.encode("Suppression", entry.id)
+
+    before = await gql(org.tokens[Role.MANAGER], query, id=entry_id)
+    await prospects.delete_prospect(actor=admin, prospect_id=created[0].id)
+    after = await gql(org.tokens[Role.MANAGER], query, id=entry_id)
+
+    assert before["data"]["node"] == {
+        "reason": "OPTED_OUT",
+        "prospect": {"id": ids.encode("Prospect", created[0].id)},
+        "createdBy": None,
+    }
+    assert after["data"]["node"] == {"reason": "OPTED_OUT", "prospect": None, "createdBy": None}
