@@ -24,6 +24,7 @@ from app.accounts.models import Organization, User
 from app.clock import SystemClock
 from app.config import ConfigError, Settings
 from app.errors import DomainError
+from app.prospects.models import Channel, SuppressionReason
 from app.sequences import templates
 
 T = TypeVar("T")
@@ -316,6 +317,58 @@ def import_(file: Path, org_id: str) -> None:
     for error in result.errors:
         click.echo(f"line {error.line}: {error.field}: {error.message}", err=True)
     click.echo(json.dumps({"imported": result.imported, "rejected": len(result.errors)}))
+
+
+@main.group()
+def suppress() -> None:
+    """The suppression list: addresses never to contact."""
+
+
+@suppress.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--org", "org_id", required=True, help="Organization id (as `org create` prints it).")
+@click.option(
+    "--reason",
+    type=click.Choice([r.value for r in SuppressionReason], case_sensitive=False),
+    help="For lines without a reason column's value (default MANUAL).",
+)
+@click.option(
+    "--channel",
+    type=click.Choice([c.value for c in Channel], case_sensitive=False),
+    help="For lines without a channel column's value (default: an email is EMAIL, else SMS).",
+)
+def suppress_import(file: Path, org_id: str, reason: str | None, channel: str | None) -> None:
+    """Add a CSV of addresses (columns email / phone / address, optional channel and
+    reason; or one address per line) to the suppression list; bad lines are reported
+    by line."""
+    from tqdm import tqdm
+
+    from app.prospects.suppression_csv import Rejected, import_csv
+
+    settings = _settings()
+    size = file.stat().st_size
+
+    def report(line: Rejected) -> None:
+        tqdm.write(f"line {line.line}: {line.field}: {line.message}", file=sys.stderr)
+
+    async def work() -> Any:
+        actor = await _org_actor(org_id)
+        with tqdm(total=size, unit="B", unit_scale=True, desc="suppressing", file=sys.stderr) as bar:
+
+            def progress(done: int) -> None:
+                bar.update(max(0, done - bar.n))
+
+            return await import_csv(
+                actor=actor,
+                path=file,
+                channel=Channel(channel.upper()) if channel else None,
+                reason=SuppressionReason(reason.upper()) if reason else None,
+                progress=progress,
+                rejected=report,
+            )
+
+    result = _run(settings, work)
+    click.echo(json.dumps({"added": result.added, "already_present": result.present, "rejected": result.rejected}))
 
 
 @main.command()

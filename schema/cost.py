@@ -43,6 +43,7 @@ from strawberry.extensions import SchemaExtension
 
 from app import caps
 from app.prospects.service import MAX_BATCH
+from app.prospects.suppressions import MAX_ADD
 from app.sequences.service import MAX_STEPS
 from app.sequences.state import Stage
 from app.webhooks.service import MAX_ENDPOINTS
@@ -97,6 +98,8 @@ LENGTHS: dict[Key, int] = {
         )
         for field in (rows, "errors")
     },
+    ("AddSuppressionsPayload", "suppressions"): MAX_ADD,
+    ("AddSuppressionsPayload", "errors"): MAX_ADD,
 }
 """Lengths of lists that are not pages: their caps."""
 

@@ -74,15 +74,22 @@ def _connection(
 
 
 async def paginate(
-    query: QuerySet[Any], first: int | None, after: str | None, wrap: Callable[[Any], T], *, key: str = "id"
+    query: QuerySet[Any],
+    first: int | None,
+    after: str | None,
+    wrap: Callable[[Any], T],
+    *,
+    key: str = "id",
+    descending: bool = False,
 ) -> Connection[T]:
-    """A page of ``query`` in ``key`` order (keyset pagination: stable under inserts)."""
+    """A page of ``query`` in ``key`` order, highest first when ``descending`` (newest
+    first by id) (keyset pagination: stable under inserts)."""
     size = page_size(first)
     start = after_pk(after)
     total = await query.count()
-    page_query = query.order_by(key)
+    page_query = query.order_by(f"-{key}" if descending else key)
     if start is not None:
-        page_query = page_query.filter(**{f"{key}__gt": start})
+        page_query = page_query.filter(**{f"{key}__{'lt' if descending else 'gt'}": start})
     rows = await page_query.limit(size + 1)
     return _connection(rows, size, total, start is not None, wrap, key)
 

@@ -11,6 +11,8 @@ from strawberry.tools import merge_types
 from app import ids
 from schema.accounts import queries as accounts
 from schema.accounts.mutations import AccountMutations
+from schema.consent import queries as consent
+from schema.consent.mutations import ConsentMutations
 from schema.context import Info
 from schema.distribution.mutations import DistributionMutations
 from schema.events import queries as events
@@ -35,6 +37,7 @@ _NODES: dict[str, NodeReader] = {
     **messaging.NODES,
     **events.NODES,
     **webhooks.NODES,
+    **consent.NODES,
 }
 
 
@@ -63,6 +66,7 @@ Query = merge_types(
         ReportQueries,
         webhooks.WebhookQueries,
         sequences.EnrollmentQueries,
+        consent.ConsentQueries,
     ),
 )
 
@@ -76,5 +80,6 @@ Mutation = merge_types(
         MessageMutations,
         WebhookMutations,
         DistributionMutations,
+        ConsentMutations,
     ),
 )

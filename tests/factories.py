@@ -12,6 +12,7 @@ from app.events import log
 from app.events.models import Event
 from app.messaging import inbound
 from app.prospects import service as prospects
+from app.prospects import suppressions
 from app.prospects.models import Channel, Task
 from app.sequences import enrollments
 from app.sequences import service as sequence_service
@@ -99,6 +100,9 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
     delivery = await WebhookDelivery.create(
         organization_id=org.id, endpoint_id=endpoint.id, event_id=event.id, created_at=clock.now()
     )
+    [suppression] = (
+        await suppressions.add(actor=admin, entries=[suppressions.Wanted(Channel.EMAIL, "gone@client.example")])
+    ).suppressions
     rows: dict[str, Any] = {
         "Event": event.id,
         "WebhookEndpoint": endpoint.id,
@@ -120,5 +124,6 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
         "Enrollment": enrolled[0].id,
         "StageChange": stage_change.id,
         "Message": message.id,
+        "Suppression": suppression.id,
     }
     return {type_name: ids.encode(type_name, pk) for type_name, pk in rows.items()}

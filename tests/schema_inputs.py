@@ -43,6 +43,7 @@ UNKNOWN = {
         "Event",
         "WebhookEndpoint",
         "WebhookDelivery",
+        "Suppression",
     )
 }
 
@@ -53,6 +54,7 @@ ID_OVERRIDES = {
     ("assignProspects", "ids"): "Prospect",
     ("unassignProspects", "ids"): "Prospect",
     ("pullProspect", "id"): "Prospect",
+    ("removeSuppression", "id"): "Suppression",
 }
 
 

@@ -23,6 +23,7 @@ ADMIN_ONLY = {
     "updateWebhookEndpoint",
     "deleteWebhookEndpoint",
     "rotateWebhookSecret",
+    "removeSuppression",
 }
 CONFIGURATION = {
     "assignProspects",  # not configuration, but for MANAGER and ADMIN alike
@@ -47,6 +48,7 @@ CONFIGURATION = {
     "addSequenceStep",
     "updateSequenceStep",
     "removeSequenceStep",
+    "addSuppressions",  # not configuration, but for MANAGER and ADMIN alike
 }
 WORK = {
     "createProspect",

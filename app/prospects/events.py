@@ -7,7 +7,7 @@ from typing import Any
 
 from app.events.log import event, gid
 from app.events.models import EventType
-from app.prospects.models import StatusChange, Task
+from app.prospects.models import StatusChange, Suppression, Task
 
 
 def api_name(field: str) -> str:
@@ -64,3 +64,20 @@ def task_event(type_: EventType, task: Task, at: datetime) -> dict[str, Any]:
         }
     }
     return event(type_, task.organization_id, at, task.prospect_id, data, task_id=task.id)
+
+
+def suppression_removed(entry: Suppression, removed_by_id: int | None, at: datetime) -> dict[str, Any]:
+    """The audit of an ADMIN taking an address off the suppression list: the one
+    payload that names an address, since which address may be contacted again is
+    the fact recorded (the entry belongs to the organization, not to a prospect)."""
+    data = {
+        "suppression": {
+            "id": gid("Suppression", entry.id),
+            "channel": entry.channel.value,
+            "address": entry.address,
+            "reason": entry.reason.value,
+            "prospectId": gid("Prospect", entry.prospect_id),
+            "removedById": gid("User", removed_by_id),
+        }
+    }
+    return event(EventType.SUPPRESSION_REMOVED, entry.organization_id, at, None, data)

@@ -12,12 +12,20 @@ away.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
+from app import validation
 from app.accounts.actor import Actor
+from app.accounts.models import Organization
 from app.automation import rules  # a cycle, used at call time: rules run operations that suppress addresses
+from app.errors import DomainError, Field, Forbidden, InvalidInput, NotFound
+from app.events import log
+from app.prospects.events import suppression_removed
 from app.prospects.models import ChangeCause, Channel, Prospect, Suppression, SuppressionReason
 from app.sequences import lifecycle
 from app.sequences.state import Event
@@ -137,3 +145,119 @@ async def _carriers(organization_id: int, entries: Sequence[Entry]) -> list[tupl
     return [
         (p, blocking) for p in carriers if (blocking := [e for e in entries if address_of(p, e.channel) == e.address])
     ]
+
+
+# ---- the list through the API and the CLI: reading, adding, removing ----
+
+MAX_ADD = 1000
+"""Entries one ``add`` takes (``addSuppressions``, a batch of ``suppress import``)."""
+
+
+class Wanted(NamedTuple):
+    """An entry as a person gives it: the address as typed, the reason if any."""
+
+    channel: Channel
+    address: str
+    reason: SuppressionReason | None = None
+
+
+@dataclass(frozen=True)
+class Added:
+    suppressions: list[Suppression]
+    """The entries of the valid ones, each once, in the order given (new or kept)."""
+    added: int
+    """How many of them are new."""
+    errors: list[DomainError]
+    """The invalid ones, by index under ``entries``."""
+
+
+def normalized(channel: Channel, address: str, region: str | None, field: Field) -> str:
+    """``address`` as the list keys it on ``channel``: the email lower-cased, or the
+    number in E.164 (national numbers read in ``region``)."""
+    if channel is Channel.EMAIL:
+        return validation.email(address, field).lower()
+    return validation.phone(address, region, field)
+
+
+async def listed(
+    actor: Actor,
+    *,
+    channel: Channel | None = None,
+    address: str | None = None,
+    reasons: Sequence[SuppressionReason] | None = None,
+) -> QuerySet[Suppression]:
+    """The organization's entries a viewer may read (a MANAGER's and an ADMIN's: all;
+    an AGENT's: none), narrowed by each filter given. ``address`` is normalized for
+    ``channel``, else as an email when it has an @ and as a phone number otherwise;
+    a malformed one is INVALID_INPUT on ``address``."""
+    query = Suppression.filter(organization_id=actor.organization_id)
+    if actor.is_agent:
+        query = query.filter(id__in=[])
+    if channel is not None:
+        query = query.filter(channel=channel)
+    if address is not None:
+        org = await Organization.get(id=actor.organization_id)
+        kind = channel or (Channel.EMAIL if "@" in address else Channel.SMS)
+        query = query.filter(address=normalized(kind, address, org.phone_region, ("address",)))
+    if reasons is not None:
+        query = query.filter(reason__in=[r.value for r in reasons])
+    return query
+
+
+async def add(*, actor: Actor, entries: Sequence[Wanted]) -> Added:
+    """Adds the valid entries (reason MANUAL when none is given) in one transaction
+    through ``record``, which keeps an existing entry as it is and finishes the
+    enrollments the new ones block (reason ``suppressed``). MANAGER and ADMIN; at
+    most MAX_ADD entries. An invalid address is reported by its index and keeps
+    none of the others out."""
+    if actor.is_agent:
+        raise Forbidden("Only a MANAGER or ADMIN adds to the suppression list.")
+    if len(entries) > MAX_ADD:
+        raise InvalidInput(f"At most {MAX_ADD} entries per call.", ("entries",))
+    org = await Organization.get(id=actor.organization_id)
+    valid: list[Entry] = []
+    errors: list[DomainError] = []
+    for index, wanted in enumerate(entries):
+        try:
+            address = normalized(wanted.channel, wanted.address, org.phone_region, ("entries", index, "address"))
+        except DomainError as error:
+            errors.append(error)
+            continue
+        valid.append(Entry(wanted.channel, address, wanted.reason or SuppressionReason.MANUAL))
+    unique = list(dict.fromkeys(valid))
+    if not unique:
+        return Added([], 0, errors)
+    async with in_transaction():
+        held = {
+            Entry(Channel(c), a, SuppressionReason(r))
+            for c, a, r in await Suppression.filter(organization_id=actor.organization_id)
+            .filter(_matching(unique))
+            .values_list("channel", "address", "reason")
+        }
+        rows = await record(
+            actor.organization_id,
+            unique,
+            actor=actor,
+            cause=ChangeCause.USER,
+            created_by_id=actor.user_id,
+            enrollment_reason="suppressed",
+        )
+    return Added(rows, len(set(unique) - held), errors)
+
+
+async def remove_entry(*, actor: Actor, suppression_id: int) -> int:
+    """Takes an entry off the list (ADMIN: the person consented again) and records
+    SUPPRESSION_REMOVED in the same transaction. Prospects' own opt-out flags stay
+    as they are, and so do the address's entries of other causes."""
+    actor.require_admin()
+    async with in_transaction():
+        entry = (
+            await Suppression.filter(id=suppression_id, organization_id=actor.organization_id)
+            .select_for_update()
+            .first()
+        )
+        if entry is None:
+            raise NotFound("Suppression", ("suppression_id",))
+        await entry.delete()
+        await log.record([suppression_removed(entry, actor.user_id, actor.now())])
+    return suppression_id

@@ -1,0 +1,1 @@
+"""Consent in GraphQL: the organization's suppression list."""
