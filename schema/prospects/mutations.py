@@ -13,7 +13,17 @@ from schema.errors import UserError, guarded, guarded_bulk
 from schema.node import global_id, optional_pk, pk
 from schema.prospects import types
 
-_FIELD_NAMES = ["first_name", "last_name", "email", "phone", "company", "title", "time_zone", "custom_fields"]
+_FIELD_NAMES = [
+    "first_name",
+    "last_name",
+    "email",
+    "external_id",
+    "phone",
+    "company",
+    "title",
+    "time_zone",
+    "custom_fields",
+]
 
 
 @strawberry.input
@@ -21,6 +31,7 @@ class ProspectInput:
     first_name: str | None = None
     last_name: str | None = None
     email: str | None = None
+    external_id: str | None = None
     phone: str | None = None
     company: str | None = None
     title: str | None = None
@@ -80,6 +91,7 @@ class UpdateProspectInput:
     first_name: str | None = strawberry.UNSET
     last_name: str | None = strawberry.UNSET
     email: str | None = strawberry.UNSET
+    external_id: str | None = strawberry.UNSET
     phone: str | None = strawberry.UNSET
     company: str | None = strawberry.UNSET
     title: str | None = strawberry.UNSET
