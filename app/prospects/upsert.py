@@ -50,6 +50,8 @@ class OnDuplicate(StrEnum):
     ERROR = "error"
 
 
+DEFAULT_MATCH = (MatchKey.EXTERNAL_ID, MatchKey.EMAIL)
+
 FIELDS = {MatchKey.EXTERNAL_ID: "external_id", MatchKey.EMAIL: "email", MatchKey.PHONE: "phone"}
 
 
@@ -91,7 +93,7 @@ async def upsert_prospects(
     *,
     actor: Actor,
     rows: Sequence[Mapping[str, Any]],
-    match_on: Sequence[MatchKey] = (MatchKey.EXTERNAL_ID, MatchKey.EMAIL),
+    match_on: Sequence[MatchKey] = DEFAULT_MATCH,
     on_duplicate: OnDuplicate = OnDuplicate.UPDATE,
     dry_run: bool = False,
 ) -> UpsertResult:
