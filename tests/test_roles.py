@@ -42,6 +42,7 @@ CONFIGURATION = {
     "deleteAutomationRule",
     "applyPreset",
     "deleteProspect",
+    "mergeProspects",  # erases the merged prospects, as deleteProspect does
     "createSequence",
     "updateSequence",
     "setSequenceActive",
@@ -53,6 +54,7 @@ CONFIGURATION = {
 WORK = {
     "createProspect",
     "createProspects",
+    "upsertProspects",
     "updateProspect",
     "setProspectStatus",
     "logActivity",
