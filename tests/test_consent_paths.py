@@ -7,6 +7,7 @@ enrolling it is refused. Also: START withdraws only its own entry,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from app.sequences.models import Enrollment, Sequence, StageChange, StepType
 from app.sequences.service import StepSpec
 from app.sequences.state import Stage
 from app.workflows import service as workflows
-from app.workflows.models import Status, TriggerEvent
+from app.workflows.models import SystemStatus, TriggerEvent
 from app.workflows.operations import OperationSpec, OperationType
 from app.workflows.service import ActionFields
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
@@ -140,7 +141,7 @@ async def world(org: Org, clock: FrozenClock, settings: Settings, gql: GraphQL, 
             actor=admin,
             workflow_id=workflow.id,
             name=outcome.value.title(),
-            system_status=(await Status.filter(organization_id=org.id).first()).system_status,  # type: ignore[union-attr]
+            system_status=SystemStatus.DO_NOT_CONTACT,
             pipeline_percent=None,
             max_assignment_seconds=None,
             position=None,
@@ -374,7 +375,28 @@ async def test_the_gate_refuses_the_message_address_and_the_current_one(world: W
     await suppressions.record(
         world.org.id, entries, actor=world.admin, cause=ChangeCause.USER, enrollment_reason="suppressed"
     )
-    assert await world.send([to_old, to_new, fine]) == {to_old: "CANCELLED", to_new: "CANCELLED", fine: "SENT"}
+    reads = _ReadsOf("suppression")
+    logging.getLogger("tortoise.db_client").addHandler(reads)
+    level = logging.getLogger("tortoise.db_client").level
+    logging.getLogger("tortoise.db_client").setLevel(logging.DEBUG)
+    try:
+        states = await world.send([to_old, to_new, fine])
+    finally:
+        logging.getLogger("tortoise.db_client").removeHandler(reads)
+        logging.getLogger("tortoise.db_client").setLevel(level)
+    assert states == {to_old: "CANCELLED", to_new: "CANCELLED", fine: "SENT"}
+    assert reads.count == 1  # one read for the chunk, not one a message
+
+
+class _ReadsOf(logging.Handler):
+    """Counts the SQL statements that name a table."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.table, self.count = f'"{table}"', 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += self.table in record.getMessage()
 
 
 async def test_the_send_message_operation_refuses_a_suppressed_address(world: World) -> None:
