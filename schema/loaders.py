@@ -18,7 +18,8 @@ from app.accounts.actor import Actor
 from app.accounts.models import User
 from app.accounts.read import of_organization
 from app.messaging.models import Message
-from app.prospects.models import Activity, Prospect, StatusChange, Task
+from app.prospects import suppressions
+from app.prospects.models import Activity, Channel, Prospect, StatusChange, Task
 from app.sequences import read as sequence_read
 from app.sequences import service as sequence_service
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StageChange
@@ -82,6 +83,8 @@ class Loaders:
             lambda keys: of_organization(StatusChange, org).filter(prospect_id__in=keys).order_by("id"),
             lambda row: row.prospect_id,
         )
+        # By the prospect row (its flags and addresses), which the resolver holds already.
+        self.blocked_channels: DataLoader[Prospect, set[Channel]] = DataLoader(load_fn=suppressions.blocked_channels_of)
 
         self.sequence = _by_id(Sequence, org)
         self.step = _by_id(SequenceStep, org)

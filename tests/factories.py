@@ -44,7 +44,14 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
     _, token = await accounts.create_token(actor=admin, name="spare", user_id=None)
     created, errors = await prospects.create_prospects(
         actor=admin,
-        inputs=[{"first_name": "Pat", "email": "pat@client.example", "owner_id": org.users[Role.AGENT].id}],
+        inputs=[
+            {
+                "first_name": "Pat",
+                "email": "pat@client.example",
+                "phone": "+12025550177",  # the sequence below texts: enrolling needs a number (NO_ADDRESS)
+                "owner_id": org.users[Role.AGENT].id,
+            }
+        ],
     )
     assert not errors
     prospect = created[0]

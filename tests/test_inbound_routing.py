@@ -124,9 +124,10 @@ async def test_in_reply_to_says_which_of_a_shared_number(
     answer = await _record(gql, org, channel="SMS", body="STOP", inReplyTo=to_ada.external_id or "", **{"from": SHARED})
 
     assert answer["errors"] == [] and answer["prospect"] == {"firstName": "Ada", "conversationState": "AWAITING_REPLY"}
-    assert await _stages(enrolled) == {"Ada": "OPTED_OUT", "Bob": "APPROACHING"}
     ada, bob = await Prospect.get(first_name="Ada"), await Prospect.get(first_name="Bob")
-    assert (ada.opted_out_channels, bob.opted_out_channels) == (["SMS"], [])
+    assert (ada.opted_out_channels, bob.opted_out_channels) == (["SMS"], [])  # Ada's STOP, credited to Ada
+    # ... and the number is suppressed, whichever record carries it (R12.1).
+    assert await _stages(enrolled) == {"Ada": "OPTED_OUT", "Bob": "OPTED_OUT"}
 
 
 async def test_our_last_sms_to_someone_who_since_changed_number_decides_nothing(
@@ -184,18 +185,36 @@ async def test_twilio_leaves_a_shared_number_unrouted_until_we_texted_one(
     enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
     async with httpx.AsyncClient(base_url=live_server) as http:
         client = twilio_webhook.Twilio(http, settings)
-        first = await client.sms("SM-ambiguous", "STOP")
+        first = await client.sms("SM-ambiguous", "Who is this?")
         assert first.status_code == 200
         assert await Message.filter(direction="INBOUND").count() == 0
         assert await _stages(enrolled) == {"Ada": "APPROACHING", "Bob": "APPROACHING"}
 
         await _send(enrolled["Ada"][1], settings, clock)
-        await client.sms("SM-routed", "STOP")
+        await client.sms("SM-routed", "Who is this?")
 
     [received] = await Message.filter(direction="INBOUND")
     assert (received.external_id, received.prospect_id) == ("SM-routed", enrolled["Ada"][0].prospect_id)
-    assert await _stages(enrolled) == {"Ada": "OPTED_OUT", "Bob": "APPROACHING"}
-    assert (await Prospect.get(first_name="Bob")).opted_out_channels == []
+    assert await _stages(enrolled) == {"Ada": "REPLIED", "Bob": "APPROACHING"}
+
+
+async def test_twilio_stop_from_a_shared_number_opts_out_each_record(
+    org: Org, clock: FrozenClock, settings: Settings, live_server: str
+) -> None:
+    """STOP speaks for the number: with nothing to say who texted it, every record
+    carrying the number is opted out of SMS, and the message is credited to none."""
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    async with httpx.AsyncClient(base_url=live_server) as http:
+        client = twilio_webhook.Twilio(http, settings)
+        stop = await client.sms("SM-stop", "STOP")
+        assert stop.status_code == 200
+        again = await client.sms("SM-stop", "STOP")  # Twilio's retry
+        assert again.status_code == 200
+
+    assert await Message.filter(direction="INBOUND").count() == 0
+    assert await _stages(enrolled) == {"Ada": "OPTED_OUT", "Bob": "OPTED_OUT"}
+    for name in ("Ada", "Bob"):
+        assert (await Prospect.get(first_name=name)).opted_out_channels == ["SMS"]
 
 
 async def test_twilio_outcomes_for_a_shared_number(org: Org, clock: FrozenClock, settings: Settings) -> None:

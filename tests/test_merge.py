@@ -48,7 +48,8 @@ async def _sequence(admin: Actor, name: str) -> int:
         stop_on_reply=None,
         unresponsive_after_seconds=None,
         send_window=None,
-        steps=[StepSpec(type=StepType.EMAIL, delay_seconds=3600, subject="Hi", body="Hi")],
+        # A call: the kept record has no email for an email step until the merge.
+        steps=[StepSpec(type=StepType.CALL, delay_seconds=3600, body="Call")],
         active=True,
     )
     return sequence.id

@@ -45,7 +45,11 @@ async def make_prospects(gql: GraphQL, org: Org, *names: str) -> list[str]:
         org.tokens[Role.MANAGER],
         "createProspects",
         "prospects { id }",
-        prospects=[{"firstName": n, "email": f"{n.lower()}@client.example", "phone": "+12025550143"} for n in names],
+        # A phone each: an opt-out of one would follow a shared number to the others (R12.1).
+        prospects=[
+            {"firstName": n, "email": f"{n.lower()}@client.example", "phone": f"+1202555{150 + i:04d}"}
+            for i, n in enumerate(names)
+        ],
     )
     return [p["id"] for p in payload["prospects"]]
 

@@ -47,7 +47,11 @@ async def _won_prospect_in(gql: GraphQL, token: str, status: str) -> tuple[str, 
     )
     assert rule["errors"] == []
     made = await mutate(
-        gql, token, "createProspect", "prospect { id }", prospect={"firstName": "Ada", "statusId": status}
+        gql,
+        token,
+        "createProspect",
+        "prospect { id }",
+        prospect={"firstName": "Ada", "email": "ada@client.example", "statusId": status},
     )
     prospect: str = made["prospect"]["id"]
     steps = [{"type": "EMAIL", "delaySeconds": 3600, "subject": "Hi", "body": "Hello"}]

@@ -20,11 +20,11 @@ from typing import Any, Self
 from app.accounts.actor import Actor
 from app.accounts.models import User
 from app.automation import rules  # a cycle, used at call time: rules run these operations
-from app.errors import AlreadyEnrolled, Conflict, DoNotContact
+from app.errors import AlreadyEnrolled, Conflict, DoNotContact, NoAddress
 from app.events import log
 from app.events.models import EventType
 from app.messaging import compose
-from app.prospects import consent, effects, rotation, updates
+from app.prospects import consent, effects, rotation, suppressions, updates
 from app.prospects.events import task_event
 from app.prospects.models import ChangeCause, Channel, Prospect, Task, TaskKind
 from app.sequences import lifecycle
@@ -153,8 +153,9 @@ class Unassign(Operation):
 
 @dataclass(frozen=True)
 class EnrollInSequence(Operation):
-    """A prospect already in the sequence, or blocked on one of its channels, is
-    left as it is (the operation is a no-op for it, not a failure)."""
+    """A prospect already in the sequence, blocked on one of its channels (its own
+    flags or a suppressed address) or without an address for its first message
+    step is left as it is (the operation is a no-op for it, not a failure)."""
 
     sequence_id: int
 
@@ -169,7 +170,7 @@ class EnrollInSequence(Operation):
         steps = await lifecycle.steps_of(sequence.id)
         if not steps:
             return
-        with contextlib.suppress(DoNotContact, AlreadyEnrolled):
+        with contextlib.suppress(DoNotContact, NoAddress, AlreadyEnrolled):
             moves = await lifecycle.enroll_one(
                 on.prospect, sequence, steps, actor=on.actor, cause=on.cause, activate=None
             )
@@ -202,6 +203,11 @@ class ResumeEnrollments(Operation):
 
 @dataclass(frozen=True)
 class SendMessage(Operation):
+    """A prospect whose channel is blocked (its own flags) or whose address on it is
+    suppressed, whichever record it was suppressed for, gets no message: the
+    operation is a no-op for it, as enrolling is, since the send gate would cancel
+    the message anyway."""
+
     channel: Channel
     subject: str | None
     body: str
@@ -211,6 +217,11 @@ class SendMessage(Operation):
         return cls(Channel(stored["channel"]), stored.get("subject"), stored["body"])
 
     async def run(self, on: Run) -> None:
+        if self.channel in lifecycle.blocked_channels(on.prospect):
+            return
+        address = suppressions.address_of(on.prospect, self.channel)
+        if await suppressions.suppressed(on.prospect.organization_id, [(self.channel, address)]):
+            return
         await compose.queue_message(on.prospect, self.channel, self.subject, self.body, now=on.actor.now())
 
 

@@ -1,4 +1,4 @@
-"""What a received message means (R6.2, issue 21): one classifier for the Twilio
+"""What a received message means (R6.2, R12): one classifier for the Twilio
 webhook, the email webhook and ``recordInboundMessage`` alike.
 
 - An SMS is an opt-out keyword (R6.2's list), an opt-in keyword, or a reply.

@@ -101,7 +101,7 @@ async def _record_in(found: Classified, to: _Destination, clock: Clock) -> Outco
     if to.ours is not None:
         prospects = Prospect.filter(id=to.ours.prospect_id)
     else:
-        prospects = Prospect.filter(organization_id=to.organization_id, email__iexact=found.sender)
+        prospects = Prospect.filter(organization_id=to.organization_id, email=found.sender)
         carrying = await inbound.routed(prospects, channel=Channel.EMAIL, address=found.sender)
         if len(carrying) > 1:
             logger.warning(

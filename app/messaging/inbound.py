@@ -39,7 +39,7 @@ async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str 
     if unreadable: a thread needs none): the one our message it answers went to
     (``in_reply_to``), else by address (``routed``). Where several prospects carry
     the address and nothing says which one wrote, InvalidInput: crediting the
-    reply to one of them would be a guess (issue 21)."""
+    reply to one of them would be a guess."""
     field = ("sender",)
     if channel not in (Channel.EMAIL, Channel.SMS):
         raise InvalidInput("Inbound messages come by EMAIL or SMS.", ("channel",))
@@ -64,7 +64,7 @@ async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str 
     if address is None:  # unreadable, and no thread to go by
         assert unreadable is not None
         raise unreadable
-    query = prospects.visible(actor).filter(**{"email__iexact" if channel is Channel.EMAIL else "phone": address})
+    query = prospects.visible(actor).filter(**{"email" if channel is Channel.EMAIL else "phone": address})
     found = await routed(query, channel=channel, address=address)
     if len(found) > 1:
         raise InvalidInput(
@@ -260,8 +260,8 @@ async def record_bounce(
             if message is None or prospect is None:
                 raise NotFound("Message", ("message_id",))
         else:
-            address = validation.email(email or "", ("email",))
-            prospect = await prospects.visible(actor).filter(email__iexact=address).select_for_update().first()
+            address = validation.email(email or "", ("email",)).lower()
+            prospect = await prospects.visible(actor).filter(email=address).select_for_update().first()
             if prospect is None:
                 raise NotFound("Prospect", ("email",))
             message = (

@@ -4,8 +4,11 @@
    random token), so two workers holding the same ids cannot both send one.
 2. The send gate, re-read right before the provider call: the enrollment is
    unfinished, the prospect is not do-not-contact, the channel is not opted
-   out or bounced, SMS is within quiet hours. Failing it: CANCELLED (or, for
-   quiet hours, QUEUED again for the next opening).
+   out or bounced, neither the message's address nor the prospect's current
+   one is on the organization's suppression list for the channel (whichever
+   record it was suppressed for), SMS is within quiet hours. Failing it:
+   CANCELLED, a blocked channel finishing the enrollment OPTED_OUT as the
+   scheduler does (or, for quiet hours, QUEUED again for the next opening).
 3. The provider calls, concurrently, outside any transaction.
 4. The outcomes, always written, in one transaction: SENT; QUEUED again after a
    transient failure (exponential backoff with jitter, at most 5 attempts),
@@ -52,7 +55,7 @@ from app.messaging.transports import (
     Transports,
     TwilioTransport,
 )
-from app.prospects import consent
+from app.prospects import consent, suppressions
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences import lifecycle
 from app.sequences.models import Enrollment
@@ -74,6 +77,8 @@ the messages hold their claim's token, so they are found even once the lease has
 made them UNCERTAIN."""
 logger = logging.getLogger("leadline.sending")
 EVENTS = {MessageState.SENT: EventType.MESSAGE_SENT, MessageState.BOUNCED: EventType.MESSAGE_BOUNCED}
+BLOCKED = "channel_blocked"
+"""The reason of a message the gate cancels for its channel or address (the scheduler's, for a step it cannot queue)."""
 
 
 def transports_for(settings: Settings) -> Transports:
@@ -106,7 +111,7 @@ async def send_batch(
     """Sends those of ``message_ids`` that are QUEUED and due; their new states.
 
     They go in chunks of CHUNK, sent concurrently: each chunk is claimed (one
-    compare-and-set, which also reads the messages), gated (two reads) and
+    compare-and-set, which also reads the messages), gated (three reads) and
     recorded (one transaction) on its own, so the database work per message
     stays small while a worker that dies holds at most a chunk per job SENDING,
     the messages it was sending.
@@ -204,17 +209,19 @@ async def _unclaim(message_ids: list[int], token: int) -> None:
 
 
 class _Gate:
-    """The send gate's facts for a chunk, read in two queries (R5.3)."""
+    """The send gate's facts for a chunk, read in three queries (R5.3, R12.1)."""
 
     def __init__(
         self,
         prospects: dict[int, SimpleNamespace],
         open_enrollments: set[int],
+        suppressed: set[tuple[int, Channel, str]],
         organizations: dict[int, Organization],
         clock: Clock,
     ) -> None:
         self.prospects = prospects
         self.open_enrollments = open_enrollments
+        self.suppressed = suppressed
         self.organizations = organizations
         self.clock = clock
 
@@ -223,12 +230,21 @@ class _Gate:
         enrollment_ids = {m.enrollment_id for m in messages if m.enrollment_id is not None}
         open_enrollments = await store.open_enrollments(enrollment_ids)
         prospects = await store.prospects_to_gate({m.prospect_id for m in messages})
-        return cls(prospects, open_enrollments, organizations, clock)
+        suppressed = await store.suppressed(key for m in messages for key in _addresses(m, prospects))
+        return cls(prospects, open_enrollments, suppressed, organizations, clock)
+
+    def blocked(self, message: Message) -> bool:
+        """The channel is blocked for the prospect (its flags), or the message's address
+        or the prospect's current one is suppressed on it."""
+        prospect = self.prospects[message.prospect_id]
+        if message.channel in lifecycle.blocked_channels(prospect):
+            return True
+        return any(key in self.suppressed for key in _addresses(message, self.prospects))
 
     def verdict(self, message: Message) -> MessageState | None:
         """None when the message may go now; else CANCELLED, or QUEUED for later (quiet hours)."""
         prospect = self.prospects[message.prospect_id]
-        if message.channel in lifecycle.blocked_channels(prospect):
+        if self.blocked(message):
             return MessageState.CANCELLED
         if message.enrollment_id is not None and message.enrollment_id not in self.open_enrollments:
             return MessageState.CANCELLED
@@ -243,12 +259,25 @@ class _Gate:
         return None
 
 
+def _addresses(message: Message, prospects: dict[int, SimpleNamespace]) -> list[tuple[int, Channel, str | None]]:
+    """The suppression keys a message must not be sent to: its own address, and its
+    prospect's current one on its channel (the prospect may have changed it since)."""
+    keys = [(message.organization_id, message.channel, suppressions.key(message.channel, message.to_address))]
+    prospect = prospects.get(message.prospect_id)
+    if prospect is not None:
+        keys.append((message.organization_id, message.channel, suppressions.address_of(prospect, message.channel)))
+    return keys
+
+
 async def _attempt(message: Message, gate: _Gate, transports: Transports, settings: Settings) -> str | None:
     """The gate, then the provider call; sets ``message.state`` to the outcome. A
-    failure's reason slug, for the enrollment it may finish."""
+    failure's (or a blocked channel's) reason slug, for the enrollment it may finish."""
     verdict = gate.verdict(message)
     if verdict is not None:
         message.state = verdict
+        if verdict is MessageState.CANCELLED and gate.blocked(message):
+            message.error = "the channel is blocked for the prospect or its address is suppressed"
+            return BLOCKED
         return None
     organization = gate.organizations[message.organization_id]
     try:
@@ -323,8 +352,12 @@ async def _write_outcomes(
         await store.awaiting_reply({m.prospect_id for m in messages if m.state is MessageState.SENT}, now=now)
         await log.record(message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)
         for message in messages:
-            if message.state in (MessageState.FAILED, MessageState.BOUNCED) and message.enrollment_id is not None:
+            if message.enrollment_id is None:
+                continue
+            if message.state in (MessageState.FAILED, MessageState.BOUNCED):
                 await _finish_enrollment(message, message.state, clock, reasons.get(message.id, "send_failed"))
+            elif message.state is MessageState.CANCELLED and reasons.get(message.id) == BLOCKED:
+                await _finish_enrollment(message, message.state, clock, BLOCKED)
         sent = [
             (system_actor(m.organization_id, clock), m.prospect_id, m.channel)
             for m in messages
@@ -335,6 +368,8 @@ async def _write_outcomes(
 
 
 async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clock, reason: str) -> None:
+    """A hard bounce has consent's effects; a blocked channel finishes the enrollment
+    OPTED_OUT (its next steps would be refused alike); any other failure FAILED."""
     actor = system_actor(message.organization_id, clock)
     if outcome is MessageState.BOUNCED:
         prospect = await Prospect.filter(id=message.prospect_id).select_for_update().first()
@@ -343,7 +378,6 @@ async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clo
         return
     enrollment = await Enrollment.filter(id=message.enrollment_id, finished_at=None).select_for_update().first()
     if enrollment is not None and enrollment.stage in (Stage.STARTED, Stage.APPROACHING):
-        failed = await lifecycle.fail(
-            [enrollment], Stage.FAILED, actor=actor, cause=ChangeCause.SCHEDULER, reason=reason
-        )
+        stage = Stage.OPTED_OUT if outcome is MessageState.CANCELLED else Stage.FAILED
+        failed = await lifecycle.fail([enrollment], stage, actor=actor, cause=ChangeCause.SCHEDULER, reason=reason)
         await rules.stages_entered(failed)

@@ -4,7 +4,8 @@ opt-in keywords (app.messaging.classify), and delivery status callbacks.
 An inbound SMS is routed by ``To`` (the one organization that holds that number
 as its ``smsFrom``, app.accounts.identities) and ``From`` (its prospect with
 that number; of several, the one our latest SMS to it went to, else none:
-inbound.routed), recorded once per MessageSid (a unique receipt key, so
+inbound.routed, but for STOP and START, which speak for the number and so opt
+each of them out or in), recorded once per MessageSid (a unique receipt key, so
 Twilio's retries, even concurrent ones, change nothing twice), and then means
 one of: an opt-out keyword, an opt-in keyword, or a reply. Unlike an email's, the key needs no
 organization: an SMS has one recipient number, held by one organization, and
@@ -21,16 +22,19 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app import validation
 from app.accounts import identities
-from app.accounts.actor import system_actor
+from app.accounts.actor import Actor, system_actor
 from app.clock import Clock
 from app.errors import InvalidInput
 from app.messaging import classify, inbound
+from app.messaging.classify import Kind
 from app.messaging.models import Direction, Message, MessageState
-from app.prospects.models import Channel, Prospect
+from app.prospects import consent
+from app.prospects.models import ChangeCause, Channel, Prospect
 
 logger = logging.getLogger("leadline.twilio")
 
@@ -69,6 +73,11 @@ async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock
         async with in_transaction():
             carrying = Prospect.filter(organization_id=organization.id, phone=phone)
             found = await inbound.routed(carrying, channel=Channel.SMS, address=phone)
+            kind = classify.inbound(Channel.SMS, body)
+            if len(found) > 1 and kind in (Kind.OPT_OUT, Kind.OPT_IN):
+                await _number_keyword(carrying, kind, actor=actor)
+                logger.info("inbound SMS %s: a keyword from a number %d prospects have, for each", sid, len(found))
+                return Received.RECORDED
             if len(found) > 1:
                 logger.warning("inbound SMS %s from a number %d prospects have, none texted: unrouted", sid, len(found))
                 return Received.UNROUTED
@@ -78,7 +87,7 @@ async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock
                 return Received.UNROUTED
             await inbound.receive(
                 prospect,
-                classify.inbound(Channel.SMS, body),
+                kind,
                 actor=actor,
                 channel=Channel.SMS,
                 sender=phone,
@@ -89,6 +98,17 @@ async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock
     except IntegrityError:
         return Received.DUPLICATE
     return Received.RECORDED
+
+
+async def _number_keyword(carrying: QuerySet[Prospect], kind: Kind, *, actor: Actor) -> None:
+    """STOP or START from a number several prospects have, none of them texted: the
+    keyword speaks for the number, so it opts each of them out of SMS (or back in).
+    The message itself is credited to none of them."""
+    for prospect in await carrying.order_by("id").select_for_update():
+        if kind is Kind.OPT_OUT:
+            await consent.opt_out(prospect, Channel.SMS, actor=actor, cause=ChangeCause.INBOUND)
+        else:
+            await consent.opt_in(prospect, Channel.SMS, actor=actor)
 
 
 DELIVERED = {"delivered"}

@@ -81,8 +81,9 @@ async def subscriber(secret_key: str, token: str) -> Subscriber | None:
 
 
 async def unsubscribe(secret_key: str, token: str, clock: Clock) -> Subscriber | None:
-    """One-click unsubscribe (RFC 8058): blocks EMAIL for the prospect and finishes its
-    email enrollments UNSUBSCRIBED, in one transaction. Repeating it changes nothing."""
+    """One-click unsubscribe (RFC 8058): blocks EMAIL for the prospect, suppresses its
+    address and finishes UNSUBSCRIBED the email enrollments of every record carrying
+    it (``consent.unsubscribe``), in one transaction. Repeating it changes nothing."""
     found = read_token(secret_key, token)
     if found is None:
         return None

@@ -1,6 +1,7 @@
 """Status changes (R2): moving prospects to a status records the changes through
 the one writer (``app.prospects.statuses``), then applies the enrollment outcome
-the status sets and runs its STATUS_ENTERED rules.
+the status sets (a consent outcome set by hand records the consent too, R12.1)
+and runs its STATUS_ENTERED rules.
 
 Runs inside the caller's transaction, on prospect rows the caller has locked.
 """
@@ -11,10 +12,10 @@ from collections.abc import Sequence
 
 from app.accounts.actor import Actor
 from app.automation import rules  # a cycle, used at call time: rules run operations that change statuses
-from app.prospects import statuses
-from app.prospects.models import ChangeCause, Prospect
+from app.prospects import consent, statuses
+from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences import lifecycle
-from app.sequences.state import Event
+from app.sequences.state import Event, Stage
 from app.workflows.chain import Chain
 from app.workflows.models import Status, TriggerEvent
 
@@ -29,8 +30,9 @@ async def change_status(
     note: str | None = None,
 ) -> None:
     """Moves locked prospects to ``status`` (any workflow), then, for each that
-    moved, what entering the status sets off: its enrollment outcome (R2.5), then
-    its STATUS_ENTERED rules. A prospect at the status already changes nothing."""
+    moved, what entering the status sets off: its enrollment outcome (R2.5), the
+    consent a consent outcome stands for when set by hand (``BY_HAND``), then its
+    STATUS_ENTERED rules. A prospect at the status already changes nothing."""
     for prospect in await statuses.change(prospects, status.id, actor=actor, cause=cause, note=note):
         if status.enrollment_outcome is not None:
             finished = await lifecycle.for_prospect(
@@ -42,4 +44,26 @@ async def change_status(
                 outcome=status.enrollment_outcome,
             )
             await rules.stages_entered(finished, chain=chain)
+            if cause in BY_HAND:
+                await _consent(prospect, status.enrollment_outcome, actor=actor, cause=cause, chain=chain)
         await rules.fire_rules(TriggerEvent.STATUS_ENTERED, prospect, actor=actor, chain=chain, status_id=status.id)
+
+
+BY_HAND = frozenset({ChangeCause.USER, ChangeCause.ACTION})
+"""The causes of a status set by a person (directly, or by logging an action). A
+rule entering a consent status (AUTOMATION) mirrors a stage that a consent event
+recorded already: recording it again would widen an SMS STOP to email."""
+
+
+async def _consent(prospect: Prospect, outcome: Stage, *, actor: Actor, cause: ChangeCause, chain: Chain) -> None:
+    """The consent a status's outcome stands for, through ``consent`` so that the
+    prospect's flags and the suppression list agree: OPTED_OUT is an opt-out of
+    EMAIL and SMS (a person asking to hear no more), UNSUBSCRIBED an unsubscribe
+    from EMAIL, BOUNCED a hard bounce of the email address."""
+    if outcome is Stage.OPTED_OUT:
+        for channel in (Channel.EMAIL, Channel.SMS):
+            await consent.opt_out(prospect, channel, actor=actor, cause=cause, chain=chain)
+    elif outcome is Stage.UNSUBSCRIBED:
+        await consent.unsubscribe(prospect, actor=actor, cause=cause, chain=chain)
+    elif outcome is Stage.BOUNCED:
+        await consent.hard_bounce(prospect, actor=actor, cause=cause, chain=chain)

@@ -324,7 +324,8 @@ async def log_activity(
 
 
 async def mark_do_not_contact(*, actor: Actor, prospect_id: int, do_not_contact: bool) -> Prospect:
-    """Blocks every channel (R3.3) and finishes the prospect's enrollments OPTED_OUT."""
+    """Blocks every channel (R3.3), suppresses the prospect's addresses and finishes
+    its enrollments OPTED_OUT; un-marking clears the flag only (``consent.set_do_not_contact``)."""
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
         await consent.set_do_not_contact(prospect, do_not_contact, actor=actor, cause=ChangeCause.USER)
@@ -332,7 +333,8 @@ async def mark_do_not_contact(*, actor: Actor, prospect_id: int, do_not_contact:
 
 
 async def opt_out(*, actor: Actor, prospect_id: int, channel: Channel) -> Prospect:
-    """Blocks one channel and finishes OPTED_OUT the enrollments whose sequence uses it."""
+    """Blocks one channel, suppresses the prospect's address on it and finishes OPTED_OUT
+    the enrollments, of every record carrying the address, whose sequence uses it."""
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
         await consent.opt_out(prospect, channel, actor=actor, cause=ChangeCause.USER)

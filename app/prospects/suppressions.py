@@ -5,15 +5,15 @@ Invariants: an entry is keyed by organization, channel, normalized address (the
 lower-cased email, the E.164 number) and cause; recording one that exists keeps
 it as it is. Recording entries finishes, in the caller's transaction, the
 unfinished enrollments they block of every prospect carrying the address, so a
-second record with the same address stops too. Only ``remove`` takes an entry
-away.
+second record with the same address stops too. Only ``remove_entry`` takes an entry
+away, but for the OPTED_OUT entry an SMS START withdraws (``withdraw_opt_out``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
@@ -44,15 +44,27 @@ class Entry(NamedTuple):
     reason: SuppressionReason
 
 
-def address_of(prospect: Prospect, channel: Channel) -> str | None:
+class Addressed(Protocol):
+    """What a prospect's addresses are read from: a Prospect, or a row of its columns."""
+
+    email: str | None
+    phone: str | None
+
+
+def address_of(prospect: Addressed, channel: Channel) -> str | None:
     """The prospect's normalized address for ``channel``: its email lower-cased, or
     its phone (stored E.164) for SMS and calls."""
-    if channel is Channel.EMAIL:
-        return prospect.email.lower() if prospect.email else None
-    return prospect.phone or None
+    return key(channel, prospect.email if channel is Channel.EMAIL else prospect.phone)
 
 
-def entries_for(prospect: Prospect, channels: Iterable[Channel], reason: SuppressionReason) -> list[Entry]:
+def key(channel: Channel, address: str | None) -> str | None:
+    """An address as the list keys it (a stored email lower-cased; a stored phone is E.164 already)."""
+    if not address:
+        return None
+    return address.lower() if channel is Channel.EMAIL else address
+
+
+def entries_for(prospect: Addressed, channels: Iterable[Channel], reason: SuppressionReason) -> list[Entry]:
     """Entries of ``reason`` for the prospect's addresses on ``channels`` (those it has)."""
     return [Entry(c, address, reason) for c in channels if (address := address_of(prospect, c)) is not None]
 
@@ -72,7 +84,10 @@ async def record(
     finishes the unfinished enrollments they block of every prospect carrying an
     address among ``entries`` (the event each cause sets: UNSUBSCRIBE, HARD_BOUNCE,
     else OPT_OUT), with ``enrollment_reason`` on their stage changes. Returns the
-    entries, new or kept, in the order given."""
+    entries, new or kept, in the order given. An email address is stored lower-cased
+    whatever its case as given (the list's key, which every read uses)."""
+    given = entries
+    entries = [e._replace(address=key(e.channel, e.address) or e.address) for e in given]
     if not entries:
         return []
     now = actor.now()
@@ -93,7 +108,7 @@ async def record(
     )
     found = {
         Entry(s.channel, s.address, s.reason): s
-        for s in await Suppression.filter(organization_id=organization_id).filter(_matching(entries))
+        for s in await Suppression.filter(_matching(organization_id, ((e.channel, e.address) for e in entries)))
     }
     for prospect, blocked in await _carriers(organization_id, entries):
         for entry in blocked:
@@ -109,30 +124,63 @@ async def record(
     return [found[e] for e in entries]
 
 
-async def suppressed(organization_id: int, pairs: Iterable[tuple[Channel, str]]) -> set[tuple[Channel, str]]:
+async def withdraw_opt_out(organization_id: int, channel: Channel, address: str | None) -> int:
+    """Removes the OPTED_OUT entry of ``address`` on ``channel`` (an SMS START takes
+    back its STOP), leaving the entries of every other cause (do-not-contact, a
+    bounce, one added by hand) blocking; how many were removed (0 or 1)."""
+    if not address:
+        return 0
+    return await Suppression.filter(
+        organization_id=organization_id, channel=channel, address=address, reason=SuppressionReason.OPTED_OUT
+    ).delete()
+
+
+async def suppressed(organization_id: int, pairs: Iterable[tuple[Channel, str | None]]) -> set[tuple[Channel, str]]:
     """Those of the (channel, normalized address) pairs the organization's list holds (one read)."""
-    wanted = {(c, a) for c, a in pairs if a}
+    return {(c, a) for _, c, a in await suppressed_in((organization_id, c, a) for c, a in pairs)}
+
+
+async def suppressed_in(keys: Iterable[tuple[int, Channel, str | None]]) -> set[tuple[int, Channel, str]]:
+    """Those of the (organization, channel, normalized address) keys some list holds,
+    in one read of the list's unique index whatever the organizations (the send
+    gate's chunk, enrollment's batch)."""
+    wanted = {(o, Channel(c), a) for o, c, a in keys if a}
     if not wanted:
         return set()
-    rows = await Suppression.filter(
-        organization_id=organization_id, address__in=sorted({a for _, a in wanted})
-    ).values_list("channel", "address")
-    return {(Channel(c), a) for c, a in rows} & wanted
+    by_organization: dict[int, list[tuple[Channel, str]]] = {}
+    for o, c, a in wanted:
+        by_organization.setdefault(o, []).append((c, a))
+    query = Q(*(_matching(o, pairs) for o, pairs in by_organization.items()), join_type="OR")
+    rows = await Suppression.filter(query).values_list("organization_id", "channel", "address")
+    return {(o, Channel(c), a) for o, c, a in rows} & wanted
 
 
 async def blocked_channels(prospect: Prospect) -> set[Channel]:
     """Every channel blocked for the prospect, by any cause (``Prospect.blockedChannels``):
     its do-not-contact flag and opt-outs, and entries of the list for its addresses."""
-    blocked = lifecycle.blocked_channels(prospect)
-    pairs = [(c, a) for c in Channel if (a := address_of(prospect, c)) is not None]
-    return blocked | {c for c, _ in await suppressed(prospect.organization_id, pairs)}
+    [blocked] = await blocked_channels_of([prospect])
+    return blocked
 
 
-def _matching(entries: Iterable[Entry]) -> Q:
+async def blocked_channels_of(prospects: Sequence[Prospect]) -> list[set[Channel]]:
+    """``blocked_channels`` of each prospect, in order, in one read of the list."""
+    held = await suppressed_in((p.organization_id, c, address_of(p, c)) for p in prospects for c in Channel)
+    return [
+        lifecycle.blocked_channels(p) | {c for c in Channel if (p.organization_id, c, address_of(p, c)) in held}
+        for p in prospects
+    ]
+
+
+def _matching(organization_id: int, pairs: Iterable[tuple[Channel, str]]) -> Q:
+    """The organization's entries of these (channel, address) pairs, any cause: a
+    condition on the unique index's leading columns."""
     by_channel: dict[Channel, set[str]] = {}
-    for e in entries:
-        by_channel.setdefault(e.channel, set()).add(e.address)
-    return Q(*(Q(channel=c, address__in=sorted(a)) for c, a in by_channel.items()), join_type="OR")
+    for channel, address in pairs:
+        by_channel.setdefault(channel, set()).add(address)
+    return Q(
+        *(Q(organization_id=organization_id, channel=c, address__in=sorted(a)) for c, a in by_channel.items()),
+        join_type="OR",
+    )
 
 
 async def _carriers(organization_id: int, entries: Sequence[Entry]) -> list[tuple[Prospect, list[Entry]]]:
@@ -171,7 +219,7 @@ class Added:
     """The invalid ones, by index under ``entries``."""
 
 
-def normalized(channel: Channel, address: str, region: str | None, field: Field) -> str:
+def validated(channel: Channel, address: str, region: str | None, field: Field) -> str:
     """``address`` as the list keys it on ``channel``: the email lower-cased, or the
     number in E.164 (national numbers read in ``region``)."""
     if channel is Channel.EMAIL:
@@ -198,7 +246,7 @@ async def listed(
     if address is not None:
         org = await Organization.get(id=actor.organization_id)
         kind = channel or (Channel.EMAIL if "@" in address else Channel.SMS)
-        query = query.filter(address=normalized(kind, address, org.phone_region, ("address",)))
+        query = query.filter(address=validated(kind, address, org.phone_region, ("address",)))
     if reasons is not None:
         query = query.filter(reason__in=[r.value for r in reasons])
     return query
@@ -219,7 +267,7 @@ async def add(*, actor: Actor, entries: Sequence[Wanted]) -> Added:
     errors: list[DomainError] = []
     for index, wanted in enumerate(entries):
         try:
-            address = normalized(wanted.channel, wanted.address, org.phone_region, ("entries", index, "address"))
+            address = validated(wanted.channel, wanted.address, org.phone_region, ("entries", index, "address"))
         except DomainError as error:
             errors.append(error)
             continue
@@ -230,9 +278,9 @@ async def add(*, actor: Actor, entries: Sequence[Wanted]) -> Added:
     async with in_transaction():
         held = {
             Entry(Channel(c), a, SuppressionReason(r))
-            for c, a, r in await Suppression.filter(organization_id=actor.organization_id)
-            .filter(_matching(unique))
-            .values_list("channel", "address", "reason")
+            for c, a, r in await Suppression.filter(
+                _matching(actor.organization_id, ((e.channel, e.address) for e in unique))
+            ).values_list("channel", "address", "reason")
         }
         rows = await record(
             actor.organization_id,

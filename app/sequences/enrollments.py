@@ -37,9 +37,9 @@ async def enroll(
     prospect_ids: Seq[int],
     activate: bool | None,
 ) -> tuple[list[Enrollment], list[DomainError]]:
-    """Enrolls each prospect; NOT_FOUND, DO_NOT_CONTACT and ALREADY_ENROLLED are
-    reported by index. Starts at once when the sequence is active (unless
-    ``activate`` is false)."""
+    """Enrolls each prospect; NOT_FOUND, DO_NOT_CONTACT (its flags, or an address the
+    suppression list holds), NO_ADDRESS and ALREADY_ENROLLED are reported by index.
+    Starts at once when the sequence is active (unless ``activate`` is false)."""
     if len(prospect_ids) > MAX_BATCH:
         raise InvalidInput(f"At most {MAX_BATCH} ids per call.", ("prospect_ids",))
     sequence = await get_sequence(actor, sequence_id, ("sequence_id",))
@@ -50,13 +50,15 @@ async def enroll(
     errors: list[DomainError] = []
     async with in_transaction():
         # The prospects locked in id order (two calls never wait for each other in a
-        # cycle), and which of them the sequence has already: two reads for the batch.
+        # cycle), which of them the sequence has already and which of their addresses
+        # are suppressed: three reads for the batch.
         wanted = sorted(set(prospect_ids))
         locked = (
             await prospects.visible(actor).filter(id__in=wanted).order_by("id").select_for_update() if wanted else []
         )
         found = {prospect.id: prospect for prospect in locked}
         enrolled = await lifecycle.enrolled_keys(found, sequence.id)
+        suppressed = await lifecycle.suppressed_addresses(locked, steps)
         for index, pk in enumerate(prospect_ids):
             field = ("prospect_ids", index)
             try:
@@ -64,7 +66,14 @@ async def enroll(
                 if prospect is None:
                     raise NotFound("Prospect", field)
                 enrollment = lifecycle.new_enrollment(
-                    prospect, sequence, steps, actor=actor, activate=activate, enrolled=enrolled, field=field
+                    prospect,
+                    sequence,
+                    steps,
+                    actor=actor,
+                    activate=activate,
+                    enrolled=enrolled,
+                    suppressed=suppressed,
+                    field=field,
                 )
             except DomainError as error:
                 errors.append(error)

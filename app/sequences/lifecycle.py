@@ -16,7 +16,8 @@ from typing import Protocol
 
 from app import bulk
 from app.accounts.actor import Actor
-from app.errors import AlreadyEnrolled, DoNotContact, Field
+from app.errors import AlreadyEnrolled, DoNotContact, Field, NoAddress
+from app.prospects import suppressions  # a cycle, used at call time: suppressing finishes enrollments
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences import stages
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
@@ -24,6 +25,7 @@ from app.sequences.stages import Move
 from app.sequences.state import ALLOWED_FROM, FINISHED, Event, Facts, Stage, transition
 
 STEP_CHANNELS = {StepType.EMAIL: Channel.EMAIL, StepType.SMS: Channel.SMS, StepType.CALL: Channel.PHONE}
+MESSAGE_STEPS = (StepType.EMAIL, StepType.SMS)
 
 
 class Consent(Protocol):
@@ -56,6 +58,21 @@ async def enrolled_keys(prospect_ids: Iterable[int], sequence_id: int) -> set[st
     return {row["active_key"] for row in await bulk.select_in(Enrollment, ["active_key"], "active_key", keys)}
 
 
+def channels_of(steps: Iterable[SequenceStep]) -> set[Channel]:
+    """The channels a sequence's steps use."""
+    return {STEP_CHANNELS[s.type] for s in steps if s.type in STEP_CHANNELS}
+
+
+async def suppressed_addresses(prospects: Seq[Prospect], steps: list[SequenceStep]) -> set[tuple[Channel, str]]:
+    """Those of the prospects' addresses, on the channels the steps use, that their
+    organization's suppression list holds (one read for a batch of one organization)."""
+    if not prospects:
+        return set()
+    channels = channels_of(steps)
+    pairs = [(c, suppressions.address_of(p, c)) for p in prospects for c in channels]
+    return await suppressions.suppressed(prospects[0].organization_id, pairs)
+
+
 def new_enrollment(
     prospect: Prospect,
     sequence: Sequence,
@@ -64,14 +81,26 @@ def new_enrollment(
     actor: Actor,
     activate: bool | None,
     enrolled: Container[str],
+    suppressed: Container[tuple[Channel, str]],
     field: Field | None = None,
 ) -> Enrollment:
-    """A locked prospect's enrollment, unsaved: DoNotContact, or AlreadyEnrolled when
-    its active key is among ``enrolled`` (the sequence's unfinished enrollments)."""
-    channels = {STEP_CHANNELS[s.type] for s in steps if s.type in STEP_CHANNELS}
-    if blocked := sorted(channels & blocked_channels(prospect)):
-        names = ", ".join(c.value for c in blocked)
+    """A locked prospect's enrollment, unsaved, or the refusal: DoNotContact when a
+    channel the steps use is blocked for it (its flags) or its address on one is
+    among ``suppressed`` (``suppressed_addresses``: whichever record it was
+    suppressed for); NoAddress when it has no address for the first message step's
+    channel (the step could only fail); AlreadyEnrolled when its active key is among
+    ``enrolled`` (the sequence's unfinished enrollments). DoNotContact wins over
+    NoAddress when both apply: adding an address would not lift it."""
+    channels = channels_of(steps)
+    blocked = channels & blocked_channels(prospect)
+    blocked |= {c for c in channels if (c, suppressions.address_of(prospect, c)) in suppressed}
+    if blocked:
+        names = ", ".join(c.value for c in Channel if c in blocked)
         raise DoNotContact(f"The prospect may not be contacted by {names}.", field)
+    first = next((STEP_CHANNELS[s.type] for s in steps if s.type in MESSAGE_STEPS), None)
+    if first is not None and suppressions.address_of(prospect, first) is None:
+        missing = "email address" if first is Channel.EMAIL else "phone number"
+        raise NoAddress(f"The prospect has no {missing} for the sequence's first {first.value} step.", field)
     key = active_key(prospect.id, sequence.id)
     if key in enrolled:
         raise AlreadyEnrolled("The prospect is already in this sequence.", field)
@@ -99,10 +128,18 @@ async def enroll_one(
     activate: bool | None,
     field: Field | None = None,
 ) -> list[Move]:
-    """Enrolls a locked prospect; DoNotContact / AlreadyEnrolled before any write."""
+    """Enrolls a locked prospect; DoNotContact / NoAddress / AlreadyEnrolled before any write."""
     enrolled = await enrolled_keys([prospect.id], sequence.id)
+    suppressed = await suppressed_addresses([prospect], steps)
     enrollment = new_enrollment(
-        prospect, sequence, steps, actor=actor, activate=activate, enrolled=enrolled, field=field
+        prospect,
+        sequence,
+        steps,
+        actor=actor,
+        activate=activate,
+        enrolled=enrolled,
+        suppressed=suppressed,
+        field=field,
     )
     return await enroll_all(sequence, [enrollment], actor=actor, cause=cause)
 

@@ -107,6 +107,13 @@ class Prospect(Node):
     def opted_out_channels(self) -> list[Channel]:
         return [Channel(c) for c in self.row.opted_out_channels]
 
+    @strawberry.field(
+        description="Channels blocked for this prospect by any cause: do-not-contact, opt-outs, a suppressed address, a hard bounce."
+    )
+    async def blocked_channels(self, info: Info) -> list[Channel]:
+        blocked = await info.context.loaders.blocked_channels.load(self.row)
+        return [c for c in Channel if c in blocked]
+
     @strawberry.field
     def unsubscribed_at(self) -> datetime | None:
         return self.row.unsubscribed_at
