@@ -87,6 +87,7 @@ LENGTHS: dict[Key, int] = {
     ("Action", "operations"): MAX_OPERATIONS,
     ("AutomationRule", "operations"): MAX_OPERATIONS,
     ("Query", "webhookEndpoints"): MAX_ENDPOINTS,
+    **{("UpsertProspectsPayload", field): MAX_BATCH for field in ("created", "updated", "errors")},
     **{
         (payload, field): MAX_BATCH
         for payload, rows in (

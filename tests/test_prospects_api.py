@@ -43,7 +43,7 @@ async def test_create_prospect_normalizes_its_fields(gql: GraphQL, org: Org, clo
     assert {k: v for k, v in payload["prospect"].items() if k != "id"} == {
         "firstName": "Ada",
         "lastName": "Lovelace",
-        "email": "Ada@analytical.example",
+        "email": "ada@analytical.example",
         "phone": "+12025550143",
         "company": "Engines",
         "title": "CTO",

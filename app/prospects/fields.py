@@ -10,7 +10,9 @@ from app import validation
 from app.errors import Field, InvalidInput
 
 TEXT_FIELDS = ("first_name", "last_name", "company", "title")
-EDITABLE = (*TEXT_FIELDS, "email", "phone", "time_zone", "custom_fields")
+EDITABLE = (*TEXT_FIELDS, "email", "external_id", "phone", "time_zone", "custom_fields")
+KEYS = ("email", "external_id")
+"""The fields no two prospects of an organization share (R12.2)."""
 MAX_CUSTOM_FIELDS_BYTES = 16_384
 MAX_CUSTOM_FIELDS_DEPTH = 5
 """Objects and lists in customFields, the outer object counted: deep enough for
@@ -25,7 +27,10 @@ def clean(values: Mapping[str, Any], *, region: str, field: Field) -> dict[str, 
         if key in TEXT_FIELDS:
             out[key] = validation.optional_text(value, (*field, key))
         elif key == "email":
-            out[key] = validation.email(value, (*field, key)) if value and value.strip() else None
+            # Lower-cased, so the stored address is its own key (unique, matched exactly).
+            out[key] = validation.email(value, (*field, key)).lower() if value and value.strip() else None
+        elif key == "external_id":
+            out[key] = validation.optional_text(value, (*field, key))
         elif key == "phone":
             out[key] = validation.phone(value, region, (*field, key)) if value and value.strip() else None
         elif key == "time_zone":

@@ -50,7 +50,10 @@ class Prospect(Model):
     )
     first_name = fields.CharField(max_length=200, null=True)
     last_name = fields.CharField(max_length=200, null=True)
+    # Lower-cased (fields.clean): the stored address is its own key.
     email = fields.CharField(max_length=320, null=True)
+    # The organization's own id for this person (a CRM id).
+    external_id = fields.CharField(max_length=200, null=True)
     phone = fields.CharField(max_length=32, null=True)
     company = fields.CharField(max_length=200, null=True)
     title = fields.CharField(max_length=200, null=True)
@@ -83,6 +86,8 @@ class Prospect(Model):
 
     class Meta:
         table = "prospect"
+        # One person, one record (R12.2); NULLs never collide, on either database.
+        unique_together = (("organization_id", "email"), ("organization_id", "external_id"))
         indexes = (("organization_id", "status_id"), ("organization_id", "owner_id", "created_at"))
 
 

@@ -14,6 +14,7 @@ from tortoise.queryset import QuerySet
 
 from app.accounts.actor import Actor
 from app.accounts.read import of_organization
+from app.errors import Field, InvalidInput
 from app.prospects import service
 from app.prospects.models import ConversationState, Prospect, Task
 from app.sequences.models import Enrollment
@@ -42,10 +43,14 @@ def prospects(
     conversation_states: Sequence[ConversationState] | None = None,
     sequence_ids: Sequence[int] | None = None,
     enrollment_stages: Sequence[Stage] | None = None,
+    external_ids: Sequence[str] | None = None,
 ) -> QuerySet[Prospect]:
     """The prospects the viewer may read, narrowed by each filter given (``search``:
-    already normalized, a substring of the prospect's search text)."""
+    already normalized, a substring of the prospect's search text; ``external_ids``:
+    as ``external_ids`` cleans them)."""
     query = service.visible(actor)
+    if external_ids is not None:
+        query = query.filter(external_id__in=external_ids)
     if status_ids is not None:
         query = query.filter(status_id__in=status_ids)
     if workflow_ids is not None:
@@ -69,6 +74,17 @@ def prospects(
         stages = [s.value for s in enrollment_stages]
         query = query.filter(id__in=Subquery(enrolled.filter(stage__in=stages).values("prospect_id")))
     return query
+
+
+MAX_FILTER_EXTERNAL_IDS = service.MAX_BATCH
+"""As many as one batch of prospects may carry: a lookup after an import's batch."""
+
+
+def external_ids(values: Sequence[str], field: Field) -> list[str]:
+    """A filter's externalIds as they are stored (trimmed), at most MAX_FILTER_EXTERNAL_IDS."""
+    if len(values) > MAX_FILTER_EXTERNAL_IDS:
+        raise InvalidInput(f"At most {MAX_FILTER_EXTERNAL_IDS} externalIds.", field)
+    return [value.strip() for value in values]
 
 
 def tasks(

@@ -11,22 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
+from tortoise import connections
 from tortoise.expressions import Q, Subquery
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from app import ids
+from app import bulk, ids
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, User
 from app.automation import operations, rules
-from app.bulk import insert_returning_ids
 from app.errors import ActionNotAvailable, DomainError, Field, Forbidden, InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
-from app.prospects import consent, effects, fields, statuses
+from app.prospects import consent, duplicates, effects, fields, statuses
 from app.prospects.events import api_name, assignment_changed, prospect_event, task_event
 from app.prospects.models import Activity, ChangeCause, Channel, Prospect, StatusChange, Task
 from app.sequences import scheduler
@@ -122,11 +123,17 @@ class Preparer:
 
 
 async def create_prospect(*, actor: Actor, values: Mapping[str, Any]) -> Prospect:
-    """Creates one prospect; a fault is reported under ``values``."""
+    """Creates one prospect; a fault is reported under ``values``, an email or
+    externalId another prospect has as DUPLICATE naming it."""
     org = await Organization.get(id=actor.organization_id)
     ready = await Preparer(actor, org).prepare(values, ("values",))
-    async with in_transaction():
-        return (await insert(actor, [ready], cause=ChangeCause.USER))[0]
+
+    async def write() -> Prospect:
+        await duplicates.check(actor.organization_id, ready.values, ("values",))
+        async with in_transaction():
+            return (await insert(actor, [ready], cause=ChangeCause.USER))[0]
+
+    return await duplicates.retrying(write)
 
 
 async def create_prospects(
@@ -135,21 +142,45 @@ async def create_prospects(
     inputs: Sequence[Mapping[str, Any]],
 ) -> tuple[list[Prospect], list[DomainError]]:
     """Creates the valid prospects in bulk; the invalid ones come back as errors
-    under ``inputs`` and their index. At most MAX_BATCH per call."""
+    under ``inputs`` and their index: one whose email or externalId a prospect
+    has, or an earlier input of the call, is DUPLICATE naming that prospect. At
+    most MAX_BATCH per call."""
     if len(inputs) > MAX_BATCH:
         raise InvalidInput(f"At most {MAX_BATCH} prospects per call.", ("inputs",))
     org = await Organization.get(id=actor.organization_id)
     preparer = Preparer(actor, org)
-    ready: list[NewProspect] = []
-    errors: list[DomainError] = []
+    ready: list[tuple[int, NewProspect]] = []
+    faults: list[tuple[int, DomainError]] = []
     for index, raw in enumerate(inputs):
         try:
-            ready.append(await preparer.prepare(raw, ("inputs", index)))
+            ready.append((index, await preparer.prepare(raw, ("inputs", index))))
         except DomainError as error:
-            errors.append(error)
-    async with in_transaction():
-        created = await insert(actor, ready, cause=ChangeCause.USER)
-    return created, errors
+            faults.append((index, error))
+
+    async def write() -> tuple[list[Prospect], list[DomainError]]:
+        held = await duplicates.holders(
+            actor.organization_id, (k for _, item in ready for k in duplicates.keys_of(item.values))
+        )
+        accepted: list[NewProspect] = []
+        claimed: dict[duplicates.Key, int] = {}  # a key → the position in ``accepted`` of the input that has it
+        repeats: list[tuple[int, str, int]] = []  # (index, key, position of the input it repeats)
+        refusals = list(faults)
+        for index, item in ready:
+            keys = duplicates.keys_of(item.values)
+            if taken := next((k for k in keys if k in held), None):
+                refusals.append((index, duplicates.refused(held[taken], taken[0], ("inputs", index, taken[0]))))
+            elif repeated := next((k for k in keys if k in claimed), None):
+                repeats.append((index, repeated[0], claimed[repeated]))
+            else:
+                claimed.update((k, len(accepted)) for k in keys)
+                accepted.append(item)
+        async with in_transaction():
+            created = await insert(actor, accepted, cause=ChangeCause.USER)
+        for index, key, position in repeats:
+            refusals.append((index, duplicates.refused(created[position].id, key, ("inputs", index, key))))
+        return created, [error for _, error in sorted(refusals, key=lambda fault: fault[0])]
+
+    return await duplicates.retrying(write)
 
 
 async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCause) -> list[Prospect]:
@@ -171,7 +202,7 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         )
         for item in ready
     ]
-    created = await insert_returning_ids(rows)
+    created = await bulk.insert_returning_ids(rows)
     by_status: dict[int, list[Prospect]] = {}
     for prospect in created:
         by_status.setdefault(prospect.status_id, []).append(prospect)
@@ -204,22 +235,48 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
 
 
 async def update_prospect(*, actor: Actor, prospect_id: int, changes: Mapping[str, Any]) -> Prospect:
-    """Changes the given fields (None clears one); a fault is named by its field."""
+    """Changes the given fields (None clears one); a fault is named by its field, an
+    email or externalId another prospect has is DUPLICATE naming it."""
     org = await Organization.get(id=actor.organization_id)
     values = fields.clean(changes, region=org.phone_region, field=())
-    async with in_transaction():
-        prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
+
+    async def write() -> Prospect:
+        async with in_transaction():
+            prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
+            await duplicates.check(actor.organization_id, values, (), own_id=prospect.id)
+            await save_changes([(prospect, values)], now=actor.now())
+        return prospect
+
+    return await duplicates.retrying(write)
+
+
+SAVED = (*fields.EDITABLE, "pullable_after", "search_text", "updated_at")
+"""The columns ``save_changes`` writes."""
+
+
+async def save_changes(changes: Sequence[tuple[Prospect, Mapping[str, Any]]], *, now: datetime) -> None:
+    """Sets cleaned values (``fields.clean``'s, and ``pullable_after``) on locked
+    prospects and saves them, each with a PROSPECT_UPDATED event naming the fields
+    given: one UPDATE and one INSERT of events however many prospects. Runs inside
+    the caller's transaction."""
+    if not changes:
+        return
+    for prospect, values in changes:
         for key, value in values.items():
             setattr(prospect, key, {} if key == "custom_fields" and value is None else value)
         prospect.search_text = fields.search_text({k: getattr(prospect, k) for k in fields.SEARCHED})
-        prospect.updated_at = actor.now()
-        await prospect.save()
-        changed = sorted(api_name(key) for key in values)
-        updated = prospect_event(
-            EventType.PROSPECT_UPDATED, prospect.organization_id, prospect.id, prospect.updated_at, fields=changed
+        prospect.updated_at = now
+    await bulk.update_each([prospect for prospect, _ in changes], SAVED, connections.get("default"))
+    await log.record(
+        prospect_event(
+            EventType.PROSPECT_UPDATED,
+            prospect.organization_id,
+            prospect.id,
+            now,
+            fields=sorted(api_name(key) for key in values),
         )
-        await log.record([updated])
-    return prospect
+        for prospect, values in changes
+    )
 
 
 async def set_status(*, actor: Actor, prospect_id: int, status_id: int, note: str | None) -> Prospect:

@@ -6,14 +6,28 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from app.prospects import service
-from schema.context import Info
+from app.errors import DomainError
+from app.prospects import merge, service, upsert
+from app.prospects.upsert import MatchKey
+from schema.context import Info, input_path
 from schema.enums import Channel, Interaction
 from schema.errors import UserError, guarded, guarded_bulk
-from schema.node import global_id, optional_pk, pk
+from schema.node import global_id, optional_pk, pk, pks
 from schema.prospects import types
 
-_FIELD_NAMES = ["first_name", "last_name", "email", "phone", "company", "title", "time_zone", "custom_fields"]
+strawberry.enum(MatchKey)
+
+_FIELD_NAMES = [
+    "first_name",
+    "last_name",
+    "email",
+    "external_id",
+    "phone",
+    "company",
+    "title",
+    "time_zone",
+    "custom_fields",
+]
 
 
 @strawberry.input
@@ -21,6 +35,7 @@ class ProspectInput:
     first_name: str | None = None
     last_name: str | None = None
     email: str | None = None
+    external_id: str | None = None
     phone: str | None = None
     company: str | None = None
     title: str | None = None
@@ -80,6 +95,7 @@ class UpdateProspectInput:
     first_name: str | None = strawberry.UNSET
     last_name: str | None = strawberry.UNSET
     email: str | None = strawberry.UNSET
+    external_id: str | None = strawberry.UNSET
     phone: str | None = strawberry.UNSET
     company: str | None = strawberry.UNSET
     title: str | None = strawberry.UNSET
@@ -91,6 +107,47 @@ class UpdateProspectInput:
 class UpdateProspectPayload:
     prospect: types.Prospect | None = None
     errors: list[UserError]
+
+
+@strawberry.input(
+    description="Creates or updates by the first key that matches (in matchOn's order; default [EXTERNAL_ID, EMAIL]). Fields left out of a row are kept."
+)
+class UpsertProspectsInput:
+    prospects: list[ProspectInput]
+    match_on: list[MatchKey] | None = None
+
+
+@strawberry.type
+class UpsertProspectsPayload:
+    created: list[types.Prospect] = strawberry.field(default_factory=list)
+    updated: list[types.Prospect] = strawberry.field(default_factory=list)
+    errors: list[UserError]
+
+
+@strawberry.input(
+    description="Moves the other prospects' activities, history, messages, tasks and enrollments onto keepId, fills its empty fields from them, and deletes them."
+)
+class MergeProspectsInput:
+    keep_id: strawberry.ID
+    merge_ids: list[strawberry.ID]
+
+
+@strawberry.type
+class MergeProspectsPayload:
+    prospect: types.Prospect | None = None
+    errors: list[UserError]
+
+
+_UPSERT_NAMES = {"rows": "prospects"}
+"""upsert_prospects's ``rows`` are the input's ``prospects``; a row's errors start with its index."""
+
+
+def _upsert_error(error: DomainError) -> UserError:
+    if error.field and isinstance(error.field[0], int):
+        return UserError(
+            code=error.code, message=error.message, field=input_path(error.field, under=("input", "prospects"))
+        )
+    return UserError.of(error, _UPSERT_NAMES)
 
 
 @strawberry.input(description="Erases the prospect and its personal data (messages, activities).")
@@ -200,6 +257,36 @@ class ProspectMutations:
             lambda row: types.Prospect(row=row),
             {"inputs": "prospects"},
         )
+
+    @strawberry.mutation
+    async def upsert_prospects(self, info: Info, input: UpsertProspectsInput) -> UpsertProspectsPayload:
+        try:
+            result = await upsert.upsert_prospects(
+                actor=info.context.actor,
+                rows=[_raw(p) for p in input.prospects],
+                match_on=upsert.DEFAULT_MATCH if input.match_on is None else input.match_on,
+            )
+        except DomainError as error:
+            return UpsertProspectsPayload(errors=[_upsert_error(error)])
+        finally:
+            info.context.reset_loaders()
+        return UpsertProspectsPayload(
+            created=[types.Prospect(row=row) for row in result.created],
+            updated=[types.Prospect(row=row) for row in result.updated],
+            errors=[_upsert_error(error) for error in result.errors],
+        )
+
+    @strawberry.mutation
+    async def merge_prospects(self, info: Info, input: MergeProspectsInput) -> MergeProspectsPayload:
+        async def run() -> dict[str, Any]:
+            row = await merge.merge_prospects(
+                actor=info.context.actor,
+                keep_id=pk("Prospect", input.keep_id),
+                merge_ids=pks("Prospect", input.merge_ids),
+            )
+            return _prospect(row)
+
+        return await guarded(info, MergeProspectsPayload, run)
 
     @strawberry.mutation
     async def update_prospect(self, info: Info, input: UpdateProspectInput) -> UpdateProspectPayload:

@@ -37,11 +37,19 @@ class ProspectFilter:
     enrollment_stages: list[EnrollmentStage] | None = strawberry.field(
         default=None, description="Has an enrollment in one of these stages."
     )
+    external_ids: list[str] | None = None
 
 
 def _search(text: str) -> str:
     try:
         return validation.search(text, ("search",))
+    except DomainError as error:
+        raise domain_to_public(error, under=("filter",)) from error
+
+
+def _external_ids(values: list[str] | None) -> list[str] | None:
+    try:
+        return None if values is None else read.external_ids(values, ("external_ids",))
     except DomainError as error:
         raise domain_to_public(error, under=("filter",)) from error
 
@@ -96,6 +104,7 @@ class ProspectQueries:
             conversation_states=given.conversation_states,
             sequence_ids=decode_ids("Sequence", given.sequence_ids),
             enrollment_stages=given.enrollment_stages,
+            external_ids=_external_ids(given.external_ids),
         )
         return await paginate(query, first, after, lambda r: Prospect(row=r))
 

@@ -46,6 +46,12 @@ class Prospect(Node):
     def email(self) -> str | None:
         return self.row.email
 
+    @strawberry.field(
+        description="The organization's own id for this person (a CRM id); unique within the organization."
+    )
+    def external_id(self) -> str | None:
+        return self.row.external_id
+
     @strawberry.field(description="E.164.")
     def phone(self) -> str | None:
         return self.row.phone
