@@ -3,9 +3,12 @@ files in tests/fixtures; then the `leadline import` command as a process."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
+import re
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -388,3 +391,17 @@ async def test_help_lists_the_fields_and_options(cli: Cli) -> None:
     for field in ("name", "first_name", "last_name", "email", "phone", "company", "title", "time_zone", "status"):
         assert f"\n  {field} " in out, field
     assert "\n  external_id  " in out and "\n  custom.KEY " in out and "\n  ignore " in out
+
+
+async def test_the_import_benchmark_prints_its_figures() -> None:
+    """tests/benchmarks/imports.py runs end to end (its figures are not checked)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.benchmarks.imports", "1000", stdout=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(120):
+        output = (await process.communicate())[0].decode()
+    assert process.returncode == 0, output
+    assert re.search(r"^import: 1,000 rows \(0 MB\) into a (SQLite|PostgreSQL) database$", output, re.M), output
+    assert re.search(r"^  [\d.]+ s, [\d,]+ rows/s \(process start included\)$", output, re.M), output
+    assert re.search(r"^  peak RSS of the import process [\d,]+ MB$", output, re.M), output
+    assert '{"created": 999, "updated": 0, "skipped": 0, "rejected": 1}' in output
