@@ -293,6 +293,6 @@ class _Batch:
         self.result.created += len(done.created)
         self.result.skipped += len(done.skipped)
         self.result.updated += max(0, len(self.rows) - len(done.created) - len(done.skipped) - len(refused))
-        if self.result.dry_run:
-            self.passed |= self.keys
+        if self.result.dry_run:  # a refused row makes no prospect for a later one to meet
+            self.passed.update(k for i, row in enumerate(self.rows) if i not in refused for k in _keys(row))
         self.lines, self.rows, self.keys = [], [], set()

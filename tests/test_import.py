@@ -247,29 +247,31 @@ async def test_duplicates_within_the_file_and_against_existing_prospects_are_ski
     leads: Org, clock: FrozenClock
 ) -> None:
     """duplicates.csv: line 2 is an existing prospect, line 4 repeats line 3's email
-    and line 6 its external id; importing it again changes nothing."""
+    and line 6 its external id; line 8 is refused, so line 9 with its external id is
+    new; importing it again changes nothing."""
     existing = await _existing(leads, clock)
     first = await _import(leads, clock, "duplicates.csv")
-    assert _counts(first) == (3, 0, 3, 0)
+    assert _counts(first) == (4, 0, 3, 1)
     people = await _people(leads)
     assert set(people) == {
         "existing@client.example",
         "ada@client.example",
         "grace@client.example",
+        "bad@client.example",
         "new@client.example",
     }
     assert (people["ada@client.example"].first_name, people["ada@client.example"].external_id) == ("Ada", "crm-1")
     assert people["existing@client.example"].company is None
     again = await _import(leads, clock, "duplicates.csv")
-    assert _counts(again) == (0, 0, 6, 0)
-    assert await Prospect.filter(organization_id=leads.id).count() == 4
+    assert _counts(again) == (0, 0, 7, 1)
+    assert await Prospect.filter(organization_id=leads.id).count() == 5
     assert (await Prospect.get(id=existing.id)).company is None
 
 
 async def test_duplicates_are_updated_when_asked(leads: Org, clock: FrozenClock) -> None:
     existing = await _existing(leads, clock)
     result = await _import(leads, clock, "duplicates.csv", on_duplicate=OnDuplicate.UPDATE)
-    assert _counts(result) == (3, 3, 0, 0)
+    assert _counts(result) == (4, 3, 0, 1)
     assert (await Prospect.get(id=existing.id)).company == "Updated Co"
     ada = (await _people(leads))["ada@client.example"]
     assert (ada.first_name, ada.company) == ("Ada by id", "Engines Ltd")  # the file's last word on it
@@ -278,12 +280,13 @@ async def test_duplicates_are_updated_when_asked(leads: Org, clock: FrozenClock)
 async def test_duplicates_are_rejected_by_line_when_asked(leads: Org, clock: FrozenClock) -> None:
     existing = await _existing(leads, clock)
     result = await _import(leads, clock, "duplicates.csv", on_duplicate=OnDuplicate.ERROR)
-    assert _counts(result) == (3, 0, 0, 3)
+    assert _counts(result) == (4, 0, 0, 4)
     ada = ids.encode("Prospect", (await _people(leads))["ada@client.example"].id)
     assert [(e.line, e.field, e.message) for e in result.errors] == [
         (2, "email", f"Prospect {ids.encode('Prospect', existing.id)} already has this email."),
         (4, "email", f"Prospect {ada} already has this email."),
         (6, "external_id", f"Prospect {ada} already has this externalId."),
+        (8, "email", "Not a valid email address."),
     ]
 
 
