@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from app import db, ids, presets
@@ -31,6 +32,7 @@ from tests.live_processes import LEADLINE
 STATUSES = ("New Lead", "Attempting Contact", "Contact Made")
 INDUSTRIES = ("Computing", "Retail", "Logistics", "Health", "Energy")
 SAMPLE_SECONDS = 0.5
+ANALYZE_SECONDS = 5.0
 
 
 def write_file(path: Path, count: int) -> None:
@@ -72,6 +74,38 @@ def _high_water(pid: int) -> int:
     return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
 
 
+@contextlib.asynccontextmanager
+async def _autoanalyze(url: str) -> AsyncIterator[None]:
+    """On PostgreSQL, ANALYZE the prospect table as autovacuum would (once a tenth
+    of it changed since the last), which the test server runs without: a table
+    never analyzed plans the import's look-up of 1,000 emails as a filter over
+    every prospect of the organization, 12 s a batch at 280,000 rows."""
+    if not ON_POSTGRES:
+        yield
+        return
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(ANALYZE_SECONDS)
+            changed, live = await connection.fetchrow(
+                "SELECT n_mod_since_analyze, n_live_tup FROM pg_stat_user_tables WHERE relname = 'prospect'"
+            )
+            if changed > 50 + 0.1 * live:
+                await connection.execute("ANALYZE prospect")
+
+    task = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await connection.close()
+
+
 async def main(count: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "leads.csv"
@@ -85,10 +119,11 @@ async def main(count: int) -> None:
                 LEADLINE, "import", str(path), "--org", org, env=env, stdout=asyncio.subprocess.PIPE
             )
             peak = 0
-            while process.returncode is None:
-                peak = max(peak, _high_water(process.pid))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(process.wait(), SAMPLE_SECONDS)
+            async with _autoanalyze(url):
+                while process.returncode is None:
+                    peak = max(peak, _high_water(process.pid))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(process.wait(), SAMPLE_SECONDS)
             out, _ = await process.communicate()
             elapsed = time.perf_counter() - started
     assert process.returncode == 0, out
