@@ -19,7 +19,14 @@ from schema.build import build_schema
 
 SCHEMA = build_schema()._schema
 MUTATIONS = SCHEMA.mutation_type.fields  # type: ignore[union-attr]
-SPECIAL_TYPES = {"owner": "User", "assignee": "User", "category": "ActionCategory", "availableInStatus": "Status"}
+SPECIAL_TYPES = {
+    "owner": "User",
+    "assignee": "User",
+    "category": "ActionCategory",
+    "availableInStatus": "Status",
+    "keep": "Prospect",
+    "merge": "Prospect",
+}
 UNKNOWN = {
     type_name: ids.encode(type_name, 987654)
     for type_name in (

@@ -286,7 +286,7 @@ async def test_prospects_sharing_an_email_merge_into_the_oldest(
             [change] = await conn.execute_query_dict(
                 'SELECT "enrollment_id", "from_stage", "to_stage", "reason" FROM "stage_change"'
             )
-            events = await conn.execute_query_dict('SELECT "type", "prospect_id" FROM "event" ORDER BY "id"')
+            events = await conn.execute_query_dict('SELECT "type", "prospect_id", "payload" FROM "event" ORDER BY "id"')
             with pytest.raises(IntegrityError):
                 await _insert(conn, "prospect", **_prospect(acme, status[acme], "ada@example.com"))
         finally:
@@ -316,6 +316,13 @@ async def test_prospects_sharing_an_email_merge_into_the_oldest(
         ("PROSPECT_DELETED", second),
         ("PROSPECT_DELETED", third),
         ("PROSPECT_UPDATED", kept),
+    ]
+    assert _json(events[-1]["payload"])["fields"] == [
+        "contactAttempts",
+        "customFields",
+        "doNotContact",
+        "firstName",
+        "optedOutChannels",
     ]
     assert "merged 2 duplicate prospects (same organization and email) into 1 kept records" in caplog.text
 

@@ -41,6 +41,7 @@ CONFIGURATION = {
     "deleteAutomationRule",
     "applyPreset",
     "deleteProspect",
+    "mergeProspects",  # erases the merged prospects, as deleteProspect does
     "createSequence",
     "updateSequence",
     "setSequenceActive",
@@ -51,6 +52,7 @@ CONFIGURATION = {
 WORK = {
     "createProspect",
     "createProspects",
+    "upsertProspects",
     "updateProspect",
     "setProspectStatus",
     "logActivity",

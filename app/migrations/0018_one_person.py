@@ -28,6 +28,19 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _api_name(field: str) -> str:
+    head, *rest = field.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _differs(name: str, new: Any, old: Any) -> bool:
+    if name in ("custom_fields", "opted_out_channels"):
+        return _json(new) != _json(old)
+    if name == "do_not_contact":
+        return bool(new) != bool(old)
+    return new != old
+
+
 def _merged(kept: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, Any]:
     """The kept row's values once the others are merged into it: its empty fields
     filled from the oldest other that has them, custom fields it lacks added,
@@ -128,9 +141,9 @@ async def merge_duplicates(apps: Any, schema_editor: Any) -> None:
         await client.execute_query(
             f'UPDATE "prospect" SET {assignments} WHERE "id" = {mark(len(values) + 1)}', [*values.values(), kept_id]
         )
-        await _event(
-            client, marks, kept["organization_id"], "PROSPECT_UPDATED", now, kept_id, {"fields": ["mergedFrom"]}
-        )
+        changed = sorted(_api_name(name) for name in values if name != "search_text" and _differs(name, values[name], kept[name]))
+        if changed:
+            await _event(client, marks, kept["organization_id"], "PROSPECT_UPDATED", now, kept_id, {"fields": changed})
     if groups:
         merged = sum(len(ids) for ids in groups.values())
         logger.warning(
