@@ -9,7 +9,8 @@ import json
 import logging
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -292,31 +293,139 @@ def preset_apply(name: str, org_id: str) -> None:
     click.echo(f"applied {name}: workflows {', '.join(_run(settings, work))}")
 
 
-@main.command("import")
+class _ImportCommand(click.Command):
+    """`import`'s help, which ends with the fields a column can fill."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from app.import_columns import field_list
+
+        with formatter.section("Fields (for --map HEADER=FIELD)"):
+            formatter.write_text(
+                "Headers name them whatever their case and punctuation, or by a synonym"
+                " (E-mail, Mail, Mobile, Cell, Phone Number, Organization, Company Name, Job Title, CRM ID, ...)."
+            )
+            formatter.write_paragraph()
+            formatter.write_dl(field_list())
+
+
+@main.command("import", cls=_ImportCommand)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--org", "org_id", required=True, help="Organization id (as `org create` prints it).")
-def import_(file: Path, org_id: str) -> None:
-    """Import prospects from a CSV file; bad rows are reported by line and skipped."""
-    from tqdm import tqdm
+@click.option(
+    "--on-duplicate",
+    type=click.Choice(["skip", "update", "error"]),
+    default="skip",
+    show_default=True,
+    help="A row whose external id or email a prospect already has: leave it, update the prospect, or reject the row.",
+)
+@click.option(
+    "--map", "maps", multiple=True, metavar="HEADER=FIELD", help="Fill FIELD from column HEADER (repeatable)."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Report what would be created, updated, skipped and rejected; write nothing."
+)
+def import_(file: Path, org_id: str, on_duplicate: str, maps: tuple[str, ...], dry_run: bool) -> None:
+    """Import prospects from a CSV file (comma, semicolon or tab separated, UTF-8).
 
-    from app.importer import import_csv
+    Bad rows are reported by line and skipped; the rest are created, or matched
+    to the prospects already there by external id, then email (see --on-duplicate).
+    Progress goes to stderr, the counts to stdout as JSON."""
+    from app.import_columns import parse_maps
+    from app.importer import MAX_ERRORS, import_csv
+    from app.prospects.upsert import OnDuplicate
 
     settings = _settings()
+    try:
+        targets = parse_maps(maps)
+    except DomainError as error:
+        raise click.UsageError(error.message) from None
+
     size = file.stat().st_size
 
     async def work() -> Any:
         actor = await _org_actor(org_id)
-        with tqdm(total=size, unit="B", unit_scale=True, desc="importing", file=sys.stderr) as bar:
-
-            def progress(done: int) -> None:
-                bar.update(max(0, done - bar.n))
-
-            return await import_csv(actor=actor, path=file, progress=progress)
+        with _import_progress(size) as progress:
+            return await import_csv(
+                actor=actor,
+                path=file,
+                maps=targets,
+                on_duplicate=OnDuplicate(on_duplicate),
+                dry_run=dry_run,
+                progress=progress,
+            )
 
     result = _run(settings, work)
-    for error in result.errors:
-        click.echo(f"line {error.line}: {error.field}: {error.message}", err=True)
-    click.echo(json.dumps({"imported": result.imported, "rejected": len(result.errors)}))
+    delimiter = {",": "comma", ";": "semicolon", "\t": "tab"}[result.delimiter]
+    shown = ", ".join(f"{c.header} -> {c.target}" for c in result.columns)
+    click.echo(f"columns ({delimiter}-separated): {shown}", err=True)
+    for bad in result.errors:
+        click.echo(f"line {bad.line}: {bad.field}: {bad.message}", err=True)
+    if result.rejected > len(result.errors):
+        click.echo(
+            f"... and {result.rejected - len(result.errors):,} more rejected rows (the first {MAX_ERRORS:,} are listed)",
+            err=True,
+        )
+    if dry_run:
+        click.echo("dry run: nothing was written", err=True)
+    elif result.created == result.updated == 0 and result.skipped:
+        click.echo(
+            f"nothing changed: {result.skipped:,} rows match prospects already there"
+            + (" (--on-duplicate update updates them)" if on_duplicate == "skip" else ""),
+            err=True,
+        )
+    counts = {
+        "created": result.created,
+        "updated": result.updated,
+        "skipped": result.skipped,
+        "rejected": result.rejected,
+    }
+    click.echo(json.dumps({"dry_run": True, **counts} if dry_run else counts))
+
+
+PROGRESS_EVERY = 5.0
+"""Seconds between the progress lines written when stderr is not a terminal (a log)."""
+
+
+def _import_progress(size: int) -> contextlib.AbstractContextManager[Callable[[int, int], None]]:
+    """A bar of bytes with the rows counted beside it on a terminal; otherwise a
+    line every PROGRESS_EVERY seconds and one at the end, which a log keeps readable."""
+    return _progress_bar(size) if sys.stderr.isatty() else _progress_lines(size)
+
+
+@contextlib.contextmanager
+def _progress_bar(size: int) -> Iterator[Callable[[int, int], None]]:
+    from tqdm import tqdm
+
+    with tqdm(total=size, unit="B", unit_scale=True, desc="importing", file=sys.stderr) as bar:
+
+        def update(rows: int, done: int) -> None:
+            bar.set_postfix_str(f"{rows:,} rows", refresh=False)
+            bar.update(max(0, done - bar.n))
+
+        yield update
+
+
+@contextlib.contextmanager
+def _progress_lines(size: int) -> Iterator[Callable[[int, int], None]]:
+    started = last = time.monotonic()
+    state = [0, 0]
+
+    def line(rows: int, done: int) -> None:
+        share = f" ({100 * done / size:.0f} %)" if size else ""
+        elapsed = time.monotonic() - started
+        click.echo(
+            f"importing: {rows:,} rows, {done / 1e6:,.1f} of {size / 1e6:,.1f} MB{share}, {elapsed:,.0f} s", err=True
+        )
+
+    def update(rows: int, done: int) -> None:
+        nonlocal last
+        state[:] = [rows, done]
+        if time.monotonic() - last >= PROGRESS_EVERY:
+            last = time.monotonic()
+            line(rows, done)
+
+    yield update
+    line(*state)
 
 
 @main.group()

@@ -153,18 +153,22 @@ async def test_a_step_that_cannot_be_sent_finishes_the_enrollment(
     assert not await Message.filter(enrollment_id=enrollment.id).exists()
 
 
-async def test_a_missing_custom_field_fails_the_step_not_the_pass(org: Org, clock: FrozenClock) -> None:
+async def test_a_missing_custom_field_used_as_a_number_fails_the_step_not_the_pass(
+    org: Org, clock: FrozenClock
+) -> None:
     """The step's message is kept FAILED with the template's problem, and the
-    enrollment's stage change names it; nothing is queued."""
-    steps = [StepSpec(StepType.SMS, 0, "About {{ custom.budget }}")]
+    enrollment's stage change names it and the variable; nothing is queued."""
+    steps = [StepSpec(StepType.SMS, 0, "About {{ custom.budget * 2 }}")]
     [enrollment] = await setup(org, clock, steps=steps)
     assert (await scheduler.run_pass(clock)).queued == []
     await enrollment.refresh_from_db()
     [message] = await Message.filter(enrollment_id=enrollment.id)
     change = await StageChange.filter(enrollment_id=enrollment.id).order_by("-id").first()
-    assert enrollment.stage == "FAILED" and change is not None and change.reason == "template_undefined"
-    assert (message.state, message.body, message.next_attempt_at) == ("FAILED", "About {{ custom.budget }}", None)
-    assert message.error == "A value the template reads is missing: the prospect has no custom field 'budget'."
+    assert enrollment.stage == "FAILED" and change is not None and change.reason == "template_undefined:custom.budget"
+    assert (message.state, message.body, message.next_attempt_at) == ("FAILED", "About {{ custom.budget * 2 }}", None)
+    assert message.error == (
+        "A value the template reads is missing: the prospect has no custom field 'budget' (line 1, reading custom.budget)."
+    )
 
 
 async def test_leases_expire_to_uncertain_and_queued_messages_are_found_again(org: Org, clock: FrozenClock) -> None:

@@ -83,11 +83,59 @@ def test_a_plain_template_with_many_variables_renders_through_the_counted_path()
     assert render(many, variables(ADA, "Acme")) == "Ada" * (PLAIN_MAX_NAMES + 1)
 
 
-def test_a_missing_custom_field_is_a_render_error_not_a_blank() -> None:
-    source = check("{{ custom.budget }}", ("b",))
-    with pytest.raises(RenderError, match="the prospect has no custom field 'budget'") as error:
-        render(source, variables(ADA, "Acme"))
-    assert error.value.reason == "template_undefined"
+@pytest.mark.parametrize(
+    ("source", "rendered"),
+    [
+        ("Hi {{ first_name }}{{ custom.budget }}!", "Hi Ada!"),
+        ("{{ custom['Lead Source'] }}{{ custom.address.zip }}{{ custom.nope.deeper['x'] }}.", "."),
+        ("{% if custom.vip %}vip{% else %}regular{% endif %}", "regular"),
+        ("{{ custom.budget | default('your budget') }}", "your budget"),
+        ("{{ custom.budget | upper }}[{{ custom.tags | join(', ') }}] {{ custom.tags | length }}", "[] 0"),
+        ("{% for tag in custom.tags %}{{ tag }}{% endfor %}{{ custom.tier == 'gold' }}", "False"),
+        ("{{ custom.budget | default(0) | int + 1 }}", "1"),
+    ],
+)
+def test_a_custom_field_the_prospect_lacks_renders_as_nothing(source: str, rendered: str) -> None:
+    """Prospects imported from different files carry different custom fields."""
+    prospect = SimpleNamespace(**{**vars(ADA), "custom_fields": {"address": {"city": "London"}}})
+    assert render(check(source, ("b",)), variables(prospect, "Acme")) == rendered
+
+
+@pytest.mark.parametrize(
+    ("source", "reason", "message"),
+    [
+        (
+            "Hi\n{{ custom.budget * 2 }}",
+            "template_undefined:custom.budget",
+            "A value the template reads is missing: the prospect has no custom field 'budget' (line 2, reading custom.budget).",
+        ),
+        (
+            "{{ custom.industry + 1 }}",
+            "template_error:custom.industry",
+            'TypeError: can only concatenate str (not "int") to str (line 1, reading custom.industry).',
+        ),
+        (
+            "{{ 1 // (custom.address | length - 1) }}",
+            "template_error:custom.address",
+            "(line 1, reading custom.address).",
+        ),
+        ("{{ first_name.nickname + 'x' }}", "template_undefined:first_name.nickname", "has no attribute 'nickname'"),
+    ],
+)
+def test_a_render_failure_names_the_line_and_the_variable(source: str, reason: str, message: str) -> None:
+    prospect = SimpleNamespace(**{**vars(ADA), "custom_fields": {"industry": "computing", "address": {"city": "x"}}})
+    with pytest.raises(RenderError) as error:
+        render(source, variables(prospect, "Acme"))
+    assert error.value.cause == reason and message in str(error.value)
+
+
+def test_a_template_failing_for_the_sample_prospect_is_refused_naming_the_variable() -> None:
+    with pytest.raises(InvalidInput) as error:
+        check("Hello\n{{ first_name + 1 }}", ("step", "body"))
+    assert error.value.message == (
+        'The template fails for a sample prospect: TypeError: can only concatenate str (not "int") to str'
+        " (line 2, reading first_name)."
+    )
 
 
 PLAIN = [

@@ -14,7 +14,9 @@ of operators, methods and filters), so no operation on one, a comparison
 included, does more than the limit's worth of work.
 
     RenderError          a template could not be rendered; ``reason`` is a slug: template_error,
-    │                    or template_undefined (a custom field the prospect lacks), template_unsafe
+    │                    template_undefined (a value it needs is missing: a custom field the
+    │                    prospect lacks, used in arithmetic), template_unsafe; ``variable`` the
+    │                    variable it failed at, when known
     ├── TooLarge         template_too_large
     └── TooSlow          template_timeout
 """
@@ -78,11 +80,20 @@ class RenderError(Exception):
     """A template could not be rendered for this prospect (its message says why)."""
 
     reason = "template_error"
+    variable: str | None = None
+    """The variable (``custom.budget``) the render failed at, when one is known."""
 
-    def __init__(self, message: str, reason: str | None = None) -> None:
+    def __init__(self, message: str, reason: str | None = None, variable: str | None = None) -> None:
         super().__init__(message)
         if reason is not None:
             self.reason = reason
+        self.variable = variable
+
+    @property
+    def cause(self) -> str:
+        """The reason with the variable, as an enrollment's stage change records it
+        (at most 64 characters): ``template_undefined:custom.budget``."""
+        return (f"{self.reason}:{self.variable}" if self.variable else self.reason)[:64]
 
 
 class TooLarge(RenderError):

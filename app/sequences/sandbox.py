@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
-from jinja2.exceptions import SecurityError
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.filters import FILTERS as JINJA_FILTERS
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import (
@@ -68,17 +68,57 @@ TAGS: dict[type[nodes.Node], str] = {
 }
 
 
-class Missing(StrictUndefined):
-    """StrictUndefined, saying which custom field the prospect lacks (the common case)."""
+class Missing(Undefined):
+    """A value a template reads that is not there. A custom field the prospect lacks
+    (a key missing from a custom-fields object, ``blank``) prints as nothing, is
+    false, empty, and reads as missing any field of its own, since prospects differ
+    in what they carry (``{{ custom.industry }}``, ``{% if custom.vip %}``,
+    ``{{ custom.industry | default('your field') }}`` all render); used as a value
+    (arithmetic, a call, an ordering) it raises UndefinedError, naming the
+    field. Anything else missing is that error at once."""
 
     __slots__ = ()
 
     @property
+    def blank(self) -> bool:
+        return (
+            self._undefined_hint is None
+            and self._undefined_exception is UndefinedError
+            and isinstance(self._undefined_obj, Mapping)
+            and isinstance(self._undefined_name, str)
+        )
+
+    @property
     def _undefined_message(self) -> str:
-        name = self._undefined_name
-        if not self._undefined_hint and isinstance(self._undefined_obj, Mapping) and isinstance(name, str):
-            return f"the prospect has no custom field {name!r}"
+        if self.blank:
+            return f"the prospect has no custom field {self._undefined_name!r}"
         return super()._undefined_message
+
+    def __str__(self) -> str:
+        return "" if self.blank else self._fail_with_undefined_error()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(()) if self.blank else self._fail_with_undefined_error()
+
+    def __len__(self) -> int:
+        return 0 if self.blank else self._fail_with_undefined_error()
+
+    def __bool__(self) -> bool:
+        return False if self.blank else self._fail_with_undefined_error()
+
+    def __contains__(self, item: Any) -> bool:
+        return False if self.blank else self._fail_with_undefined_error()
+
+    def __eq__(self, other: Any) -> bool:
+        if not self.blank:
+            self._fail_with_undefined_error()
+        return isinstance(other, Missing) and other.blank
+
+    def __ne__(self, other: Any) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self)) if self.blank else self._fail_with_undefined_error()
 
 
 class Environment(ImmutableSandboxedEnvironment):
@@ -112,10 +152,14 @@ class Environment(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         current().tick()
+        if isinstance(obj, Missing) and obj.blank:
+            return obj  # a field of a custom field the prospect lacks: missing too
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         current().tick()
+        if isinstance(obj, Missing) and obj.blank:
+            return obj
         return super().getitem(obj, argument)
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:

@@ -257,7 +257,7 @@ async def _queue(
     except templates.RenderError as failure:
         # The step's message is kept, FAILED with the template's problem (and the
         # templates as written), beside the enrollment's stage change naming it.
-        if await _fail(enrollment, Stage.FAILED, failure.reason, actor, writes):
+        if await _fail(enrollment, Stage.FAILED, failure.cause, actor, writes):
             failed = {"state": MessageState.FAILED, "next_attempt_at": None, "error": str(failure)[:1000]}
             writes.messages.append(message | failed | {"subject": step.subject, "body": step.body})
         return

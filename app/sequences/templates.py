@@ -4,14 +4,16 @@ Checked when a step is saved: syntax, every variable one of VARIABLES, nothing
 the sandbox refuses (app.sequences.sandbox: tags, private attributes, methods and
 filters it does not offer), and a dry render for a sample prospect within the
 render limits, in a quarter of the render time and loop iterations. Rendered when a step runs, within
-the limits: a missing custom field is an error then (template_undefined), never a
-silent blank.
+the limits. A custom field the prospect lacks renders as nothing (prospects
+imported from different files carry different fields); one used as a value
+(``{{ custom.budget + 1 }}``) is template_undefined. Every render failure names
+the line and the variables it read there, and ``RenderError.variable`` the first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -33,7 +35,7 @@ VARIABLES = {
     "phone": "phone number (E.164)",
     "company": "company",
     "title": "job title",
-    "custom": "custom fields, e.g. {{ custom.industry }}",
+    "custom": "custom fields by key, e.g. {{ custom.industry }} (blank when the prospect has none)",
     "organization": "your organization's name",
 }
 MAX_LENGTH = 20_000
@@ -186,6 +188,9 @@ class _Compiled:
     names: frozenset[str]
     """The variables it reads (``self`` included: it is no variable of ours)."""
     refusal: sandbox.Refusal | None
+    reads: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    """Line -> the variables read on it, as written (``custom.budget``): what a
+    failure on that line names."""
 
 
 @dataclass(frozen=True)
@@ -224,9 +229,42 @@ def _compiled(source: str) -> _Compiled:
     # constant expressions are left to the render, budget.current).
     names = meta.find_undeclared_variables(tree) | {n.name for n in tree.find_all(nodes.Name) if n.name == "self"}
     parts = _plain(tree)
+    reads = _reads(tree)
     code = environment.compile(sandbox.guarded(tree, environment))
     template = environment.template_class.from_code(environment, code, environment.make_globals(None), None)
-    return _Compiled(template, parts, frozenset(names), None)
+    return _Compiled(template, parts, frozenset(names), None, reads)
+
+
+def _reads(tree: nodes.Template) -> dict[int, tuple[str, ...]]:
+    """The variables of VARIABLES each line reads, the longest path of each
+    (``custom.address.city``, not also ``custom``), in the order written."""
+    paths: dict[int, list[str]] = {}
+    for node in tree.find_all((nodes.Name, nodes.Getattr, nodes.Getitem)):
+        path = _path(node)
+        if path is not None and path.partition(".")[0].partition("[")[0] in VARIABLES:
+            paths.setdefault(node.lineno, []).append(path)
+    return {
+        line: tuple(
+            dict.fromkeys(p for p in found if not any(o != p and o.startswith((p + ".", p + "[")) for o in found))
+        )
+        for line, found in paths.items()
+    }
+
+
+def _path(node: nodes.Node) -> str | None:
+    """``custom.address['zip']`` for a chain of attributes and constant keys read from a name."""
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        inner = _path(node.node)
+        return None if inner is None else f"{inner}.{node.attr}"
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        inner = _path(node.node)
+        if inner is None:
+            return None
+        key = node.arg.value
+        return f"{inner}.{key}" if isinstance(key, str) and key.isidentifier() else f"{inner}[{key!r}]"
+    return None
 
 
 def render(source: str, values: Mapping[str, Any], *, dry_run: bool = False) -> str:
@@ -261,13 +299,30 @@ def render(source: str, values: Mapping[str, Any], *, dry_run: bool = False) -> 
     except RenderError:
         raise
     except SecurityError as error:
-        raise RenderError(str(error), "template_unsafe") from None
+        raise _failure(compiled, error, str(error), "template_unsafe") from None
     except UndefinedError as error:
-        raise RenderError(f"A value the template reads is missing: {error}.", "template_undefined") from None
+        raise _failure(
+            compiled, error, f"A value the template reads is missing: {error}", "template_undefined"
+        ) from None
     except Exception as error:  # whatever the template did wrong, it is the template's failure
-        raise RenderError(f"{type(error).__name__}: {error}") from None
+        raise _failure(compiled, error, f"{type(error).__name__}: {error}", "template_error") from None
     finally:
         budget.BUDGET.reset(token)
+
+
+def _failure(compiled: _Compiled, error: Exception, message: str, reason: str) -> RenderError:
+    """A RenderError saying where: the template's line the error rose from (Jinja
+    puts it in the traceback) and the variables read on it."""
+    line, trace = None, error.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == "<template>":
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    if line is None:
+        return RenderError(f"{message}.", reason)
+    read = compiled.reads.get(line, ())
+    where = f"line {line}" + (f", reading {', '.join(read)}" if read else "")
+    return RenderError(f"{message} ({where}).", reason, read[0] if read else None)
 
 
 def render_message(subject: str | None, body: str, prospect: Any, organization_name: str) -> tuple[str | None, str]:
@@ -280,6 +335,6 @@ def _output(values: Mapping[str, Any], name: str) -> str:
     """A variable as Jinja outputs it with this environment: ``finalize`` (None is
     blank), then str(); a name with no value is StrictUndefined's error."""
     if name not in values:
-        raise RenderError(f"A value the template reads is missing: {name!r} is undefined.", "template_undefined")
+        raise RenderError(f"A value the template reads is missing: {name!r} is undefined.", "template_undefined", name)
     value = values[name]
     return "" if value is None else str(value)

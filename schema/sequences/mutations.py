@@ -6,7 +6,7 @@ from typing import Any
 import strawberry
 
 from app.errors import DomainError
-from app.sequences import enrollments, service
+from app.sequences import enrollments, service, templates
 from app.sequences.models import Enrollment as EnrollmentRow
 from app.sequences.windows import parse_window
 from schema.context import Info
@@ -15,8 +15,17 @@ from schema.errors import UserError, guarded, guarded_bulk
 from schema.node import pk, pks
 from schema.sequences.types import Enrollment, Sequence, Weekday
 
+STEP_DESCRIPTION = (
+    "A step. `subject` (EMAIL only) and `body` are templates (Jinja2, sandboxed) over the prospect's variables: "
+    + "; ".join(f"`{name}`: {what}" for name, what in templates.VARIABLES.items())
+    + ". A value the prospect lacks, a custom field included, prints as nothing. Saving refuses (INVALID_INPUT) "
+    "a template with an unknown variable or one that fails for a sample prospect, naming the line and variable; "
+    "one that fails for a real prospect fails its step, the stage change's reason naming the variable "
+    "(e.g. `template_undefined:custom.budget`)."
+)
 
-@strawberry.input
+
+@strawberry.input(description=STEP_DESCRIPTION)
 class SequenceStepInput:
     type: StepType
     delay_seconds: int

@@ -47,7 +47,7 @@ SETS = "{% set a = 'x' * 262000 %}" + "".join(f"{{% set a{i} = a ~ {i} %}}" for 
 IN_FLIGHT = "{% set a = 'x' * 200000 %}{{ [" + ", ".join(["a | upper"] * 11) + "] | length }}"
 TOO_LARGE = "more than 262,144 characters, the most a template may make (TEMPLATE_MAX_CHARS)"
 LONG_LIST = "{% set a = 'x' * 200000 %}{% set b = [a] * 262144 %}"  # 262,144 items, 52 G characters as text
-MISSING_BUDGET = "A value the template reads is missing: the prospect has no custom field 'budget'."
+MISSING_BUDGET = "A value the template reads is missing: the prospect has no custom field 'budget' (line 1, reading custom.budget)."
 TWINS = "{% set e = email * 100 %}{% set x, y = [e], [e] %}" + "{% set x, y = [x, y, x, y, x, y, x, y, x, y], [y, x, y, x, y, x, y, x, y, x] %}" * 8
 CASES = [
     pytest.param("body", "{{ 'x' * 30000000 }}", Refused("A * repetition would make " + TOO_LARGE), id="30-MB-string"),
@@ -94,9 +94,9 @@ CASES = [
     pytest.param("body", DOUBLED, Fails("template_too_large", "A ~ concatenation"), id="data-doubled"),
     pytest.param("body", NESTED.replace("'x' * 2000", "custom.tags"), Fails("template_timeout", "10,000 loop"), id="data-loops"),
     pytest.param("body", SLOW, Fails("template_timeout", "more than 0.02 s to render"), id="data-slow-loop"),
-    pytest.param("subject", "Hi {{ custom.budget }}", Fails("template_undefined", MISSING_BUDGET), id="missing-field"),
-    pytest.param("body", "{{ custom['budget'] | upper }}", Fails("template_undefined", MISSING_BUDGET), id="missing-field-key"),
-    pytest.param("body", "{{ 100 / (custom.tags | length - 200) }}", Fails("template_error", "ZeroDivisionError"), id="data-error"),
+    pytest.param("subject", "Hi {{ custom.budget * 2 }}", Fails("template_undefined:custom.budget", MISSING_BUDGET), id="missing-field"),
+    pytest.param("body", "{{ custom['budget'] + 1 }}", Fails("template_undefined:custom.budget", MISSING_BUDGET), id="missing-field-key"),
+    pytest.param("body", "{{ 100 / (custom.tags | length - 200) }}", Fails("template_error:custom.tags", "ZeroDivisionError"), id="data-error"),
 ]
 # fmt: on
 PROSPECT = {
