@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app import csv_text
 from app.errors import InvalidInput
 
 FIELDS: dict[str, str] = {
@@ -56,9 +57,7 @@ NAMES = frozenset({"name", "first_name", "last_name", "email", "phone"})
 _BY_KEY = {key: name for name, synonyms in SYNONYMS.items() for key in (name.replace("_", ""), *synonyms)}
 
 
-def key(header: str) -> str:
-    """``header`` as headers are compared: lower-cased, letters and digits only."""
-    return re.sub(r"[\W_]+", "", header.casefold())
+key = csv_text.header_key
 
 
 def snake_case(header: str) -> str:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from app import csv_text
 from app.accounts.actor import Actor
 from app.accounts.models import User
 from app.errors import DomainError, InvalidInput
@@ -31,9 +31,6 @@ BATCH = 1000
 """Rows a call of the upsert takes (its most)."""
 MAX_ERRORS = 1000
 """Bad rows kept with their line and reason; the rest are counted."""
-DELIMITERS = ",;\t"
-SAMPLE_BYTES = 64 * 1024
-SAMPLE_LINES = 50
 PEOPLE = ("first_name", "last_name", "email", "phone", "company", "title", "time_zone", "external_id")
 
 
@@ -80,14 +77,14 @@ async def import_csv(
     makes them). InvalidInput, with nothing written, when the file's columns
     cannot make prospects."""
     with path.open("rb") as source:
-        delimiter = sniff(source.read(SAMPLE_BYTES))
-        source.seek(0)
-        reader = csv.reader(_decoded(source), delimiter=delimiter)
+        reader = csv_text.reader(source)
         try:
-            header = next((values for values in reader if any(v.strip() for v in values)), [])
+            header: list[str] = next((values for values in reader if any(v.strip() for v in values)), [])
         except (UnicodeDecodeError, csv.Error) as error:
-            raise InvalidInput(f"The file's first line cannot be read ({_why(error)}).", ("file",)) from None
-        result = ImportResult(delimiter, columns([h.strip() for h in header], dict(maps or {})), dry_run)
+            raise InvalidInput(
+                f"The file's first line cannot be read ({csv_text.unreadable(error)}).", ("file",)
+            ) from None
+        result = ImportResult(reader.dialect.delimiter, columns([h.strip() for h in header], dict(maps or {})), dry_run)
         rows = _Rows(result.columns, await _status_names(actor.organization_id), await _owners(actor.organization_id))
         batch = _Batch(actor, result, on_duplicate)
         line = reader.line_num
@@ -108,53 +105,11 @@ async def import_csv(
                 batch.add(start, raw)
         except (UnicodeDecodeError, csv.Error) as error:
             # The rest of the file cannot be read: keep what came before, say where it stopped.
-            result.reject(reader.line_num + 1, "file", f"unreadable from here on ({_why(error)}).")
+            result.reject(reader.line_num + 1, "file", f"unreadable from here on ({csv_text.unreadable(error)}).")
         await batch.flush()
         progress(result.rows, source.tell())
     result.errors.sort(key=lambda error: error.line)  # the upsert's come after the rows refused before it
     return result
-
-
-def sniff(sample: bytes) -> str:
-    """The delimiter of a file starting with ``sample``: csv.Sniffer's guess among
-    comma, semicolon and tab when the first lines split evenly by it, else the one
-    that splits them into the most columns evenly, else a comma (one column)."""
-    text = sample.decode("utf-8-sig", errors="replace")
-    if len(sample) == SAMPLE_BYTES and "\n" in text:
-        text = text[: text.rindex("\n")]  # no half line
-    lines = text.splitlines()[:SAMPLE_LINES]
-    text = "\n".join(lines)
-    scores = {d: _evenness(text, d) for d in DELIMITERS}
-    try:
-        guess = csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        guess = ""
-    if guess in scores and scores[guess][0] == 1.0 and scores[guess][1] > 1:
-        return guess
-    best = max(DELIMITERS, key=lambda d: scores[d])
-    return best if scores[best][1] > 1 else ","
-
-
-def _evenness(text: str, delimiter: str) -> tuple[float, int]:
-    """The share of the sample's rows with as many fields as its first, and how many that is."""
-    try:
-        rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
-    except csv.Error:
-        return 0.0, 0
-    if not rows:
-        return 0.0, 0
-    width = len(rows[0])
-    return sum(len(r) == width for r in rows) / len(rows), width
-
-
-def _decoded(source: BinaryIO) -> Iterator[str]:
-    """The file's lines as text, decoded one by one, so a bad byte is caught at its line."""
-    for number, raw in enumerate(source, 1):
-        yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-
-
-def _why(error: Exception) -> str:
-    return "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error)
 
 
 def _where(at: Sequence[str | int] | None) -> str:

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from app import ids, importer
+from app import csv_text, ids, importer
 from app.accounts.models import Role
 from app.clock import FrozenClock
+from app.csv_text import sniff
 from app.errors import InvalidInput
 from app.import_columns import columns, parse_maps, snake_case
-from app.importer import ImportResult, import_csv, sniff
+from app.importer import ImportResult, import_csv
 from app.presets import apply as apply_preset
 from app.prospects.models import Prospect
 from app.prospects.service import create_prospect
@@ -77,7 +78,7 @@ def test_the_delimiter_is_sniffed_among_comma_semicolon_and_tab(sample: bytes, d
 def test_a_long_first_line_cut_by_the_sample_still_sniffs() -> None:
     header = ";".join(f"column {n}" for n in range(10))
     rows = "\n".join(";".join(str(n) for n in range(10)) for _ in range(20_000))
-    assert sniff(f"{header}\n{rows}\n".encode()[: importer.SAMPLE_BYTES]) == ";"
+    assert sniff(f"{header}\n{rows}\n".encode()[: csv_text.SAMPLE_BYTES]) == ";"
 
 
 @pytest.mark.parametrize(

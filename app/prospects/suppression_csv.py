@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
+from app import csv_text
 from app.accounts.actor import Actor
 from app.errors import DomainError, InvalidInput
 from app.prospects import suppressions
 from app.prospects.models import Channel, SuppressionReason
 from app.prospects.suppressions import Wanted
 
-DELIMITERS = ",;\t"
-SAMPLE_BYTES = 64 * 1024
-"""What the delimiter is sniffed from: the file's first lines."""
 COLUMNS = {
     "email": "email",
     "emailaddress": "email",
@@ -70,10 +67,6 @@ class _Pending:
     field: str
 
 
-def _key(header: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "", header.strip().lower())
-
-
 def _choice(value: str, enum: type[Channel] | type[SuppressionReason], field: str) -> Channel | SuppressionReason:
     key = re.sub(r"[\s\-]+", "_", value.strip().upper())
     try:
@@ -89,7 +82,7 @@ class _Layout:
     def __init__(self, first: list[str]) -> None:
         columns: dict[str, tuple[int, str]] = {}
         for index, header in enumerate(first):
-            name = COLUMNS.get(_key(header))
+            name = COLUMNS.get(csv_text.header_key(header))
             if name is not None and name not in columns:
                 columns[name] = (index, header.strip())
         self.header = any(name in columns for name in ADDRESS_COLUMNS)
@@ -139,26 +132,6 @@ def _looks_like_address(value: str) -> bool:
     return "@" in value or sum(c.isdigit() for c in value) >= 7
 
 
-def _delimiter(source: BinaryIO) -> str:
-    """The delimiter of the file's first lines; a comma when they have none (a list
-    of one column)."""
-    sample = source.read(SAMPLE_BYTES).decode("utf-8-sig", errors="replace")
-    source.seek(0)
-    lines = sample.splitlines()
-    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
-        lines = lines[:-1]  # cut in the middle
-    try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        return ","
-
-
-def _decoded(source: BinaryIO) -> Iterator[str]:
-    """The file's lines as text, decoded one by one, so a bad byte is caught at its line."""
-    for number, raw in enumerate(source, 1):
-        yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-
-
 async def import_csv(
     *,
     actor: Actor,
@@ -177,7 +150,7 @@ async def import_csv(
     result = Imported()
     batch = _Batch(actor, result, rejected)
     with path.open("rb") as source:
-        reader = csv.reader(_decoded(source), delimiter=_delimiter(source))
+        reader = csv_text.reader(source)
         try:
             layout: _Layout | None = None
             for row in reader:
@@ -198,7 +171,7 @@ async def import_csv(
                     progress(source.tell())
         except (UnicodeDecodeError, csv.Error) as error:
             # The rest of the file cannot be read: keep what came before, say where it stopped.
-            why = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error)
+            why = csv_text.unreadable(error)
             batch.faults.append(Rejected(reader.line_num + 1, "file", f"unreadable from here on ({why})."))
         await batch.flush()
         progress(source.tell())
