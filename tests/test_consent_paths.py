@@ -440,15 +440,22 @@ async def test_start_withdraws_only_the_opt_out_that_stop_made(world: World) -> 
     assert first.opted_out_channels == []
     assert await world.blocked(first) == ["SMS"]  # the entry added by hand still blocks
 
+    # An opt-out a person recorded (optOutProspect, a status set by hand) is no STOP's.
     await suppressions.record(
         world.org.id,
         [suppressions.Entry(Channel.SMS, PHONE, SuppressionReason.OPTED_OUT)],
         actor=world.admin,
         cause=ChangeCause.USER,
+        created_by_id=world.admin.user_id,
         enrollment_reason="suppressed",
     )
-    assert await suppressions.withdraw_opt_out(world.org.id, Channel.SMS, PHONE) == 1
     assert await suppressions.withdraw_opt_out(world.org.id, Channel.SMS, PHONE) == 0
+    other = suppressions.Entry(Channel.SMS, "+12025550145", SuppressionReason.OPTED_OUT)  # an inbound STOP's
+    await suppressions.record(
+        world.org.id, [other], actor=world.admin, cause=ChangeCause.INBOUND, enrollment_reason="opted_out"
+    )
+    assert await suppressions.withdraw_opt_out(world.org.id, Channel.SMS, "+12025550145") == 1
+    assert await suppressions.withdraw_opt_out(world.org.id, Channel.SMS, "+12025550145") == 0
 
 
 async def test_blocked_channels_is_the_union_of_causes_in_the_enums_order(
@@ -636,3 +643,22 @@ async def test_a_consent_status_entered_by_a_rule_records_no_consent(world: Worl
     ada = await Prospect.get(id=ada.id)
     assert ada.status_id == world.statuses[Stage.OPTED_OUT] and ada.opted_out_channels == ["SMS"]
     assert await _entries(world.org) == {("SMS", PHONE, "OPTED_OUT")}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "blocked", "entries"),
+    [
+        (Stage.OPTED_OUT, ["EMAIL", "SMS"], {("EMAIL", EMAIL, "OPTED_OUT"), ("SMS", PHONE, "OPTED_OUT")}),
+        (Stage.UNSUBSCRIBED, ["EMAIL"], {("EMAIL", EMAIL, "UNSUBSCRIBED")}),
+        (Stage.BOUNCED, ["EMAIL"], {("EMAIL", EMAIL, "HARD_BOUNCE")}),
+    ],
+)
+async def test_a_prospect_created_in_a_consent_status_is_suppressed(
+    world: World, outcome: Stage, blocked: list[str], entries: set[tuple[str, str, str]]
+) -> None:
+    """Created (or imported) straight into Opted Out: the person said so, as when set by hand."""
+    person = await world.person("Ada", email=EMAIL, phone=PHONE, status_id=world.statuses[outcome])  # type: ignore[arg-type]
+    assert await world.blocked(person) == blocked
+    assert await _entries(world.org) == entries
+    outreach = await world.sequence("Outreach", SMS_STEPS if "SMS" in blocked else EMAIL_STEPS)
+    assert (await world.enroll(outreach, person))[1] == ["DO_NOT_CONTACT"]

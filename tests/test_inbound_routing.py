@@ -16,7 +16,9 @@ from app.clock import FrozenClock
 from app.config import Settings
 from app.messaging import sending, twilio
 from app.messaging.models import Message
-from app.prospects.models import Prospect
+from app.prospects import suppressions
+from app.prospects.models import Channel, Prospect, Suppression
+from app.prospects.service import create_prospect
 from app.sequences import scheduler
 from app.sequences.models import Enrollment, StepType
 from app.sequences.service import StepSpec
@@ -261,3 +263,32 @@ async def test_the_email_webhook_records_a_colleagues_unsubscribe_in_a_thread_as
     assert answer.json() == {"result": "recorded", "kind": "unsubscribe_request"}
     assert await _stages(enrolled) == {"Ada": "REPLIED", "Bob": "APPROACHING"}
     assert [p.opted_out_channels for p in await Prospect.all().order_by("id")] == [[], []]
+
+
+async def test_yes_from_someone_who_never_opted_out_is_a_reply(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    """YES opts back in only someone who opted out; to anyone else it answers us."""
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    to_ada = await _send(enrolled["Ada"][1], settings, clock)
+
+    answer = await _record(gql, org, channel="SMS", body="Yes", inReplyTo=to_ada.external_id or "", **{"from": SHARED})
+
+    assert answer["errors"] == [] and answer["prospect"] == {"firstName": "Ada", "conversationState": "REPLY_NEEDED"}
+    assert await _stages(enrolled) == {"Ada": "REPLIED", "Bob": "APPROACHING"}
+
+
+async def test_twilio_stop_from_a_number_no_prospect_has_suppresses_it(
+    org: Org, clock: FrozenClock, settings: Settings, live_server: str
+) -> None:
+    """The person may be imported later: their STOP is kept for the number."""
+    unknown = "+12025550199"
+    await _enrolled(org, clock, settings, SMS_STEPS)  # the organization sends SMS from OUR_NUMBER
+    async with httpx.AsyncClient(base_url=live_server) as http:
+        client = twilio_webhook.Twilio(http, settings)
+        assert (await client.sms("SM-stranger", "STOP", From=unknown)).status_code == 200
+    assert await Suppression.filter(organization_id=org.id, channel="SMS", address=unknown).count() == 1
+    admin = org.actor(Role.ADMIN, clock)
+    later = await create_prospect(actor=admin, values={"first_name": "Cy", "phone": unknown})
+    assert await suppressions.blocked_channels(later) == {Channel.SMS}
+    assert await Message.filter(direction="INBOUND").count() == 0

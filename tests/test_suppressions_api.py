@@ -479,3 +479,16 @@ async def test_an_entry_names_its_prospect_while_that_prospect_exists(
         "createdBy": None,
     }
     assert after["data"]["node"] == {"reason": "OPTED_OUT", "prospect": None, "createdBy": None}
+
+
+async def test_import_of_lines_with_two_addresses_never_overfills_a_batch(
+    org: Org, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """999 entries, then a line with two: the batch is sent before it would pass 1,000."""
+    path = tmp_path / "both.csv"
+    lines = ["email,phone", "solo@client.example,"]
+    lines += [f"p{i}@client.example,+1212200{i:04d}" for i in range(500)]
+    path.write_text("\n".join(lines) + "\n")
+    result = await import_csv(actor=org.actor(Role.ADMIN, clock), path=path)
+    assert (result.added, result.present, result.rejected) == (1001, 0, 0)
+    assert await Suppression.filter(organization_id=org.id).count() == 1001

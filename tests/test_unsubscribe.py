@@ -7,12 +7,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from app.accounts.models import Organization
+from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
 from app.messaging import sending
 from app.messaging.models import Message
-from app.prospects.models import Prospect
+from app.prospects.merge import merge_prospects
+from app.prospects.models import Prospect, Suppression
+from app.prospects.service import create_prospect
 from app.sequences import scheduler
 from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
@@ -77,3 +79,30 @@ async def test_the_link_of_a_sent_email_unsubscribes_by_one_click(
     assert (await scheduler.run_pass(clock)).queued == []
     assert await Message.filter(prospect_id=prospect.id).count() == 1
     assert (forged.status_code, forged.text) == (unknown.status_code, unknown.text) == (404, "Not Found")
+
+
+async def test_the_link_still_unsubscribes_once_its_prospect_is_merged_into_another(
+    org: Org, clock: FrozenClock, tmp_path: Path, settings: Settings, live_server: str
+) -> None:
+    """The link speaks for its message's prospect now: the record it was sent to is
+    gone into the kept one, and the address it went to is suppressed as well as the
+    kept record's own."""
+    path = await _link_of_a_sent_email(org, clock, tmp_path, settings)
+    admin = org.actor(Role.ADMIN, clock)
+    sent_to = await Prospect.get(email="ada@client.example")
+    kept = await create_prospect(actor=admin, values={"first_name": "Ada", "email": "ada@home.example"})
+    await merge_prospects(actor=admin, keep_id=kept.id, merge_ids=[sent_to.id])
+
+    async with httpx.AsyncClient(base_url=live_server) as http:
+        page = await http.get(path)
+        done = await http.post(
+            path, content=b"List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+    assert (page.status_code, done.status_code) == (200, 200) and "You are unsubscribed" in done.text
+    await kept.refresh_from_db()
+    assert kept.opted_out_channels == ["EMAIL"] and kept.unsubscribed_at is not None
+    entries = await Suppression.filter(organization_id=org.id).values_list("channel", "address", "reason")
+    assert set(entries) == {
+        ("EMAIL", "ada@client.example", "UNSUBSCRIBED"),
+        ("EMAIL", "ada@home.example", "UNSUBSCRIBED"),
+    }

@@ -54,6 +54,16 @@ async def test_matched_rows_update_only_the_fields_they_give_and_the_rest_are_cr
     assert await Event.filter(prospect_id=grace.id, type=EventType.PROSPECT_CREATED).count() == 1
 
 
+async def test_a_matched_row_keeps_the_custom_fields_it_leaves_out(admin: Actor) -> None:
+    ada = await _existing(admin, email="ada@analytical.example", custom_fields={"lead_source": "CRM", "tier": 1})
+    result = await upsert_prospects(
+        actor=admin, rows=[{"email": "ada@analytical.example", "custom_fields": {"industry": "Computing", "tier": 2}}]
+    )
+    assert [p.id for p in result.updated] == [ada.id]
+    await ada.refresh_from_db()
+    assert ada.custom_fields == {"lead_source": "CRM", "tier": 2, "industry": "Computing"}
+
+
 async def test_the_first_key_of_match_on_that_finds_a_prospect_decides(admin: Actor) -> None:
     ada = await _existing(admin, email="ada@analytical.example", external_id="crm-1")
     grace = await _existing(admin, email="grace@navy.example")

@@ -22,9 +22,9 @@ from app.messaging import classify, mime
 from app.messaging.classify import Kind
 from app.messaging.events import message_event
 from app.messaging.models import BounceType, Direction, Message, MessageState
-from app.prospects import consent
+from app.prospects import consent, suppressions
 from app.prospects import service as prospects
-from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect
+from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect, SuppressionReason
 from app.sequences import lifecycle
 from app.sequences.models import Sequence
 from app.sequences.state import Event
@@ -166,9 +166,12 @@ async def receive(
     into) SMS. An email asking to be unsubscribed opts out of EMAIL first, so the
     enrollments that send email finish OPTED_OUT (reason ``unsubscribe_request``),
     not REPLIED; then, being the person's own words, it is a reply for the rest.
-    ``receipt_key`` is unique: a provider's retry of the same message raises
+    An opt-in keyword from someone with nothing to opt back into ("Yes" to our
+    question) is a reply. ``receipt_key`` is unique: a provider's retry of the same message raises
     IntegrityError, so the caller can roll back and answer as before."""
     now = actor.now()
+    if kind is Kind.OPT_IN and not await _opted_out(prospect, channel):
+        kind = Kind.REPLY
     message = await store(
         prospect,
         actor=actor,
@@ -201,6 +204,14 @@ async def receive(
         await rules.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
         await prospect.refresh_from_db()  # rules may have changed it
     return message
+
+
+async def _opted_out(prospect: Prospect, channel: Channel) -> bool:
+    """The prospect has opted out of ``channel``, or its address there is suppressed."""
+    if channel.value in prospect.opted_out_channels:
+        return True
+    address = suppressions.address_of(prospect, channel)
+    return bool(await suppressions.suppressed(prospect.organization_id, [(channel, address)]))
 
 
 async def store(
@@ -345,4 +356,23 @@ async def bounced(
     await log.record([message_event(EventType.MESSAGE_BOUNCED, concerned, now)])
     if bounce_type is BounceType.HARD and address == (prospect.email or "").lower():
         await consent.hard_bounce(prospect, actor=actor, cause=ChangeCause.INBOUND)
+    elif bounce_type is BounceType.HARD and (bounced := _email_key(address)) is not None:
+        # An address the prospect no longer has: it bounced all the same, whoever carries it.
+        entry = suppressions.Entry(Channel.EMAIL, bounced, SuppressionReason.HARD_BOUNCE)
+        await suppressions.record(
+            prospect.organization_id,
+            [entry],
+            actor=actor,
+            cause=ChangeCause.INBOUND,
+            prospect_id=prospect.id,
+            enrollment_reason="bounced_hard",
+        )
     return concerned
+
+
+def _email_key(address: str) -> str | None:
+    """A bounced address as the suppression list keys it; None if it is no address."""
+    try:
+        return validation.email(address, ()).lower()
+    except InvalidInput:
+        return None

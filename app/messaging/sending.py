@@ -374,7 +374,7 @@ async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clo
     if outcome is MessageState.BOUNCED:
         prospect = await Prospect.filter(id=message.prospect_id).select_for_update().first()
         if prospect is not None:
-            await consent.hard_bounce(prospect, actor=actor, cause=ChangeCause.SCHEDULER)
+            await consent.hard_bounce(prospect, actor=actor, cause=ChangeCause.SCHEDULER, also=message.to_address)
         return
     enrollment = await Enrollment.filter(id=message.enrollment_id, finished_at=None).select_for_update().first()
     if enrollment is not None and enrollment.stage in (Stage.STARTED, Stage.APPROACHING):

@@ -4,8 +4,8 @@ opt-in keywords (app.messaging.classify), and delivery status callbacks.
 An inbound SMS is routed by ``To`` (the one organization that holds that number
 as its ``smsFrom``, app.accounts.identities) and ``From`` (its prospect with
 that number; of several, the one our latest SMS to it went to, else none:
-inbound.routed, but for STOP and START, which speak for the number and so opt
-each of them out or in), recorded once per MessageSid (a unique receipt key, so
+inbound.routed, but for STOP and START, which speak for the number: they opt
+each of them out or in, and suppress the number even when no prospect has it), recorded once per MessageSid (a unique receipt key, so
 Twilio's retries, even concurrent ones, change nothing twice), and then means
 one of: an opt-out keyword, an opt-in keyword, or a reply. Unlike an email's, the key needs no
 organization: an SMS has one recipient number, held by one organization, and
@@ -33,8 +33,8 @@ from app.errors import InvalidInput
 from app.messaging import classify, inbound
 from app.messaging.classify import Kind
 from app.messaging.models import Direction, Message, MessageState
-from app.prospects import consent
-from app.prospects.models import ChangeCause, Channel, Prospect
+from app.prospects import consent, suppressions
+from app.prospects.models import ChangeCause, Channel, Prospect, SuppressionReason
 
 logger = logging.getLogger("leadline.twilio")
 
@@ -74,8 +74,8 @@ async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock
             carrying = Prospect.filter(organization_id=organization.id, phone=phone)
             found = await inbound.routed(carrying, channel=Channel.SMS, address=phone)
             kind = classify.inbound(Channel.SMS, body)
-            if len(found) > 1 and kind in (Kind.OPT_OUT, Kind.OPT_IN):
-                await _number_keyword(carrying, kind, actor=actor)
+            if len(found) != 1 and kind in (Kind.OPT_OUT, Kind.OPT_IN):
+                await _number_keyword(organization.id, phone, carrying, kind, actor=actor)
                 logger.info("inbound SMS %s: a keyword from a number %d prospects have, for each", sid, len(found))
                 return Received.RECORDED
             if len(found) > 1:
@@ -100,15 +100,26 @@ async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock
     return Received.RECORDED
 
 
-async def _number_keyword(carrying: QuerySet[Prospect], kind: Kind, *, actor: Actor) -> None:
-    """STOP or START from a number several prospects have, none of them texted: the
-    keyword speaks for the number, so it opts each of them out of SMS (or back in).
-    The message itself is credited to none of them."""
+async def _number_keyword(
+    organization_id: int, phone: str, carrying: QuerySet[Prospect], kind: Kind, *, actor: Actor
+) -> None:
+    """STOP or START from a number no prospect has, or several and none of them
+    texted: the keyword speaks for the number, so each carrier is opted out of SMS
+    (or back in), and the number's entry on the list is written (or withdrawn)
+    even when no record carries it, so one made later is blocked too. The message
+    itself is credited to none of them."""
     for prospect in await carrying.order_by("id").select_for_update():
         if kind is Kind.OPT_OUT:
             await consent.opt_out(prospect, Channel.SMS, actor=actor, cause=ChangeCause.INBOUND)
         else:
             await consent.opt_in(prospect, Channel.SMS, actor=actor)
+    if kind is Kind.OPT_OUT:
+        entry = suppressions.Entry(Channel.SMS, phone, SuppressionReason.OPTED_OUT)
+        await suppressions.record(
+            organization_id, [entry], actor=actor, cause=ChangeCause.INBOUND, enrollment_reason="opted_out"
+        )
+    else:
+        await suppressions.withdraw_opt_out(organization_id, Channel.SMS, phone)
 
 
 DELIVERED = {"delivered"}

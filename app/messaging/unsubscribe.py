@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 from app.accounts.actor import system_actor
 from app.accounts.models import Organization
 from app.clock import Clock
+from app.messaging.models import Message
 from app.prospects import consent
 from app.prospects.models import ChangeCause, Channel, Prospect
 
@@ -69,7 +70,8 @@ async def subscriber(secret_key: str, token: str) -> Subscriber | None:
     found = read_token(secret_key, token)
     if found is None:
         return None
-    prospect = await Prospect.get_or_none(id=found[0])
+    prospect_id, _ = await _whom(*found)
+    prospect = await Prospect.get_or_none(id=prospect_id)
     if prospect is None:
         return None
     organization = await Organization.get(id=prospect.organization_id)
@@ -82,15 +84,27 @@ async def subscriber(secret_key: str, token: str) -> Subscriber | None:
 
 async def unsubscribe(secret_key: str, token: str, clock: Clock) -> Subscriber | None:
     """One-click unsubscribe (RFC 8058): blocks EMAIL for the prospect, suppresses its
-    address and finishes UNSUBSCRIBED the email enrollments of every record carrying
-    it (``consent.unsubscribe``), in one transaction. Repeating it changes nothing."""
+    address and the one the email went to, and finishes UNSUBSCRIBED the email
+    enrollments of every record carrying them (``consent.unsubscribe``), in one
+    transaction. Repeating it changes nothing."""
     found = read_token(secret_key, token)
     if found is None:
         return None
     async with in_transaction():
-        prospect = await Prospect.filter(id=found[0]).select_for_update().first()
+        prospect_id, sent_to = await _whom(*found)
+        prospect = await Prospect.filter(id=prospect_id).select_for_update().first()
         if prospect is None:
             return None
         actor = system_actor(prospect.organization_id, clock)
-        await consent.unsubscribe(prospect, actor=actor, cause=ChangeCause.INBOUND)
+        await consent.unsubscribe(prospect, actor=actor, cause=ChangeCause.INBOUND, also=sent_to)
     return await subscriber(secret_key, token)
+
+
+async def _whom(prospect_id: int, message_id: int) -> tuple[int, str | None]:
+    """The prospect a link speaks for now, and the address its email went to: the
+    message's, whose prospect is the kept record once the one it was sent to has
+    been merged into another; the token's prospect when the message is gone."""
+    message = await Message.get_or_none(id=message_id).only("id", "prospect_id", "to_address")
+    if message is None:
+        return prospect_id, None
+    return message.prospect_id, message.to_address

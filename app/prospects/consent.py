@@ -76,9 +76,12 @@ async def opt_in(prospect: Prospect, channel: Channel, *, actor: Actor) -> None:
     await suppressions.withdraw_opt_out(prospect.organization_id, channel, suppressions.address_of(prospect, channel))
 
 
-async def unsubscribe(prospect: Prospect, *, actor: Actor, cause: ChangeCause, chain: Chain | None = None) -> None:
+async def unsubscribe(
+    prospect: Prospect, *, actor: Actor, cause: ChangeCause, chain: Chain | None = None, also: str | None = None
+) -> None:
     """The email unsubscribe link (R6.3): blocks EMAIL, suppresses the address
-    (UNSUBSCRIBED), notes when (``unsubscribed_at``, the first time) and finishes
+    (UNSUBSCRIBED) and ``also``, the one the email went to when the prospect's has
+    changed since, notes when (``unsubscribed_at``, the first time) and finishes
     UNSUBSCRIBED the unfinished enrollments whose sequence sends email."""
     if prospect.unsubscribed_at is None:
         prospect.unsubscribed_at = now = actor.now()
@@ -92,13 +95,17 @@ async def unsubscribe(prospect: Prospect, *, actor: Actor, cause: ChangeCause, c
         reason="unsubscribed",
         suppression=SuppressionReason.UNSUBSCRIBED,
         chain=chain,
+        also=also,
     )
 
 
-async def hard_bounce(prospect: Prospect, *, actor: Actor, cause: ChangeCause, chain: Chain | None = None) -> None:
-    """A hard bounce blocks EMAIL (R3.3) and suppresses the address (HARD_BOUNCE);
-    finishes BOUNCED the unfinished enrollments whose sequence sends email (R6.4),
-    whichever message bounced."""
+async def hard_bounce(
+    prospect: Prospect, *, actor: Actor, cause: ChangeCause, chain: Chain | None = None, also: str | None = None
+) -> None:
+    """A hard bounce blocks EMAIL (R3.3) and suppresses the address (HARD_BOUNCE) and
+    ``also``, the one that bounced when the prospect's has changed since; finishes
+    BOUNCED the unfinished enrollments whose sequence sends email (R6.4), whichever
+    message bounced."""
     await _block(
         prospect,
         Channel.EMAIL,
@@ -108,6 +115,7 @@ async def hard_bounce(prospect: Prospect, *, actor: Actor, cause: ChangeCause, c
         reason="bounced_hard",
         suppression=SuppressionReason.HARD_BOUNCE,
         chain=chain,
+        also=also,
     )
 
 
@@ -121,6 +129,7 @@ async def _block(
     reason: str,
     suppression: SuppressionReason,
     chain: Chain | None,
+    also: str | None = None,
 ) -> None:
     """The flag, this prospect's enrollments (found by id: its address may be
     missing, or stored unnormalized), then the list, which finishes those of the
@@ -131,7 +140,7 @@ async def _block(
         await save_fields(prospect, actor.now(), "opted_out_channels")
     moves = await lifecycle.for_prospect(prospect.id, event, actor=actor, cause=cause, reason=reason, channel=channel)
     await rules.stages_entered(moves, chain=chain)
-    await _suppress(prospect, [channel], suppression, actor, cause, reason, chain)
+    await _suppress(prospect, [channel], suppression, actor, cause, reason, chain, also=also)
 
 
 async def _suppress(
@@ -142,10 +151,15 @@ async def _suppress(
     cause: ChangeCause,
     enrollment_reason: str,
     chain: Chain | None,
+    also: str | None = None,
 ) -> None:
+    """Suppresses the prospect's addresses on ``channels``, and ``also`` on the first."""
+    entries = suppressions.entries_for(prospect, channels, reason)
+    if (extra := suppressions.key(channels[0], also)) is not None:
+        entries.append(suppressions.Entry(channels[0], extra, reason))
     await suppressions.record(
         prospect.organization_id,
-        suppressions.entries_for(prospect, channels, reason),
+        list(dict.fromkeys(entries)),
         actor=actor,
         cause=cause,
         prospect_id=prospect.id,

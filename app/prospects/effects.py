@@ -45,7 +45,7 @@ async def change_status(
             )
             await rules.stages_entered(finished, chain=chain)
             if cause in BY_HAND:
-                await _consent(prospect, status.enrollment_outcome, actor=actor, cause=cause, chain=chain)
+                await record_consent(prospect, status.enrollment_outcome, actor=actor, cause=cause, chain=chain)
         await rules.fire_rules(TriggerEvent.STATUS_ENTERED, prospect, actor=actor, chain=chain, status_id=status.id)
 
 
@@ -55,7 +55,11 @@ rule entering a consent status (AUTOMATION) mirrors a stage that a consent event
 recorded already: recording it again would widen an SMS STOP to email."""
 
 
-async def _consent(prospect: Prospect, outcome: Stage, *, actor: Actor, cause: ChangeCause, chain: Chain) -> None:
+CONSENT_OUTCOMES = (Stage.OPTED_OUT, Stage.UNSUBSCRIBED, Stage.BOUNCED)
+"""The enrollment outcomes that stand for a person's consent (``record_consent``)."""
+
+
+async def record_consent(prospect: Prospect, outcome: Stage, *, actor: Actor, cause: ChangeCause, chain: Chain) -> None:
     """The consent a status's outcome stands for, through ``consent`` so that the
     prospect's flags and the suppression list agree: OPTED_OUT is an opt-out of
     EMAIL and SMS (a person asking to hear no more), UNSUBSCRIBED an unsubscribe

@@ -208,6 +208,12 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         by_status.setdefault(prospect.status_id, []).append(prospect)
     for status_id, entered in by_status.items():
         await statuses.change(entered, status_id, actor=actor, cause=cause, created=True)
+    consenting = Status.filter(id__in=list(by_status), enrollment_outcome__in=effects.CONSENT_OUTCOMES)
+    for status in await consenting:  # created in a consent status: the person said so
+        for prospect in by_status[status.id]:
+            outcome = status.enrollment_outcome
+            assert outcome is not None
+            await effects.record_consent(prospect, outcome, actor=actor, cause=cause, chain=Chain())
     await log.record(
         prospect_event(
             EventType.PROSPECT_CREATED,

@@ -165,6 +165,9 @@ async def import_csv(
                 except DomainError as error:
                     batch.faults.append(Rejected(reader.line_num, _field(error), error.message))
                 else:
+                    if not batch.holds(len(found)):  # a line gives up to three entries
+                        await batch.flush()
+                        progress(source.tell())
                     batch.entries.extend(_Pending(wanted, reader.line_num, field) for wanted, field in found)
                 if batch.full():
                     await batch.flush()
@@ -195,6 +198,10 @@ class _Batch:
 
     def full(self) -> bool:
         return len(self.entries) + len(self.faults) >= suppressions.MAX_ADD
+
+    def holds(self, more: int) -> bool:
+        """``more`` entries fit in the batch beside those it has (one ``add`` takes MAX_ADD)."""
+        return len(self.entries) + more <= suppressions.MAX_ADD
 
     async def flush(self) -> None:
         faults = self.faults

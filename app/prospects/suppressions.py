@@ -125,13 +125,18 @@ async def record(
 
 
 async def withdraw_opt_out(organization_id: int, channel: Channel, address: str | None) -> int:
-    """Removes the OPTED_OUT entry of ``address`` on ``channel`` (an SMS START takes
-    back its STOP), leaving the entries of every other cause (do-not-contact, a
-    bounce, one added by hand) blocking; how many were removed (0 or 1)."""
+    """Removes the OPTED_OUT entry of ``address`` on ``channel`` that no person added
+    (an SMS START takes back its STOP), leaving a user's opt-out and the entries of
+    every other cause (do-not-contact, a bounce, one added by hand) blocking; how
+    many were removed (0 or 1)."""
     if not address:
         return 0
     return await Suppression.filter(
-        organization_id=organization_id, channel=channel, address=address, reason=SuppressionReason.OPTED_OUT
+        organization_id=organization_id,
+        channel=channel,
+        address=address,
+        reason=SuppressionReason.OPTED_OUT,
+        created_by_id=None,
     ).delete()
 
 

@@ -30,7 +30,7 @@ from app import ids
 from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.errors import Conflict, DomainError, Duplicate, InvalidInput
-from app.prospects import duplicates, effects, service, updates
+from app.prospects import duplicates, effects, fields, service, updates
 from app.prospects.duplicates import ATTEMPTS, Key
 from app.prospects.models import ChangeCause, Prospect
 from app.prospects.service import MAX_BATCH, NewProspect, Preparer
@@ -298,13 +298,16 @@ async def _locked(actor: Actor, plan: _Plan) -> dict[int, Prospect]:
 
 async def _update(actor: Actor, existing: dict[int, Prospect], plan: _Plan) -> list[Prospect]:
     """Writes each matched prospect's changes through the update path: its own fields
-    (one statement for all, PROSPECT_UPDATED naming them), its status (the status
+    (one statement for all, PROSPECT_UPDATED naming them; custom fields key by key), its status (the status
     change with what entering it sets off), its owner (ASSIGNMENT_CHANGED)."""
     own: list[tuple[Prospect, dict[str, Any]]] = []
     moves: dict[int, list[Prospect]] = {}
     owners: list[tuple[Prospect, int | None]] = []
     for pk, changes in plan.changes.items():
         prospect = existing[pk]
+        if isinstance(given := changes.get("custom_fields"), dict):  # keys the row leaves out are kept
+            merged = prospect.custom_fields | given
+            changes["custom_fields"] = fields.custom_fields(merged, (plan.matched[pk][0], "custom_fields"))
         values = {k: v for k, v in changes.items() if k not in ("status_id", "owner_id") and getattr(prospect, k) != v}
         if values:
             own.append((prospect, values))
