@@ -46,7 +46,8 @@ async def test_each_stage_change_fires_the_rules_once(gql: GraphQL, org: Org) ->
     made = await mutate(gql, token, "createProspects", "prospects { id }", prospects=people)
     ada, bob, cy, di, ed = [p["id"] for p in made["prospects"]]
     steps = [{"type": "EMAIL", "delaySeconds": 3600, "subject": "Hi", "body": "Hello"}]
-    sequence = (await mutate(gql, token, "createSequence", "sequence { id }", name="S", steps=steps))["sequence"]
+    made_sequence = await mutate(gql, token, "createSequence", "sequence { id }", name="S", steps=steps, active=True)
+    sequence = made_sequence["sequence"]
     enrolled = await mutate(
         gql,
         token,
@@ -54,6 +55,7 @@ async def test_each_stage_change_fires_the_rules_once(gql: GraphQL, org: Org) ->
         "enrollments { id }",
         sequenceId=sequence["id"],
         prospectIds=[ada, bob, cy, di, ed],
+        activate=False,  # NOT_STARTED in an active sequence: activateEnrollments starts them
     )
     enrollment = {p: e["id"] for p, e in zip((ada, bob, cy, di, ed), enrolled["enrollments"], strict=True)}
 

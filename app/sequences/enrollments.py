@@ -25,7 +25,7 @@ from app.sequences.lifecycle import steps_of
 from app.sequences.models import Enrollment, Sequence, SequenceStep
 from app.sequences.service import get_sequence
 from app.sequences.stages import Move
-from app.sequences.state import Event, Stage, transition
+from app.sequences.state import RUNNING, SEQUENCE_INACTIVE, Event, Facts, Stage, transition
 
 MAX_BATCH = 1000
 
@@ -57,6 +57,7 @@ async def enroll(
             await prospects.visible(actor).filter(id__in=wanted).order_by("id").select_for_update() if wanted else []
         )
         found = {prospect.id: prospect for prospect in locked}
+        await lifecycle.lock_active(sequence)  # whether they start: as it is now, and stays until commit
         enrolled = await lifecycle.enrolled_keys(found, sequence.id)
         suppressed = await lifecycle.suppressed_addresses(locked, steps)
         for index, pk in enumerate(prospect_ids):
@@ -132,8 +133,10 @@ async def activate(*, actor: Actor, enrollment_ids: Seq[int]) -> tuple[list[Enro
 
 
 async def start(enrollment: Enrollment, *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
-    """NOT_STARTED → STARTED: the next step becomes due after its delay."""
-    to = transition(enrollment.stage, Event.ACTIVATE)  # InvalidTransition unless NOT_STARTED
+    """NOT_STARTED → STARTED: the next step becomes due after its delay. InvalidTransition
+    unless NOT_STARTED, or when the sequence is inactive (it is activated first)."""
+    active = bool(await lifecycle.active_sequences([enrollment.sequence_id]))
+    to = transition(enrollment.stage, Event.ACTIVATE, Facts(active=active))
     started, moves = await start_all(
         enrollment.organization_id,
         enrollment.sequence_id,
@@ -235,15 +238,33 @@ async def remove(*, actor: Actor, enrollment_ids: Seq[int]) -> tuple[list[Enroll
 
 
 async def set_sequence_active(*, actor: Actor, sequence_id: int, active: bool) -> Sequence:
-    """Activating a sequence starts its NOT_STARTED enrollments (R4.2)."""
+    """Activating a sequence starts its NOT_STARTED enrollments (R4.2) and resumes
+    those its deactivation paused; deactivating it pauses its running ones (reason
+    ``sequence_inactive``), so that no enrollment of an inactive sequence is STARTED
+    or APPROACHING (R14). Deactivating an inactive sequence again pauses any that
+    still run (enrollments from before deactivation paused)."""
     actor.require_manager()
     async with in_transaction():
         sequence = await get_sequence(actor, sequence_id, ("sequence_id",))
+        unfinished = Enrollment.filter(sequence_id=sequence.id, finished_at=None)
+        if not active:
+            # Every unfinished enrollment locked first (PostgreSQL; SQLite runs one
+            # writer at a time): a resume, jump or activation in flight, or the
+            # scheduler's claim of a due step, commits before they are read again
+            # below, and one that comes after finds the sequence inactive.
+            await unfinished.order_by("id").select_for_update().values_list("id", flat=True)
         sequence.active = active
-        await sequence.save(update_fields=["active"])
+        await sequence.save(update_fields=["active"])  # waits for enrolling in flight (lifecycle.lock_active)
         if active:
-            waiting = Enrollment.filter(sequence_id=sequence.id, stage=Stage.NOT_STARTED)
-            _, moves = await start_all(
+            paused = unfinished.filter(stage=Stage.PAUSED, paused_reason=SEQUENCE_INACTIVE)
+            moves = await lifecycle.resume(
+                await paused.order_by("id").select_for_update(),
+                actor=actor,
+                cause=ChangeCause.USER,
+                reason="sequence_activated",
+            )
+            waiting = unfinished.filter(stage=Stage.NOT_STARTED)
+            _, started = await start_all(
                 sequence.organization_id,
                 sequence.id,
                 await waiting.values_list("id", "prospect_id", "current_step_id"),
@@ -251,5 +272,9 @@ async def set_sequence_active(*, actor: Actor, sequence_id: int, active: bool) -
                 cause=ChangeCause.USER,
                 reason="sequence_activated",
             )
-            await rules.stages_entered(moves)
+            moves += started
+        else:
+            running = unfinished.filter(stage__in=list(RUNNING)).order_by("id").select_for_update()
+            moves = await lifecycle.pause(await running, actor=actor, cause=ChangeCause.USER, reason=SEQUENCE_INACTIVE)
+        await rules.stages_entered(moves)
     return sequence

@@ -14,6 +14,8 @@ from collections.abc import Sequence as Seq
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from tortoise import connections
+
 from app import bulk
 from app.accounts.actor import Actor
 from app.errors import AlreadyEnrolled, DoNotContact, Field, NoAddress
@@ -22,7 +24,7 @@ from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences import stages
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
 from app.sequences.stages import Move
-from app.sequences.state import ALLOWED_FROM, FINISHED, Event, Facts, Stage, transition
+from app.sequences.state import ALLOWED_FROM, FINISHED, STARTS, Event, Facts, Stage, transition
 
 STEP_CHANNELS = {StepType.EMAIL: Channel.EMAIL, StepType.SMS: Channel.SMS, StepType.CALL: Channel.PHONE}
 MESSAGE_STEPS = (StepType.EMAIL, StepType.SMS)
@@ -118,6 +120,29 @@ def new_enrollment(
     )
 
 
+async def lock_active(sequence: Sequence) -> None:
+    """Reads the sequence's ``active`` again, on PostgreSQL under a shared lock on
+    its row that holds until the transaction ends: enrolling at once (STARTED) and
+    the sequence's deactivation, which pauses its running enrollments, wait for
+    each other, so no enrollment of an inactive sequence starts (SQLite runs one
+    writer at a time)."""
+    db = connections.get("default")
+    sql = 'SELECT "active" FROM "sequence" WHERE "id" = {}'
+    if db.capabilities.dialect == "postgres":
+        rows = await db.execute_query_dict(sql.format("$1") + " FOR SHARE", [sequence.id])
+    else:
+        rows = await db.execute_query_dict(sql.format("?"), [sequence.id])
+    sequence.active = bool(rows[0]["active"])
+
+
+async def active_sequences(sequence_ids: Iterable[int]) -> set[int]:
+    """Those of the sequences that are active (one read)."""
+    if not (ids := set(sequence_ids)):
+        return set()
+    active = await Sequence.filter(id__in=ids, active=True).values_list("id", flat=True)
+    return {int(pk) for pk in active}  # type: ignore[call-overload]
+
+
 async def enroll_one(
     prospect: Prospect,
     sequence: Sequence,
@@ -129,6 +154,7 @@ async def enroll_one(
     field: Field | None = None,
 ) -> list[Move]:
     """Enrolls a locked prospect; DoNotContact / NoAddress / AlreadyEnrolled before any write."""
+    await lock_active(sequence)
     enrolled = await enrolled_keys([prospect.id], sequence.id)
     suppressed = await suppressed_addresses([prospect], steps)
     enrollment = new_enrollment(
@@ -161,12 +187,14 @@ async def enroll_all(
 
 
 async def pause(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
-    """RUNNING → PAUSED, remembering the stage and due time that ``resume`` restores."""
+    """RUNNING → PAUSED, remembering the stage and due time that ``resume`` restores,
+    and ``reason`` (``state.SEQUENCE_INACTIVE``: what reactivating the sequence resumes)."""
     return await _move(enrollments, Event.PAUSE, actor=actor, cause=cause, reason=reason)
 
 
 async def resume(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
-    """PAUSED → the stage it paused in; a step that fell due meanwhile is due now."""
+    """PAUSED → the stage it paused in; a step that fell due meanwhile is due now.
+    Refused (InvalidTransition) in an inactive sequence, as ``jump`` is."""
     return await _move(enrollments, Event.RESUME, actor=actor, cause=cause, reason=reason)
 
 
@@ -207,7 +235,16 @@ async def step_ran(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeC
     return await _move(enrollments, Event.STEP_RAN, actor=actor, cause=cause, reason=reason)
 
 
-SAVED = ("stage", "due_at", "finished_at", "active_key", "paused_stage", "paused_due_at", "current_step_id")
+SAVED = (
+    "stage",
+    "due_at",
+    "finished_at",
+    "active_key",
+    "paused_stage",
+    "paused_due_at",
+    "paused_reason",
+    "current_step_id",
+)
 """The enrollment columns a move may change."""
 
 
@@ -222,43 +259,51 @@ async def _move(
     step_id: int | None = None,
 ) -> list[Move]:
     """Moves locked enrollments through ``event`` (any but ENROLL and ACTIVATE):
-    the table is checked for every one before any is written, then each row is
-    saved and the moves recorded together."""
+    the table is checked for every one before any is written (the events that set
+    an enrollment running, STARTS, only in an active sequence), then the rows are
+    saved in one statement and the moves recorded together."""
     now = actor.now()
-    targets = [transition(e.stage, event, _facts(e, outcome)) for e in enrollments]
+    active = await active_sequences(e.sequence_id for e in enrollments) if event in STARTS else None
+    targets = [
+        transition(e.stage, event, _facts(e, outcome, active is None or e.sequence_id in active)) for e in enrollments
+    ]
     moves = []
     for enrollment, to in zip(enrollments, targets, strict=True):
         moves.append(Move(actor, enrollment.id, enrollment.prospect_id, enrollment.sequence_id, enrollment.stage, to))
-        _enter(enrollment, to, event, now, step_id)
-        await enrollment.save(update_fields=SAVED)
+        _enter(enrollment, to, event, now, step_id, reason)
+    await bulk.update_each(enrollments, SAVED, connections.get("default"))
     await stages.record(moves, cause=cause, reason=reason, now=now)
     return moves
 
 
-def _facts(enrollment: Enrollment, outcome: Stage | None) -> Facts:
+def _facts(enrollment: Enrollment, outcome: Stage | None, active: bool) -> Facts:
     return Facts(
-        remembered=enrollment.paused_stage, has_run_a_step=enrollment.last_step_at is not None, outcome=outcome
+        active=active,
+        remembered=enrollment.paused_stage,
+        has_run_a_step=enrollment.last_step_at is not None,
+        outcome=outcome,
     )
 
 
-def _enter(enrollment: Enrollment, to: Stage, event: Event, now: datetime, step_id: int | None) -> None:
+def _enter(enrollment: Enrollment, to: Stage, event: Event, now: datetime, step_id: int | None, reason: str) -> None:
     """Sets what entering ``to`` through ``event`` changes on the enrollment row."""
     if event is Event.PAUSE:
         enrollment.paused_stage, enrollment.paused_due_at = enrollment.stage, enrollment.due_at
+        enrollment.paused_reason = reason
         enrollment.due_at = None
     elif event is Event.RESUME:
         due = enrollment.paused_due_at
         enrollment.due_at = max(due, now) if due is not None else None  # an overdue step is due now
-        enrollment.paused_stage = enrollment.paused_due_at = None
+        enrollment.paused_stage = enrollment.paused_due_at = enrollment.paused_reason = None
     elif event is Event.JUMP:
         assert step_id is not None
         enrollment.current_step_id, enrollment.due_at = step_id, now
-        enrollment.paused_stage = enrollment.paused_due_at = None
+        enrollment.paused_stage = enrollment.paused_due_at = enrollment.paused_reason = None
     if to in FINISHED:
         enrollment.finished_at = now
         enrollment.due_at = None
         enrollment.active_key = None
-        enrollment.paused_stage = enrollment.paused_due_at = None
+        enrollment.paused_stage = enrollment.paused_due_at = enrollment.paused_reason = None
     enrollment.stage = to
 
 
@@ -275,7 +320,9 @@ async def for_prospect(
 ) -> list[Move]:
     """Moves through ``event`` each of the prospect's unfinished enrollments that it
     applies to (only those whose sequence uses ``channel``, or is one of
-    ``sequence_ids``, when given): a status's outcome, consent, a reply, an operation."""
+    ``sequence_ids``, when given): a status's outcome, consent, a reply, an operation.
+    An event that sets enrollments running (STARTS) leaves those of inactive
+    sequences as they are."""
     enrollments = await Enrollment.filter(prospect_id=prospect_id, finished_at=None).select_for_update().order_by("id")
     if sequence_ids is not None:
         enrollments = [e for e in enrollments if e.sequence_id in sequence_ids]
@@ -287,4 +334,7 @@ async def for_prospect(
         using = {step.sequence_id for step in steps}
         enrollments = [e for e in enrollments if e.sequence_id in using]
     applying = [e for e in enrollments if e.stage in ALLOWED_FROM[event]]
+    if event in STARTS:
+        active = await active_sequences(e.sequence_id for e in applying)
+        applying = [e for e in applying if e.sequence_id in active]
     return await _move(applying, event, actor=actor, cause=cause, reason=reason, outcome=outcome)

@@ -73,9 +73,11 @@ class Enrollment(Model):
         "models.Sequence", on_delete=fields.CASCADE, related_name=False
     )
     stage = fields.CharEnumField(Stage, max_length=16)
-    # PAUSED remembers the stage and the due time it paused.
+    # PAUSED remembers the stage and the due time it paused, and why (its stage
+    # change's reason: ``sequence_inactive`` is resumed by reactivating the sequence).
     paused_stage: Stage | None = fields.CharEnumField(Stage, max_length=16, null=True)  # type: ignore[assignment]
     paused_due_at = fields.DatetimeField(null=True)
+    paused_reason = fields.CharField(max_length=64, null=True)
     # The step that runs next (None when none is left).
     current_step: fields.ForeignKeyNullableRelation[SequenceStep] = fields.ForeignKeyField(
         "models.SequenceStep", null=True, on_delete=fields.SET_NULL, related_name=False

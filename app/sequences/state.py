@@ -62,6 +62,11 @@ OUTCOMES = frozenset(
 )
 """What finishEnrollments may set."""
 STEP_FAILURES = frozenset({Stage.FAILED, Stage.BOUNCED, Stage.OPTED_OUT})
+STARTS = frozenset({Event.ACTIVATE, Event.RESUME, Event.JUMP})
+"""The events that set an unfinished enrollment running: refused in an inactive
+sequence, whose enrollments wait NOT_STARTED or PAUSED (R14)."""
+SEQUENCE_INACTIVE = "sequence_inactive"
+"""The reason of the pauses a sequence's deactivation makes, which its reactivation resumes."""
 
 # event → the stages it may start from. The stage it leads to is computed in
 # `transition`, where it depends on the facts given (active, outcome, ...).
@@ -88,7 +93,8 @@ class Facts:
     """What an event's outcome depends on."""
 
     active: bool = True
-    """ENROLL: the sequence is active and the enrollment is to start at once."""
+    """ENROLL: the sequence is active and the enrollment is to start at once;
+    STARTS: the sequence is active (else they are refused)."""
     remembered: Stage | None = None
     """RESUME: the stage PAUSE remembered."""
     has_run_a_step: bool = False
@@ -102,6 +108,10 @@ def transition(stage: Stage | None, event: Event, facts: Facts = Facts()) -> Sta
     if stage not in ALLOWED_FROM[event]:
         where = stage.value if stage else "not enrolled"
         raise InvalidTransition(f"Cannot {event.value.replace('_', ' ')} an enrollment that is {where}.")
+    if event in STARTS and not facts.active:
+        raise InvalidTransition(
+            f"Cannot {event.value} an enrollment of an inactive sequence: activate the sequence first."
+        )
     if event is Event.ENROLL:
         return Stage.STARTED if facts.active else Stage.NOT_STARTED
     if event is Event.ACTIVATE:
