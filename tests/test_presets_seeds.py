@@ -5,22 +5,26 @@ applying any preset twice changes nothing."""
 from __future__ import annotations
 
 import pytest
+from tortoise.transactions import in_transaction
 
 from app import presets
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role
+from app.automation import rules
 from app.clock import FrozenClock
 from app.config import Settings
 from app.errors import ActionNotAvailable
+from app.events.models import Event, EventType
 from app.messaging import inbound, sending
-from app.messaging.models import BounceType
+from app.messaging.models import BounceType, Message, MessageState
 from app.prospects import consent
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause, Channel, Prospect, StatusChange
-from app.sequences import enrollments, scheduler
+from app.sequences import enrollments, lifecycle, scheduler
 from app.sequences import service as sequences
-from app.sequences.models import Enrollment, StepType
+from app.sequences.models import Enrollment, StageChange, StepType
 from app.sequences.service import StepSpec
+from app.sequences.state import Stage
 from app.workflows.models import Action, AutomationRule, Interaction, Status, Workflow
 from tests.conftest import Org
 
@@ -96,21 +100,147 @@ async def test_every_preset_applies_twice_without_duplicates(org: Org, clock: Fr
     assert first == await counts() and first[1] > 0
 
 
-async def test_000_the_status_follows_the_stage_through_every_status_of_the_table(
+async def _choose(admin: Actor, enrollment: Enrollment, status: str) -> None:
+    """A person chooses the prospect's status by hand (``setProspectStatus``)."""
+    row = await Status.get(organization_id=admin.organization_id, name=status)
+    await prospects.set_status(actor=admin, prospect_id=enrollment.prospect_id, status_id=row.id, note=None)
+
+
+async def _stage(enrollment: Enrollment) -> str:
+    await enrollment.refresh_from_db()
+    return str(enrollment.stage)
+
+
+async def _sent(enrollment: Enrollment) -> int:
+    return await Message.filter(enrollment_id=enrollment.id, state=MessageState.SENT).count()
+
+
+async def _fail(admin: Actor, enrollment: Enrollment) -> None:
+    """A step that cannot be sent, as the sender finishes its enrollment."""
+    async with in_transaction():
+        locked = await Enrollment.filter(id=enrollment.id).select_for_update().get()
+        moves = await lifecycle.fail([locked], Stage.FAILED, actor=admin, cause=ChangeCause.SCHEDULER, reason="failed")
+        await rules.stages_entered(moves)
+
+
+async def _events(org: Org, kind: EventType) -> int:
+    return await Event.filter(organization_id=org.id, type=kind).count()
+
+
+TWO_EMAILS = [*EMAIL, StepSpec(StepType.EMAIL, 86400, body="Still there, {{ first_name }}?", subject="Hi again")]
+
+EVERY_STAGE = {
+    "prospect-workflow": {
+        "NOT_STARTED": "Pending",
+        "STARTED": "Active",
+        "APPROACHING": "Active",
+        "PAUSED": "Paused",
+        "REPLIED": "Finished (Replied)",
+        "SUCCESS": "Finished (Replied)",
+        "NOT_INTERESTED": "Finished (Replied)",
+        "UNRESPONSIVE": "Finished (No reply)",
+        "BOUNCED": "Finished (No reply)",
+        "FAILED": "Finished (No reply)",
+        "REMOVED": "Finished (No reply)",
+        "OPTED_OUT": "Opted Out",
+        "UNSUBSCRIBED": "Unsubscribed",
+    },
+    "sequence-stages": {
+        "NOT_STARTED": "Not contacted",
+        "STARTED": "Just added",
+        "APPROACHING": "In progress",
+        "PAUSED": "Not contacted",
+        "REPLIED": "In progress",
+        "SUCCESS": "Success",
+        "NOT_INTERESTED": "Not interested",
+        "UNRESPONSIVE": "Unresponsive",
+        "BOUNCED": "Bounced",
+        "FAILED": "Bounced",
+        "REMOVED": "Not contacted",
+        "OPTED_OUT": "Unsubscribed",
+        "UNSUBSCRIBED": "Unsubscribed",
+    },
+}
+"""The status each stage puts the prospect in, every stage of app/sequences/state.py."""
+
+
+@pytest.mark.parametrize("preset", sorted(EVERY_STAGE))
+async def test_every_stage_puts_the_prospect_in_a_status(
+    org: Org, clock: FrozenClock, settings: Settings, preset: str
+) -> None:
+    admin = await _preset(org, clock, preset)
+    stages = list(EVERY_STAGE[preset])
+    assert set(stages) == set(Stage)
+    people = {s: {"first_name": s.title(), "email": f"{s.lower()}@client.example"} for s in stages}
+    sequence_id, made = await _enrolled(admin, [people[s] for s in stages[2:]], steps=TWO_EMAILS)
+    by_stage = dict(zip(stages[2:], made, strict=True))
+    for stage, activate in (("NOT_STARTED", False), ("STARTED", None)):
+        if stage == "STARTED":
+            await _send_due(clock, settings)  # the first step goes out, but not to STARTED's (enrolled after)
+        [prospect], _ = await prospects.create_prospects(actor=admin, inputs=[people[stage]])
+        [by_stage[stage]], _ = await enrollments.enroll(
+            actor=admin, sequence_id=sequence_id, prospect_ids=[prospect.id], activate=activate
+        )
+    at = {stage: e.id for stage, e in by_stage.items()}
+    await enrollments.pause(actor=admin, enrollment_ids=[at["PAUSED"]])
+    await inbound.record_inbound(
+        actor=admin,
+        channel=Channel.EMAIL,
+        sender="replied@client.example",
+        body="Yes!",
+        subject=None,
+        in_reply_to=None,
+        auto_reply=False,
+    )
+    for outcome in ("SUCCESS", "NOT_INTERESTED", "UNRESPONSIVE", "BOUNCED"):
+        await enrollments.finish(actor=admin, enrollment_ids=[at[outcome]], outcome=Stage(outcome))
+    await _fail(admin, by_stage["FAILED"])
+    await enrollments.remove(actor=admin, enrollment_ids=[at["REMOVED"]])
+    await prospects.opt_out(actor=admin, prospect_id=by_stage["OPTED_OUT"].prospect_id, channel=Channel.EMAIL)
+    unsubscribing = await Prospect.get(id=by_stage["UNSUBSCRIBED"].prospect_id)
+    await consent.unsubscribe(unsubscribing, actor=admin, cause=ChangeCause.INBOUND)  # as the link does
+
+    assert {stage: await _stage(e) for stage, e in by_stage.items()} == {s: s for s in stages}
+    assert {stage: await _status(e) for stage, e in by_stage.items()} == EVERY_STAGE[preset]
+
+
+async def test_000_the_status_is_the_prospects_in_the_workflow_and_choosing_it_acts(
     org: Org, clock: FrozenClock, settings: Settings
 ) -> None:
     admin = await _preset(org, clock, "prospect-workflow")
     people = [{"first_name": n, "email": f"{n.lower()}@client.example"} for n in ("Ada", "Bob", "Cy", "Di", "Ed")]
-    sequence_id, [ada, bob, cy, di, ed] = await _enrolled(admin, people, active=False)
-    assert await _status(ada) == "Pending"
-    await enrollments.set_sequence_active(actor=admin, sequence_id=sequence_id, active=True)
-    assert await _status(ada) == "Active"
-    await enrollments.pause(actor=admin, enrollment_ids=[ada.id])
-    assert await _status(ada) == "Paused"
-    await enrollments.resume(actor=admin, enrollment_ids=[ada.id])
-    await _send_due(clock, settings)
-    assert await _status(ada) == "Active"
+    sequence_id, [ada, bob, cy, di, ed] = await _enrolled(admin, people, steps=TWO_EMAILS, active=False)
 
+    # "Pending: The prospect has been added to workflow but workflow hasn't been
+    # enabled yet for them."
+    assert [await _status(e) for e in (ada, bob)] == ["Pending", "Pending"]
+    # The workflow is not enabled: choosing Active by hand cannot start it.
+    await _choose(admin, ada, "Active")
+    assert await _stage(ada) == "NOT_STARTED"
+
+    # "Active: The prospect is currently going through the workflow." "You can
+    # activate a prospect from Pending status by clicking on Activate option."
+    await enrollments.set_sequence_active(actor=admin, sequence_id=sequence_id, active=True)
+    assert [await _status(e) for e in (ada, bob)] == ["Active", "Active"]
+
+    # "Paused: The process of reaching out to prospect has been paused." "You can
+    # pause an active prospect by clicking on Pause option." Chosen by hand, it
+    # pauses the enrollment: the step due now does not go out.
+    await _choose(admin, ada, "Paused")
+    assert await _stage(ada) == "PAUSED"
+    await _send_due(clock, settings)
+    assert (await _sent(ada), await _sent(bob)) == (0, 1)
+    assert await _status(ada) == "Paused"
+
+    # "If you later wish to resume the prospect, you can simply click on Resume option."
+    await _choose(admin, ada, "Active")
+    assert await _stage(ada) == "STARTED"
+    await _send_due(clock, settings)
+    assert (await _sent(ada), await _stage(ada), await _status(ada)) == (1, "APPROACHING", "Active")
+
+    # "Finished (Replied): You can manually mark a prospect as replied by clicking
+    # on Mark as replied option. Alternatively, prospects can be automatically
+    # marked as replied when" they reply.
     await inbound.record_inbound(
         actor=admin,
         channel=Channel.EMAIL,
@@ -120,11 +250,15 @@ async def test_000_the_status_follows_the_stage_through_every_status_of_the_tabl
         in_reply_to=None,
         auto_reply=False,
     )
+    await _log(admin, ed, Interaction.CALL, "Mark as replied")
+    # "Finished (No reply): The prospect gave no response to the steps undertaken
+    # in the workflow."
     await _log(admin, bob, Interaction.EMAIL, "Mark as finished")
+    # "Opted Out: The prospect opted out of receiving any further communication."
     await prospects.opt_out(actor=admin, prospect_id=cy.prospect_id, channel=Channel.EMAIL)
+    # "Unsubscribed: The prospect has unsubscribed from the mailing list of the company."
     di_prospect = await Prospect.get(id=di.prospect_id)
     await consent.unsubscribe(di_prospect, actor=admin, cause=ChangeCause.INBOUND)  # as the link does
-    await _log(admin, ed, Interaction.CALL, "Mark as replied")
 
     assert [await _status(e) for e in (ada, bob, cy, di, ed)] == [
         "Finished (Replied)",
@@ -133,47 +267,176 @@ async def test_000_the_status_follows_the_stage_through_every_status_of_the_tabl
         "Unsubscribed",
         "Finished (Replied)",
     ]
-    for enrollment, stage in zip(
-        (ada, bob, cy, di, ed), ("REPLIED", "UNRESPONSIVE", "OPTED_OUT", "UNSUBSCRIBED", "REPLIED"), strict=True
-    ):
-        await enrollment.refresh_from_db()
-        assert enrollment.stage == stage
+    assert [await _stage(e) for e in (ada, bob, cy, di, ed)] == [
+        "REPLIED",
+        "UNRESPONSIVE",
+        "OPTED_OUT",
+        "UNSUBSCRIBED",
+        "REPLIED",
+    ]
     entered = await StatusChange.filter(organization_id=org.id).values_list("to_status_id", flat=True)
     reached = {s.name for s in await Status.filter(id__in=list(entered))}
     table = {"Pending", "Active", "Paused", "Finished (Replied)", "Finished (No reply)", "Opted Out", "Unsubscribed"}
     assert table <= reached  # every status of the seed's table, Pending too (new prospects start there)
 
 
+async def test_000_a_mirrored_stage_moves_no_other_sequence_and_fires_once(
+    org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    admin = await _preset(org, clock, "prospect-workflow")
+    _, [first] = await _enrolled(admin, [{"first_name": "Ada", "email": "ada@client.example"}], steps=TWO_EMAILS)
+    second_sequence = await sequences.create_sequence(
+        actor=admin,
+        name="Follow-up",
+        stop_on_reply=None,
+        unresponsive_after_seconds=None,
+        send_window=None,
+        steps=TWO_EMAILS,
+        active=True,
+    )
+    [second], _ = await enrollments.enroll(
+        actor=admin, sequence_id=second_sequence.id, prospect_ids=[first.prospect_id], activate=None
+    )
+    stage_events, status_events = (
+        await _events(org, EventType.STAGE_CHANGED),
+        await _events(org, EventType.STATUS_CHANGED),
+    )
+
+    # Choosing Paused by hand pauses both; the rule mirroring each PAUSED into
+    # Paused finds the prospect there: no status change, nothing paused twice.
+    await _choose(admin, first, "Paused")
+    assert (await _stage(first), await _stage(second)) == ("PAUSED", "PAUSED")
+    assert await _events(org, EventType.STAGE_CHANGED) == stage_events + 2
+    assert await _events(org, EventType.STATUS_CHANGED) == status_events + 1
+    assert await StageChange.filter(enrollment_id__in=[first.id, second.id], to_stage=Stage.PAUSED).count() == 2
+
+    # Active by hand resumes both, once each.
+    await _choose(admin, first, "Active")
+    assert (await _stage(first), await _stage(second)) == ("STARTED", "STARTED")
+    assert await _events(org, EventType.STAGE_CHANGED) == stage_events + 4
+    assert await _events(org, EventType.STATUS_CHANGED) == status_events + 2
+
+    # One enrollment paused (not the status): the mirror shows Paused, the other
+    # sequence keeps going; one removed: Finished (No reply), the other still runs.
+    await enrollments.pause(actor=admin, enrollment_ids=[first.id])
+    assert (await _status(first), await _stage(second)) == ("Paused", "STARTED")
+    await enrollments.remove(actor=admin, enrollment_ids=[first.id])
+    assert (await _status(first), await _stage(second)) == ("Finished (No reply)", "STARTED")
+    await _send_due(clock, settings)
+    assert await _sent(second) == 1
+
+
 async def test_001_person_status_and_sequence_stage_go_both_ways(
     org: Org, clock: FrozenClock, settings: Settings
 ) -> None:
     admin = await _preset(org, clock, "sequence-stages")
-    people = [{"first_name": n, "email": f"{n.lower()}@client.example"} for n in ("Ada", "Bob", "Cy")]
-    sequence_id, [ada, bob, cy] = await _enrolled(admin, people, active=False, unresponsive_after_seconds=3600)
-    walk = [await _status(ada)]
+    names = ("Ada", "Bob", "Cy", "Di", "Eve", "Fay", "Gus", "Hal")
+    people = [{"first_name": n, "email": f"{n.lower()}@client.example"} for n in names]
+    sequence_id, everyone = await _enrolled(admin, people, steps=TWO_EMAILS, active=False)
+    _, bob, cy, di, eve, fay, gus, hal = everyone
+
+    # "Once added to a sequence, initially a prospect is on 'Not started' stage."
+    # "Not started - a prospect has been added to a sequence, but the sequence is
+    # not active or no step has been scheduled by the system yet."
+    assert {await _status(e) for e in everyone} == {"Not contacted"}
+    assert {await _stage(e) for e in everyone} == {"NOT_STARTED"}
+    # Just added by hand cannot start a sequence that is not active.
+    await _choose(admin, hal, "Just added")
+    assert await _stage(hal) == "NOT_STARTED"
+    await _choose(admin, hal, "Not contacted")
+
+    # "Started - the first step of a sequence has been planned and scheduled by the
+    # system, but hasn't been executed yet."
     await enrollments.set_sequence_active(actor=admin, sequence_id=sequence_id, active=True)
-    walk.append(await _status(ada))
+    assert {await _status(e) for e in everyone} == {"Just added"}
+
+    # "Approaching - at least one step has been executed already, expecting more
+    # steps to execute."
     await _send_due(clock, settings)
-    walk.append(await _status(ada))
+    assert {await _status(e) for e in everyone} == {"In progress"}
+    assert {await _stage(e) for e in everyone} == {"APPROACHING"}
+
+    # "Success - ... A prospect gets to this stage when a RG user marks his/her
+    # Person Status so by choosing 'Finished: Success' manually".
+    await _choose(admin, cy, "Success")
+    # "Not interested - a prospect gets to this stage when a RG user marks his/her
+    # Person Status so by choosing 'Finished: Not interested' manually".
+    await _choose(admin, di, "Not interested")
+    # "Opted out - ... either he/she has unsubscribed through the unsubscribe link
+    # or RG user marked his/her Person Status so".
+    eve_prospect = await Prospect.get(id=eve.prospect_id)
+    await consent.unsubscribe(eve_prospect, actor=admin, cause=ChangeCause.INBOUND)  # as the link does
+    await _choose(admin, fay, "Unsubscribed")
+    # "Bounced - this stage is auto-assigns when Undelivered Mail Returned to sender
+    # type of an email is received ... Or else you can assign a prospect to Bounced
+    # Person Status via Sequence widget and in its turn this stage will be assigned
+    # automatically."
     await inbound.record_bounce(
         actor=admin, message_id=None, email="ada@client.example", bounce_type=BounceType.HARD, reason="550 5.1.1"
     )
-    walk.append(await _status(ada))
-    assert walk == ["Not contacted", "Just added", "In progress", "Bounced"]
+    await _choose(admin, gus, "Bounced")
 
-    success = await Status.get(organization_id=org.id, name="Success")
-    await prospects.set_status(
+    # The table, both ways: "Not started ↔ Not contacted". Chosen by hand, no step
+    # is scheduled for Hal any more (the enrollment pauses): the second step, due
+    # tomorrow, does not go out.
+    await _choose(admin, hal, "Not contacted")
+    assert await _stage(hal) == "PAUSED"
+    clock.advance(86400)
+    await _send_due(clock, settings)
+    assert (await _sent(hal), await _sent(bob)) == (1, 2)
+    assert await _status(hal) == "Not contacted"
+    # "Approaching ↔ In progress": chosen by hand, the sequence goes on from where
+    # it stood, the step that fell due meanwhile due now.
+    await _choose(admin, hal, "In progress")
+    assert await _stage(hal) == "APPROACHING"
+    await _send_due(clock, settings)
+    assert (await _sent(hal), await _status(hal)) == (2, "In progress")
+
+    # "Unresponsive - this stage is auto-assigned when there has been no response
+    # from a prospect to an email type of a step for 1 week."
+    clock.advance(7 * 86400 + 1)
+    await scheduler.run_pass(clock)
+    assert [await _status(e) for e in everyone] == [
+        "Bounced",
+        "Unresponsive",
+        "Success",
+        "Not interested",
+        "Unsubscribed",
+        "Unsubscribed",
+        "Bounced",
+        "Unresponsive",
+    ]
+    assert [await _stage(e) for e in everyone] == [
+        "BOUNCED",
+        "UNRESPONSIVE",
+        "SUCCESS",
+        "NOT_INTERESTED",
+        "UNSUBSCRIBED",
+        "OPTED_OUT",
+        "BOUNCED",
+        "UNRESPONSIVE",
+    ]
+
+
+async def test_001_just_added_by_hand_starts_a_person_not_started(org: Org, clock: FrozenClock) -> None:
+    # "Started ↔ Just added": a person enrolled without starting (the sequence is
+    # active) is started by choosing Just added, its first step scheduled.
+    admin = await _preset(org, clock, "sequence-stages")
+    sequence = await sequences.create_sequence(
         actor=admin,
-        prospect_id=cy.prospect_id,
-        status_id=success.id,
-        note="signed",
+        name="Outreach",
+        stop_on_reply=None,
+        unresponsive_after_seconds=None,
+        send_window=None,
+        steps=TWO_EMAILS,
+        active=True,
     )
-    clock.advance(3601)
-    await scheduler.run_pass(clock)  # Bob never answered
-    assert [await _status(e) for e in (ada, bob, cy)] == ["Bounced", "Unresponsive", "Success"]
-    for enrollment, stage in zip((ada, bob, cy), ("BOUNCED", "UNRESPONSIVE", "SUCCESS"), strict=True):
-        await enrollment.refresh_from_db()
-        assert enrollment.stage == stage
+    made, _ = await prospects.create_prospects(actor=admin, inputs=[{"first_name": "Ivy", "email": "ivy@x.example"}])
+    [ivy], _ = await enrollments.enroll(actor=admin, sequence_id=sequence.id, prospect_ids=[made[0].id], activate=False)
+    assert (await _stage(ivy), await _status(ivy)) == ("NOT_STARTED", "Not contacted")
+    await _choose(admin, ivy, "Just added")
+    assert (await _stage(ivy), await _status(ivy)) == ("STARTED", "Just added")
+    assert ivy.due_at == clock.now()
 
 
 async def test_002_sms_statuses_flip_with_each_text_and_activities_set_outcomes(

@@ -393,7 +393,7 @@ async def test_entering_a_status_with_an_enrollment_outcome_finishes_enrollments
     updated = await mutate(
         gql, token, "updateStatus", "status { enrollmentOutcome }", id=sold, enrollmentOutcome="SUCCESS"
     )
-    bad = await mutate(gql, token, "updateStatus", "status { id }", id=sold, enrollmentOutcome="PAUSED")
+    bad = await mutate(gql, token, "updateStatus", "status { id }", id=sold, enrollmentOutcome="APPROACHING")
     assert updated["status"] == {"enrollmentOutcome": "SUCCESS"}
     assert [(e["code"], e["field"]) for e in bad["errors"]] == [("INVALID_INPUT", ["input", "enrollmentOutcome"])]
 
@@ -405,6 +405,53 @@ async def test_entering_a_status_with_an_enrollment_outcome_finishes_enrollments
     assert change is not None and (change.cause, change.reason) == ("USER", "status_outcome")
     cleared = await mutate(gql, token, "updateStatus", "status { enrollmentOutcome }", id=sold, enrollmentOutcome=None)
     assert cleared["status"] == {"enrollmentOutcome": None}
+
+
+async def test_a_paused_or_started_outcome_pauses_or_sets_going_the_enrollments(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    own = await populate(org, clock)
+    token = org.tokens[Role.MANAGER]
+    prospect, enrollment_id = own["Prospect"], ids.decode_as("Enrollment", own["Enrollment"])
+    workflow = own["Workflow"]
+    statuses = {}
+    for name, outcome in (("Hold", "PAUSED"), ("Go", "STARTED")):
+        made = await mutate(
+            gql,
+            token,
+            "createStatus",
+            "status { id enrollmentOutcome }",
+            workflowId=workflow,
+            name=name,
+            systemStatus="ATTEMPTING_CONTACT",
+            enrollmentOutcome=outcome,
+        )
+        assert made["status"]["enrollmentOutcome"] == outcome
+        statuses[name] = made["status"]["id"]
+
+    async def choose(name: str) -> str:
+        await mutate(gql, token, "setProspectStatus", "prospect { id }", id=prospect, statusId=statuses[name])
+        enrollment = await Enrollment.get(id=enrollment_id)
+        return str(enrollment.stage)
+
+    due = (await Enrollment.get(id=enrollment_id)).due_at
+    assert await choose("Hold") == "PAUSED"
+    clock.advance(60)
+    assert await choose("Go") == "STARTED"
+    assert (await Enrollment.get(id=enrollment_id)).due_at == due  # as resumeEnrollments leaves it
+    reasons = await StageChange.filter(enrollment_id=enrollment_id, reason="status_outcome").values_list(
+        "to_stage", "cause"
+    )
+    assert reasons == [("PAUSED", "USER"), ("STARTED", "USER")]
+
+    # An inactive sequence sends nothing: Go does not set its enrollment going.
+    assert await choose("Hold") == "PAUSED"
+    sequence = own["Sequence"]
+    await mutate(gql, token, "setSequenceActive", "sequence { id }", id=sequence, active=False)
+    assert await choose("Go") == "PAUSED"
+    await mutate(gql, token, "setSequenceActive", "sequence { id }", id=sequence, active=True)
+    assert await choose("Hold") == "PAUSED"
+    assert await choose("Go") == "STARTED"
 
 
 async def test_do_not_contact_and_opt_out_finish_enrollments_as_opted_out(

@@ -52,8 +52,9 @@ async def fire_rules(
         rules = rules.filter(Q(stage=None) | Q(stage=stage))
     for rule in await rules.order_by("id"):
         if chain.allows(rule.id):
+            after = chain.after(rule.id, follows_stage=event is TriggerEvent.ENROLLMENT_STAGE_CHANGED)
             await operations.run_operations(
-                prospect, rule.operations, actor=actor, cause=ChangeCause.AUTOMATION, chain=chain.after(rule.id)
+                prospect, rule.operations, actor=actor, cause=ChangeCause.AUTOMATION, chain=after
             )
 
 

@@ -15,6 +15,7 @@ from app.automation import rules  # a cycle, used at call time: rules run operat
 from app.prospects import consent, statuses
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences import lifecycle
+from app.sequences.stages import Move
 from app.sequences.state import Event, Stage
 from app.workflows.chain import Chain
 from app.workflows.models import Status, TriggerEvent
@@ -30,23 +31,35 @@ async def change_status(
     note: str | None = None,
 ) -> None:
     """Moves locked prospects to ``status`` (any workflow), then, for each that
-    moved, what entering the status sets off: its enrollment outcome (R2.5), the
-    consent a consent outcome stands for when set by hand (``BY_HAND``), then its
-    STATUS_ENTERED rules. A prospect at the status already changes nothing."""
+    moved, what entering the status sets off: its enrollment outcome (R2.5,
+    ``enter_outcome``), the consent a consent outcome stands for when set by hand
+    (``BY_HAND``), then its STATUS_ENTERED rules. A prospect at the status already
+    changes nothing. A status set by an ENROLLMENT_STAGE_CHANGED rule
+    (``chain.follows_stage``) mirrors the stage change that fired it: its outcome
+    moves none of the prospect's other enrollments (pausing one sequence does not
+    pause the others, removing it does not finish them), and cannot loop back."""
     for prospect in await statuses.change(prospects, status.id, actor=actor, cause=cause, note=note):
-        if status.enrollment_outcome is not None:
-            finished = await lifecycle.for_prospect(
-                prospect.id,
-                Event.FINISH,
-                actor=actor,
-                cause=cause,
-                reason="status_outcome",
-                outcome=status.enrollment_outcome,
-            )
-            await rules.stages_entered(finished, chain=chain)
+        outcome = status.enrollment_outcome
+        if outcome is not None and not chain.follows_stage:
+            moves = await enter_outcome(prospect, outcome, actor=actor, cause=cause)
+            await rules.stages_entered(moves, chain=chain)
             if cause in BY_HAND:
-                await record_consent(prospect, status.enrollment_outcome, actor=actor, cause=cause, chain=chain)
+                await record_consent(prospect, outcome, actor=actor, cause=cause, chain=chain)
         await rules.fire_rules(TriggerEvent.STATUS_ENTERED, prospect, actor=actor, chain=chain, status_id=status.id)
+
+
+async def enter_outcome(prospect: Prospect, outcome: Stage, *, actor: Actor, cause: ChangeCause) -> list[Move]:
+    """What a status's enrollment outcome does to the prospect's enrollments:
+    PAUSED pauses the running ones, STARTED starts or resumes the waiting ones
+    (those of an active sequence), any other finishes the unfinished ones so."""
+    reason = "status_outcome"
+    if outcome is Stage.PAUSED:
+        return await lifecycle.for_prospect(prospect.id, Event.PAUSE, actor=actor, cause=cause, reason=reason)
+    if outcome is Stage.STARTED:
+        return await lifecycle.start_or_resume(prospect.id, actor=actor, cause=cause, reason=reason)
+    return await lifecycle.for_prospect(
+        prospect.id, Event.FINISH, actor=actor, cause=cause, reason=reason, outcome=outcome
+    )
 
 
 BY_HAND = frozenset({ChangeCause.USER, ChangeCause.ACTION})

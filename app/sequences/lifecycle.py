@@ -1,6 +1,6 @@
 """Enrollment changes: enrolling prospects (one, or a batch in a few statements),
 the verbs that move enrollments (pause, resume, jump, finish, remove, time out,
-fail), and moving a prospect's enrollments when its status, consent or channels
+fail, and start or resume a prospect's), and moving a prospect's enrollments when its status, consent or channels
 change. Each verb checks the state table (``app.sequences.state``) for every
 enrollment it is given, then saves them and records the moves through the one
 writer of stage changes, ``app.sequences.stages.record``. Runs inside the
@@ -9,7 +9,7 @@ the ENROLLMENT_STAGE_CHANGED rules after, with the moves a function returns."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from collections.abc import Sequence as Seq
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -235,6 +235,26 @@ async def step_ran(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeC
     return await _move(enrollments, Event.STEP_RAN, actor=actor, cause=cause, reason=reason)
 
 
+async def start_or_resume(prospect_id: int, *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
+    """Sets the prospect's enrollments going again (a status whose outcome is
+    STARTED): each NOT_STARTED one starts, its step due after its delay, and each
+    PAUSED one resumes the stage it paused in. Those of an inactive sequence stay as
+    they are: nothing of it may be sent, and activating the sequence sets them going."""
+    waiting = (
+        await Enrollment.filter(prospect_id=prospect_id, stage__in=[Stage.NOT_STARTED, Stage.PAUSED])
+        .select_for_update()
+        .order_by("id")
+    )
+    running = await active_sequences(e.sequence_id for e in waiting)
+    going = [e for e in waiting if e.sequence_id in running]
+    to_start = [e for e in going if e.stage is Stage.NOT_STARTED]
+    steps = sorted({e.current_step_id for e in to_start if e.current_step_id is not None})
+    delays = dict(await SequenceStep.filter(id__in=steps).values_list("id", "delay_seconds")) if steps else {}
+    started = await _move(to_start, Event.ACTIVATE, actor=actor, cause=cause, reason=reason, delays=delays)
+    paused = [e for e in going if e.stage is Stage.PAUSED]
+    return started + await _move(paused, Event.RESUME, actor=actor, cause=cause, reason=reason)
+
+
 SAVED = (
     "stage",
     "due_at",
@@ -257,11 +277,13 @@ async def _move(
     reason: str,
     outcome: Stage | None = None,
     step_id: int | None = None,
+    delays: Mapping[int, int] | None = None,
 ) -> list[Move]:
-    """Moves locked enrollments through ``event`` (any but ENROLL and ACTIVATE):
-    the table is checked for every one before any is written (the events that set
-    an enrollment running, STARTS, only in an active sequence), then the rows are
-    saved in one statement and the moves recorded together."""
+    """Moves locked enrollments through ``event`` (any but ENROLL; ACTIVATE with
+    the ``delays`` of their current steps, by step id): the table is checked for
+    every one before any is written (the events that set an enrollment running,
+    STARTS, only in an active sequence), then the rows are saved in one statement
+    and the moves recorded together."""
     now = actor.now()
     active = await active_sequences(e.sequence_id for e in enrollments) if event in STARTS else None
     targets = [
@@ -270,7 +292,7 @@ async def _move(
     moves = []
     for enrollment, to in zip(enrollments, targets, strict=True):
         moves.append(Move(actor, enrollment.id, enrollment.prospect_id, enrollment.sequence_id, enrollment.stage, to))
-        _enter(enrollment, to, event, now, step_id, reason)
+        _enter(enrollment, to, event, now, step_id, reason, delays or {})
     await bulk.update_each(enrollments, SAVED, connections.get("default"))
     await stages.record(moves, cause=cause, reason=reason, now=now)
     return moves
@@ -285,9 +307,20 @@ def _facts(enrollment: Enrollment, outcome: Stage | None, active: bool) -> Facts
     )
 
 
-def _enter(enrollment: Enrollment, to: Stage, event: Event, now: datetime, step_id: int | None, reason: str) -> None:
+def _enter(
+    enrollment: Enrollment,
+    to: Stage,
+    event: Event,
+    now: datetime,
+    step_id: int | None,
+    reason: str,
+    delays: Mapping[int, int],
+) -> None:
     """Sets what entering ``to`` through ``event`` changes on the enrollment row."""
-    if event is Event.PAUSE:
+    if event is Event.ACTIVATE:  # its current step due after its delay, as enrollments.start_all
+        step = enrollment.current_step_id
+        enrollment.due_at = now + timedelta(seconds=delays.get(step, 0) if step is not None else 0)
+    elif event is Event.PAUSE:
         enrollment.paused_stage, enrollment.paused_due_at = enrollment.stage, enrollment.due_at
         enrollment.paused_reason = reason
         enrollment.due_at = None

@@ -61,6 +61,9 @@ OUTCOMES = frozenset(
     }
 )
 """What finishEnrollments may set."""
+STATUS_OUTCOMES = OUTCOMES | {Stage.PAUSED, Stage.STARTED}
+"""What a status's enrollment outcome may be: an outcome its enrollments finish
+with, PAUSED (they pause) or STARTED (they start or resume)."""
 STEP_FAILURES = frozenset({Stage.FAILED, Stage.BOUNCED, Stage.OPTED_OUT})
 STARTS = frozenset({Event.ACTIVATE, Event.RESUME, Event.JUMP})
 """The events that set an unfinished enrollment running: refused in an inactive

@@ -14,9 +14,12 @@ class Chain:
 
     depth: int = 0
     fired: frozenset[int] = field(default_factory=frozenset)
+    follows_stage: bool = False
+    """The operations running are an ENROLLMENT_STAGE_CHANGED rule's: a status they
+    set mirrors that stage change, and its enrollment outcome moves no enrollment."""
 
     def allows(self, rule_id: int) -> bool:
         return self.depth < MAX_CHAIN_DEPTH and rule_id not in self.fired
 
-    def after(self, rule_id: int) -> Chain:
-        return Chain(self.depth + 1, self.fired | {rule_id})
+    def after(self, rule_id: int, *, follows_stage: bool = False) -> Chain:
+        return Chain(self.depth + 1, self.fired | {rule_id}, follows_stage)

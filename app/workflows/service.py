@@ -21,7 +21,7 @@ from app.accounts.models import Organization
 from app.errors import Conflict, Field, InvalidInput, NotFound
 from app.prospects import effects
 from app.prospects.models import ChangeCause, Channel, Prospect
-from app.sequences.state import OUTCOMES, Stage
+from app.sequences.state import STATUS_OUTCOMES, Stage
 from app.workflows import operations as ops
 from app.workflows.chain import Chain
 from app.workflows.models import (
@@ -164,8 +164,8 @@ async def create_status(
 
 
 def _outcome(value: Stage | None) -> None:
-    if value is not None and value not in OUTCOMES:
-        names = ", ".join(sorted(OUTCOMES))
+    if value is not None and value not in STATUS_OUTCOMES:
+        names = ", ".join(sorted(STATUS_OUTCOMES))
         raise InvalidInput(f"An enrollment outcome is one of {names}.", ("enrollment_outcome",))
 
 

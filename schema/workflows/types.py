@@ -87,7 +87,14 @@ class Status(Node):
     def max_assignment_seconds(self) -> int | None:
         return self.row.max_assignment_seconds
 
-    @strawberry.field(description="Entering this status finishes the prospect's active enrollments with this outcome.")
+    @strawberry.field(
+        description=(
+            "Entering this status finishes the prospect's active enrollments with this outcome; PAUSED pauses the"
+            " running ones instead, and STARTED starts or resumes the waiting ones (not those of an inactive"
+            " sequence). A status an ENROLLMENT_STAGE_CHANGED rule sets follows that stage change and moves no"
+            " enrollment."
+        )
+    )
     def enrollment_outcome(self) -> EnrollmentStage | None:
         return self.row.enrollment_outcome
 
