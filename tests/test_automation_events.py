@@ -194,3 +194,97 @@ async def test_rule_filters_through_the_api(gql: GraphQL, org: Org) -> None:
         )
         assert result["automationRule"] is None
         assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID_INPUT", field)], extra
+
+
+async def _limited_rule(
+    org: Org, clock: FrozenClock, name: str, event: TriggerEvent, only_in: list[str], to: str, **filters: object
+) -> None:
+    statuses = {s.name: s.id for s in await Status.filter(organization_id=org.id)}
+    await workflows.create_rule(
+        actor=org.actor(Role.MANAGER, clock),
+        name=name,
+        event=event,
+        status_id=None,
+        operations=[OperationSpec(OperationType.SET_STATUS, status_id=statuses[to])],
+        enabled=True,
+        only_in_status_ids=[statuses[n] for n in only_in],
+        **filters,  # type: ignore[arg-type]
+    )
+
+
+async def _reply(org: Org, clock: FrozenClock, body: str) -> str:
+    clock.advance(5)
+    _, prospect = await inbound.record_inbound(
+        actor=org.actor(Role.AGENT, clock),
+        channel=Channel.EMAIL,
+        sender="ada@client.example",
+        body=body,
+        auto_reply=False,
+        subject=None,
+        in_reply_to=None,
+    )
+    return (await Status.get(id=prospect.status_id)).name
+
+
+async def test_a_rule_limited_to_statuses_runs_only_for_prospects_in_one_of_them(org: Org, clock: FrozenClock) -> None:
+    [enrollment] = await setup(org, clock, steps=EMAIL_THEN_SMS)
+    await _limited_rule(
+        org, clock, "replied", TriggerEvent.MESSAGE_RECEIVED, ["Attempting Contact", "Final Contact"], "Contact Made"
+    )
+    assert await _reply(org, clock, "Who is this?") == "New Lead"
+    attempting = await Status.get(organization_id=org.id, name="Attempting Contact")
+    await Prospect.filter(id=enrollment.prospect_id).update(status_id=attempting.id)
+    assert await _reply(org, clock, "Call me") == "Contact Made"
+
+
+async def test_the_rules_of_an_event_judge_the_status_the_event_found(org: Org, clock: FrozenClock) -> None:
+    """A reply first finishes the enrollment REPLIED, whose stage rule moves the
+    prospect (same transaction); the reply's own rules then judge the status the
+    reply found (New Lead), and one of them moving the prospect lets no later rule
+    of the same reply run for the status it moved to."""
+    await setup(org, clock, steps=EMAIL_THEN_SMS)
+    await _limited_rule(
+        org, clock, "stage", TriggerEvent.ENROLLMENT_STAGE_CHANGED, [], "Appointment Set", stage=Stage.REPLIED
+    )
+    await _limited_rule(org, clock, "from new", TriggerEvent.MESSAGE_RECEIVED, ["New Lead"], "Contact Made")
+    await _limited_rule(org, clock, "from made", TriggerEvent.MESSAGE_RECEIVED, ["Contact Made"], "Sold")
+    assert await _reply(org, clock, "Yes please") == "Contact Made"
+
+
+async def test_a_sent_message_judges_the_status_before_a_failed_one_of_its_batch_moved_it(
+    org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    """One batch sends the prospect's SMS and cancels its email (an email opt-out that
+    came after the email was queued): the email's enrollment finishing OPTED_OUT moves
+    the prospect first, the SMS's rule still judges the status it was sent in."""
+    from app.sequences import enrollments
+    from app.sequences import service as sequences
+
+    await Organization.filter(id=org.id).update(email_from="sales@acme.example", sms_from="+12025550100")
+    [first] = await setup(org, clock, steps=[StepSpec(StepType.EMAIL, 0, body="Hello", subject="Hi")])
+    admin = org.actor(Role.ADMIN, clock)
+    texts = await sequences.create_sequence(
+        actor=admin,
+        name="Texts",
+        stop_on_reply=None,
+        unresponsive_after_seconds=None,
+        send_window=None,
+        steps=[StepSpec(StepType.SMS, 0, body="Ping")],
+        active=True,
+    )
+    _, errors = await enrollments.enroll(
+        actor=admin, sequence_id=texts.id, prospect_ids=[first.prospect_id], activate=None
+    )
+    assert not errors
+    await _limited_rule(
+        org, clock, "opted out", TriggerEvent.ENROLLMENT_STAGE_CHANGED, [], "Do Not Contact", stage=Stage.OPTED_OUT
+    )
+    await _limited_rule(org, clock, "texted", TriggerEvent.MESSAGE_SENT, ["New Lead"], "Attempting Contact")
+    queued = (await scheduler.run_pass(clock)).queued
+    await Prospect.filter(id=first.prospect_id).update(opted_out_channels=["EMAIL"])
+    states = await sending.send_batch(
+        queued, transports=sending.transports_for(settings), settings=settings, clock=clock
+    )
+    assert sorted(states.values()) == ["CANCELLED", "SENT"]
+    prospect = await Prospect.get(id=first.prospect_id)
+    assert (await Status.get(id=prospect.status_id)).name == "Attempting Contact"

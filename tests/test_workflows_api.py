@@ -7,7 +7,7 @@ from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.prospects.models import Prospect, StatusChange
 from app.workflows.models import Action, ActionAvailability, AutomationRule, Status, Workflow
-from tests.conftest import GraphQL, Org, mutate
+from tests.conftest import GraphQL, Org, QueryCounter, mutate
 from tests.factories import populate
 
 WORKFLOWS = "{ workflows { name position statuses { name position } } }"
@@ -387,3 +387,127 @@ async def test_apply_preset_is_idempotent_and_rejects_unknown_names(gql: GraphQL
     assert [(e["code"], e["field"]) for e in unknown["errors"]] == [("INVALID_INPUT", ["input", "name"])]
     organization = await gql(token, "{ organization { defaultStatus { name } } }")
     assert organization["data"]["organization"]["defaultStatus"] == {"name": "New Lead"}
+
+
+RULE = "automationRule { name onlyInStatuses { name } }"
+
+
+async def test_a_rule_limited_to_statuses_reads_and_changes_its_list(
+    gql: GraphQL, org: Org, other_org: Org, clock: FrozenClock
+) -> None:
+    """onlyInStatusIds: live statuses of the organization, named by index when one is
+    not; [] on update removes the condition; STATUS_ENTERED takes none."""
+    await populate(org, clock)
+    token = org.tokens[Role.MANAGER]
+    status = {s.name: ids.encode("Status", s.id) for s in await Status.filter(organization_id=org.id)}
+    created = await mutate(
+        gql,
+        token,
+        "createAutomationRule",
+        RULE,
+        name="Replies",
+        event="MESSAGE_RECEIVED",
+        onlyInStatusIds=[status["New Lead"], status["Attempting Contact"], status["New Lead"]],
+        operations=[{"type": "SET_STATUS", "statusId": status["Contact Made"]}],
+    )
+    assert created == {
+        "automationRule": {"name": "Replies", "onlyInStatuses": [{"name": "New Lead"}, {"name": "Attempting Contact"}]},
+        "errors": [],
+    }
+    rule_id = ids.encode("AutomationRule", (await AutomationRule.get(name="Replies")).id)
+
+    foreign = await Status.create(
+        organization_id=other_org.id,
+        workflow=await Workflow.create(organization_id=other_org.id, name="Theirs", position=0),
+        name="Theirs",
+        position=0,
+        system_status="NEW",
+    )
+    gone = await Status.get(organization_id=org.id, name="Final Contact")
+    gone.deleted_at = clock.now()
+    await gone.save()
+    for bad in (ids.encode("Status", foreign.id), status["Final Contact"], "nonsense"):
+        refused = await mutate(
+            gql, token, "updateAutomationRule", RULE, id=rule_id, onlyInStatusIds=[status["Sold"], bad]
+        )
+        assert [(e["code"], e["field"]) for e in refused["errors"]] == [
+            ("NOT_FOUND", ["input", "onlyInStatusIds", "1"])
+        ], bad
+    entered = await mutate(
+        gql,
+        token,
+        "createAutomationRule",
+        RULE,
+        name="Entered",
+        event="STATUS_ENTERED",
+        statusId=status["Sold"],
+        onlyInStatusIds=[status["New Lead"]],
+        operations=[],
+    )
+    assert [(e["code"], e["field"]) for e in entered["errors"]] == [("INVALID_INPUT", ["input", "onlyInStatusIds"])]
+
+    kept = await mutate(gql, token, "updateAutomationRule", RULE, id=rule_id, name="Still")
+    assert kept["automationRule"]["onlyInStatuses"] == [{"name": "New Lead"}, {"name": "Attempting Contact"}]
+    changed = await mutate(gql, token, "updateAutomationRule", RULE, id=rule_id, onlyInStatusIds=[status["Sold"]])
+    assert changed["automationRule"]["onlyInStatuses"] == [{"name": "Sold"}]
+    cleared = await mutate(gql, token, "updateAutomationRule", RULE, id=rule_id, onlyInStatusIds=[])
+    assert cleared["automationRule"]["onlyInStatuses"] == []
+    assert (await AutomationRule.get(name="Still")).only_in_status_ids == []
+
+
+async def test_a_status_a_rule_is_limited_to_cannot_be_deleted_until_the_rule_lets_go(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    """Dropping it from the list silently would widen the rule (a list left empty
+    runs in every status): the deletion is a CONFLICT naming the rule, as for a
+    status a rule moves to."""
+    await populate(org, clock)
+    token = org.tokens[Role.MANAGER]
+    made = await Status.get(organization_id=org.id, name="Contact Made")  # no action moves there
+    created = await mutate(
+        gql,
+        token,
+        "createAutomationRule",
+        RULE,
+        name="Contacted replies",
+        event="MESSAGE_RECEIVED",
+        onlyInStatusIds=[ids.encode("Status", made.id)],
+        operations=[{"type": "MARK_CONTACT_MADE"}],
+    )
+    assert created["errors"] == []
+    refused = await mutate(gql, token, "deleteStatus", "deletedId", id=ids.encode("Status", made.id))
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("CONFLICT", ["input", "id"])]
+    assert "rule 'Contacted replies'" in refused["errors"][0]["message"]
+    rule = await AutomationRule.get(name="Contacted replies")
+    await mutate(gql, token, "updateAutomationRule", RULE, id=ids.encode("AutomationRule", rule.id), onlyInStatusIds=[])
+    deleted = await mutate(gql, token, "deleteStatus", "deletedId", id=ids.encode("Status", made.id))
+    assert deleted["errors"] == []
+
+
+async def test_the_statuses_of_many_rules_load_in_one_query(
+    gql: GraphQL, org: Org, clock: FrozenClock, sql_queries: QueryCounter
+) -> None:
+    await populate(org, clock)
+    statuses = await Status.filter(organization_id=org.id).order_by("id")
+    for number in range(6):
+        await AutomationRule.create(
+            organization_id=org.id,
+            name=f"rule {number}",
+            event="MESSAGE_SENT",
+            only_in_status_ids=[s.id for s in statuses[number : number + 3]],
+        )
+    query = "{ automationRules { name onlyInStatuses { name } } }"
+    await gql(org.tokens[Role.MANAGER], query)  # the token's first use records it
+    sql_queries.count = 0
+    few = await gql(org.tokens[Role.MANAGER], query)
+    few_queries = sql_queries.count
+    for number in range(6, 12):
+        await AutomationRule.create(
+            organization_id=org.id, name=f"rule {number}", event="MESSAGE_SENT", only_in_status_ids=[statuses[-1].id]
+        )
+    sql_queries.count = 0
+    many = await gql(org.tokens[Role.MANAGER], query)
+    assert sql_queries.count == few_queries
+    rules = {r["name"]: [s["name"] for s in r["onlyInStatuses"]] for r in many["data"]["automationRules"]}
+    assert rules["rule 0"] == [s.name for s in statuses[0:3]] and rules["rule 11"] == [statuses[-1].name]
+    assert few["data"]["automationRules"][0]["name"] == "on new lead"

@@ -170,6 +170,7 @@ async def receive(
     question) is a reply. ``receipt_key`` is unique: a provider's retry of the same message raises
     IntegrityError, so the caller can roll back and answer as before."""
     now = actor.now()
+    found_in = prospect.status_id  # the status the message finds, for the rules limited to statuses
     if kind is Kind.OPT_IN and not await _opted_out(prospect, channel):
         kind = Kind.REPLY
     message = await store(
@@ -201,7 +202,11 @@ async def receive(
             prospect.id, Event.REPLY, actor=actor, cause=ChangeCause.INBOUND, reason="replied", sequence_ids=stopping
         )
         await rules.stages_entered(replied)
-        await rules.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
+        # The rules of the stages finished above (and of an unsubscribe request's
+        # consent) may have moved the prospect: the message's rules judge the status it found.
+        await rules.events_happened(
+            TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)], statuses={prospect.id: found_in}
+        )
         await prospect.refresh_from_db()  # rules may have changed it
     return message
 

@@ -351,20 +351,27 @@ async def _write_outcomes(
         await store.record_results(messages, connection=connection)
         await store.awaiting_reply({m.prospect_id for m in messages if m.state is MessageState.SENT}, now=now)
         await log.record(message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)
-        for message in messages:
-            if message.enrollment_id is None:
-                continue
-            if message.state in (MessageState.FAILED, MessageState.BOUNCED):
-                await _finish_enrollment(message, message.state, clock, reasons.get(message.id, "send_failed"))
-            elif message.state is MessageState.CANCELLED and reasons.get(message.id) == BLOCKED:
-                await _finish_enrollment(message, message.state, clock, BLOCKED)
         sent = [
             (system_actor(m.organization_id, clock), m.prospect_id, m.channel)
             for m in messages
             if m.state is MessageState.SENT and m.organization_id in batch.with_sent_rules
         ]
+        finishing = [m for m in messages if m.enrollment_id is not None and _finishes(m, reasons)]
+        # A prospect sent one message and failed another of this chunk: the failure's
+        # stage rules may move it first; the sent message's rules judge the status it had.
+        both = {p for _, p, _ in sent} & {m.prospect_id for m in finishing}
+        found_in = dict(await Prospect.filter(id__in=both).values_list("id", "status_id")) if both else {}
+        for message in finishing:  # a blocked one's reason is BLOCKED
+            await _finish_enrollment(message, message.state, clock, reasons.get(message.id, "send_failed"))
         if sent:
-            await rules.events_happened(TriggerEvent.MESSAGE_SENT, sent)
+            await rules.events_happened(TriggerEvent.MESSAGE_SENT, sent, statuses=found_in)
+
+
+def _finishes(message: Message, reasons: dict[int, str]) -> bool:
+    """A failure, a bounce or a send the gate blocked finishes the message's enrollment."""
+    if message.state in (MessageState.FAILED, MessageState.BOUNCED):
+        return True
+    return message.state is MessageState.CANCELLED and reasons.get(message.id) == BLOCKED
 
 
 async def _finish_enrollment(message: Message, outcome: MessageState, clock: Clock, reason: str) -> None:

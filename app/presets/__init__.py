@@ -3,11 +3,17 @@
 A preset names its statuses (with their system status, pipeline %, max
 assignment time and enrollment outcome), categories and actions (with their
 interactions, the statuses they are available in, and their operations), and
-automation rules (with their event and status, channel or stage filter);
+automation rules (with their event and status, channel or stage filter, and
+``only_in``: the statuses a prospect must be in for the rule to run);
 operations and rules refer to statuses by name. ``default_status`` makes one
-the status new prospects start in. Applying a preset creates what the
-organization lacks (matched by name) and leaves what it has alone, so applying
-it twice duplicates nothing.
+the status new prospects start in, unless the organization has a default
+status already. Applying a preset creates what the organization lacks (matched
+by name) and leaves what it has alone, so applying it twice duplicates nothing.
+
+Presets side by side: a rule without ``only_in`` (other than STATUS_ENTERED,
+which names its own status) runs only for prospects in one of the preset's own
+statuses, so one preset's rules never move a prospect that another preset's
+statuses hold; each prospect follows the preset whose status it is in.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ async def apply(*, actor: Actor, name: str) -> list[Workflow]:
     actor.require_manager()
     preset = load(name)
     async with in_transaction():
+        organization = await Organization.get(id=actor.organization_id)
         workflows, statuses = await _workflows(actor, preset["workflows"])
         for category in preset.get("categories", []):
             await _category(actor, category, statuses)
@@ -69,8 +76,9 @@ async def apply(*, actor: Actor, name: str) -> list[Workflow]:
             await _action(actor, action, None, statuses)
         for rule in preset.get("rules", []):
             await _rule(actor, rule, statuses)
-        if "default_status" in preset:
-            # New prospects start in it (seed 002's New Account).
+        if "default_status" in preset and organization.default_status_id is None:
+            # New prospects start in it (seed 002's New Account), unless the organization
+            # chose its default already (another preset's, or its own).
             await Organization.filter(id=actor.organization_id).update(
                 default_status_id=statuses[preset["default_status"]].id
             )
@@ -158,4 +166,15 @@ async def _rule(actor: Actor, spec: dict[str, Any], statuses: dict[str, Status])
         enabled=spec.get("enabled", True),
         channel=Channel(spec["channel"]) if "channel" in spec else None,
         stage=_stage(spec.get("stage")),
+        only_in_status_ids=_only_in(spec, statuses),
     )
+
+
+def _only_in(spec: dict[str, Any], statuses: dict[str, Status]) -> list[int]:
+    """The rule's ``only_in`` statuses; without it, every status of the preset (a
+    STATUS_ENTERED rule, which names its status, none)."""
+    if "only_in" in spec:
+        return [statuses[name].id for name in spec["only_in"]]
+    if spec["event"] == TriggerEvent.STATUS_ENTERED.value:
+        return []
+    return [status.id for status in statuses.values()]

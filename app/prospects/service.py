@@ -312,7 +312,8 @@ async def log_activity(
                     f"{action.name!r} cannot be logged with {interaction.value}.", ("interaction",)
                 )
             if not await availability.action_available(action, prospect.status_id):
-                raise ActionNotAvailable(f"{action.name!r} is not available in the prospect's status.", ("action_id",))
+                message = await availability.not_available_message(action, prospect.status_id)
+                raise ActionNotAvailable(message, ("action_id",))
         activity = await Activity.create(
             organization_id=actor.organization_id,
             prospect_id=prospect.id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 
-from app.workflows.models import Action, ActionAvailability, Status
+from app.workflows.models import Action, ActionAvailability, Status, Workflow
 
 
 def is_available(limited_to: Collection[int], status_id: int) -> bool:
@@ -38,3 +38,20 @@ async def limiting_statuses(organization_id: int | None, action_ids: Sequence[in
         .order_by("status__position")
     )
     return [(link.action_id, link.status) for link in links if link.status.organization_id == organization_id]
+
+
+async def not_available_message(action: Action, status_id: int) -> str:
+    """Why ``action`` cannot be logged for a prospect in ``status_id``: the status it
+    is in and those the action is available in, each with its workflow (presets side
+    by side may name statuses alike)."""
+    status = await Status.get(id=status_id)
+    where = [status for _, status in await limiting_statuses(action.organization_id, [action.id])]
+    workflows = {w.id: w.name for w in await Workflow.filter(id__in={s.workflow_id for s in [status, *where]})}
+
+    def named(s: Status) -> str:
+        return f"{s.name!r} ({workflows[s.workflow_id]})"
+
+    return (
+        f"{action.name!r} is not available in the prospect's status {named(status)}; "
+        f"it is available in {', '.join(named(s) for s in where)}."
+    )

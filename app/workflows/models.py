@@ -149,6 +149,10 @@ class AutomationRule(Model):
     channel: Channel | None = fields.CharEnumField(Channel, max_length=8, null=True)  # type: ignore[assignment]
     stage: Stage | None = fields.CharEnumField(Stage, max_length=16, null=True)  # type: ignore[assignment]
     operations: list[dict[str, object]] = fields.JSONField(default=list)  # type: ignore[assignment]
+    # The ids of the statuses a prospect must be in, when the event happens, for the
+    # rule to run (app.automation.rules); empty: any status. Live statuses of the
+    # organization: deleting one a rule names is refused (app.workflows.service).
+    only_in_status_ids: list[int] = fields.JSONField(default=list)  # type: ignore[assignment]
 
     organization_id: int
     status_id: int | None

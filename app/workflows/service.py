@@ -266,7 +266,9 @@ async def _retire_status(actor: Actor, status: Status, move_to: Status | None) -
     ] + [
         f"rule {r.name!r}"
         for r in await AutomationRule.filter(organization_id=actor.organization_id)
-        if status.id in ops.referenced_status_ids(r.operations) or r.status_id == status.id
+        if status.id in ops.referenced_status_ids(r.operations)
+        or r.status_id == status.id
+        or status.id in r.only_in_status_ids
     ]
     if users:
         raise Conflict(f"Status {status.name!r} is used by {', '.join(users)}; change those first.", ("status_id",))
@@ -367,6 +369,7 @@ async def create_rule(
     enabled: bool | None,
     channel: Channel | None = None,
     stage: Stage | None = None,
+    only_in_status_ids: Sequence[int] = (),
 ) -> AutomationRule:
     actor.require_manager()
     rule = AutomationRule(
@@ -375,6 +378,7 @@ async def create_rule(
     rule.name = validation.name(name, ("name",))
     rule.status_id = await _rule_status(actor, event, status_id)
     rule.channel, rule.stage = _rule_filters(event, channel, stage)
+    rule.only_in_status_ids = await _only_in(actor, event, only_in_status_ids)
     rule.operations = await ops.validate(actor, operations, ("operations",))
     async with in_transaction():
         await caps.room_for_rule(actor.organization_id)
@@ -390,6 +394,23 @@ async def _rule_status(actor: Actor, event: TriggerEvent, status_id: int | None)
     if status_id is not None:
         raise InvalidInput(f"{event.value} rules take no statusId.", ("status_id",))
     return None
+
+
+async def _only_in(actor: Actor, event: TriggerEvent, status_ids: Sequence[int]) -> list[int]:
+    """The statuses a rule is limited to: live statuses of the organization, each once,
+    in the order given. A STATUS_ENTERED rule takes none: its statusId is the status
+    the prospect is in when its event happens."""
+    if not status_ids:
+        return []
+    field = ("only_in_status_ids",)
+    if event is TriggerEvent.STATUS_ENTERED:
+        raise InvalidInput("STATUS_ENTERED rules take no onlyInStatusIds: statusId is the status entered.", field)
+    rows = Status.filter(id__in=set(status_ids), organization_id=actor.organization_id, deleted_at=None)
+    live = {row.id for row in await rows.only("id")}
+    for index, status_id in enumerate(status_ids):
+        if status_id not in live:
+            raise NotFound("Status", (*field, index))
+    return list(dict.fromkeys(status_ids))
 
 
 def _rule_filters(
@@ -417,8 +438,10 @@ async def update_rule(
     operations: Sequence[ops.OperationSpec] | None,
     channel: Channel | None = UNCHANGED,
     stage: Stage | None = UNCHANGED,
+    only_in_status_ids: Sequence[int] | None = None,
 ) -> AutomationRule:
-    """Changes what is given; ``channel`` and ``stage`` set to None remove the filter."""
+    """Changes what is given; ``channel`` and ``stage`` set to None remove the filter,
+    ``only_in_status_ids`` set to [] the status condition."""
     actor.require_manager()
     rule = await get_owned(actor, AutomationRule, rule_id, ("rule_id",))
     rule.channel, rule.stage = _rule_filters(
@@ -432,6 +455,8 @@ async def update_rule(
         rule.enabled = enabled
     if status_id is not None:
         rule.status_id = await _rule_status(actor, rule.event, status_id)
+    if only_in_status_ids is not None:
+        rule.only_in_status_ids = await _only_in(actor, rule.event, only_in_status_ids)
     if operations is not None:
         rule.operations = await ops.validate(actor, operations, ("operations",))
     await rule.save()

@@ -200,6 +200,7 @@ class CreateAutomationRuleInput:
     enabled: bool | None = None
     channel: Channel | None = None
     stage: EnrollmentStage | None = None
+    only_in_status_ids: list[strawberry.ID] | None = None
 
 
 @strawberry.type
@@ -217,6 +218,9 @@ class UpdateAutomationRuleInput:
     operations: list[OperationInput] | None = None
     channel: Channel | None = strawberry.field(default=strawberry.UNSET, description="Null removes the filter.")
     stage: EnrollmentStage | None = strawberry.field(default=strawberry.UNSET, description="Null removes the filter.")
+    only_in_status_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="[] removes the condition."
+    )
 
 
 @strawberry.type
@@ -393,6 +397,7 @@ class WorkflowMutations:
                 enabled=input.enabled,
                 channel=_unset_to(input.channel, service.UNCHANGED),
                 stage=_unset_to(input.stage, service.UNCHANGED),
+                only_in_status_ids=_status_pks(input.only_in_status_ids) or [],
             )
             return {"automation_rule": types.AutomationRule(row=row)}
 
@@ -410,6 +415,7 @@ class WorkflowMutations:
                 operations=_specs(input.operations),
                 channel=_unset_to(input.channel, service.UNCHANGED),
                 stage=_unset_to(input.stage, service.UNCHANGED),
+                only_in_status_ids=_status_pks(input.only_in_status_ids),
             )
             return {"automation_rule": types.AutomationRule(row=row)}
 

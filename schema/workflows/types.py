@@ -240,6 +240,13 @@ class AutomationRule(Node):
     def stage(self) -> EnrollmentStage | None:
         return self.row.stage
 
+    @strawberry.field(
+        description="The rule runs only for prospects whose status, when the event happens, is one of these; empty: any status."
+    )
+    async def only_in_statuses(self, info: Info) -> list[Status]:
+        rows = await info.context.loaders.status.load_many(self.row.only_in_status_ids)
+        return [Status(row=row) for row in rows if row is not None]
+
     @strawberry.field
     def operations(self) -> list[Operation]:
         return [Operation(data=op) for op in self.row.operations]
