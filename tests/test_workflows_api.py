@@ -295,6 +295,7 @@ async def test_status_actions_are_the_ones_available_there(gql: GraphQL, org: Or
         "Left Message",
         "Left Voicemail",
         "Final Attempt, No Answer",
+        "Callback Requested",
         "Appointment Set",
         "Not Interested",
         "Do Not Contact",
@@ -377,7 +378,7 @@ async def test_apply_preset_is_idempotent_and_rejects_unknown_names(gql: GraphQL
             "workflows": [{"name": "New"}, {"name": "Attempting Contact"}, {"name": "Contacted"}, {"name": "Closed"}],
         }
     )
-    assert counts == (4, 9, 8, 21)
+    assert counts == (4, 9, 9, 25)
     assert counts == (
         await Workflow.filter(organization_id=org.id).count(),
         await Status.filter(organization_id=org.id).count(),
