@@ -343,7 +343,9 @@ async def test_assigned_after_entering_the_status_counts_from_the_assignment(
     assert (await distribution.pull_prospect(actor=second, prospect_id=lead.id)).owner_id == agents[1].id
 
 
-async def test_every_way_into_a_status_restarts_its_clock(org: Org, clock: FrozenClock, agents: list[User]) -> None:
+async def test_creation_and_actions_record_when_the_status_was_entered(
+    org: Org, clock: FrozenClock, agents: list[User]
+) -> None:
     """Creation and an action's SET_STATUS write when the prospect entered its
     status (a status set by hand: the test above); an action that leaves it in
     the status it has changes nothing."""
