@@ -18,7 +18,7 @@ from app.events.models import Event
 from app.prospects import distribution, reports
 from app.prospects import service as prospects
 from app.prospects.models import Prospect, Task, TaskKind
-from app.workflows.models import Status
+from app.workflows.models import Action, Interaction, Status
 from tests.conftest import GraphQL, Org, QueryCounter, mutate
 
 ASSIGN = "prospects { id owner { id } assignedAt reassignableAt } errors { code message field }"
@@ -282,3 +282,84 @@ async def test_reports_count_exactly_and_in_a_fixed_number_of_queries(
     assert body["data"]["pipelineReport"]["totalProspects"] == 10000
     assert sql_queries.count == small
     print(f"report queries: {small} for 10 prospects, {sql_queries.count} for 10,000")
+
+
+async def test_the_max_assignment_time_is_time_in_the_status(
+    gql: GraphQL, org: Org, clock: FrozenClock, agents: list[User]
+) -> None:
+    """Seeds 003/004: "how long a lead can stay in this status before it can be
+    pulled by another agent". A lead held 3.5 days that has just entered Contact
+    Made (3 days) stays with its owner 3 days more, not a moment less."""
+    await Organization.filter(id=org.id).update(pull_from_other_agents=True)
+    first, second = Actor(org.id, agents[0].id, Role.AGENT, clock), Actor(org.id, agents[1].id, Role.AGENT, clock)
+    [lead] = await make(org, clock, 1)
+    await distribution.pull_prospects(actor=first, count=1, system_statuses=None)
+    clock.advance(3.5 * 86400)
+    contact_made = await Status.get(organization_id=org.id, name="Contact Made")
+    moved = await mutate(
+        gql,
+        org.tokens[Role.MANAGER],
+        "setProspectStatus",
+        "prospect { status { name } reassignableAt }",
+        id=gids([lead])[0],
+        statusId=ids.encode("Status", contact_made.id),
+    )
+    entered = clock.now()
+    assert moved["prospect"] == {
+        "status": {"name": "Contact Made"},
+        "reassignableAt": (entered + timedelta(days=3)).isoformat(),
+    }
+    with pytest.raises(NotPullable, match="from its owner from"):
+        await distribution.pull_prospect(actor=second, prospect_id=lead.id)
+    clock.advance(3 * 86400 - 1)
+    with pytest.raises(NotPullable):
+        await distribution.pull_prospect(actor=second, prospect_id=lead.id)
+    clock.advance(1)
+    taken = await distribution.pull_prospect(actor=second, prospect_id=lead.id)
+    assert taken.owner_id == agents[1].id
+    assert distribution.reassignable_at(taken, contact_made) == clock.now() + timedelta(days=3)  # from the assignment
+
+
+async def test_assigned_after_entering_the_status_counts_from_the_assignment(
+    org: Org, clock: FrozenClock, agents: list[User]
+) -> None:
+    await Organization.filter(id=org.id).update(pull_from_other_agents=True)
+    first, second = Actor(org.id, agents[0].id, Role.AGENT, clock), Actor(org.id, agents[1].id, Role.AGENT, clock)
+    contact_made = await Status.get(organization_id=org.id, name="Contact Made")
+    [lead] = await make(org, clock, 1)
+    await prospects.set_status(
+        actor=org.actor(Role.ADMIN, clock), prospect_id=lead.id, status_id=contact_made.id, note=None
+    )
+    entered = clock.now()
+    clock.advance(2 * 86400)
+    await distribution.pull_prospects(actor=first, count=1, system_statuses=None)
+    held = await Prospect.get(id=lead.id)
+    assert held.status_entered_at == entered
+    assert distribution.reassignable_at(held, contact_made) == clock.now() + timedelta(days=3)
+    clock.advance(86400)  # 3 days in the status, 1 with its owner
+    with pytest.raises(NotPullable):
+        await distribution.pull_prospect(actor=second, prospect_id=lead.id)
+    clock.advance(2 * 86400)
+    assert (await distribution.pull_prospect(actor=second, prospect_id=lead.id)).owner_id == agents[1].id
+
+
+async def test_creation_and_actions_record_when_the_status_was_entered(
+    org: Org, clock: FrozenClock, agents: list[User]
+) -> None:
+    """Creation and an action's SET_STATUS write when the prospect entered its
+    status (a status set by hand: the test above); an action that leaves it in
+    the status it has changes nothing."""
+    admin = org.actor(Role.ADMIN, clock)
+    [lead] = await make(org, clock, 1)
+    assert (await Prospect.get(id=lead.id)).status_entered_at == clock.now()
+    clock.advance(60)
+    no_answer = await Action.get(organization_id=org.id, name="No Answer")
+    await prospects.log_activity(
+        actor=admin, prospect_id=lead.id, interaction=Interaction.CALL, action_id=no_answer.id, note=None
+    )
+    assert (await Prospect.get(id=lead.id)).status_entered_at == clock.now()  # New Lead → Attempting Contact
+    clock.advance(60)
+    await prospects.log_activity(
+        actor=admin, prospect_id=lead.id, interaction=Interaction.CALL, action_id=no_answer.id, note=None
+    )
+    assert (await Prospect.get(id=lead.id)).status_entered_at == clock.now() - timedelta(seconds=60)  # stayed

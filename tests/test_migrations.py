@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -413,3 +413,66 @@ async def test_prospects_sharing_an_email_merge_into_the_oldest(
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+async def test_each_prospect_entered_its_status_when_its_history_says(tmp_path: Path) -> None:
+    """0022: statusEnteredAt is the latest change into the prospect's present
+    status (not a later change into another, nor an earlier entry into this one);
+    a prospect without such a change counts from its assignment, else its creation."""
+    day = timedelta(days=1)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    async with fresh_database(file=tmp_path / "migrated.sqlite3") as url:
+        config = db.tortoise_config(url)
+        await migrate(config=config, target="models.0019_one_person")
+        await Tortoise.init(config=config)
+        try:
+            conn = connections.get("default")
+            org = {"time_zone": "UTC", "phone_region": "US", "pull_from_other_agents": False, "created_at": start}
+            acme = await _insert(conn, "organization", name="Acme", **org)
+            workflow = await _insert(conn, "workflow", organization_id=acme, name="Leads", position=0)
+            new, called = [
+                await _insert(
+                    conn,
+                    "status",
+                    organization_id=acme,
+                    workflow_id=workflow,
+                    name=name,
+                    position=n,
+                    system_status="NEW",
+                    pipeline_percent=0,
+                )
+                for n, name in enumerate(("New", "Called"))
+            ]
+            back = await _insert(conn, "prospect", **_prospect(acme, new, "back@example.com"))
+            for n, (frm, to) in enumerate([(None, new), (new, called), (called, new)]):
+                await _insert(
+                    conn,
+                    "status_change",
+                    organization_id=acme,
+                    prospect_id=back,
+                    from_status_id=frm,
+                    to_status_id=to,
+                    cause="USER",
+                    at=start + n * day,
+                )
+            assigned = await _insert(
+                conn, "prospect", **_prospect(acme, new, "assigned@example.com", assigned_at=start + 5 * day)
+            )
+            bare = await _insert(conn, "prospect", **_prospect(acme, called, "bare@example.com"))
+        finally:
+            await Tortoise.close_connections()
+        await migrate(config=config)
+        await Tortoise.init(config=config)
+        try:
+            rows = await connections.get("default").execute_query_dict(
+                'SELECT "id", "status_entered_at" FROM "prospect" ORDER BY "id"'
+            )
+        finally:
+            await Tortoise.close_connections()
+    entered = {row["id"]: row["status_entered_at"] for row in rows}
+    as_utc = {pk: at if isinstance(at, datetime) else datetime.fromisoformat(at) for pk, at in entered.items()}
+    assert {pk: at.astimezone(UTC) for pk, at in as_utc.items()} == {
+        back: start + 2 * day,
+        assigned: start + 5 * day,
+        bare: datetime(2026, 1, 1, tzinfo=UTC),
+    }

@@ -426,3 +426,59 @@ async def test_prospect_filters_and_pagination(gql: GraphQL, org: Org, clock: Fr
     ]:
         body = await gql(token, f"{{ prospects(filter: {filter_}) {{ totalCount }} }}")
         assert body["data"]["prospects"]["totalCount"] == count, filter_
+
+
+async def test_log_activity_callback_at_schedules_the_callback_at_the_time_asked_for(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    """Seeds 003/004: "the lead asked for a second phone call scheduled for a later
+    time": the callback is due then, not after the action's fixed delay. A time
+    with an offset is that instant; one without is UTC, as other DateTimes are."""
+    own = await populate(org, clock)
+    voicemail = await Action.get(organization_id=org.id, name="Left Voicemail")
+    tasks = "prospect { tasks { edges { node { kind dueAt } } } }"
+    for asked, due in [
+        ("2026-01-08T15:30:00-05:00", "2026-01-08T20:30:00+00:00"),
+        ("2026-01-09T10:00:00", "2026-01-09T10:00:00+00:00"),
+        ((clock.now() - timedelta(minutes=1)).isoformat(), (clock.now() - timedelta(minutes=1)).isoformat()),
+    ]:
+        payload = await mutate(
+            gql,
+            org.tokens[Role.AGENT],
+            "logActivity",
+            tasks,
+            prospectId=own["Prospect"],
+            interaction="CALL",
+            actionId=ids.encode("Action", voicemail.id),
+            callbackAt=asked,
+        )
+        assert payload["errors"] == []
+        assert payload["prospect"]["tasks"]["edges"][-1]["node"] == {"kind": "CALLBACK", "dueAt": due}
+
+
+async def test_log_activity_refuses_a_callback_at_it_cannot_keep(gql: GraphQL, org: Org, clock: FrozenClock) -> None:
+    own = await populate(org, clock)
+    voicemail = await Action.get(organization_id=org.id, name="Left Voicemail")
+    no_answer = await Action.get(organization_id=org.id, name="No Answer")  # schedules no callback
+    now = clock.now()
+    before = (await Activity.all().count(), await Task.all().count(), await StatusChange.all().count())
+    for action, asked, says in [
+        (voicemail, now - timedelta(hours=1), "in the past"),
+        (voicemail, now + timedelta(days=400), "at most a year ahead"),
+        (no_answer, now + timedelta(days=1), "'No Answer' schedules none"),
+        (None, now + timedelta(days=1), "no action is given"),
+    ]:
+        payload = await mutate(
+            gql,
+            org.tokens[Role.AGENT],
+            "logActivity",
+            "activity { id }",
+            prospectId=own["Prospect"],
+            interaction="CALL",
+            actionId=ids.encode("Action", action.id) if action else None,
+            callbackAt=asked.isoformat(),
+        )
+        [error] = payload["errors"]
+        assert (error["code"], error["field"]) == ("INVALID_INPUT", ["input", "callbackAt"])
+        assert says in error["message"] and "callbackAt" in error["message"]
+    assert (await Activity.all().count(), await Task.all().count(), await StatusChange.all().count()) == before

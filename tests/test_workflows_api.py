@@ -295,6 +295,7 @@ async def test_status_actions_are_the_ones_available_there(gql: GraphQL, org: Or
         "Left Message",
         "Left Voicemail",
         "Final Attempt, No Answer",
+        "Callback Requested",
         "Appointment Set",
         "Not Interested",
         "Do Not Contact",
@@ -377,7 +378,7 @@ async def test_apply_preset_is_idempotent_and_rejects_unknown_names(gql: GraphQL
             "workflows": [{"name": "New"}, {"name": "Attempting Contact"}, {"name": "Contacted"}, {"name": "Closed"}],
         }
     )
-    assert counts == (4, 9, 8, 21)
+    assert counts == (4, 9, 9, 25)
     assert counts == (
         await Workflow.filter(organization_id=org.id).count(),
         await Status.filter(organization_id=org.id).count(),
@@ -463,7 +464,7 @@ async def test_a_status_a_rule_is_limited_to_cannot_be_deleted_until_the_rule_le
     status a rule moves to."""
     await populate(org, clock)
     token = org.tokens[Role.MANAGER]
-    made = await Status.get(organization_id=org.id, name="Contact Made")  # no action moves there
+    made = await Status.get(organization_id=org.id, name="Final Contact")  # no action moves there
     created = await mutate(
         gql,
         token,

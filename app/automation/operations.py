@@ -14,7 +14,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Self
 
 from app.accounts.actor import Actor
@@ -44,6 +44,9 @@ class Run:
     actor: Actor
     cause: ChangeCause
     chain: Chain
+    # The time the person asked to be called back (``logActivity(callbackAt:)``):
+    # a SCHEDULE_CALLBACK of this run is due then instead of after its delay.
+    callback_at: datetime | None = None
 
     async def enrollments(self, event: Event, outcome: Stage | None = None) -> None:
         """Applies ``event`` to the prospect's unfinished enrollments."""
@@ -113,7 +116,7 @@ class ScheduleCallback(Operation):
             prospect_id=on.prospect.id,
             assignee_id=on.prospect.owner_id,
             kind=TaskKind.CALLBACK,
-            due_at=now + timedelta(seconds=self.delay_seconds),
+            due_at=on.callback_at or now + timedelta(seconds=self.delay_seconds),
             created_at=now,
         )
         await log.record([task_event(EventType.TASK_CREATED, task, now)])
@@ -247,6 +250,11 @@ def parse(stored: Iterable[Mapping[str, Any]]) -> list[Operation]:
     return [KINDS[OperationType(op["type"])].parse(op) for op in stored]
 
 
+def schedules_callback(operations: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the stored operations schedule a callback (take a ``callback_at``)."""
+    return any(isinstance(operation, ScheduleCallback) for operation in parse(operations))
+
+
 async def run_operations(
     prospect: Prospect,
     operations: Iterable[Mapping[str, Any]],
@@ -254,8 +262,10 @@ async def run_operations(
     actor: Actor,
     cause: ChangeCause,
     chain: Chain,
+    callback_at: datetime | None = None,
 ) -> None:
-    """Runs stored operations in order on a locked prospect row."""
-    on = Run(prospect, actor, cause, chain)
+    """Runs stored operations in order on a locked prospect row; a callback they
+    schedule is due at ``callback_at`` when given, else after its delay."""
+    on = Run(prospect, actor, cause, chain, callback_at)
     for operation in parse(operations):
         await operation.run(on)

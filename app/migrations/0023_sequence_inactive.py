@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     ``sequence_inactive``) and no one's own pause. A nullable column without a
     default: PostgreSQL adds it without rewriting the table."""
 
-    dependencies = [('models', '0021_rule_statuses')]
+    dependencies = [('models', '0022_status_entered')]
 
     initial = False
 

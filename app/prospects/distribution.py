@@ -1,6 +1,7 @@
 """Distribution (SPEC R11): push to a user or round robin over the active
 agents, return, pull from the shared pool, pull from another agent once the
-status's max assignment time has passed.
+status's max assignment time has passed (``reassignable_at``: counted from the
+later of entering the status and being assigned).
 
 Every owner change goes through ``updates.assign_all``: it sets ``assigned_at`` and
 appends ASSIGNMENT_CHANGED in the caller's transaction. Concurrent calls never
@@ -30,10 +31,18 @@ MAX_PULL = 100
 
 
 def reassignable_at(prospect: Prospect, status: Status) -> datetime | None:
-    """When another agent may pull the prospect from its owner; None: never."""
+    """When another agent may pull the prospect from its owner; None: never.
+
+    The status's max assignment time is the time a lead may stay *in this status*
+    with its owner (seeds 003/004): it counts from the later of entering the
+    status and being assigned, so a lead held for days that has just moved to a
+    status has that status's whole time before anyone may take it. The one rule:
+    ``reassignableAt``, ``pullProspect`` and anything else that asks use this."""
     if prospect.owner_id is None or prospect.assigned_at is None or status.max_assignment_seconds is None:
         return None
-    return prospect.assigned_at + timedelta(seconds=status.max_assignment_seconds)
+    entered = prospect.status_entered_at
+    since = prospect.assigned_at if entered is None else max(prospect.assigned_at, entered)
+    return since + timedelta(seconds=status.max_assignment_seconds)
 
 
 async def _owned(actor: Actor, prospect_ids: Sequence[int]) -> tuple[list[Prospect | None], list[DomainError]]:

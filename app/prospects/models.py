@@ -68,6 +68,9 @@ class Prospect(Model):
         "models.User", null=True, on_delete=fields.SET_NULL, related_name=False
     )
     assigned_at = fields.DatetimeField(null=True)
+    # When it entered its status (set with the status by app/prospects/statuses.py):
+    # with assigned_at, where a status's max assignment time counts from.
+    status_entered_at = fields.DatetimeField(null=True)
     pullable_after = fields.DatetimeField(null=True)
     do_not_contact = fields.BooleanField(default=False)
     opted_out_channels: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]

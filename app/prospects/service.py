@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from tortoise import connections
@@ -193,6 +193,7 @@ async def insert(actor: Actor, ready: Sequence[NewProspect], *, cause: ChangeCau
         Prospect(
             organization_id=actor.organization_id,
             status_id=item.status_id,
+            **statuses.entered_values(now),
             owner_id=item.owner_id,
             assigned_at=now if item.owner_id is not None else None,
             search_text=fields.search_text(item.values),
@@ -300,8 +301,13 @@ async def log_activity(
     interaction: Interaction,
     action_id: int | None,
     note: str | None,
+    callback_at: datetime | None = None,
 ) -> tuple[Activity, Prospect]:
-    """Records the interaction and applies the action's operations, atomically (R2.3)."""
+    """Records the interaction and applies the action's operations, atomically (R2.3);
+    ``callback_at``, the time the person asked to be called back, is when the
+    callback the action schedules is due, instead of after the operation's delay."""
+    if callback_at is not None:
+        callback_at = _callback_time(callback_at, actor.now())
     async with in_transaction():
         prospect = await get_prospect(actor, prospect_id, ("prospect_id",), lock=True)
         action = None
@@ -314,6 +320,9 @@ async def log_activity(
             if not await availability.action_available(action, prospect.status_id):
                 message = await availability.not_available_message(action, prospect.status_id)
                 raise ActionNotAvailable(message, ("action_id",))
+        if callback_at is not None and (action is None or not operations.schedules_callback(action.operations)):
+            given = "no action is given" if action is None else f"{action.name!r} schedules none"
+            raise InvalidInput(f"callbackAt is for an action that schedules a callback: {given}.", ("callback_at",))
         activity = await Activity.create(
             organization_id=actor.organization_id,
             prospect_id=prospect.id,
@@ -325,9 +334,34 @@ async def log_activity(
         )
         if action is not None:
             await operations.run_operations(
-                prospect, action.operations, actor=actor, cause=ChangeCause.ACTION, chain=Chain()
+                prospect,
+                action.operations,
+                actor=actor,
+                cause=ChangeCause.ACTION,
+                chain=Chain(),
+                callback_at=callback_at,
             )
     return activity, prospect
+
+
+CALLBACK_SLACK = timedelta(minutes=5)
+"""How far in the past a callbackAt may be (a time picked a moment ago, a clock a little off)."""
+
+CALLBACK_HORIZON = timedelta(days=366)
+"""How far ahead a callbackAt may be."""
+
+
+def _callback_time(at: datetime, now: datetime) -> datetime:
+    """``at`` checked: not in the past beyond ``CALLBACK_SLACK``, nor beyond
+    ``CALLBACK_HORIZON``; a time without an offset is UTC, as every DateTime given
+    to the API is read."""
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    field = ("callback_at",)
+    if at < now - CALLBACK_SLACK:
+        raise InvalidInput(f"callbackAt {at.isoformat()} is in the past (it is now {now.isoformat()}).", field)
+    if at > now + CALLBACK_HORIZON:
+        raise InvalidInput("callbackAt may be at most a year ahead.", field)
+    return at
 
 
 async def mark_do_not_contact(*, actor: Actor, prospect_id: int, do_not_contact: bool) -> Prospect:

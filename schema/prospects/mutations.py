@@ -180,6 +180,10 @@ class LogActivityInput:
     interaction: Interaction
     action_id: strawberry.ID | None = None
     note: str | None = None
+    callback_at: datetime | None = strawberry.field(
+        default=None,
+        description="When the action schedules a callback: the time the person asked for, instead of the operation's delay.",
+    )
 
 
 @strawberry.type
@@ -329,6 +333,7 @@ class ProspectMutations:
                 interaction=input.interaction,
                 action_id=optional_pk("Action", input.action_id),
                 note=input.note,
+                callback_at=input.callback_at,
             )
             return {"activity": types.Activity(row=activity), **_prospect(prospect)}
 
