@@ -170,7 +170,7 @@ async def receive(
     question) is a reply. ``receipt_key`` is unique: a provider's retry of the same message raises
     IntegrityError, so the caller can roll back and answer as before."""
     now = actor.now()
-    if kind is Kind.OPT_IN and not await _opted_out(prospect, channel):
+    if kind is Kind.OPT_IN and channel not in await suppressions.blocked_channels(prospect):
         kind = Kind.REPLY
     message = await store(
         prospect,
@@ -204,14 +204,6 @@ async def receive(
         await rules.events_happened(TriggerEvent.MESSAGE_RECEIVED, [(actor, prospect.id, channel)])
         await prospect.refresh_from_db()  # rules may have changed it
     return message
-
-
-async def _opted_out(prospect: Prospect, channel: Channel) -> bool:
-    """The prospect has opted out of ``channel``, or its address there is suppressed."""
-    if channel.value in prospect.opted_out_channels:
-        return True
-    address = suppressions.address_of(prospect, channel)
-    return bool(await suppressions.suppressed(prospect.organization_id, [(channel, address)]))
 
 
 async def store(
