@@ -1,19 +1,25 @@
 """Issue 21, item 3: no reply is credited to the wrong person. Routing prefers the
 thread (In-Reply-To / References; for an SMS, the prospect our latest SMS to the
 number went to), then the one prospect carrying the address; several carrying
-it and no thread deciding is an error on the API and unrouted on the webhooks."""
+it and no thread deciding is an error on the API and unrouted on the webhooks,
+but for an SMS STOP or START, which speaks for the number on both
+(inbound.for_the_number)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from app import ids
 from app.accounts import service as accounts
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.config import Settings
+from app.events.models import Event
 from app.messaging import sending, twilio
 from app.messaging.models import Message
 from app.prospects import suppressions
@@ -79,8 +85,22 @@ async def _stages(enrolled: dict[str, tuple[Enrollment, int]]) -> dict[str, str]
     return {name: (await Enrollment.get(id=e.id)).stage for name, (e, _) in enrolled.items()}
 
 
-async def _record(gql: GraphQL, org: Org, **input_: str) -> dict[str, object]:
-    return await mutate(gql, org.tokens[Role.ADMIN], "recordInboundMessage", RECORDED, **input_)
+async def _record(gql: GraphQL, org: Org, role: Role = Role.ADMIN, **input_: str) -> dict[str, object]:
+    return await mutate(gql, org.tokens[role], "recordInboundMessage", RECORDED, **input_)
+
+
+async def _events(org: Org) -> Counter[tuple[str, int | None]]:
+    """The organization's events by type and prospect."""
+    return Counter((str(e.type), e.prospect_id) for e in await Event.filter(organization_id=org.id))
+
+
+async def _opted_out(name: str) -> list[str]:
+    return (await Prospect.get(first_name=name)).opted_out_channels
+
+
+async def _sms_entries(org: Org) -> list[tuple[str, str, int | None]]:
+    rows = await Suppression.filter(organization_id=org.id, channel="SMS").order_by("id")
+    return [(r.address, r.reason, r.prospect_id) for r in rows]
 
 
 # recordInboundMessage
@@ -99,6 +119,110 @@ async def test_a_shared_number_with_no_thread_is_refused_naming_sender_and_in_re
     assert "2 prospects have this number" in error["message"] and "inReplyTo" in error["message"]
     assert answer["message"] is None and await Message.filter(direction="INBOUND").count() == 0
     assert await _stages(enrolled) == before
+
+
+async def test_stop_and_start_from_a_shared_number_speak_for_it_through_the_api_too(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    """As on the Twilio webhook: with no thread to say who texted, STOP opts out
+    every record carrying the number and START opts each back in; the message is
+    credited to none, so the payload names no message and no prospect."""
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    ada, bob = enrolled["Ada"][0].prospect_id, enrolled["Bob"][0].prospect_id
+    before = await _events(org)
+
+    stop = await _record(gql, org, channel="SMS", body="STOP", **{"from": "(202) 555-0143"})
+
+    assert stop == {"message": None, "prospect": None, "errors": []}
+    assert (await _opted_out("Ada"), await _opted_out("Bob")) == (["SMS"], ["SMS"])
+    assert await _stages(enrolled) == {"Ada": "OPTED_OUT", "Bob": "OPTED_OUT"}
+    assert await _sms_entries(org) == [(SHARED, "OPTED_OUT", ada)]
+    assert await Message.filter(direction="INBOUND").count() == 0
+    stopped = await _events(org) - before  # each change once, and no MESSAGE_RECEIVED
+    assert stopped == Counter(
+        {
+            ("PROSPECT_UPDATED", ada): 1,
+            ("PROSPECT_UPDATED", bob): 1,
+            ("STAGE_CHANGED", ada): 1,
+            ("STAGE_CHANGED", bob): 1,
+        }
+    )
+
+    start = await _record(gql, org, channel="SMS", body="Start", **{"from": SHARED})
+
+    assert start == {"message": None, "prospect": None, "errors": []}
+    assert (await _opted_out("Ada"), await _opted_out("Bob")) == ([], [])
+    assert await _sms_entries(org) == []  # the entry the STOP made, which no person added
+    assert await _stages(enrolled) == {"Ada": "OPTED_OUT", "Bob": "OPTED_OUT"}  # finished stays finished
+    assert await _events(org) - before - stopped == Counter(
+        {("PROSPECT_UPDATED", ada): 1, ("PROSPECT_UPDATED", bob): 1}
+    )
+    assert await Message.filter(direction="INBOUND").count() == 0
+
+
+async def test_start_from_a_shared_number_leaves_an_opt_out_a_person_recorded(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    bob = enrolled["Bob"][0].prospect_id
+    opted = await mutate(
+        gql,
+        org.tokens[Role.MANAGER],
+        "optOutProspect",
+        "prospect { id }",
+        id=ids.encode("Prospect", bob),
+        channel="SMS",
+    )
+    assert opted["errors"] == []
+
+    start = await _record(gql, org, channel="SMS", body="START", **{"from": SHARED})
+
+    assert start["errors"] == [] and start["message"] is None
+    assert (await _opted_out("Ada"), await _opted_out("Bob")) == ([], [])
+    assert await _sms_entries(org) == [(SHARED, "OPTED_OUT", bob)]  # a person's: START does not take it back
+    for name in ("Ada", "Bob"):
+        assert await suppressions.blocked_channels(await Prospect.get(first_name=name)) == {Channel.SMS}
+
+
+async def test_yes_from_a_shared_number_nobody_opted_out_is_an_ordinary_text(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    """An opt-in keyword with nothing to opt back into answers us: who wrote it is unknown."""
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    before = await _events(org)
+
+    answer = await _record(gql, org, channel="SMS", body="Yes", **{"from": SHARED})
+
+    [error] = answer["errors"]  # type: ignore[misc]
+    assert (error["code"], error["field"]) == ("INVALID_INPUT", ["input", "from"])
+    assert await _events(org) == before and await _stages(enrolled) == {"Ada": "APPROACHING", "Bob": "APPROACHING"}
+    assert await twilio.receive_sms(sid="SM-yes", to=OUR_NUMBER, sender=SHARED, body="Yes", clock=clock) == (
+        twilio.Received.UNROUTED
+    )
+    assert await _events(org) == before
+
+
+async def test_an_agent_speaks_for_the_number_only_through_the_records_it_may_see(
+    gql: GraphQL, org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    """An AGENT's STOP reaches the prospects it may work: with one of them carrying
+    the number it is that one's, as before; the number's entry, which every STOP
+    writes, blocks the other record too (R12.1), but its flags stay the owner's."""
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    await Prospect.filter(first_name="Bob").update(owner_id=org.users[Role.MANAGER].id)
+
+    stop = await _record(gql, org, Role.AGENT, channel="SMS", body="STOP", **{"from": SHARED})
+
+    assert stop["errors"] == [] and stop["prospect"] == {"firstName": "Ada", "conversationState": "NEW"}
+    assert (await _opted_out("Ada"), await _opted_out("Bob")) == (["SMS"], [])
+    assert await _stages(enrolled) == {"Ada": "OPTED_OUT", "Bob": "OPTED_OUT"}
+    await Prospect.filter(first_name="Bob").update(owner_id=org.users[Role.AGENT].id)  # now the AGENT sees both
+
+    start = await _record(gql, org, Role.AGENT, channel="SMS", body="START", **{"from": SHARED})
+
+    assert start == {"message": None, "prospect": None, "errors": []}
+    assert (await _opted_out("Ada"), await _opted_out("Bob")) == ([], [])
+    assert await _sms_entries(org) == []
 
 
 async def test_a_shared_number_goes_to_whom_we_texted_last(
@@ -217,6 +341,59 @@ async def test_twilio_stop_from_a_shared_number_opts_out_each_record(
     assert await _stages(enrolled) == {"Ada": "OPTED_OUT", "Bob": "OPTED_OUT"}
     for name in ("Ada", "Bob"):
         assert (await Prospect.get(first_name=name)).opted_out_channels == ["SMS"]
+
+
+@pytest.mark.parametrize("body", ["STOP", "START"])
+async def test_twilio_keyword_from_a_shared_number_writes_the_numbers_entry_once_per_carrier(
+    org: Org, clock: FrozenClock, settings: Settings, monkeypatch: pytest.MonkeyPatch, body: str
+) -> None:
+    """consent writes (or withdraws) the number's entry for each record carrying
+    it; the keyword writes no entry of its own for a number someone has."""
+    enrolled = await _enrolled(org, clock, settings, SMS_STEPS)
+    carriers = {e.prospect_id for e, _ in enrolled.values()}
+    if body == "START":
+        await twilio.receive_sms(sid="SM-stop", to=OUR_NUMBER, sender=SHARED, body="STOP", clock=clock)
+    written: list[int | None] = []
+    withdrawn: list[str | None] = []
+    record, withdraw = suppressions.record, suppressions.withdraw_opt_out
+
+    async def counting_record(organization_id: int, entries: Any, **kwargs: Any) -> Any:
+        if any(e.address == SHARED for e in entries):
+            written.append(kwargs.get("prospect_id"))
+        return await record(organization_id, entries, **kwargs)
+
+    async def counting_withdraw(organization_id: int, channel: Channel, address: str | None) -> int:
+        withdrawn.append(address)
+        return await withdraw(organization_id, channel, address)
+
+    monkeypatch.setattr(suppressions, "record", counting_record)
+    monkeypatch.setattr(suppressions, "withdraw_opt_out", counting_withdraw)
+
+    answer = await twilio.receive_sms(sid=f"SM-{body}", to=OUR_NUMBER, sender=SHARED, body=body, clock=clock)
+
+    assert answer == twilio.Received.RECORDED
+    if body == "STOP":
+        assert Counter(written) == Counter(carriers) and withdrawn == []  # each carrier's, none the keyword's own
+        assert await Suppression.filter(organization_id=org.id, address=SHARED).count() == 1
+    else:
+        assert written == [] and withdrawn == [SHARED, SHARED]
+        assert await Suppression.filter(organization_id=org.id, address=SHARED).count() == 0
+    expected = ["SMS"] if body == "STOP" else []
+    assert [p.opted_out_channels for p in await Prospect.filter(id__in=carriers)] == [expected, expected]
+
+
+async def test_twilio_start_from_a_number_no_prospect_has_withdraws_its_stop(
+    org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    unknown = "+12025550199"
+    await _enrolled(org, clock, settings, SMS_STEPS)
+    stop = await twilio.receive_sms(sid="SM-1", to=OUR_NUMBER, sender=unknown, body="STOP", clock=clock)
+    assert stop == twilio.Received.RECORDED
+    assert await _sms_entries(org) == [(unknown, "OPTED_OUT", None)]
+    start = await twilio.receive_sms(sid="SM-2", to=OUR_NUMBER, sender=unknown, body="START", clock=clock)
+    assert start == twilio.Received.RECORDED and await _sms_entries(org) == []
+    again = await twilio.receive_sms(sid="SM-3", to=OUR_NUMBER, sender=unknown, body="START", clock=clock)
+    assert again == twilio.Received.UNROUTED  # nothing to opt into, from no one we know
 
 
 async def test_twilio_outcomes_for_a_shared_number(org: Org, clock: FrozenClock, settings: Settings) -> None:

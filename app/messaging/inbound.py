@@ -34,12 +34,15 @@ UNSUBSCRIBE_REQUEST = "unsubscribe_request"
 """The reason on the stage changes an email asking to be unsubscribed makes."""
 
 
-async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str | None) -> tuple[Prospect, str | None]:
+async def _sender(
+    actor: Actor, channel: Channel, sender: str, in_reply_to: str | None, kind: Kind
+) -> tuple[Prospect | None, str | None]:
     """The prospect a message came from, and the sender's address normalized (None
     if unreadable: a thread needs none): the one our message it answers went to
     (``in_reply_to``), else by address (``routed``). Where several prospects carry
     the address and nothing says which one wrote, InvalidInput: crediting the
-    reply to one of them would be a guess."""
+    reply to one of them would be a guess; but an SMS STOP or START speaks for the
+    number (``for_the_number``, done here): no prospect then."""
     field = ("sender",)
     if channel not in (Channel.EMAIL, Channel.SMS):
         raise InvalidInput("Inbound messages come by EMAIL or SMS.", ("channel",))
@@ -67,6 +70,11 @@ async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str 
     query = prospects.visible(actor).filter(**{"email" if channel is Channel.EMAIL else "phone": address})
     found = await routed(query, channel=channel, address=address)
     if len(found) > 1:
+        # Only the prospects the actor may see speak here, so none when it sees none (NotFound below).
+        if channel is Channel.SMS and await for_the_number(
+            kind, query, organization_id=actor.organization_id, phone=address, actor=actor
+        ):
+            return None, address
         raise InvalidInput(
             f"{len(found)} prospects have this {'number' if channel is Channel.SMS else 'address'}: "
             "give inReplyTo, the id of our message they answer, to say which one wrote.",
@@ -76,6 +84,51 @@ async def _sender(actor: Actor, channel: Channel, sender: str, in_reply_to: str 
     if prospect is None:
         raise NotFound("Prospect", field)
     return prospect, address
+
+
+async def for_the_number(
+    kind: Kind, carrying: QuerySet[Prospect], *, organization_id: int, phone: str, actor: Actor
+) -> bool:
+    """STOP and START speak for the number (the Twilio webhook and
+    ``recordInboundMessage`` alike) when nothing says which prospect texted it
+    (``routed`` named not one): an opt-out keyword opts each of ``carrying`` (the
+    prospects with ``phone``: the organization's, or those an API caller may see)
+    out of SMS, an opt-in keyword each back in, through consent, which writes (or
+    withdraws) the number's entry on the list as it does for one. Only when none
+    carries the number (the webhook's ``carrying`` empty) is the number's own
+    entry written (or its OPTED_OUT entry no person added withdrawn), so a record
+    made later is blocked too. The message is credited to none of them.
+
+    True if so; False, nothing done, for anything else, and for an opt-in with
+    nothing to opt back into: as ``receive`` has it, that "Yes" answers us."""
+    if kind not in (Kind.OPT_OUT, Kind.OPT_IN):
+        return False
+    carriers = await carrying.order_by("id").select_for_update()
+    if kind is Kind.OPT_IN and not await _sms_blocked(organization_id, phone, carriers):
+        return False
+    for prospect in carriers:
+        if kind is Kind.OPT_OUT:
+            await consent.opt_out(prospect, Channel.SMS, actor=actor, cause=ChangeCause.INBOUND)
+        else:
+            await consent.opt_in(prospect, Channel.SMS, actor=actor)
+    if carriers:
+        return True
+    if kind is Kind.OPT_OUT:
+        entry = suppressions.Entry(Channel.SMS, phone, SuppressionReason.OPTED_OUT)
+        await suppressions.record(
+            organization_id, [entry], actor=actor, cause=ChangeCause.INBOUND, enrollment_reason="opted_out"
+        )
+    else:
+        await suppressions.withdraw_opt_out(organization_id, Channel.SMS, phone)
+    return True
+
+
+async def _sms_blocked(organization_id: int, phone: str, carriers: list[Prospect]) -> bool:
+    """SMS is blocked for one of ``carriers`` (all with ``phone``, so its entries
+    count), or, with none, the number is on the list: there is something to opt into."""
+    if carriers:
+        return any(Channel.SMS in blocked for blocked in await suppressions.blocked_channels_of(carriers))
+    return bool(await suppressions.suppressed(organization_id, [(Channel.SMS, phone)]))
 
 
 def own_words(kind: Kind, prospect: Prospect, *, channel: Channel, address: str | None) -> Kind:
@@ -128,14 +181,18 @@ async def record_inbound(
     subject: str | None,
     in_reply_to: str | None,
     auto_reply: bool,
-) -> tuple[Message, Prospect]:
+) -> tuple[Message, Prospect] | None:
     """Records a received message from the API (``recordInboundMessage``): its body
-    and subject at most as long as a received email's (mime.MAX_TEXT, MAX_SUBJECT)."""
+    and subject at most as long as a received email's (mime.MAX_TEXT, MAX_SUBJECT).
+    None for an SMS STOP or START that spoke for a number several prospects carry
+    (``for_the_number``): each of them opted out or in, the message credited to none."""
     _at_most(body, mime.MAX_TEXT, ("body",))
     _at_most(subject, mime.MAX_SUBJECT, ("subject",))
+    kind = classify.inbound(channel, body, subject=subject, auto_reply=auto_reply)
     async with in_transaction():
-        prospect, address = await _sender(actor, channel, sender, in_reply_to)
-        kind = classify.inbound(channel, body, subject=subject, auto_reply=auto_reply)
+        prospect, address = await _sender(actor, channel, sender, in_reply_to, kind)
+        if prospect is None:
+            return None
         kind = own_words(kind, prospect, channel=channel, address=address)
         message = await receive(prospect, kind, actor=actor, channel=channel, sender=sender, body=body, subject=subject)
     return message, prospect
@@ -171,7 +228,7 @@ async def receive(
     IntegrityError, so the caller can roll back and answer as before."""
     now = actor.now()
     found_in = prospect.status_id  # the status the message finds, for the rules limited to statuses
-    if kind is Kind.OPT_IN and not await _opted_out(prospect, channel):
+    if kind is Kind.OPT_IN and channel not in await suppressions.blocked_channels(prospect):
         kind = Kind.REPLY
     message = await store(
         prospect,
@@ -209,14 +266,6 @@ async def receive(
         )
         await prospect.refresh_from_db()  # rules may have changed it
     return message
-
-
-async def _opted_out(prospect: Prospect, channel: Channel) -> bool:
-    """The prospect has opted out of ``channel``, or its address there is suppressed."""
-    if channel.value in prospect.opted_out_channels:
-        return True
-    address = suppressions.address_of(prospect, channel)
-    return bool(await suppressions.suppressed(prospect.organization_id, [(channel, address)]))
 
 
 async def store(

@@ -5,7 +5,8 @@ An inbound SMS is routed by ``To`` (the one organization that holds that number
 as its ``smsFrom``, app.accounts.identities) and ``From`` (its prospect with
 that number; of several, the one our latest SMS to it went to, else none:
 inbound.routed, but for STOP and START, which speak for the number: they opt
-each of them out or in, and suppress the number even when no prospect has it), recorded once per MessageSid (a unique receipt key, so
+each of them out or in, and suppress the number even when no prospect has it,
+inbound.for_the_number), recorded once per MessageSid (a unique receipt key, so
 Twilio's retries, even concurrent ones, change nothing twice), and then means
 one of: an opt-out keyword, an opt-in keyword, or a reply. Unlike an email's, the key needs no
 organization: an SMS has one recipient number, held by one organization, and
@@ -22,19 +23,16 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from tortoise.exceptions import IntegrityError
-from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app import validation
 from app.accounts import identities
-from app.accounts.actor import Actor, system_actor
+from app.accounts.actor import system_actor
 from app.clock import Clock
 from app.errors import InvalidInput
 from app.messaging import classify, inbound
-from app.messaging.classify import Kind
 from app.messaging.models import Direction, Message, MessageState
-from app.prospects import consent, suppressions
-from app.prospects.models import ChangeCause, Channel, Prospect, SuppressionReason
+from app.prospects.models import Channel, Prospect
 
 logger = logging.getLogger("leadline.twilio")
 
@@ -74,8 +72,9 @@ async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock
             carrying = Prospect.filter(organization_id=organization.id, phone=phone)
             found = await inbound.routed(carrying, channel=Channel.SMS, address=phone)
             kind = classify.inbound(Channel.SMS, body)
-            if len(found) != 1 and kind in (Kind.OPT_OUT, Kind.OPT_IN):
-                await _number_keyword(organization.id, phone, carrying, kind, actor=actor)
+            if len(found) != 1 and await inbound.for_the_number(
+                kind, carrying, organization_id=organization.id, phone=phone, actor=actor
+            ):
                 logger.info("inbound SMS %s: a keyword from a number %d prospects have, for each", sid, len(found))
                 return Received.RECORDED
             if len(found) > 1:
@@ -98,28 +97,6 @@ async def receive_sms(*, sid: str, to: str, sender: str, body: str, clock: Clock
     except IntegrityError:
         return Received.DUPLICATE
     return Received.RECORDED
-
-
-async def _number_keyword(
-    organization_id: int, phone: str, carrying: QuerySet[Prospect], kind: Kind, *, actor: Actor
-) -> None:
-    """STOP or START from a number no prospect has, or several and none of them
-    texted: the keyword speaks for the number, so each carrier is opted out of SMS
-    (or back in), and the number's entry on the list is written (or withdrawn)
-    even when no record carries it, so one made later is blocked too. The message
-    itself is credited to none of them."""
-    for prospect in await carrying.order_by("id").select_for_update():
-        if kind is Kind.OPT_OUT:
-            await consent.opt_out(prospect, Channel.SMS, actor=actor, cause=ChangeCause.INBOUND)
-        else:
-            await consent.opt_in(prospect, Channel.SMS, actor=actor)
-    if kind is Kind.OPT_OUT:
-        entry = suppressions.Entry(Channel.SMS, phone, SuppressionReason.OPTED_OUT)
-        await suppressions.record(
-            organization_id, [entry], actor=actor, cause=ChangeCause.INBOUND, enrollment_reason="opted_out"
-        )
-    else:
-        await suppressions.withdraw_opt_out(organization_id, Channel.SMS, phone)
 
 
 DELIVERED = {"delivered"}

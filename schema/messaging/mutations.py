@@ -52,7 +52,7 @@ class MessageMutations:
     @strawberry.mutation
     async def record_inbound_message(self, info: Info, input: RecordInboundMessageInput) -> RecordInboundMessagePayload:
         async def run() -> dict[str, Any]:
-            message, prospect = await inbound.record_inbound(
+            recorded = await inbound.record_inbound(
                 actor=info.context.actor,
                 channel=input.channel,
                 sender=input.from_,
@@ -61,6 +61,9 @@ class MessageMutations:
                 in_reply_to=input.in_reply_to,
                 auto_reply=bool(input.auto_reply),
             )
+            if recorded is None:  # STOP or START for a shared number: each carrier's, credited to none
+                return {"message": None, "prospect": None}
+            message, prospect = recorded
             return {"message": Message(row=message), "prospect": Prospect(row=prospect)}
 
         return await guarded(info, RecordInboundMessagePayload, run, {"sender": "from"})
