@@ -5,8 +5,10 @@
   answered 413 before a byte is read; a body without one is counted as it
   arrives and refused the moment it passes the cap, never read further.
 - ``BoundedGraphQL``: Strawberry's ASGI view whose request JSON must be UTF-8,
-  an object, nested no deeper than the parser's stack allows and free of lone
-  surrogates (400 saying which, as a JSON error), and whose response is at most
+  an object, nested no deeper than the parser's stack allows, free of lone
+  surrogates and of numbers no JSON parser holds (NaN, Infinity, past a double's
+  range or past Python's 4,300 digits) (400 saying which, as a JSON error), and
+  whose response is at most
   ``max_response_bytes`` (else a GraphQL error in its place). The response is
   encoded in parts and dropped the moment it passes the cap: its data may name
   one long text many times (every enrollment's sequence's steps), which costs
@@ -16,7 +18,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -121,11 +125,15 @@ def decode_json(data: str | bytes) -> object:
     else:
         text = data
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
+    except BadJSON:
+        raise
     except json.JSONDecodeError as error:
         raise BadJSON(f"The body is not JSON: {error.msg} (line {error.lineno}, column {error.colno}).") from None
     except RecursionError:
         raise BadJSON("The JSON is nested too deeply.") from None
+    except ValueError:  # an integer longer than int() reads (sys.get_int_max_str_digits())
+        raise BadJSON(f"The JSON has a number of more than {sys.get_int_max_str_digits():,} digits.") from None
     # Paired surrogates decode to one character; a lone one cannot be stored or sent.
     if _ESCAPED_SURROGATE.search(text) and (where := _holding(value, _SURROGATE)) is not None:
         raise BadJSON(f"The JSON has a lone surrogate, which is not text, at {_shown(where)}.")
@@ -133,6 +141,19 @@ def decode_json(data: str | bytes) -> object:
     if "\\u0000" in text and (where := _holding(value, _NUL)) is not None:
         raise BadJSON(f"The JSON has a NUL character (\\u0000), which text may not hold, at {_shown(where)}.")
     return value
+
+
+def _not_a_number(constant: str) -> float:
+    """Python's json reads NaN and Infinity, which JSON does not have: stored, they
+    would come back in responses no other parser reads."""
+    raise BadJSON(f"The body is not JSON: {constant} is not a JSON number.")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise BadJSON(f"The JSON has a number too large to hold: {text if len(text) <= 20 else text[:20] + '…'}.")
+    return number
 
 
 def _shown(where: str) -> str:

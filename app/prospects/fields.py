@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,9 @@ MAX_CUSTOM_FIELDS_BYTES = 16_384
 MAX_CUSTOM_FIELDS_DEPTH = 5
 """Objects and lists in customFields, the outer object counted: deep enough for
 an address or a list of tags, shallow enough for any JSON encoder's stack."""
+MAX_CUSTOM_FIELDS_INTEGER = 2**63 - 1
+"""The largest integer customFields hold (and its negative, less one): what the
+stored JSON's encoder (orjson) and most JSON readers take as an integer."""
 
 
 def clean(values: Mapping[str, Any], *, region: str, field: Field) -> dict[str, Any]:
@@ -49,6 +53,10 @@ def custom_fields(value: Any, field: Field) -> dict[str, Any]:
         raise InvalidInput("customFields must be a JSON object.", field)
     if _depth(value) > MAX_CUSTOM_FIELDS_DEPTH:
         raise InvalidInput(f"customFields may nest objects and lists at most {MAX_CUSTOM_FIELDS_DEPTH} deep.", field)
+    if not _numbers_hold(value):
+        raise InvalidInput(
+            f"customFields numbers must be finite, and integers within ±{MAX_CUSTOM_FIELDS_INTEGER:,}.", field
+        )
     if len(json.dumps(value)) > MAX_CUSTOM_FIELDS_BYTES:
         raise InvalidInput(f"customFields must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes as JSON.", field)
     return value
@@ -64,6 +72,27 @@ def _depth(value: object) -> int:
             deepest = max(deepest, depth)
             stack.extend((child, depth + 1) for child in inner)
     return deepest
+
+
+def _numbers_hold(value: object) -> bool:
+    """Whether every number in ``value`` is one JSON can carry and orjson store: a
+    GraphQL literal (``1e400``, or 30 digits) reaches here as inf or a long int."""
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float | int) and not _storable(item):
+            return False
+    return True
+
+
+def _storable(number: float) -> bool:
+    if isinstance(number, float):
+        return math.isfinite(number)
+    return -MAX_CUSTOM_FIELDS_INTEGER - 1 <= number <= MAX_CUSTOM_FIELDS_INTEGER
 
 
 SEARCHED = ("first_name", "last_name", "email", "phone", "company")

@@ -37,6 +37,8 @@ STEP_TEXTS = "enrollments(first: 100) { edges { node { sequence { steps { subjec
 THREE_PAGES = "prospects(first: $n) { edges { node { enrollments(first: $n) { edges { node { history(first: $n) { edges { node { at } } } } } } } } }"  # fmt: skip
 OVER = "is over the budget of 1,000,000 (GRAPHQL_MAX_COST)"
 CREATE = "mutation($input: CreateProspectInput!) { createProspect(input: $input) { errors { code message field } } }"
+CUSTOM = "mutation { createProspect(input: {prospect: {customFields: {n: %s}}}) { errors { code message field } } }"
+NUMBERS = "customFields numbers must be finite, and integers within ±9,223,372,036,854,775,807."
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -90,6 +92,15 @@ OPERATIONS = [
     pytest.param(CREATE, {"input": {"prospect": {"customFields": nested(500)}}}, "createProspect",
                  {"message": "at most 5 deep", "code": "INVALID_INPUT", "field": ["input", "prospect", "customFields"]},
                  id="custom-fields-500-deep"),
+    pytest.param(CREATE, {"input": {"prospect": {"customFields": {"n": 2**63}}}}, "createProspect",
+                 {"message": NUMBERS, "code": "INVALID_INPUT", "field": ["input", "prospect", "customFields"]},
+                 id="custom-fields-integer-past-64-bits"),
+    pytest.param(CUSTOM % ("9" * 5_000), {}, "createProspect",
+                 {"message": NUMBERS, "code": "INVALID_INPUT", "field": ["input", "prospect", "customFields"]},
+                 id="custom-fields-literal-of-5000-digits"),
+    pytest.param(CUSTOM % "[1, [1e400]]", {}, "createProspect",
+                 {"message": NUMBERS, "code": "INVALID_INPUT", "field": ["input", "prospect", "customFields"]},
+                 id="custom-fields-literal-past-a-double"),
 ]  # fmt: skip
 
 

@@ -6,7 +6,8 @@ the sandbox would refuse at render time, and whatever fails a dry render for a
 sample prospect); or ``Fails``, for a template only the prospect's data makes
 costly or broken: saved, then at send time its message is FAILED with the
 problem and its enrollment FAILED with the reason slug on the stage change.
-Either way the answer comes in well under a second.
+Either way the answer comes in well under a second (the save and the pass that
+renders it; making the prospect and enrolling it are not counted).
 """
 
 from __future__ import annotations
@@ -118,15 +119,18 @@ async def test_a_template_is_refused_when_saved_or_bounded_when_sent(
     saved = await mutate(
         gql, org.tokens[Role.MANAGER], "createSequence", "sequence { id }", name="S", steps=[step], active=True
     )
+    took = time.perf_counter() - started  # the save, and for a template saved the pass that renders it
     if isinstance(outcome, Refused):
         assert [(e["code"], e["field"]) for e in saved["errors"]] == [("INVALID_INPUT", ["input", "steps", "0", field])]
         assert outcome.message in saved["errors"][0]["message"]
     else:
         assert saved["errors"] == []
         enrollment = await _enroll(org, clock, saved["sequence"]["id"])
+        started = time.perf_counter()
         assert (await scheduler.run_pass(clock)).queued == []
+        took += time.perf_counter() - started
         await _assert_failed(enrollment, outcome)
-    assert time.perf_counter() - started < 1.0
+    assert took < 1.0
 
 
 async def test_a_template_saved_before_the_sandbox_checked_it_fails_its_message(org: Org, clock: FrozenClock) -> None:

@@ -64,9 +64,17 @@ CONNECTION_INIT = [
 ]
 
 # One operation's subscribe message ("id": "bad" unless given; "message" stands for the
-# whole message) and the outcome: ("error", text), an `error` message for that operation
-# and the socket open for the next one; or ("close", code) for the whole socket.
+# whole message, "raw" for its text) and the outcome: ("error", text), an `error`
+# message for that operation and the socket open for the next one; or ("close", code)
+# for the whole socket.
 A = "subscription A { events { cursor } }"
+
+
+def raw(number: str) -> str:
+    """A subscribe message's text whose variable ``n`` is ``number`` as written."""
+    return '{"id": "bad", "type": "subscribe", "payload": {"query": "' + A + '", "variables": {"n": ' + number + "}}}"
+
+
 SUBSCRIBE = [
     pytest.param({"payload": {"query": "subscription {"}}, ("error", "Syntax Error"), id="does-not-parse"),
     pytest.param({"payload": {"query": A, "operationName": "B"}}, ("error", 'operation named "B"'), id="no-B"),
@@ -82,6 +90,8 @@ SUBSCRIBE = [
     pytest.param({"id": 7, "payload": {"query": A}}, ("close", 4400), id="id-a-number"),
     pytest.param({"message": ["subscribe"]}, ("close", 4400), id="message-not-an-object"),
     pytest.param({"message": "subscribe"}, ("close", 4400), id="message-a-string"),
+    pytest.param({"raw": raw("9" * 5_000)}, ("close", 4400), id="a-number-of-5000-digits"),
+    pytest.param({"raw": raw("NaN")}, ("close", 4400), id="nan"),
 ]
 
 # Subscriptions over HTTP: (method, Accept) → a 400 that says where subscriptions are served.
@@ -188,7 +198,7 @@ async def test_one_malformed_operation(
 ) -> None:
     async with connect(served.ws, org.tokens[Role.AGENT]) as client:
         sent = message.get("message", {"id": "bad", "type": "subscribe", **message})
-        await client.ws.send(json.dumps(sent))
+        await client.ws.send(message["raw"] if "raw" in message else json.dumps(sent))
         kind, expected = outcome
         if kind == "close":
             assert await _closed_with(client) == expected
