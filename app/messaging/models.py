@@ -30,6 +30,38 @@ class BounceType(StrEnum):
     SOFT = "SOFT"
 
 
+class Mailbox(Model):
+    """A sender identity with its sending limits (contract part 60): the address the
+    emails of a rep's prospects (``user`` set) or of the team (``user`` null, the
+    organization's shared mailbox) go out from. Its address is lower-cased and held
+    by one organization alone, as every sending identity is."""
+
+    id = fields.IntField(primary_key=True)
+    organization: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Organization", on_delete=fields.CASCADE, related_name=False
+    )
+    user: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.User", null=True, on_delete=fields.CASCADE, related_name=False
+    )
+    address = fields.CharField(max_length=320, unique=True)
+    display_name = fields.CharField(max_length=200, null=True)
+    daily_limit = fields.IntField(default=200)
+    ramp_up_start = fields.IntField(null=True)
+    ramp_up_per_day = fields.IntField(null=True)
+    per_domain_hourly_limit = fields.IntField(null=True)
+    time_zone = fields.CharField(max_length=64, null=True)  # null: the organization's
+    smtp_url_sealed = fields.TextField(null=True)  # sealed like webhook secrets; never returned
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField()
+
+    organization_id: int
+    user_id: int | None
+
+    class Meta:
+        table = "mailbox"
+        indexes = (("organization_id", "user_id"),)
+
+
 class Message(Model):
     """One message. A step's message is created once, under ``send_key``
     (enrollment:step, unique), before any provider call; QUEUED → SENDING is a
@@ -47,6 +79,10 @@ class Message(Model):
     )
     step: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.SequenceStep", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    # EMAIL: the mailbox it goes out from; null: the organization's emailFrom.
+    mailbox: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Mailbox", null=True, on_delete=fields.SET_NULL, related_name=False
     )
     channel = fields.CharEnumField(Channel, max_length=8)
     direction = fields.CharEnumField(Direction, max_length=8)
@@ -79,6 +115,7 @@ class Message(Model):
     prospect_id: int
     enrollment_id: int | None
     step_id: int | None
+    mailbox_id: int | None
 
     class Meta:
         table = "message"
