@@ -31,6 +31,14 @@ from app.config import Settings
 logger = logging.getLogger("leadline.redis")
 
 
+def channel(client: AsyncRedis, name: str) -> str:
+    """Pub/sub channel ``name`` of ``client``'s database. Redis delivers a published
+    message to every subscriber on the server, whatever database each selected, so
+    deployments sharing a server on different databases would otherwise hear each
+    other's live events and token revocations."""
+    return f"leadline:{client.connection_pool.connection_kwargs.get('db', 0)}:{name}"
+
+
 @dataclass
 class RedisLocation:
     url: str

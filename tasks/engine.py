@@ -30,6 +30,7 @@ from app.events import relay
 from app.messaging import sending
 from app.messaging.transports import Transports
 from app.prospects import reminders
+from app.redis import channel as redis_channel
 from app.sequences import scheduler
 from app.webhooks.sender import Sender
 from tasks.queue import enqueue_sends
@@ -113,7 +114,7 @@ async def nudge_listener(redis: Redis, *wakes: asyncio.Event) -> None:
     while True:
         try:
             async with redis.pubsub() as pubsub:
-                await pubsub.subscribe(relay.WAKE_CHANNEL)
+                await pubsub.subscribe(redis_channel(redis, relay.WAKE_CHANNEL))
                 while True:
                     if await pubsub.get_message(ignore_subscribe_messages=True, timeout=None):
                         for wake in wakes:

@@ -40,6 +40,20 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = DATABASE_URL.startswith(("postgres://", "postgresql://"))
 
 
+def _own_redis_database() -> None:
+    """Under pytest-xdist, each worker process uses a database of its own on REDIS_URL's
+    server (worker gwN: the URL's database + N), so its arq queue, keys and live channels
+    are its own; the processes a test starts inherit it."""
+    url, worker = os.environ.get("REDIS_URL"), os.environ.get("PYTEST_XDIST_WORKER")
+    if url and worker:
+        parts = urlsplit(url)
+        database = int(parts.path.lstrip("/") or 0) + int(worker.removeprefix("gw"))
+        os.environ["REDIS_URL"] = urlunsplit(parts._replace(path=f"/{database}"))
+
+
+_own_redis_database()
+
+
 def _postgres_url(database: str) -> str:
     url = urlsplit(DATABASE_URL)
     return urlunsplit(("postgres", url.netloc, "/" + database, url.query, ""))

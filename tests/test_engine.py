@@ -16,6 +16,7 @@ from app.clock import FrozenClock
 from app.config import Settings
 from app.events import relay
 from app.events.models import Event, EventType
+from app.redis import channel as redis_channel
 from tasks.engine import Engine
 from tests.conftest import Org
 
@@ -61,7 +62,7 @@ async def test_the_engine_runs_each_of_its_loops_from_start_to_stop(engine: Engi
 
 async def test_a_nudge_wakes_the_relay_at_once(engine: Engine, org: Org, redis: Redis, clock: FrozenClock) -> None:
     async with redis.pubsub() as pubsub:
-        await pubsub.subscribe(relay.channel(org.id))
+        await pubsub.subscribe(redis_channel(redis, relay.channel(org.id)))
         first = await _event(org, clock)
         await engine.start()
         assert await _relayed(pubsub) == [first]  # the relay's pass at start

@@ -10,18 +10,21 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 
 from app import ids
 from app.accounts.models import Organization, Role
+from app.accounts.sessions import Sessions
 from app.clock import FrozenClock
 from app.config import Settings
 from app.errors import Conflict
 from app.events import log, relay
+from app.events.hub import Hub
 from app.events.models import Event, EventType
 from app.messaging import inbound, sending
 from app.messaging.models import BounceType
@@ -29,6 +32,7 @@ from app.prospects import reminders, updates
 from app.prospects import service as prospects
 from app.prospects.events import prospect_event
 from app.prospects.models import Channel, Prospect, Task
+from app.redis import channel as redis_channel
 from app.sequences import scheduler
 from app.sequences.models import StepType
 from app.sequences.service import StepSpec
@@ -162,7 +166,7 @@ async def test_the_relay_numbers_and_publishes_each_event_once_as_stored(
     await setup(org, clock, steps=STEPS)  # events of every kind of subject, unnumbered
     await log.record([prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title", "é"])])
     async with redis.pubsub() as pubsub:
-        await pubsub.subscribe(relay.channel(org.id))
+        await pubsub.subscribe(redis_channel(redis, relay.channel(org.id)))
         await pubsub.get_message(timeout=1)  # the confirmation
         published, _ = await relay.publish(redis, clock, limit=3)  # a small batch: the rest waits its turn
         while (more := await relay.publish(redis, clock, limit=3))[0]:
@@ -179,6 +183,33 @@ async def test_the_relay_numbers_and_publishes_each_event_once_as_stored(
         }
         assert sent.at == kept.at and sent.payload == kept.payload
     assert await relay.publish(redis, clock) == (0, 0)
+
+
+async def test_deployments_sharing_a_redis_server_hear_only_their_own_database(
+    org: Org, clock: FrozenClock, redis: Redis
+) -> None:
+    # Given a second deployment on another database of the same Redis server, whose
+    # organization has the same id
+    pool = redis.connection_pool
+    db = pool.connection_kwargs.get("db", 0) + 1
+    neighbour = Redis(
+        connection_pool=ConnectionPool(connection_class=pool.connection_class, **{**pool.connection_kwargs, "db": db})
+    )
+    ours, theirs = Hub(redis, Sessions()), Hub(neighbour, Sessions())
+    try:
+        async with ours.listen(org.id) as listener, theirs.listen(org.id) as overheard:
+            # when our relay publishes an event
+            await log.record([prospect_event(EventType.PROSPECT_UPDATED, org.id, 1, clock.now(), fields=["title"])])
+            assert (await relay.publish(redis, clock))[0] == 1
+            # then our listener has it and the neighbour's hears nothing (pub/sub is server-wide)
+            event = await asyncio.wait_for(listener.next(), 2)
+            assert event is not None and event.organization_id == org.id
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(overheard.next(), 0.5)
+    finally:
+        await ours.close()
+        await theirs.close()
+        await neighbour.aclose()
 
 
 @pytest.mark.postgres
@@ -217,6 +248,8 @@ async def test_a_task_is_announced_due_once_when_its_time_passes(org: Org, clock
 class _CommitChecker:
     """Stands in for Redis in ``relay.publish``: at each publish, reads through a
     connection of its own which of the published cursors are committed already."""
+
+    connection_pool = SimpleNamespace(connection_kwargs={})  # database 0's channels
 
     def __init__(self, database: str) -> None:
         self.database = database

@@ -15,6 +15,7 @@ from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.clock import SystemClock
 from app.events import relay
+from app.redis import channel as redis_channel
 from app.sequences import enrollments
 from app.sequences import service as sequences
 from app.sequences.models import StepType
@@ -162,7 +163,7 @@ async def test_subscriptions_per_connection_are_capped_and_leaving_unsubscribes_
 ) -> None:
     admin, token = await organization("Acme")
     async with processes(database, tmp_path / "data", apis=1, worker=False) as live, live.redis() as redis:
-        channel = relay.channel(admin.organization_id)
+        channel = redis_channel(redis, relay.channel(admin.organization_id))
         async with connect(live.ws(0), token) as client:
             operations = [await client.subscribe(EVENTS) for _ in range(20)]
             over = await client.subscribe(EVENTS)

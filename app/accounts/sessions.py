@@ -24,10 +24,11 @@ from redis.asyncio import Redis
 
 from app.accounts.actor import Actor
 from app.accounts.models import ApiToken, Role
+from app.redis import channel as redis_channel
 
 logger = logging.getLogger("leadline.sessions")
 
-REVOKED_CHANNEL = "leadline:accounts:revoked"
+REVOKED_CHANNEL = "accounts:revoked"
 """One channel for every organization: revocations are rare and carry only token ids."""
 CHECK_SECONDS = 1.0
 """Between two checks of the open sessions' tokens: well inside the 2 s within which
@@ -120,7 +121,7 @@ async def announce(redis: Redis | None, *, token_ids: Iterable[int]) -> None:
     if redis is None:
         return
     try:
-        await redis.publish(REVOKED_CHANNEL, json.dumps({"tokens": sorted(token_ids)}))
+        await redis.publish(redis_channel(redis, REVOKED_CHANNEL), json.dumps({"tokens": sorted(token_ids)}))
     except Exception:
         logger.warning("could not announce a token revocation", exc_info=True)
 

@@ -26,6 +26,7 @@ from app.accounts import sessions
 from app.accounts.sessions import Session, Sessions
 from app.events import relay
 from app.events.models import Event
+from app.redis import channel as redis_channel
 
 logger = logging.getLogger("leadline.hub")
 
@@ -70,6 +71,7 @@ class Listener:
 class Hub:
     def __init__(self, redis: Redis, sessions: Sessions) -> None:
         self._pubsub = redis.pubsub()
+        self._prefix = redis_channel(redis, "")
         self.sessions = sessions
         self._listeners: dict[int, set[Listener]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
@@ -125,7 +127,7 @@ class Hub:
                 try:
                     # Shielded: once asked, the subscription completes and its confirmation
                     # resolves the future, even if this subscriber is cancelled meanwhile.
-                    await asyncio.shield(self._pubsub.subscribe(name))
+                    await asyncio.shield(self._pubsub.subscribe(self._prefix + name))
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
@@ -147,7 +149,7 @@ class Hub:
                 if confirmed is not None and not confirmed.done():
                     async with asyncio.timeout(CONFIRM_SECONDS):
                         await asyncio.shield(confirmed)
-                await self._pubsub.unsubscribe(name)
+                await self._pubsub.unsubscribe(self._prefix + name)
 
     async def _read(self) -> None:
         while True:
@@ -167,7 +169,7 @@ class Hub:
                 self._dispatch(message)
 
     def _dispatch(self, message: dict[str, object]) -> None:
-        kind, name = message["type"], _text(message["channel"])
+        kind, name = message["type"], _text(message["channel"]).removeprefix(self._prefix)
         if name == sessions.REVOKED_CHANNEL:
             if kind == "subscribe":
                 # After a lost connection, what was announced meanwhile is left to the periodic check.

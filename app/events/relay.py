@@ -31,15 +31,16 @@ from tortoise.transactions import in_transaction
 from app.clock import Clock
 from app.events import log
 from app.events.models import Event, EventRelay
+from app.redis import channel as redis_channel
 from app.webhooks import deliveries
 
 logger = logging.getLogger("leadline.relay")
 
-WAKE_CHANNEL = "leadline:relay:wake"
+WAKE_CHANNEL = "relay:wake"
 BATCH = 1000
 
 
-CHANNEL_PREFIX = "leadline:events:"
+CHANNEL_PREFIX = "events:"
 
 
 def channel(organization_id: int) -> str:
@@ -119,7 +120,7 @@ async def publish(redis: Redis, clock: Clock, *, limit: int = BATCH) -> tuple[in
             wired.setdefault(row["organization_id"], []).append(row["wired"])
         async with redis.pipeline(transaction=False) as pipe:
             for organization_id, events in wired.items():
-                pipe.publish(channel(organization_id), f"[{','.join(events)}]")
+                pipe.publish(redis_channel(redis, channel(organization_id)), f"[{','.join(events)}]")
             await pipe.execute()
         await EventRelay.filter(id=1).update(published_seq=rows[-1]["seq"])
     return len(rows), owed
@@ -143,6 +144,6 @@ async def nudge(redis: Redis | None) -> None:
     if redis is None:
         return
     try:
-        await redis.publish(WAKE_CHANNEL, b"1")
+        await redis.publish(redis_channel(redis, WAKE_CHANNEL), b"1")
     except Exception:  # Redis away: the relay's own interval still runs
         logger.warning("could not wake the relay", exc_info=True)
