@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import presets
+from app import ids, presets
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
@@ -22,7 +22,7 @@ from app.sequences import service as sequences
 from app.sequences.models import Enrollment, StepType
 from app.sequences.service import StepSpec
 from app.workflows.models import Action, AutomationRule, Interaction, Status, Workflow
-from tests.conftest import Org
+from tests.conftest import GraphQL, Org
 
 EMAIL = [StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi")]
 
@@ -142,6 +142,41 @@ async def test_000_the_status_follows_the_stage_through_every_status_of_the_tabl
     reached = {s.name for s in await Status.filter(id__in=list(entered))}
     table = {"Pending", "Active", "Paused", "Finished (Replied)", "Finished (No reply)", "Opted Out", "Unsubscribed"}
     assert table <= reached  # every status of the seed's table, Pending too (new prospects start there)
+
+
+async def test_000_each_workflow_shows_the_prospect_in_its_own_status(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    """Seed 000: the status is the prospect's in *this* workflow. One prospect in
+    two sequences, one paused: that enrollment reads Paused, the other Active."""
+    admin = await _preset(org, clock, "prospect-workflow")
+    ada = {"first_name": "Ada", "email": "ada@client.example"}
+    _, [first] = await _enrolled(admin, [ada])
+    second = await sequences.create_sequence(
+        actor=admin,
+        name="Follow-up",
+        stop_on_reply=None,
+        unresponsive_after_seconds=None,
+        send_window=None,
+        steps=EMAIL,
+        active=True,
+    )
+    [_], errors = await enrollments.enroll(
+        actor=admin, sequence_id=second.id, prospect_ids=[first.prospect_id], activate=None
+    )
+    assert not errors
+    await enrollments.pause(actor=admin, enrollment_ids=[first.id])
+    body = await gql(
+        org.tokens[Role.MANAGER],
+        "query($id: ID!) { node(id: $id) { ... on Prospect { "
+        "enrollments { edges { node { sequence { name } stage stageName } } } } } }",
+        id=ids.encode("Prospect", first.prospect_id),
+    )
+    read = [edge["node"] for edge in body["data"]["node"]["enrollments"]["edges"]]
+    assert read == [
+        {"sequence": {"name": "Outreach"}, "stage": "PAUSED", "stageName": "Paused"},
+        {"sequence": {"name": "Follow-up"}, "stage": "STARTED", "stageName": "Active"},
+    ]
 
 
 async def test_001_person_status_and_sequence_stage_go_both_ways(
