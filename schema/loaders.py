@@ -15,8 +15,8 @@ from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
 from app.accounts.actor import Actor
-from app.accounts.models import User
-from app.accounts.read import of_organization
+from app.accounts.models import Organization, User
+from app.accounts.read import of_organization, organizations
 from app.messaging.models import Message
 from app.prospects import suppressions
 from app.prospects.models import Activity, Channel, Prospect, StatusChange, Task
@@ -86,6 +86,9 @@ class Loaders:
         # By the prospect row (its flags and addresses), which the resolver holds already.
         self.blocked_channels: DataLoader[Prospect, set[Channel]] = DataLoader(load_fn=suppressions.blocked_channels_of)
 
+        # The viewer's organization (its settings, e.g. the stage names every enrollment reads).
+        self.organization: DataLoader[int, Organization | None] = DataLoader(load_fn=self._organizations)
+
         self.sequence = _by_id(Sequence, org)
         self.step = _by_id(SequenceStep, org)
         self.enrollment = _by_id(Enrollment, org)
@@ -111,6 +114,10 @@ class Loaders:
             lambda keys: of_organization(StageChange, org).filter(enrollment_id__in=keys).order_by("id"),
             lambda row: row.enrollment_id,
         )
+
+    async def _organizations(self, keys: list[int]) -> list[Organization | None]:
+        rows = {} if self._actor is None else {row.id: row for row in await organizations(self._actor)}
+        return [rows.get(key) for key in keys]
 
     async def _sequence_stats(self, sequence_ids: list[int]) -> list[sequence_service.Stats]:
         if self._actor is None:  # no viewer, no sequence to count

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from tortoise.transactions import in_transaction
 
-from app import presets
+from app import ids, presets
 from app.accounts import service as accounts
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role
@@ -35,7 +35,7 @@ from app.sequences.service import StepSpec
 from app.sequences.state import Stage
 from app.workflows import availability
 from app.workflows.models import Action, ActionCategory, AutomationRule, Interaction, Status, SystemStatus, Workflow
-from tests.conftest import Org
+from tests.conftest import GraphQL, Org
 
 EMAIL = [StepSpec(StepType.EMAIL, 0, body="Hello {{ first_name }}", subject="Hi")]
 
@@ -333,6 +333,41 @@ async def test_000_a_mirrored_stage_moves_no_other_sequence_and_fires_once(
     assert (await _status(first), await _stage(second)) == ("Finished (No reply)", "STARTED")
     await _send_due(clock, settings)
     assert await _sent(second) == 1
+
+
+async def test_000_each_workflow_shows_the_prospect_in_its_own_status(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    """Seed 000: the status is the prospect's in *this* workflow. One prospect in
+    two sequences, one paused: that enrollment reads Paused, the other Active."""
+    admin = await _preset(org, clock, "prospect-workflow")
+    ada = {"first_name": "Ada", "email": "ada@client.example"}
+    _, [first] = await _enrolled(admin, [ada])
+    second = await sequences.create_sequence(
+        actor=admin,
+        name="Follow-up",
+        stop_on_reply=None,
+        unresponsive_after_seconds=None,
+        send_window=None,
+        steps=EMAIL,
+        active=True,
+    )
+    [_], errors = await enrollments.enroll(
+        actor=admin, sequence_id=second.id, prospect_ids=[first.prospect_id], activate=None
+    )
+    assert not errors
+    await enrollments.pause(actor=admin, enrollment_ids=[first.id])
+    body = await gql(
+        org.tokens[Role.MANAGER],
+        "query($id: ID!) { node(id: $id) { ... on Prospect { "
+        "enrollments { edges { node { sequence { name } stage stageName } } } } } }",
+        id=ids.encode("Prospect", first.prospect_id),
+    )
+    read = [edge["node"] for edge in body["data"]["node"]["enrollments"]["edges"]]
+    assert read == [
+        {"sequence": {"name": "Outreach"}, "stage": "PAUSED", "stageName": "Paused"},
+        {"sequence": {"name": "Follow-up"}, "stage": "STARTED", "stageName": "Active"},
+    ]
 
 
 async def test_001_person_status_and_sequence_stage_go_both_ways(

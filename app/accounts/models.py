@@ -27,6 +27,9 @@ class Organization(Model):
     postal_address = fields.TextField(null=True)
     # The last agent that round robin gave a prospect to: the rotation's place.
     round_robin_user_id = fields.IntField(null=True)
+    # Its own names for enrollment stages, stage value → name (app.sequences.stage_names).
+    # The database default fills the rows that were there before the column.
+    stage_names: dict[str, str] = fields.JSONField(default=dict, db_default={})  # type: ignore[assignment]
     created_at = fields.DatetimeField()
 
     class Meta:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -186,13 +187,32 @@ class OrganizationChanges:
     sms_from: str | None = None
     postal_address: str | None = None
     phone_region: str | None = None
+    stage_names: Sequence[tuple[str, str]] | None = None
+    """(stage, name) pairs replacing the whole list; stages are EnrollmentStage values."""
+
+
+MAX_STAGE_NAME = 100
+
+
+def stage_names(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The organization's stage names, stage → name: each stage at most once, each
+    name trimmed, non-empty and at most MAX_STAGE_NAME characters. Several stages
+    may share a name (seed 001 reads UNSUBSCRIBED and OPTED_OUT both "Opted out")."""
+    names: dict[str, str] = {}
+    for index, (stage, name) in enumerate(pairs):
+        if stage in names:
+            raise InvalidInput(
+                f"{stage} is named twice: name each stage at most once.", ("stage_names", index, "stage")
+            )
+        names[stage] = validation.name(name, ("stage_names", index, "name"), max_length=MAX_STAGE_NAME)
+    return names
 
 
 async def update_organization(*, actor: Actor, changes: OrganizationChanges, settings: Settings) -> Organization:
     """Changes the organization's settings in one transaction. Its emailFrom and
     smsFrom are sending identities: one another organization holds is CONFLICT;
     an emailFrom at Leadline's own mail domain (``settings.sender_domain``) is
-    INVALID_INPUT."""
+    INVALID_INPUT. ``stage_names`` replaces the whole list of stage names."""
     actor.require_admin()
     async with in_transaction():
         org = await Organization.filter(id=actor.organization_id).select_for_update().get()
@@ -227,5 +247,7 @@ async def update_organization(*, actor: Actor, changes: OrganizationChanges, set
             org.postal_address = validation.optional_text(  # type: ignore[assignment]
                 changes.postal_address, ("postal_address",), max_length=1000
             )
+        if changes.stage_names is not None:
+            org.stage_names = stage_names(changes.stage_names)
         await org.save()
     return org

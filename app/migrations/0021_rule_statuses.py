@@ -5,7 +5,7 @@ from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0019_one_person')]
+    dependencies = [('models', '0020_stage_names')]
 
     initial = False
 

@@ -7,8 +7,10 @@ automation rules (with their event and status, channel or stage filter, and
 ``only_in``: the statuses a prospect must be in for the rule to run);
 operations and rules refer to statuses by name. ``default_status`` makes one
 the status new prospects start in, unless the organization has a default
-status already. Applying a preset creates what the organization lacks (matched
-by name) and leaves what it has alone, so applying it twice duplicates nothing.
+status already; ``stage_names`` names enrollment stages in the seed's words,
+for the stages the organization has not named yet. Applying a preset creates
+what the organization lacks (matched by name) and leaves what it has alone, so
+applying it twice duplicates nothing.
 
 Presets side by side: a rule without ``only_in`` (other than STATUS_ENTERED,
 which names its own status) runs only for prospects in one of the preset's own
@@ -29,6 +31,7 @@ from app.accounts.actor import Actor
 from app.accounts.models import Organization
 from app.errors import InvalidInput
 from app.prospects.models import Channel
+from app.sequences import stage_names
 from app.sequences.state import Stage
 from app.workflows import service
 from app.workflows.models import (
@@ -82,6 +85,11 @@ async def apply(*, actor: Actor, name: str) -> list[Workflow]:
             await Organization.filter(id=actor.organization_id).update(
                 default_status_id=statuses[preset["default_status"]].id
             )
+        if "stage_names" in preset:
+            org = await Organization.filter(id=actor.organization_id).select_for_update().get()
+            names = stage_names.filled_in(org.stage_names, preset["stage_names"])
+            if names != org.stage_names:
+                await Organization.filter(id=org.id).update(stage_names=names)
     return workflows
 
 

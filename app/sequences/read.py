@@ -4,6 +4,7 @@ read (R1.3)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from collections.abc import Sequence as Many
 
 from tortoise.expressions import Subquery
@@ -31,9 +32,12 @@ def enrollments(
     sequence_ids: Many[int] | None = None,
     prospect_ids: Many[int] | None = None,
     stages: Many[Stage] | None = None,
+    named_stages: Collection[Stage] | None = None,
     finished: bool | None = None,
 ) -> QuerySet[Enrollment]:
-    """The enrollments the viewer may read, narrowed by each filter given."""
+    """The enrollments the viewer may read, narrowed by each filter given
+    (``named_stages``: the stages that carry the names asked for, from
+    ``app.sequences.stage_names.named``; with ``stages`` too, both must hold)."""
     query = of_prospects(actor, Enrollment)
     if sequence_ids is not None:
         query = query.filter(sequence_id__in=sequence_ids)
@@ -41,6 +45,8 @@ def enrollments(
         query = query.filter(prospect_id__in=prospect_ids)
     if stages is not None:
         query = query.filter(stage__in=[s.value for s in stages])
+    if named_stages is not None:
+        query = query.filter(stage__in=[s.value for s in named_stages])
     if finished is not None:
         query = query.filter(finished_at__isnull=not finished)
     return query

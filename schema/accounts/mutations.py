@@ -9,9 +9,16 @@ from app.accounts import service, sessions
 from app.accounts.models import Role
 from schema.accounts import types
 from schema.context import Info
+from schema.enums import EnrollmentStage
 from schema.errors import UserError, guarded
 from schema.node import optional_pk, pk
 from schema.workflows.types import Workflow
+
+
+@strawberry.input
+class StageNameInput:
+    stage: EnrollmentStage
+    name: str
 
 
 @strawberry.input
@@ -25,6 +32,9 @@ class UpdateOrganizationInput:
     postal_address: str | None = None
     phone_region: str | None = strawberry.field(
         default=None, description="Region for reading national phone numbers (ISO 3166 alpha-2)."
+    )
+    stage_names: list[StageNameInput] | None = strawberry.field(
+        default=None, description="Replaces the whole list; [] clears it."
     )
 
 
@@ -117,6 +127,9 @@ class AccountMutations:
                     sms_from=input.sms_from,
                     postal_address=input.postal_address,
                     phone_region=input.phone_region,
+                    stage_names=None
+                    if input.stage_names is None
+                    else [(entry.stage.value, entry.name) for entry in input.stage_names],
                 ),
                 settings=info.context.settings,
             )

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from app.accounts import models as accounts
+from app.sequences import stage_names
 from schema.context import Info
-from schema.enums import Role
+from schema.enums import EnrollmentStage, Role
 from schema.node import Node, global_id, lazy_type
 
 if TYPE_CHECKING:
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
 
 # A type above this module (it imports this one): named here, resolved when first used.
 _WORKFLOWS = "schema.workflows.types"
+
+
+@strawberry.type(
+    description="An organization's own name for an enrollment stage, e.g. Upscale's 'Finished (Replied)' for REPLIED."
+)
+class StageName:
+    stage: EnrollmentStage
+    name: str
 
 
 @strawberry.type
@@ -61,6 +70,12 @@ class Organization(Node):
     @strawberry.field
     def postal_address(self) -> str | None:
         return self.row.postal_address
+
+    @strawberry.field(
+        description="The organization's names for enrollment stages (a preset sets them); stages not listed keep their own name."
+    )
+    def stage_names(self) -> list[StageName]:
+        return [StageName(stage=stage, name=name) for stage, name in stage_names.listed(self.row.stage_names)]
 
 
 @strawberry.type

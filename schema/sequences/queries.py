@@ -54,5 +54,5 @@ class EnrollmentQueries:
     async def enrollments(
         self, info: Info, filter: EnrollmentFilter | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[Enrollment]:
-        query = enrollments_query(info, filter)
+        query = await enrollments_query(info, filter)
         return await paginate(query, first, after, lambda r: Enrollment(row=r))

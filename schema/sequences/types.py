@@ -8,7 +8,7 @@ from enum import Enum
 import strawberry
 from tortoise.queryset import QuerySet
 
-from app.sequences import models, read
+from app.sequences import models, read, stage_names
 from app.sequences.windows import SendWindow as SendWindowValue
 from schema.accounts.types import User, load_user
 from schema.context import Info
@@ -54,16 +54,27 @@ class EnrollmentFilter:
     prospect_ids: list[strawberry.ID] | None = None
     stages: list[EnrollmentStage] | None = None
     finished: bool | None = None
+    stage_names: list[str] | None = None
 
 
-def enrollments_query(info: Info, filter: EnrollmentFilter | None) -> QuerySet[models.Enrollment]:
+async def organization_stage_names(info: Info) -> dict[str, str]:
+    """The viewer's organization's stage names, read once per request."""
+    org = await info.context.loaders.organization.load(info.context.actor.organization_id)
+    return org.stage_names if org is not None else {}
+
+
+async def enrollments_query(info: Info, filter: EnrollmentFilter | None) -> QuerySet[models.Enrollment]:
     """The viewer's enrollments (an AGENT's: those of prospects it may work), filtered."""
     given = filter or EnrollmentFilter()
+    named = None
+    if given.stage_names is not None:
+        named = stage_names.named(given.stage_names, await organization_stage_names(info))
     return read.enrollments(
         info.context.actor,
         sequence_ids=decode_ids("Sequence", given.sequence_ids),
         prospect_ids=decode_ids("Prospect", given.prospect_ids),
         stages=given.stages,
+        named_stages=named,
         finished=given.finished,
     )
 
@@ -122,7 +133,7 @@ class Sequence(Node):
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Enrollment]:
-        query = enrollments_query(info, filter).filter(sequence_id=self.row.id)
+        query = (await enrollments_query(info, filter)).filter(sequence_id=self.row.id)
         return await paginate(query, first, after, lambda r: Enrollment(row=r))
 
 
@@ -192,6 +203,12 @@ class Enrollment(Node):
     @strawberry.field
     def stage(self) -> EnrollmentStage:
         return self.row.stage
+
+    @strawberry.field(
+        description="The stage in the organization's words: its stageNames entry, else the stage's own name. Per enrollment, so one prospect in two sequences can be Active in one and Paused in the other."
+    )
+    async def stage_name(self, info: Info) -> str:
+        return stage_names.name_of(self.row.stage, await organization_stage_names(info))
 
     @strawberry.field
     def finished(self) -> bool:
