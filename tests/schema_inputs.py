@@ -62,6 +62,8 @@ ID_OVERRIDES = {
     ("unassignProspects", "ids"): "Prospect",
     ("pullProspect", "id"): "Prospect",
     ("removeSuppression", "id"): "Suppression",
+    ("createAutomationRule", "onlyInStatusIds"): "Status",
+    ("updateAutomationRule", "onlyInStatusIds"): "Status",
 }
 
 

@@ -209,10 +209,10 @@ def test_templates_are_held_to_the_configured_size(source: str) -> None:
 def test_the_costliest_templates_end_at_once_when_rendered(source: str, reason: str) -> None:
     """Saved before saving refused them, the 30 MB string and the loops that stalled
     a worker for 19.6 s end in milliseconds when a step renders them."""
-    started = time.perf_counter()
+    started = time.process_time()  # CPU: the work, whatever else the machine runs
     with pytest.raises(RenderError) as error:
         render(source, variables(ADA, "Acme"))
-    assert error.value.reason == reason and time.perf_counter() - started < 0.5
+    assert error.value.reason == reason and time.process_time() - started < 0.5
 
 
 @pytest.mark.parametrize(

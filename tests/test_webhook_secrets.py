@@ -13,7 +13,7 @@ from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate as run_migrations
 
 from app import db, presets
-from app.accounts.models import Organization, Role
+from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.config import Settings
 from app.events import log, relay
@@ -22,6 +22,7 @@ from app.webhooks import sealing, service, signing
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from app.webhooks.sender import Sender
 from tests.conftest import GraphQL, Org, fresh_database, mutate
+from tests.test_migrations import _insert
 
 SECRET_COLUMNS = 'SELECT "secret", "previous_secret" FROM "webhook_endpoint" ORDER BY "id"'
 
@@ -109,10 +110,19 @@ async def test_migration_0015_seals_the_secrets_an_older_install_stored_plain(tm
         await run_migrations(config=db.tortoise_config(url), target="models.0014_sending_identity")
         await Tortoise.init(config=db.tortoise_config(url))
         try:  # as the code before sealing stored them
-            organization = await Organization.create(name="Acme", created_at=now)
+            # The organization's columns as they were then (the model has grown since).
+            organization_id = await _insert(
+                connections.get("default"),
+                "organization",
+                name="Acme",
+                time_zone="UTC",
+                phone_region="US",
+                pull_from_other_agents=False,
+                created_at=now,
+            )
             for previous_secret in (None, previous):
                 await WebhookEndpoint.create(
-                    organization_id=organization.id,
+                    organization_id=organization_id,
                     url="https://8.8.8.8/hook",
                     secret=plain,
                     previous_secret=previous_secret,

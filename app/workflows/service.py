@@ -403,13 +403,13 @@ async def _only_in(actor: Actor, event: TriggerEvent, status_ids: Sequence[int])
     if not status_ids:
         return []
     field = ("only_in_status_ids",)
-    if event is TriggerEvent.STATUS_ENTERED:
-        raise InvalidInput("STATUS_ENTERED rules take no onlyInStatusIds: statusId is the status entered.", field)
     rows = Status.filter(id__in=set(status_ids), organization_id=actor.organization_id, deleted_at=None)
     live = {row.id for row in await rows.only("id")}
     for index, status_id in enumerate(status_ids):
-        if status_id not in live:
+        if status_id not in live:  # before any other check: a foreign id is never found
             raise NotFound("Status", (*field, index))
+    if event is TriggerEvent.STATUS_ENTERED:
+        raise InvalidInput("STATUS_ENTERED rules take no onlyInStatusIds: statusId is the status entered.", field)
     return list(dict.fromkeys(status_ids))
 
 

@@ -114,21 +114,22 @@ PROSPECT = {
 async def test_a_template_is_refused_when_saved_or_bounded_when_sent(
     gql: GraphQL, org: Org, clock: FrozenClock, field: str, template: str, outcome: Refused | Fails
 ) -> None:
-    started = time.perf_counter()
+    # CPU time of this process: the work the template costs, whatever else the machine runs.
+    started = time.process_time()
     step = {"type": "EMAIL", "delaySeconds": 0, "subject": "Hello", "body": "Hi"} | {field: template}
     saved = await mutate(
         gql, org.tokens[Role.MANAGER], "createSequence", "sequence { id }", name="S", steps=[step], active=True
     )
-    took = time.perf_counter() - started  # the save, and for a template saved the pass that renders it
+    took = time.process_time() - started  # the save, and for a template saved the pass that renders it
     if isinstance(outcome, Refused):
         assert [(e["code"], e["field"]) for e in saved["errors"]] == [("INVALID_INPUT", ["input", "steps", "0", field])]
         assert outcome.message in saved["errors"][0]["message"]
     else:
         assert saved["errors"] == []
         enrollment = await _enroll(org, clock, saved["sequence"]["id"])
-        started = time.perf_counter()
+        started = time.process_time()
         assert (await scheduler.run_pass(clock)).queued == []
-        took += time.perf_counter() - started
+        took += time.process_time() - started
         await _assert_failed(enrollment, outcome)
     assert took < 1.0
 
