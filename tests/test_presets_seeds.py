@@ -892,3 +892,27 @@ async def test_004_buckets_statuses_actions_and_system_statuses(org: Org, clock:
     # gear icon for an action."
     callback = await Action.get(organization_id=org.id, name="Callback Requested")
     assert [op["type"] for op in callback.operations] == ["MARK_CONTACT_MADE", "SET_STATUS", "SCHEDULE_CALLBACK"]
+
+
+async def test_000_paused_by_hand_stays_paused_when_the_sequence_is_reactivated(
+    org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    """Seed 000: Paused chosen by hand holds until Resume. An enrollment the
+    sequence's deactivation paused, then Paused by hand, is the person's pause:
+    reactivating the sequence does not resume it (nor show it Active)."""
+    admin = await _preset(org, clock, "prospect-workflow")
+    people = [{"first_name": n, "email": f"{n.lower()}@client.example"} for n in ("Ada", "Bob")]
+    sequence_id, [ada, bob] = await _enrolled(admin, people)
+    await enrollments.set_sequence_active(actor=admin, sequence_id=sequence_id, active=False)
+    assert [await _status(e) for e in (ada, bob)] == ["Paused", "Paused"]
+    await _choose(admin, ada, "Active")  # the sequence is inactive: nothing starts
+    assert (await _status(ada), await _stage(ada)) == ("Active", "PAUSED")
+    await _choose(admin, ada, "Paused")
+
+    await enrollments.set_sequence_active(actor=admin, sequence_id=sequence_id, active=True)
+    await _send_due(clock, settings)
+    assert (await _stage(ada), await _status(ada), await _sent(ada)) == ("PAUSED", "Paused", 0)
+    assert (await _stage(bob), await _status(bob), await _sent(bob)) == ("APPROACHING", "Active", 1)
+    await _choose(admin, ada, "Active")  # Resume
+    await _send_due(clock, settings)
+    assert (await _stage(ada), await _status(ada), await _sent(ada)) == ("APPROACHING", "Active", 1)

@@ -286,3 +286,40 @@ async def test_enrolling_in_flight_finishes_before_the_deactivation_pauses(
     assert waited
     enrollment = await Enrollment.get(prospect_id=prospect.id)
     assert (enrollment.stage, enrollment.paused_reason) == ("PAUSED", "sequence_inactive")
+
+
+@pytest.mark.postgres
+async def test_a_resume_in_flight_finishes_before_the_deactivation_pauses(
+    gql: GraphQL, org: Org, clock: FrozenClock
+) -> None:
+    """A paused enrollment resumed in a transaction still open when the sequence is
+    deactivated: the deactivation waits for it (its lock on every unfinished
+    enrollment), then pauses it again, so nothing of the inactive sequence runs."""
+    await populate(org, clock)
+    actor = org.actor(Role.MANAGER, clock)
+    sequence = await make_sequence(gql, org, active=True)
+    [ada] = await make_prospects(gql, org, "Ada")
+    [enrollment_id] = await enroll(gql, org, sequence, [ada])
+    await enrollments.pause(actor=actor, enrollment_ids=[ids.decode_as("Enrollment", enrollment_id)])
+    resumed, go = asyncio.Event(), asyncio.Event()
+
+    async def resuming() -> None:
+        async with in_transaction():
+            locked = await Enrollment.filter(id=ids.decode_as("Enrollment", enrollment_id)).select_for_update()
+            await lifecycle.resume(locked, actor=actor, cause=ChangeCause.USER, reason="resumed")
+            resumed.set()
+            await go.wait()
+
+    task = asyncio.create_task(resuming())
+    await resumed.wait()
+    deactivating = asyncio.create_task(
+        enrollments.set_sequence_active(actor=actor, sequence_id=ids.decode_as("Sequence", sequence), active=False)
+    )
+    await asyncio.sleep(0.3)
+    waited = not deactivating.done()  # waiting for the resuming transaction
+    go.set()
+    await task
+    await deactivating
+    assert waited
+    enrollment = await row(enrollment_id)
+    assert (enrollment.stage, enrollment.paused_reason) == ("PAUSED", "sequence_inactive")

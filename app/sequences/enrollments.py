@@ -251,8 +251,9 @@ async def set_sequence_active(*, actor: Actor, sequence_id: int, active: bool) -
             # Every unfinished enrollment locked first (PostgreSQL; SQLite runs one
             # writer at a time): a resume, jump or activation in flight, or the
             # scheduler's claim of a due step, commits before they are read again
-            # below, and one that comes after finds the sequence inactive.
-            await unfinished.order_by("id").select_for_update().values_list("id", flat=True)
+            # below, and one that comes after finds the sequence inactive. Rows,
+            # not values_list: Tortoise drops FOR UPDATE from a values query.
+            await unfinished.order_by("id").select_for_update().only("id")
         sequence.active = active
         await sequence.save(update_fields=["active"])  # waits for enrolling in flight (lifecycle.lock_active)
         if active:

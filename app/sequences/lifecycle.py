@@ -24,7 +24,7 @@ from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences import stages
 from app.sequences.models import Enrollment, Sequence, SequenceStep, StepType
 from app.sequences.stages import Move
-from app.sequences.state import ALLOWED_FROM, FINISHED, STARTS, Event, Facts, Stage, transition
+from app.sequences.state import ALLOWED_FROM, FINISHED, SEQUENCE_INACTIVE, STARTS, Event, Facts, Stage, transition
 
 STEP_CHANNELS = {StepType.EMAIL: Channel.EMAIL, StepType.SMS: Channel.SMS, StepType.CALL: Channel.PHONE}
 MESSAGE_STEPS = (StepType.EMAIL, StepType.SMS)
@@ -355,7 +355,9 @@ async def for_prospect(
     applies to (only those whose sequence uses ``channel``, or is one of
     ``sequence_ids``, when given): a status's outcome, consent, a reply, an operation.
     An event that sets enrollments running (STARTS) leaves those of inactive
-    sequences as they are."""
+    sequences as they are. PAUSE also makes the pauses of a sequence's deactivation
+    (``SEQUENCE_INACTIVE``) pauses for ``reason``: paused on purpose now, they stay
+    paused when the sequence is activated again."""
     enrollments = await Enrollment.filter(prospect_id=prospect_id, finished_at=None).select_for_update().order_by("id")
     if sequence_ids is not None:
         enrollments = [e for e in enrollments if e.sequence_id in sequence_ids]
@@ -367,6 +369,10 @@ async def for_prospect(
         using = {step.sequence_id for step in steps}
         enrollments = [e for e in enrollments if e.sequence_id in using]
     applying = [e for e in enrollments if e.stage in ALLOWED_FROM[event]]
+    if event is Event.PAUSE:
+        held = [e.id for e in enrollments if e.stage is Stage.PAUSED and e.paused_reason == SEQUENCE_INACTIVE]
+        if held:
+            await Enrollment.filter(id__in=held).update(paused_reason=reason)
     if event in STARTS:
         active = await active_sequences(e.sequence_id for e in applying)
         applying = [e for e in applying if e.sequence_id in active]
