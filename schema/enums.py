@@ -5,7 +5,11 @@ the services share one enum class each and nothing needs converting."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from enum import Enum
+
 import strawberry
+from strawberry.types.enum import has_enum_definition
 
 from app.accounts.models import Role
 from app.messaging.models import BounceType, Direction, MessageState
@@ -34,6 +38,20 @@ strawberry.enum(Direction)
 strawberry.enum(MessageState)
 strawberry.enum(BounceType)
 strawberry.enum(ConversationState, description="Who sent the last message in the prospect's conversation.")
+
+
+def _describe_values(enum: type[Enum], descriptions: Mapping[str, str]) -> None:
+    """Gives values of an enum registered above the contract's descriptions (the
+    domain's enum classes know nothing of GraphQL)."""
+    assert has_enum_definition(enum)
+    for value in enum.__strawberry_definition__.values:
+        if value.name in descriptions:
+            value.description = descriptions[value.name]
+
+
+_describe_values(
+    ChangeCause, {"OUT_OF_OFFICE": "An out-of-office reply paused or an expiring pause resumed the enrollment."}
+)
 
 __all__ = [
     "BounceType",

@@ -31,7 +31,7 @@ from app.messaging import sending
 from app.messaging.transports import Transports
 from app.prospects import reminders
 from app.redis import channel as redis_channel
-from app.sequences import scheduler
+from app.sequences import pauses, scheduler
 from app.webhooks.sender import Sender
 from tasks.queue import enqueue_sends
 
@@ -41,11 +41,14 @@ logger = logging.getLogger("leadline.worker")
 
 
 async def scheduler_pass(redis: ArqRedis, clock: Clock) -> int:
-    """One full pass: due steps queued, leases expired, due messages enqueued, due
-    tasks announced (the relay loop numbers and publishes the events)."""
+    """One full pass: ended pauses resumed, due steps queued (a resumed enrollment's
+    overdue step among them), leases expired, due messages enqueued, due tasks
+    announced (the relay loop numbers and publishes the events)."""
     expired = await scheduler.expire_leases(clock)
     if expired:
         logger.warning("%d message(s) left SENDING by a stopped worker are now UNCERTAIN", expired)
+    while await pauses.resume_ended(clock) == pauses.BATCH:
+        pass
     claimed = 0
     while True:
         result = await scheduler.run_pass(clock)

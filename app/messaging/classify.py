@@ -119,8 +119,8 @@ _ORIGINAL = re.compile(
 _SIGNATURE = re.compile(r"^(?:--|-- )$|^\s*(?:sent from my |von meinem |envoy[ée] de mon |enviado desde mi )", re.I)
 
 
-def reply_lines(text: str) -> list[str]:
-    """The first REPLY_LINES non-blank lines the sender wrote: lines quoted with ">"
+def reply_lines(text: str, limit: int = REPLY_LINES) -> list[str]:
+    """The first ``limit`` non-blank lines the sender wrote: lines quoted with ">"
     skipped, everything from an attribution line ("On ... wrote:", "Am ...
     schrieb ...:", "Le ... a écrit :", "El ... escribió:"), an original's header
     block ("-----Original Message-----", "From: ...") or a signature ("-- ") on
@@ -133,7 +133,7 @@ def reply_lines(text: str) -> list[str]:
             break
         if line.strip():
             kept.append(line.strip())
-            if len(kept) == REPLY_LINES:
+            if len(kept) == limit:
                 break
     return kept
 

@@ -37,6 +37,7 @@ from app.messaging import inbound, inbound_email
 from app.messaging.classify import Kind
 from app.messaging.inbound_email import Classified, EmailKind
 from app.messaging.models import BounceType, Direction, Message
+from app.messaging.return_dates import Return
 from app.prospects.models import Channel, Prospect
 
 logger = logging.getLogger("leadline.inbound_email")
@@ -90,14 +91,16 @@ async def _destinations(found: Classified) -> list[_Destination]:
 
 
 async def _record(found: Classified, to: _Destination, clock: Clock) -> Outcome:
+    actor = system_actor(to.organization_id, clock)
+    back = await inbound.return_of(actor, found.body) if found.kind is EmailKind.AUTO_REPLY else None
     try:
         async with in_transaction():
-            return await _record_in(found, to, clock)
+            return await _record_in(found, to, clock, back)
     except IntegrityError:  # the receipt key: recorded there before, maybe at this moment
         return Outcome.DUPLICATE
 
 
-async def _record_in(found: Classified, to: _Destination, clock: Clock) -> Outcome:
+async def _record_in(found: Classified, to: _Destination, clock: Clock, back: Return | None) -> Outcome:
     if to.ours is not None:
         prospects = Prospect.filter(id=to.ours.prospect_id)
     else:
@@ -145,6 +148,7 @@ async def _record_in(found: Classified, to: _Destination, clock: Clock) -> Outco
             subject=found.subject or None,
             receipt_key=key,
             external_id=found.message_id,
+            back=back,
         )
     return Outcome.RECORDED
 

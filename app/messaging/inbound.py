@@ -5,8 +5,11 @@ Twilio's forms) end here."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
@@ -18,17 +21,20 @@ from app.automation import rules
 from app.errors import Field, InvalidInput, NotFound
 from app.events import log
 from app.events.models import EventType
-from app.messaging import classify, mime
+from app.messaging import classify, mime, return_dates
 from app.messaging.classify import Kind
 from app.messaging.events import message_event
 from app.messaging.models import BounceType, Direction, Message, MessageState
+from app.messaging.return_dates import Return
 from app.prospects import consent, suppressions
 from app.prospects import service as prospects
 from app.prospects.models import ChangeCause, Channel, ConversationState, Prospect, SuppressionReason
 from app.sequences import lifecycle
 from app.sequences.models import Sequence
-from app.sequences.state import Event
+from app.sequences.state import OUT_OF_OFFICE, Event
 from app.workflows.models import TriggerEvent
+
+logger = logging.getLogger("leadline.inbound")
 
 UNSUBSCRIBE_REQUEST = "unsubscribe_request"
 """The reason on the stage changes an email asking to be unsubscribed makes."""
@@ -189,13 +195,34 @@ async def record_inbound(
     _at_most(body, mime.MAX_TEXT, ("body",))
     _at_most(subject, mime.MAX_SUBJECT, ("subject",))
     kind = classify.inbound(channel, body, subject=subject, auto_reply=auto_reply)
+    back = await return_of(actor, body) if kind is Kind.AUTO_REPLY else None
     async with in_transaction():
         prospect, address = await _sender(actor, channel, sender, in_reply_to, kind)
         if prospect is None:
             return None
         kind = own_words(kind, prospect, channel=channel, address=address)
-        message = await receive(prospect, kind, actor=actor, channel=channel, sender=sender, body=body, subject=subject)
+        message = await receive(
+            prospect, kind, actor=actor, channel=channel, sender=sender, body=body, subject=subject, back=back
+        )
     return message, prospect
+
+
+async def return_of(actor: Actor, body: str) -> Return | None:
+    """The return date an auto-reply's ``body`` gives (app.messaging.return_dates),
+    read in the actor's organization's zone, in a thread: dateparser is slow enough
+    (a millisecond a phrase, far more for a language's first use) to hold up the loop."""
+    organization = await Organization.get(id=actor.organization_id)
+    try:
+        return await asyncio.to_thread(
+            return_dates.read,
+            body,
+            received=actor.now(),
+            zone=ZoneInfo(organization.time_zone),
+            month_first=return_dates.month_first(organization.phone_region),
+        )
+    except Exception:  # the parser's own failure: the reply is kept, with no return date
+        logger.warning("could not read a return date from an auto-reply", exc_info=True)
+        return None
 
 
 def _at_most(text: str | None, length: int, field: Field) -> None:
@@ -214,12 +241,15 @@ async def receive(
     subject: str | None = None,
     receipt_key: str | None = None,
     external_id: str | None = None,
+    back: Return | None = None,
 ) -> Message:
     """Records a message received from a locked prospect, with its effects (R6.4, R7),
     in the caller's transaction. A reply makes the conversation REPLY_NEEDED, finishes
     REPLIED every unfinished enrollment whose sequence stops on reply (cancelling
     their queued messages) and fires MESSAGE_RECEIVED rules; an auto-reply changes
-    nothing else; an SMS opt-out or opt-in keyword opts the prospect out of (or back
+    nothing else, unless it gives a return date (``back``, from ``return_of``): then
+    it keeps it (``returns_at``) and pauses the prospect's running enrollments until
+    the morning of that day (cause OUT_OF_OFFICE); an SMS opt-out or opt-in keyword opts the prospect out of (or back
     into) SMS. An email asking to be unsubscribed opts out of EMAIL first, so the
     enrollments that send email finish OPTED_OUT (reason ``unsubscribe_request``),
     not REPLIED; then, being the person's own words, it is a reply for the rest.
@@ -240,8 +270,14 @@ async def receive(
         auto_reply=kind is Kind.AUTO_REPLY,
         receipt_key=receipt_key,
         external_id=external_id,
+        returns_at=back.returns_at if back is not None and kind is Kind.AUTO_REPLY else None,
     )
     await log.record([message_event(EventType.MESSAGE_RECEIVED, message, now)])
+    if back is not None and kind is Kind.AUTO_REPLY:
+        paused = await lifecycle.pause_prospect_until(
+            prospect.id, back.resumes_at, actor=actor, cause=ChangeCause.OUT_OF_OFFICE, reason=OUT_OF_OFFICE
+        )
+        await rules.stages_entered(paused)
     if kind is Kind.OPT_OUT:
         await consent.opt_out(prospect, channel, actor=actor, cause=ChangeCause.INBOUND)
     elif kind is Kind.OPT_IN:

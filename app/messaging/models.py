@@ -96,6 +96,8 @@ class Message(Model):
     error = fields.TextField(null=True)
     bounce_type: BounceType | None = fields.CharEnumField(BounceType, max_length=8, null=True)  # type: ignore[assignment]
     auto_reply = fields.BooleanField(default=False)
+    # An auto-reply's return date, read from its text (app.messaging.return_dates).
+    returns_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
     sent_at = fields.DatetimeField(null=True)
     received_at = fields.DatetimeField(null=True)

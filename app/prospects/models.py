@@ -18,6 +18,7 @@ class ChangeCause(StrEnum):
     AUTOMATION = "AUTOMATION"
     SCHEDULER = "SCHEDULER"
     INBOUND = "INBOUND"
+    OUT_OF_OFFICE = "OUT_OF_OFFICE"
 
 
 class ConversationState(StrEnum):

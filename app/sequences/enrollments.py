@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from collections.abc import Sequence as Seq
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
@@ -189,6 +189,37 @@ async def start_all(
 async def pause(*, actor: Actor, enrollment_ids: Seq[int]) -> tuple[list[Enrollment], list[DomainError]]:
     async def change(enrollment: Enrollment) -> list[Move]:
         return await lifecycle.pause([enrollment], actor=actor, cause=ChangeCause.USER, reason="paused")
+
+    return await _each(actor, enrollment_ids, change)
+
+
+PAUSE_HORIZON = timedelta(days=366)
+"""How far ahead a pause may end."""
+PAUSED_UNTIL = "paused_until"
+"""The reason of a pause until a time that someone set (its resumption's cause is USER)."""
+
+
+async def pause_until(
+    *, actor: Actor, enrollment_ids: Seq[int], until: datetime
+) -> tuple[list[Enrollment], list[DomainError]]:
+    """Pauses running enrollments until ``until`` (the scheduler resumes them then,
+    ``app.sequences.pauses``); a paused one ends its pause then instead, whatever
+    paused it. ``until`` is in the future and at most PAUSE_HORIZON ahead (a time
+    without an offset is UTC, as every DateTime the API is given)."""
+    now = actor.now()
+    until = until.astimezone(UTC) if until.tzinfo is not None else until.replace(tzinfo=UTC)
+    if until <= now:
+        raise InvalidInput(f"until {until.isoformat()} is not in the future (it is now {now.isoformat()}).", ("until",))
+    if until > now + PAUSE_HORIZON:
+        raise InvalidInput(f"until may be at most {PAUSE_HORIZON.days} days ahead.", ("until",))
+
+    async def change(enrollment: Enrollment) -> list[Move]:
+        if enrollment.stage is Stage.PAUSED:
+            await lifecycle.pause_again([enrollment], until=until, reason=PAUSED_UNTIL)
+            return []
+        return await lifecycle.pause(
+            [enrollment], actor=actor, cause=ChangeCause.USER, reason=PAUSED_UNTIL, until=until
+        )
 
     return await _each(actor, enrollment_ids, change)
 

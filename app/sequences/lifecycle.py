@@ -18,7 +18,7 @@ from tortoise import connections
 
 from app import bulk
 from app.accounts.actor import Actor
-from app.errors import AlreadyEnrolled, DoNotContact, Field, NoAddress
+from app.errors import AlreadyEnrolled, DoNotContact, Field, InvalidTransition, NoAddress
 from app.prospects import suppressions  # a cycle, used at call time: suppressing finishes enrollments
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sequences import stages
@@ -186,10 +186,41 @@ async def enroll_all(
 # ---- the verbs: each checks the state table for every enrollment, then writes ----
 
 
-async def pause(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
+async def pause(
+    enrollments: Seq[Enrollment],
+    *,
+    actor: Actor,
+    cause: ChangeCause,
+    reason: str,
+    until: datetime | None = None,
+) -> list[Move]:
     """RUNNING → PAUSED, remembering the stage and due time that ``resume`` restores,
-    and ``reason`` (``state.SEQUENCE_INACTIVE``: what reactivating the sequence resumes)."""
-    return await _move(enrollments, Event.PAUSE, actor=actor, cause=cause, reason=reason)
+    and ``reason`` (``state.SEQUENCE_INACTIVE``: what reactivating the sequence
+    resumes); with ``until``, a pause the scheduler ends then (``resumes_at``)."""
+    return await _move(enrollments, Event.PAUSE, actor=actor, cause=cause, reason=reason, until=until)
+
+
+async def pause_again(enrollments: Seq[Enrollment], *, until: datetime, reason: str) -> None:
+    """PAUSED enrollments end their pause at ``until`` instead, for ``reason`` (what
+    their resumption's cause is read from): no stage changes, so nothing is recorded."""
+    for enrollment in enrollments:
+        if enrollment.stage is not Stage.PAUSED:
+            raise InvalidTransition(f"Cannot pause again an enrollment that is {enrollment.stage.value}.")
+        enrollment.resumes_at, enrollment.paused_reason = until, reason
+    await bulk.update_each(enrollments, ("resumes_at", "paused_reason"), connections.get("default"))
+
+
+async def pause_prospect_until(
+    prospect_id: int, until: datetime, *, actor: Actor, cause: ChangeCause, reason: str
+) -> list[Move]:
+    """Pauses the prospect's running enrollments until ``until``; those it paused
+    so before (paused for the same ``reason``) end their pause then instead. Others
+    paused stay as they are: someone's pause with no end is not given one."""
+    enrollments = await Enrollment.filter(prospect_id=prospect_id, finished_at=None).select_for_update().order_by("id")
+    again = [e for e in enrollments if e.stage is Stage.PAUSED and e.paused_reason == reason]
+    await pause_again(again, until=until, reason=reason)
+    running = [e for e in enrollments if e.stage in ALLOWED_FROM[Event.PAUSE]]
+    return await pause(running, actor=actor, cause=cause, reason=reason, until=until)
 
 
 async def resume(enrollments: Seq[Enrollment], *, actor: Actor, cause: ChangeCause, reason: str) -> list[Move]:
@@ -263,6 +294,7 @@ SAVED = (
     "paused_stage",
     "paused_due_at",
     "paused_reason",
+    "resumes_at",
     "current_step_id",
 )
 """The enrollment columns a move may change."""
@@ -278,9 +310,11 @@ async def _move(
     outcome: Stage | None = None,
     step_id: int | None = None,
     delays: Mapping[int, int] | None = None,
+    until: datetime | None = None,
 ) -> list[Move]:
     """Moves locked enrollments through ``event`` (any but ENROLL; ACTIVATE with
-    the ``delays`` of their current steps, by step id): the table is checked for
+    the ``delays`` of their current steps, by step id; PAUSE ``until`` a time or
+    not): the table is checked for
     every one before any is written (the events that set an enrollment running,
     STARTS, only in an active sequence), then the rows are saved in one statement
     and the moves recorded together."""
@@ -292,7 +326,7 @@ async def _move(
     moves = []
     for enrollment, to in zip(enrollments, targets, strict=True):
         moves.append(Move(actor, enrollment.id, enrollment.prospect_id, enrollment.sequence_id, enrollment.stage, to))
-        _enter(enrollment, to, event, now, step_id, reason, delays or {})
+        _enter(enrollment, to, event, now, step_id, reason, delays or {}, until)
     await bulk.update_each(enrollments, SAVED, connections.get("default"))
     await stages.record(moves, cause=cause, reason=reason, now=now)
     return moves
@@ -315,6 +349,7 @@ def _enter(
     step_id: int | None,
     reason: str,
     delays: Mapping[int, int],
+    until: datetime | None,
 ) -> None:
     """Sets what entering ``to`` through ``event`` changes on the enrollment row."""
     if event is Event.ACTIVATE:  # its current step due after its delay, as enrollments.start_all
@@ -322,22 +357,28 @@ def _enter(
         enrollment.due_at = now + timedelta(seconds=delays.get(step, 0) if step is not None else 0)
     elif event is Event.PAUSE:
         enrollment.paused_stage, enrollment.paused_due_at = enrollment.stage, enrollment.due_at
-        enrollment.paused_reason = reason
+        enrollment.paused_reason, enrollment.resumes_at = reason, until
         enrollment.due_at = None
     elif event is Event.RESUME:
         due = enrollment.paused_due_at
         enrollment.due_at = max(due, now) if due is not None else None  # an overdue step is due now
-        enrollment.paused_stage = enrollment.paused_due_at = enrollment.paused_reason = None
+        _unpause(enrollment)
     elif event is Event.JUMP:
         assert step_id is not None
         enrollment.current_step_id, enrollment.due_at = step_id, now
-        enrollment.paused_stage = enrollment.paused_due_at = enrollment.paused_reason = None
+        _unpause(enrollment)
     if to in FINISHED:
         enrollment.finished_at = now
         enrollment.due_at = None
         enrollment.active_key = None
-        enrollment.paused_stage = enrollment.paused_due_at = enrollment.paused_reason = None
+        _unpause(enrollment)
     enrollment.stage = to
+
+
+def _unpause(enrollment: Enrollment) -> None:
+    """Forgets what a pause remembered, and when it was to end."""
+    enrollment.paused_stage = enrollment.paused_due_at = enrollment.paused_reason = None
+    enrollment.resumes_at = None
 
 
 async def for_prospect(

@@ -78,6 +78,8 @@ class Enrollment(Model):
     paused_stage: Stage | None = fields.CharEnumField(Stage, max_length=16, null=True)  # type: ignore[assignment]
     paused_due_at = fields.DatetimeField(null=True)
     paused_reason = fields.CharField(max_length=64, null=True)
+    # A pause that ends by itself: the scheduler resumes it then (set only while PAUSED).
+    resumes_at = fields.DatetimeField(null=True)
     # The step that runs next (None when none is left).
     current_step: fields.ForeignKeyNullableRelation[SequenceStep] = fields.ForeignKeyField(
         "models.SequenceStep", null=True, on_delete=fields.SET_NULL, related_name=False
@@ -100,7 +102,8 @@ class Enrollment(Model):
     class Meta:
         table = "enrollment"
         # The scheduler's index on due_at is partial (only rows with a due time: a
-        # finished enrollment leaves it), made in migration 0006 with raw SQL.
+        # finished enrollment leaves it), made in migration 0006 with raw SQL; so is
+        # its index on resumes_at (only pauses that end by themselves), 0027.
         indexes = (("organization_id", "sequence_id"),)
 
 

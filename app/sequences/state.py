@@ -70,6 +70,8 @@ STARTS = frozenset({Event.ACTIVATE, Event.RESUME, Event.JUMP})
 sequence, whose enrollments wait NOT_STARTED or PAUSED (R14)."""
 SEQUENCE_INACTIVE = "sequence_inactive"
 """The reason of the pauses a sequence's deactivation makes, which its reactivation resumes."""
+OUT_OF_OFFICE = "out_of_office"
+"""The reason of the pauses an out-of-office reply makes: their resumption's cause is OUT_OF_OFFICE."""
 
 # event → the stages it may start from. The stage it leads to is computed in
 # `transition`, where it depends on the facts given (active, outcome, ...).

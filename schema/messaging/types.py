@@ -80,6 +80,10 @@ class Message(Node):
     def auto_reply(self) -> bool:
         return self.row.auto_reply
 
+    @strawberry.field(description="For an auto-reply: when the sender says they are back, read from its text.")
+    def returns_at(self) -> datetime | None:
+        return self.row.returns_at
+
     @strawberry.field
     def created_at(self) -> datetime:
         return self.row.created_at

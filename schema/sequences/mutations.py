@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -166,6 +167,14 @@ class EnrollmentsPayload:
     errors: list[UserError]
 
 
+@strawberry.input(
+    description="Pauses running enrollments until a time; they resume by themselves then (an overdue step becomes due)."
+)
+class PauseEnrollmentsUntilInput:
+    ids: list[strawberry.ID]
+    until: datetime
+
+
 @strawberry.input
 class JumpEnrollmentsInput:
     ids: list[strawberry.ID]
@@ -310,6 +319,15 @@ class SequenceMutations:
     async def pause_enrollments(self, info: Info, input: EnrollmentIdsInput) -> EnrollmentsPayload:
         return await _bulk(
             info, lambda: enrollments.pause(actor=info.context.actor, enrollment_ids=pks("Enrollment", input.ids))
+        )
+
+    @strawberry.mutation
+    async def pause_enrollments_until(self, info: Info, input: PauseEnrollmentsUntilInput) -> EnrollmentsPayload:
+        return await _bulk(
+            info,
+            lambda: enrollments.pause_until(
+                actor=info.context.actor, enrollment_ids=pks("Enrollment", input.ids), until=input.until
+            ),
         )
 
     @strawberry.mutation

@@ -229,6 +229,12 @@ class Enrollment(Node):
     def last_step_at(self) -> datetime | None:
         return self.row.last_step_at
 
+    @strawberry.field(
+        description="A pause that ends by itself: the enrollment resumes then (pauseEnrollmentsUntil, or an out-of-office reply with a return date)."
+    )
+    def resumes_at(self) -> datetime | None:
+        return self.row.resumes_at
+
     @strawberry.field
     def enrolled_at(self) -> datetime:
         return self.row.enrolled_at
