@@ -17,6 +17,7 @@ from tortoise.models import Model
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, User
 from app.accounts.read import of_organization, organizations
+from app.messaging import limits
 from app.messaging.models import Message
 from app.prospects import suppressions
 from app.prospects.models import Activity, Channel, Prospect, StatusChange, Task
@@ -102,6 +103,7 @@ class Loaders:
             lambda row: row.sequence_id,
         )
         self.sequence_stats: DataLoader[int, sequence_service.Stats] = DataLoader(load_fn=self._sequence_stats)
+        self.mailbox_usage: DataLoader[int, limits.Usage] = DataLoader(load_fn=self._mailbox_usage)
         self.messages_by_prospect = _grouped(
             lambda keys: of_organization(Message, org).filter(prospect_id__in=keys).order_by("id"),
             lambda row: row.prospect_id,
@@ -124,3 +126,10 @@ class Loaders:
             return [sequence_service.Stats(by_stage={}) for _ in sequence_ids]
         found = await sequence_service.stats(actor=self._actor, sequence_ids=sequence_ids)
         return [found[pk] for pk in sequence_ids]
+
+    async def _mailbox_usage(self, mailbox_ids: list[int]) -> list[limits.Usage]:
+        """Today's Usage of each mailbox (rows the viewer was allowed to load)."""
+        if self._actor is None:
+            return [limits.Usage(0, 0) for _ in mailbox_ids]
+        found = await limits.usage(mailbox_ids, now=self._actor.now())
+        return [found.get(pk, limits.Usage(0, 0)) for pk in mailbox_ids]

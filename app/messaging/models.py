@@ -53,6 +53,8 @@ class Mailbox(Model):
     smtp_url_sealed = fields.TextField(null=True)  # sealed like webhook secrets; never returned
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField()
+    # The day (in its zone) it first took a sending slot: day 0 of its warm-up.
+    first_sending_day = fields.DateField(null=True)
 
     organization_id: int
     user_id: int | None
@@ -112,6 +114,12 @@ class Message(Model):
     # before it named the organization email:<Message-ID>): unique, so a provider's retry,
     # even a concurrent one, records nothing twice.
     receipt_key = fields.CharField(max_length=300, null=True, unique=True)
+    # QUEUED: held back by its mailbox's limits until then (next_attempt_at is the same
+    # time, so it is simply not due); null when not held.
+    deferred_until = fields.DatetimeField(null=True)
+    # When it took its mailbox's slots (the day and the hour they count in): set by the
+    # claim; the slots are given back when it ends neither SENT nor UNCERTAIN.
+    slot_at = fields.DatetimeField(null=True)
 
     organization_id: int
     prospect_id: int
@@ -122,3 +130,28 @@ class Message(Model):
     class Meta:
         table = "message"
         indexes = (("state", "next_attempt_at"), ("organization_id", "prospect_id"))
+
+
+class SendCount(Model):
+    """What a mailbox sent in one period, the counter its limits are enforced with
+    (app.messaging.limits): the day (``domain`` empty, ``starts_at`` the midnight
+    that starts it in the mailbox's zone) or one clock hour to one recipient domain.
+    ``sent`` counts the slots taken (a message claimed to go out, given back unless
+    it ends SENT or UNCERTAIN) and never passes ``cap``, the limit that applied when
+    a slot was last asked for; ``taken`` is what that ask got."""
+
+    id = fields.IntField(primary_key=True)
+    mailbox: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Mailbox", on_delete=fields.CASCADE, related_name=False
+    )
+    domain = fields.CharField(max_length=255)
+    starts_at = fields.DatetimeField()
+    cap = fields.IntField()
+    sent = fields.IntField()
+    taken = fields.IntField()
+
+    mailbox_id: int
+
+    class Meta:
+        table = "send_count"
+        unique_together = (("mailbox", "domain", "starts_at"),)

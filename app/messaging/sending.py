@@ -1,7 +1,9 @@
 """Sending queued messages, in batches (SPEC R5.2-R5.5).
 
 1. QUEUED → SENDING by compare-and-set (attempts + 1, a lease, the claim's
-   random token), so two workers holding the same ids cannot both send one.
+   random token), so two workers holding the same ids cannot both send one;
+   then the mailbox slots of those sent from a mailbox (app.messaging.limits):
+   those over a limit are QUEUED again, deferred, their attempt uncounted.
 2. The send gate, re-read right before the provider call: the enrollment is
    unfinished, the prospect is not do-not-contact, the channel is not opted
    out or bounced, neither the message's address nor the prospect's current
@@ -13,7 +15,8 @@
 4. The outcomes, always written, in one transaction: SENT; QUEUED again after a
    transient failure (exponential backoff with jitter, at most 5 attempts),
    then FAILED; FAILED or BOUNCED for a permanent one, finishing the
-   enrollment. A hard bounce also blocks EMAIL for the prospect.
+   enrollment. A hard bounce also blocks EMAIL for the prospect. Mailbox slots
+   are kept by SENT and UNCERTAIN messages only, given back by the others.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.events import log
 from app.events.models import EventType
-from app.messaging import store
+from app.messaging import limits, store
 from app.messaging.events import message_event
 from app.messaging.mail import build_email
 from app.messaging.models import BounceType, Message, MessageState
@@ -77,6 +80,8 @@ the messages hold their claim's token, so they are found even once the lease has
 made them UNCERTAIN."""
 logger = logging.getLogger("leadline.sending")
 EVENTS = {MessageState.SENT: EventType.MESSAGE_SENT, MessageState.BOUNCED: EventType.MESSAGE_BOUNCED}
+KEEP_SLOTS = (MessageState.SENT, MessageState.UNCERTAIN)
+"""The outcomes that keep the mailbox slots their messages took."""
 BLOCKED = "channel_blocked"
 """The reason of a message the gate cancels for its channel or address (the scheduler's, for a step it cannot queue)."""
 
@@ -156,7 +161,9 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
     )
     if claimed is None:
         return {}
-    messages, gate = claimed
+    messages, deferred, gate = claimed
+    if not messages:
+        return {m.id: m.state for m in deferred}
     attempts = (_attempt(m, gate, batch.transports, batch.settings) for m in messages)
     results = await asyncio.gather(*attempts, return_exceptions=True)
     reasons: dict[int, str] = {}
@@ -171,7 +178,7 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
             message.state = MessageState.UNCERTAIN
             message.error = f"unexpected {type(result).__name__} while sending; not resent"
     await _record(messages, batch, claim, reasons)
-    return {m.id: m.state for m in messages}
+    return {m.id: m.state for m in [*messages, *deferred]}
 
 
 class _Claim(NamedTuple):
@@ -184,9 +191,11 @@ class _Claim(NamedTuple):
 
 async def _claim_and_gate(
     message_ids: list[int], batch: _Batch, token: int, again: bool
-) -> tuple[list[Message], _Gate] | None:
+) -> tuple[list[Message], list[Message], _Gate] | None:
     """Claims those of the messages that are QUEUED and due (one compare-and-set
-    that returns them) and reads their gate; None when none was. ``again``: a try
+    that returns them), takes their mailboxes' slots and reads their gate: (those
+    to send, those their mailboxes' limits deferred, the gate); None when none was
+    claimed. ``again``: a try
     failed, perhaps after its claim committed (the reply lost with the database):
     nothing was sent, so what it claimed goes back to QUEUED first, its attempt
     uncounted (restarts must not use up a message's attempts)."""
@@ -197,8 +206,12 @@ async def _claim_and_gate(
     messages = await store.claim(message_ids, now=now, lease_until=lease_until, token=token)
     if not messages:
         return None
+    deferred = await limits.take(messages, now=now)
+    if deferred:
+        held = {m.id for m in deferred}
+        messages = [m for m in messages if m.id not in held]
     await batch.know({m.organization_id for m in messages})
-    return messages, await _Gate.read(messages, batch.organizations, batch.clock)
+    return messages, deferred, await _Gate.read(messages, batch.organizations, batch.clock)
 
 
 async def _unclaim(message_ids: list[int], token: int) -> None:
@@ -348,6 +361,8 @@ async def _write_outcomes(
         if again:  # only what is unrecorded: a try that failed may have committed
             still = await store.still_leased([m.id for m in messages], token=token)
             messages = [m for m in messages if m.id in still]
+        # The limits count what went out or may have: the others' slots are given back.
+        await limits.release((m for m in messages if m.state not in KEEP_SLOTS), connection)
         await store.record_results(messages, connection=connection)
         await store.awaiting_reply({m.prospect_id for m in messages if m.state is MessageState.SENT}, now=now)
         await log.record(message_event(EVENTS[m.state], m, now) for m in messages if m.state in EVENTS)

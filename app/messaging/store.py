@@ -4,19 +4,30 @@ R5.2-R5.5."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import SimpleNamespace
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 from app import bulk
+from app.messaging import limits
 from app.messaging.models import Message, MessageState
 from app.prospects import suppressions
 from app.prospects.models import Channel, ConversationState, Prospect
 from app.sequences.models import Enrollment
 
-RECORDED_FIELDS = ["state", "lease_until", "sent_at", "next_attempt_at", "external_id", "error", "bounce_type"]
+RECORDED_FIELDS = [
+    "state",
+    "lease_until",
+    "sent_at",
+    "next_attempt_at",
+    "external_id",
+    "error",
+    "bounce_type",
+    "slot_at",
+]
 """What a send attempt changes on its message."""
 GATE_FIELDS = ["id", "do_not_contact", "opted_out_channels", "time_zone", "email", "phone"]
 """What the send gate reads of a prospect (its addresses: for the suppression list)."""
@@ -24,13 +35,19 @@ GATE_FIELDS = ["id", "do_not_contact", "opted_out_channels", "time_zone", "email
 
 async def claim(message_ids: Sequence[int], *, now: datetime, lease_until: datetime, token: int) -> list[Message]:
     """Those of the messages that are QUEUED and due, now SENDING under ``token``
-    with one more attempt, as they are now (the claim and the read in one statement)."""
+    with one more attempt, no longer deferred, as they are now (the claim and the
+    read in one statement)."""
     return await bulk.compare_and_set_rows(
         Message,
         message_ids,
         expect={"state": MessageState.QUEUED},
         at_most={"next_attempt_at": now},
-        values={"state": MessageState.SENDING, "lease_until": lease_until, "claim_token": token},
+        values={
+            "state": MessageState.SENDING,
+            "lease_until": lease_until,
+            "claim_token": token,
+            "deferred_until": None,
+        },
         increment=("attempts",),
     )
 
@@ -38,10 +55,24 @@ async def claim(message_ids: Sequence[int], *, now: datetime, lease_until: datet
 async def unclaim(message_ids: Sequence[int], *, token: int) -> int:
     """The messages claimed under ``token`` QUEUED again, their attempt uncounted:
     those still SENDING, and those whose lease ended meanwhile (UNCERTAIN, with an
-    error saying they were not resent, which no longer holds); how many."""
-    back = {"state": MessageState.QUEUED, "lease_until": None}
+    error saying they were not resent, which no longer holds); how many. The
+    mailbox slots they hold are given back (one transaction)."""
+    back = {"state": MessageState.QUEUED, "lease_until": None, "slot_at": None}
+    ours = Message.filter(
+        id__in=message_ids,
+        claim_token=token,
+        state__in=(MessageState.SENDING, MessageState.UNCERTAIN),
+        mailbox_id__isnull=False,
+        slot_at__isnull=False,
+    )
+    async with in_transaction() as connection:
+        await limits.release(await ours.using_db(connection).select_for_update(), connection)
+        return await _unclaim(message_ids, token, back)
+
+
+async def _unclaim(message_ids: Sequence[int], token: int, back: Mapping[str, object]) -> int:
     returned = 0
-    for state, values in ((MessageState.SENDING, back), (MessageState.UNCERTAIN, back | {"error": None})):
+    for state, values in ((MessageState.SENDING, back), (MessageState.UNCERTAIN, {**back, "error": None})):
         ours = {"claim_token": token, "state": state}
         back_ids = await bulk.compare_and_set(Message, message_ids, expect=ours, values=values, decrement=("attempts",))
         returned += len(back_ids)

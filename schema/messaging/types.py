@@ -95,3 +95,7 @@ class Message(Node):
     @strawberry.field
     def received_at(self) -> datetime | None:
         return self.row.received_at
+
+    @strawberry.field(description="Held back by its mailbox's limits until then; null when not held.")
+    def deferred_until(self) -> datetime | None:
+        return self.row.deferred_until
