@@ -9,12 +9,14 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
+from tortoise.transactions import in_transaction
 
+from app import presets
 from app.accounts.models import Organization, Role
 from app.clock import FrozenClock
 from app.config import Settings
-from app.messaging import compose, mail, sending, transports
-from app.messaging.models import Message
+from app.messaging import compose, mail, sending, store, transports
+from app.messaging.models import Direction, Message, MessageState
 from app.messaging.transports import (
     Email,
     FileOutbox,
@@ -337,3 +339,48 @@ async def test_an_email_that_cannot_be_built_is_a_permanent_failure_not_an_uncer
     with pytest.raises(PermanentError, match="could not be built: UnicodeEncodeError") as error:
         sending._built(message, organization, settings_for(tmp_path))
     assert error.value.reason == "unsendable_message" and not error.value.hard_bounce
+
+
+@pytest.mark.postgres
+async def test_the_messages_still_leased_stay_locked_until_their_outcomes_are_written(
+    org: Org, clock: FrozenClock
+) -> None:
+    """A retried recording reads which messages are still its own and locks them, so
+    nothing (the lease sweep, another recording) changes them before it writes."""
+    admin = org.actor(Role.ADMIN, clock)
+    await presets.apply(actor=admin, name="lead-workflow")
+    [prospect], _ = await prospects.create_prospects(
+        actor=admin, inputs=[{"first_name": "Ada", "email": "ada@client.example"}]
+    )
+    message = await Message.create(
+        organization_id=org.id,
+        prospect_id=prospect.id,
+        channel=Channel.EMAIL,
+        direction=Direction.OUTBOUND,
+        state=MessageState.SENDING,
+        body="Hi",
+        created_at=clock.now(),
+        claim_token=7,
+        lease_until=clock.now() + timedelta(minutes=5),
+    )
+    held, go = asyncio.Event(), asyncio.Event()
+
+    async def recording() -> None:
+        async with in_transaction():
+            assert await store.still_leased([message.id], token=7) == {message.id}
+            held.set()
+            await go.wait()
+
+    task = asyncio.create_task(recording())
+    await held.wait()
+
+    async def sweeping_one() -> None:
+        await Message.filter(id=message.id).update(state=MessageState.UNCERTAIN)
+
+    sweeping = asyncio.create_task(sweeping_one())
+    await asyncio.sleep(0.3)
+    waited = not sweeping.done()
+    go.set()
+    await task
+    await sweeping
+    assert waited

@@ -101,7 +101,8 @@ async def still_leased(message_ids: Sequence[int], *, token: int) -> set[int]:
     """Those of the messages still leased under ``token`` (SENDING, or UNCERTAIN
     since the lease ended), locked: their outcomes are not recorded yet."""
     ours = Message.filter(id__in=message_ids, claim_token=token, lease_until__isnull=False)
-    return {row["id"] for row in await ours.select_for_update().values("id")}
+    # Rows, not .values(): Tortoise drops FOR UPDATE from a values query.
+    return {row.id for row in await ours.select_for_update().only("id")}
 
 
 async def record_results(messages: Sequence[Message], *, connection: BaseDBAsyncClient) -> None:
