@@ -31,6 +31,7 @@ class SequenceStepInput:
     delay_seconds: int
     subject: str | None = None
     body: str
+    thread_with_previous: bool | None = strawberry.field(default=None, description="Default false.")
 
 
 @strawberry.input
@@ -42,7 +43,13 @@ class SendWindowInput:
 
 
 def _step(step: SequenceStepInput) -> service.StepSpec:
-    return service.StepSpec(type=step.type, delay_seconds=step.delay_seconds, subject=step.subject, body=step.body)
+    return service.StepSpec(
+        type=step.type,
+        delay_seconds=step.delay_seconds,
+        subject=step.subject,
+        body=step.body,
+        thread_with_previous=bool(step.thread_with_previous),
+    )
 
 
 def _window(window: SendWindowInput | None) -> Any:
@@ -117,6 +124,7 @@ class UpdateSequenceStepInput:
     subject: str | None = None
     body: str | None = None
     position: int | None = None
+    thread_with_previous: bool | None = None
 
 
 @strawberry.type
@@ -273,6 +281,7 @@ class SequenceMutations:
                     subject=input.subject,
                     body=input.body,
                     position=input.position,
+                    thread_with_previous=input.thread_with_previous,
                 )
             )
 
