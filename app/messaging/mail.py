@@ -16,6 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from app.accounts.models import Organization
 from app.config import Settings
 from app.messaging.models import Message
+from app.messaging.threads import reply_headers
 from app.messaging.transports import UNSENDABLE_ADDRESS, Email, PermanentError
 from app.messaging.unsubscribe import make_token
 
@@ -25,8 +26,11 @@ def build_email(message: Message, organization: Organization, settings: Settings
     (~20 µs; the email package's generator costs 0.3-1.4 ms a message). An address
     whose domain alone is international goes in its ASCII (IDNA) form; one whose
     local part is makes an SMTPUTF8 message (RFC 6531, 6532: UTF-8 headers). An
-    address that is no address is a PermanentError (unsendable_address)."""
-    sender = _sender(organization.email_from or settings.default_sender)
+    address that is no address is a PermanentError (unsendable_address). It goes
+    from the message's sender when it has one (a reply in a thread: the email it
+    follows'), else the organization's; a reply carries In-Reply-To and References
+    (app.messaging.threads)."""
+    sender = _sender(message.from_address or organization.email_from or settings.default_sender)
     to = message.to_address or ""
     recipient = _Mailbox(" ".join(to.splitlines()), to, "", False) if to.isascii() else _international(to)
     utf8 = sender.utf8 or recipient.utf8
@@ -40,6 +44,7 @@ def build_email(message: Message, organization: Organization, settings: Settings
         ("To", recipient.header),
         ("Subject", _text(message.subject or "")),
         ("Message-ID", message_id),
+        *reply_headers(message.references_header),
         ("Date", _date(message.created_at)),
         ("List-Unsubscribe", f"<{link}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),

@@ -86,6 +86,13 @@ class Message(Model):
     mailbox: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.Mailbox", null=True, on_delete=fields.SET_NULL, related_name=False
     )
+    # EMAIL: the message it answers or follows in its thread (app/messaging/threads.py).
+    in_reply_to: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
+        "models.Message", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
+    # Its References header (the thread's Message-IDs, oldest first, space-separated),
+    # fixed when it is queued: its last id is its In-Reply-To.
+    references_header = fields.TextField(null=True)
     channel = fields.CharEnumField(Channel, max_length=8)
     direction = fields.CharEnumField(Direction, max_length=8)
     state = fields.CharEnumField(MessageState, max_length=16)
@@ -126,6 +133,7 @@ class Message(Model):
     enrollment_id: int | None
     step_id: int | None
     mailbox_id: int | None
+    in_reply_to_id: int | None
 
     class Meta:
         table = "message"

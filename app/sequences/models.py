@@ -49,6 +49,8 @@ class SequenceStep(Model):
     delay_seconds = fields.IntField(default=0)
     subject = fields.TextField(null=True)
     body = fields.TextField()
+    # EMAIL: goes out as a reply in the thread of the enrollment's previous email.
+    thread_with_previous = fields.BooleanField(default=False, db_default=False)
     deleted_at = fields.DatetimeField(null=True)
 
     organization_id: int

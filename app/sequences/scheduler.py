@@ -29,6 +29,7 @@ from app.clock import Clock
 from app.errors import InvalidInput
 from app.events import log
 from app.events.models import EventType
+from app.messaging import threads
 from app.messaging.models import Direction, Message, MessageState
 from app.prospects.events import task_event
 from app.prospects.models import ChangeCause, Channel, Task, TaskKind
@@ -40,6 +41,8 @@ from app.sequences.windows import SendWindow, next_opening
 
 BATCH = 500
 RECOVER_AFTER = timedelta(seconds=1)
+THREAD_WAIT = timedelta(seconds=2)
+"""How long a threaded step waits, at least, for the email it follows to be sent."""
 
 
 @dataclass
@@ -59,6 +62,7 @@ async def run_pass(clock: Clock, *, batch: int = BATCH) -> PassResult:
             result.claimed = len(due)
             context = _Context(clock, now)
             await context.load_prospects([e.prospect_id for e in due])
+            await context.load_threads(due)
             for enrollment in due:
                 await _advance(enrollment, context)
             result.queued = await context.writes.flush(now)
@@ -116,6 +120,7 @@ class _Context:
         self._steps: dict[int, list[SequenceStep]] = {}
         self._orgs: dict[int, Organization] = {}
         self._prospects: dict[int, SimpleNamespace] = {}
+        self._emails: dict[int, list[SimpleNamespace]] = {}
         self.writes = _Writes()
 
     async def load_prospects(self, ids: list[int]) -> None:
@@ -123,6 +128,31 @@ class _Context:
 
     def prospect(self, pk: int) -> SimpleNamespace:
         return self._prospects[pk]
+
+    async def load_threads(self, due: list[Enrollment]) -> None:
+        """The earlier emails of the enrollments about to run a threaded step, in one
+        read for the batch (none when no step of the batch is threaded)."""
+        threaded = []
+        for enrollment in due:
+            if enrollment.current_step_id is not None:
+                steps = await self.steps(enrollment.sequence_id)
+                step = next((s for s in steps if s.id == enrollment.current_step_id), None)
+                if step is not None and step.type is StepType.EMAIL and step.thread_with_previous:
+                    threaded.append(enrollment.id)
+        if threaded:
+            self._emails = await store.emails_of(threaded)
+
+    def followed(self, enrollment_id: int) -> SimpleNamespace | datetime | None:
+        """What the enrollment's threaded step answers: its latest email that was
+        sent (not one that failed, bounced, was cancelled or is UNCERTAIN, whose
+        Message-ID is unknown); or, while an email of it is still on its way, the
+        time to look again; None: none was sent, the step starts a thread."""
+        emails = self._emails.get(enrollment_id, [])
+        waiting = [e for e in emails if e.state in threads.ON_ITS_WAY]
+        if waiting:
+            later = max((e.next_attempt_at for e in waiting if e.next_attempt_at is not None), default=self.now)
+            return max(later, self.now) + THREAD_WAIT
+        return next((e for e in reversed(emails) if e.state in threads.SENT and e.external_id), None)
 
     async def sequence(self, pk: int) -> Sequence:
         if pk not in self._sequences:
@@ -185,7 +215,11 @@ async def _advance(enrollment: Enrollment, context: _Context) -> None:
     if step.type in (StepType.CALL, StepType.TASK):
         await _open_task(enrollment, step, prospect, organization, following, actor, context.writes, now)
         return
-    await _queue(enrollment, sequence, step, prospect, organization, following, actor, context.writes, now)
+    parent = context.followed(enrollment.id) if step.type is StepType.EMAIL and step.thread_with_previous else None
+    if isinstance(parent, datetime):
+        context.writes.schedule(enrollment, due_at=parent)
+        return
+    await _queue(enrollment, sequence, step, prospect, organization, following, actor, context.writes, now, parent)
 
 
 def next_due(
@@ -226,9 +260,12 @@ async def _queue(
     actor: Actor,
     writes: _Writes,
     now: datetime,
+    parent: SimpleNamespace | None,
 ) -> None:
     """Adds the step's message, the enrollment's next schedule and its STEP_RAN
-    stage change to the batch's writes (or fails the enrollment at once)."""
+    stage change to the batch's writes (or fails the enrollment at once). With
+    ``parent``, the message answers it in its thread: its subject, its mailbox and
+    its sender (the step's own subject is not used)."""
     channel = Channel.EMAIL if step.type is StepType.EMAIL else Channel.SMS
     if channel in lifecycle.blocked_channels(prospect):
         await _fail(enrollment, Stage.OPTED_OUT, "channel_blocked", actor, writes)
@@ -261,6 +298,9 @@ async def _queue(
             failed = {"state": MessageState.FAILED, "next_attempt_at": None, "error": str(failure)[:1000]}
             writes.messages.append(message | failed | {"subject": step.subject, "body": step.body})
         return
+    threaded = threads.reply_columns(parent) if parent is not None else {}
+    if parent is not None and threaded:
+        message |= threaded | {"mailbox_id": parent.mailbox_id, "from_address": parent.from_address}
     writes.messages.append(message)
     before = enrollment.stage
     to = transition(before, Event.STEP_RAN)

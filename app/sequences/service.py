@@ -36,10 +36,13 @@ class StepSpec:
     delay_seconds: int
     body: str
     subject: str | None = None
+    thread_with_previous: bool = False
 
 
 def clean_step(spec: StepSpec, field: Field) -> dict[str, Any]:
-    """Validated column values of a step; templates checked (R4.1)."""
+    """Validated column values of a step; templates checked (R4.1). Only an EMAIL
+    step may follow the previous email in its thread; one with no earlier email
+    sent when it runs (the first email step) starts a thread, with its subject."""
     validation.bounded_int(spec.delay_seconds, (*field, "delay_seconds"), low=0, high=MAX_DELAY_SECONDS)
     subject = spec.subject
     if spec.type is StepType.EMAIL:
@@ -48,10 +51,21 @@ def clean_step(spec: StepSpec, field: Field) -> dict[str, Any]:
         templates.check(subject, (*field, "subject"))
     elif subject is not None:
         raise InvalidInput(f"A {spec.type.value} step has no subject; it must be null.", (*field, "subject"))
+    if spec.thread_with_previous and spec.type is not StepType.EMAIL:
+        raise InvalidInput(
+            f"Only an EMAIL step can follow the previous email in its thread, not a {spec.type.value} step.",
+            (*field, "thread_with_previous"),
+        )
     if not spec.body.strip():
         raise InvalidInput("The body must not be empty.", (*field, "body"))
     templates.check(spec.body, (*field, "body"))
-    return {"type": spec.type, "delay_seconds": spec.delay_seconds, "subject": subject, "body": spec.body}
+    return {
+        "type": spec.type,
+        "delay_seconds": spec.delay_seconds,
+        "subject": subject,
+        "body": spec.body,
+        "thread_with_previous": spec.thread_with_previous,
+    }
 
 
 async def get_sequence(actor: Actor, sequence_id: int, field: Seq[str | int]) -> Sequence:
@@ -152,6 +166,7 @@ async def update_step(
     subject: str | None,
     body: str | None,
     position: int | None,
+    thread_with_previous: bool | None = None,
 ) -> Sequence:
     actor.require_manager()
     async with in_transaction():
@@ -161,6 +176,7 @@ async def update_step(
             delay_seconds=step.delay_seconds if delay_seconds is None else delay_seconds,
             subject=step.subject if subject is None else subject,
             body=step.body if body is None else body,
+            thread_with_previous=step.thread_with_previous if thread_with_previous is None else thread_with_previous,
         )
         for key, value in clean_step(merged, ()).items():
             setattr(step, key, value)

@@ -12,8 +12,8 @@ from tortoise import connections
 from tortoise.queryset import QuerySet
 
 from app import bulk
-from app.messaging.models import Message
-from app.prospects.models import Prospect
+from app.messaging.models import Direction, Message
+from app.prospects.models import Channel, Prospect
 from app.sequences.models import Enrollment
 from app.sequences.state import RUNNING
 
@@ -88,6 +88,33 @@ async def existing_send_keys(keys: Collection[str]) -> set[str]:
 async def insert_messages(rows: Sequence[Mapping[str, object]]) -> list[int]:
     """Inserts the message rows in one statement; their ids, in order."""
     return await bulk.insert_returning(Message, rows)
+
+
+THREAD_FIELDS = (
+    "id",
+    "enrollment_id",
+    "channel",
+    "direction",
+    "state",
+    "subject",
+    "external_id",
+    "references_header",
+    "mailbox_id",
+    "from_address",
+    "next_attempt_at",
+)
+"""What a threaded step reads of its enrollment's earlier messages."""
+
+
+async def emails_of(enrollment_ids: Collection[int]) -> dict[int, list[SimpleNamespace]]:
+    """The enrollments' outbound emails by enrollment, oldest first, in one statement
+    (an enrollment has a message a step at most)."""
+    rows = await bulk.select_in(Message, THREAD_FIELDS, "enrollment_id", enrollment_ids)
+    emails: dict[int, list[SimpleNamespace]] = {pk: [] for pk in enrollment_ids}
+    for row in sorted(rows, key=lambda row: row["id"]):
+        if row["channel"] == Channel.EMAIL and row["direction"] == Direction.OUTBOUND:
+            emails[row["enrollment_id"]].append(SimpleNamespace(**row))
+    return emails
 
 
 async def prospects_to_message(ids: Collection[int]) -> dict[int, SimpleNamespace]:

@@ -40,6 +40,13 @@ class Message(Node):
         row = await info.context.loaders.step.load(self.row.step_id)
         return SequenceStep(row=row) if row is not None else None
 
+    @strawberry.field(description="The message it answers or follows in the same thread.")
+    async def in_reply_to(self, info: Info) -> Message | None:
+        if self.row.in_reply_to_id is None:
+            return None
+        row = await info.context.loaders.message.load(self.row.in_reply_to_id)
+        return Message(row=row) if row is not None else None
+
     @strawberry.field
     def channel(self) -> Channel:
         return self.row.channel

@@ -32,6 +32,7 @@ class SequenceStepInput:
     delay_seconds: int
     subject: str | None = None
     body: str
+    thread_with_previous: bool | None = strawberry.field(default=None, description="Default false.")
 
 
 @strawberry.input
@@ -43,7 +44,13 @@ class SendWindowInput:
 
 
 def _step(step: SequenceStepInput) -> service.StepSpec:
-    return service.StepSpec(type=step.type, delay_seconds=step.delay_seconds, subject=step.subject, body=step.body)
+    return service.StepSpec(
+        type=step.type,
+        delay_seconds=step.delay_seconds,
+        subject=step.subject,
+        body=step.body,
+        thread_with_previous=bool(step.thread_with_previous),
+    )
 
 
 def _window(window: SendWindowInput | None) -> Any:
@@ -118,6 +125,7 @@ class UpdateSequenceStepInput:
     subject: str | None = None
     body: str | None = None
     position: int | None = None
+    thread_with_previous: bool | None = None
 
 
 @strawberry.type
@@ -282,6 +290,7 @@ class SequenceMutations:
                     subject=input.subject,
                     body=input.body,
                     position=input.position,
+                    thread_with_previous=input.thread_with_previous,
                 )
             )
 

@@ -181,6 +181,13 @@ class SequenceStep(Node):
     def body(self) -> str:
         return self.row.body
 
+    @strawberry.field(
+        description="EMAIL only: sent as a reply in the thread of the enrollment's previous email "
+        "(Re: its subject, In-Reply-To and References) rather than as a new thread."
+    )
+    def thread_with_previous(self) -> bool:
+        return self.row.thread_with_previous
+
 
 @strawberry.type
 class Enrollment(Node):
