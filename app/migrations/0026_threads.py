@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     previous email; a message names the one it answers and carries its References.
     The step's flag has a database default, so existing steps get false."""
 
-    dependencies = [('models', '0024_mailboxes')]
+    dependencies = [('models', '0025_mailbox_limits')]
 
     initial = False
 

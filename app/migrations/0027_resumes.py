@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     OUT_OF_OFFICE cause, which only the enum's description lists. Nullable
     columns without a default: PostgreSQL adds them without rewriting the tables."""
 
-    dependencies = [('models', '0025_mailbox_limits')]
+    dependencies = [('models', '0026_threads')]
 
     initial = False
 
