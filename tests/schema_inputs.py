@@ -113,7 +113,8 @@ def sample(
         kind = id_type(name, mutation)
         value = (foreign if path + (["0"] if is_list else []) == target else own)[kind]
     else:
-        value = {"String": "Sample", "Int": 1, "Boolean": True, "JSON": {}, "DateTime": "2026-01-01T00:00:00Z"}[
+        # DateTime: after the frozen clock's now, as a time to pause until or call back at must be.
+        value = {"String": "Sample", "Int": 1, "Boolean": True, "JSON": {}, "DateTime": "2026-02-01T00:00:00Z"}[
             named.name
         ]
         if name == "email":

@@ -64,6 +64,7 @@ WORK = {
     "enrollProspects",
     "activateEnrollments",
     "pauseEnrollments",
+    "pauseEnrollmentsUntil",
     "resumeEnrollments",
     "jumpEnrollments",
     "finishEnrollments",
