@@ -15,9 +15,9 @@ from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
 from app.accounts.actor import Actor
-from app.accounts.models import User
+from app.accounts.models import Organization, User
 from app.accounts.read import of_organization
-from app.messaging.models import Message
+from app.messaging.models import Mailbox, Message
 from app.prospects import suppressions
 from app.prospects.models import Activity, Channel, Prospect, StatusChange, Task
 from app.sequences import read as sequence_read
@@ -52,12 +52,15 @@ def _grouped(fetch: Callable[[list[int]], Any], key_of: Callable[[Any], int]) ->
 class Loaders:
     def __init__(self, actor: Actor | None) -> None:
         org = actor.organization_id if actor else None
+        self._organization_id = org
         self.status = _by_id(Status, org)
         self.workflow = _by_id(Workflow, org)
         self.user = _by_id(User, org)
         self.category = _by_id(ActionCategory, org)
         self.action = _by_id(Action, org)
         self.prospect = _by_id(Prospect, org)
+        self.mailbox = _by_id(Mailbox, org)
+        self.organization: DataLoader[int, Organization | None] = DataLoader(load_fn=self._organizations)
         self.statuses_by_workflow = _grouped(
             lambda keys: workflow_read.statuses(org).filter(workflow_id__in=keys).order_by("position", "id"),
             lambda row: row.workflow_id,
@@ -111,6 +114,11 @@ class Loaders:
             lambda keys: of_organization(StageChange, org).filter(enrollment_id__in=keys).order_by("id"),
             lambda row: row.enrollment_id,
         )
+
+    async def _organizations(self, ids: list[int]) -> list[Organization | None]:
+        """The viewer's own organization, for each id that is it."""
+        rows = {o.id: o for o in await Organization.filter(id__in=[i for i in ids if i == self._organization_id])}
+        return [rows.get(i) for i in ids]
 
     async def _sequence_stats(self, sequence_ids: list[int]) -> list[sequence_service.Stats]:
         if self._actor is None:  # no viewer, no sequence to count

@@ -84,6 +84,10 @@ class Message(Model):
     mailbox: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.Mailbox", null=True, on_delete=fields.SET_NULL, related_name=False
     )
+    # The message it answers (sendMessage's inReplyToId): its thread's headers go out with it.
+    in_reply_to: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "models.Message", null=True, on_delete=fields.SET_NULL, related_name=False
+    )
     channel = fields.CharEnumField(Channel, max_length=8)
     direction = fields.CharEnumField(Direction, max_length=8)
     state = fields.CharEnumField(MessageState, max_length=16)
@@ -116,6 +120,7 @@ class Message(Model):
     enrollment_id: int | None
     step_id: int | None
     mailbox_id: int | None
+    in_reply_to_id: int | None
 
     class Meta:
         table = "message"
