@@ -23,6 +23,7 @@ from app.config import Settings
 from app.messaging import email_routing
 from app.messaging.models import Direction, Message, MessageState
 from app.prospects import service as prospects
+from app.prospects import suppressions
 from app.prospects.models import Channel, ConversationState, Prospect
 from app.redis import locate
 from app.web import create_app
@@ -219,6 +220,10 @@ async def test_what_the_gate_would_refuse_is_refused_at_once(api: GraphQL, org: 
     await Prospect.filter(id=dnc.id).update(do_not_contact=True)
     nameless = await _prospect(org, clock, email="bob@client.example", phone=None)
     other = await _prospect(org, clock, email="cy@client.example", phone="+12025550144")
+    listed = await _prospect(org, clock, email="dee@client.example", phone="+12025550145")
+    await suppressions.add(
+        actor=org.actor(Role.ADMIN, clock), entries=[suppressions.Wanted(Channel.EMAIL, "DEE@client.example")]
+    )
     received = await Message.create(
         organization_id=org.id, prospect_id=other.id, channel=Channel.EMAIL, direction=Direction.INBOUND,
         state=MessageState.RECEIVED, body="hi", created_at=clock.now(),
@@ -226,6 +231,7 @@ async def test_what_the_gate_would_refuse_is_refused_at_once(api: GraphQL, org: 
 
     refusals = [
         await _send(api, admin, dnc, channel="EMAIL", subject="Hi", body="Hi"),
+        await _send(api, admin, listed, channel="EMAIL", subject="Hi", body="Hi"),
         await _send(api, admin, nameless, channel="SMS", body="Hi"),
         await _send(api, admin, 999, channel="SMS", body="Hi"),
         # A message of another prospect is no thread of this one.
@@ -233,6 +239,7 @@ async def test_what_the_gate_would_refuse_is_refused_at_once(api: GraphQL, org: 
     ]
 
     assert [[(e["code"], e["field"]) for e in r["errors"]] for r in refusals] == [
+        [("DO_NOT_CONTACT", ["input", "channel"])],
         [("DO_NOT_CONTACT", ["input", "channel"])],
         [("NO_ADDRESS", ["input", "channel"])],
         [("NOT_FOUND", ["input", "prospectId"])],
