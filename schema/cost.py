@@ -42,6 +42,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from app import caps
+from app.messaging.mailboxes import MAX_MAILBOXES
 from app.prospects.service import MAX_BATCH
 from app.prospects.suppressions import MAX_ADD
 from app.sequences.service import MAX_STEPS
@@ -88,6 +89,7 @@ LENGTHS: dict[Key, int] = {
     ("Action", "operations"): MAX_OPERATIONS,
     ("AutomationRule", "operations"): MAX_OPERATIONS,
     ("Query", "webhookEndpoints"): MAX_ENDPOINTS,
+    ("Query", "mailboxes"): MAX_MAILBOXES,
     **{("UpsertProspectsPayload", field): MAX_BATCH for field in ("created", "updated", "errors")},
     **{
         (payload, field): MAX_BATCH

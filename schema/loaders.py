@@ -18,7 +18,7 @@ from app.accounts.actor import Actor
 from app.accounts.models import Organization, User
 from app.accounts.read import of_organization, organizations
 from app.messaging import limits
-from app.messaging.models import Message
+from app.messaging.models import Mailbox, Message
 from app.prospects import suppressions
 from app.prospects.models import Activity, Channel, Prospect, StatusChange, Task
 from app.sequences import read as sequence_read
@@ -53,12 +53,14 @@ def _grouped(fetch: Callable[[list[int]], Any], key_of: Callable[[Any], int]) ->
 class Loaders:
     def __init__(self, actor: Actor | None) -> None:
         org = actor.organization_id if actor else None
+        self._organization_id = org
         self.status = _by_id(Status, org)
         self.workflow = _by_id(Workflow, org)
         self.user = _by_id(User, org)
         self.category = _by_id(ActionCategory, org)
         self.action = _by_id(Action, org)
         self.prospect = _by_id(Prospect, org)
+        self.mailbox = _by_id(Mailbox, org)
         self.statuses_by_workflow = _grouped(
             lambda keys: workflow_read.statuses(org).filter(workflow_id__in=keys).order_by("position", "id"),
             lambda row: row.workflow_id,

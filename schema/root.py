@@ -16,6 +16,8 @@ from schema.consent.mutations import ConsentMutations
 from schema.context import Info
 from schema.distribution.mutations import DistributionMutations
 from schema.events import queries as events
+from schema.mailboxes import queries as mailboxes
+from schema.mailboxes.mutations import MailboxMutations
 from schema.messaging import queries as messaging
 from schema.messaging.mutations import MessageMutations
 from schema.node import Node, NodeReader
@@ -38,6 +40,7 @@ _NODES: dict[str, NodeReader] = {
     **events.NODES,
     **webhooks.NODES,
     **consent.NODES,
+    **mailboxes.NODES,
 }
 
 
@@ -67,6 +70,7 @@ Query = merge_types(
         webhooks.WebhookQueries,
         sequences.EnrollmentQueries,
         consent.ConsentQueries,
+        mailboxes.MailboxQueries,
     ),
 )
 
@@ -81,5 +85,6 @@ Mutation = merge_types(
         WebhookMutations,
         DistributionMutations,
         ConsentMutations,
+        MailboxMutations,
     ),
 )

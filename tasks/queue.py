@@ -1,39 +1,8 @@
-"""The worker's arq queue and the send jobs put on it.
-
-A send job takes a block of message ids, sent as one batch; two jobs for one
-message are harmless, since a message leaves QUEUED once, by compare-and-set.
-"""
+"""The worker's arq queue and the send jobs put on it: app.messaging.send_jobs,
+where the API can reach them too (it enqueues sendMessage's message at once)."""
 
 from __future__ import annotations
 
-from arq import ArqRedis
+from app.messaging.send_jobs import QUEUE, RECOVERY_EPOCH_SECONDS, SEND_BLOCK, enqueue_sends
 
-from app.clock import Clock
-
-QUEUE = "leadline:queue"
-SEND_BLOCK = 100
-"""Messages per send job at most (sent a sending.CHUNK at a time, so a killed worker
-leaves at most a chunk per job UNCERTAIN): a job costs the worker some of arq's Redis
-work and a read of the organizations, so fewer, larger jobs leave more CPU for the
-messages."""
-RECOVERY_EPOCH_SECONDS = 10
-"""How long a send job's id stands for its messages. A job that a killed worker left
-"in progress" before it claimed any of them (arq reruns it only after its timeout)
-holds them this long at most: then the recovery gives them a new job. Messages that
-wait this long behind a backlog get a second job, which finds them claimed or sent."""
-
-
-async def enqueue_sends(redis: ArqRedis, message_ids: list[int], clock: Clock) -> None:
-    """One job per block of SEND_BLOCK consecutive message ids, with a job id made of
-    the block, its first id and the RECOVERY_EPOCH: enqueuing the same messages again
-    while their job waits or runs (the recovery of ``queued_messages`` finds messages
-    still waiting for their jobs) is a no-op, and a block's ids queued by a later pass
-    get a job of their own (with the block alone in the id they would be taken for a
-    duplicate and wait for the recovery)."""
-    epoch = int(clock.now().timestamp() // RECOVERY_EPOCH_SECONDS)
-    blocks: dict[int, list[int]] = {}
-    for message_id in sorted(message_ids):
-        blocks.setdefault(message_id // SEND_BLOCK, []).append(message_id)
-    for block, block_ids in blocks.items():
-        job_id = f"send:{block}:{block_ids[0]}:{epoch}"
-        await redis.enqueue_job("send_messages", block_ids, _job_id=job_id, _queue_name=QUEUE)
+__all__ = ["QUEUE", "RECOVERY_EPOCH_SECONDS", "SEND_BLOCK", "enqueue_sends"]

@@ -11,6 +11,7 @@ from app.clock import FrozenClock
 from app.events import log
 from app.events.models import Event
 from app.messaging import inbound
+from app.messaging.models import Mailbox
 from app.prospects import service as prospects
 from app.prospects import suppressions
 from app.prospects.models import Channel, Task
@@ -110,7 +111,9 @@ async def populate(org: Org, clock: FrozenClock) -> dict[str, str]:
     [suppression] = (
         await suppressions.add(actor=admin, entries=[suppressions.Wanted(Channel.EMAIL, "gone@client.example")])
     ).suppressions
+    mailbox = await Mailbox.create(organization_id=org.id, address=f"team@org{org.id}.example", created_at=clock.now())
     rows: dict[str, Any] = {
+        "Mailbox": mailbox.id,
         "Event": event.id,
         "WebhookEndpoint": endpoint.id,
         "WebhookDelivery": delivery.id,

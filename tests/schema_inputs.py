@@ -26,6 +26,7 @@ SPECIAL_TYPES = {
     "availableInStatus": "Status",
     "keep": "Prospect",
     "merge": "Prospect",
+    "inReplyTo": "Message",
 }
 UNKNOWN = {
     type_name: ids.encode(type_name, 987654)
@@ -51,6 +52,7 @@ UNKNOWN = {
         "WebhookEndpoint",
         "WebhookDelivery",
         "Suppression",
+        "Mailbox",
     )
 }
 
@@ -121,6 +123,8 @@ def sample(
             value = "sample@client.example"
         if name == "timeZone":
             value = "Europe/Paris"
+        if name == "address":
+            value = "sample@acme-sample.example"
         if name == "role":
             value = "AGENT"
     return [value] if is_list else value
@@ -154,6 +158,8 @@ def _object(
             out["statusId"] = own["Status"]
     if t.name == "SequenceStepInput":
         out["type"] = "SMS"
+    if t.name == "SendMessageInput":
+        out["subject"] = "Sample"
     if t.name == "CreateAutomationRuleInput" and "statusId" in out:
         out["event"] = "STATUS_ENTERED"
     return out

@@ -50,6 +50,9 @@ CONFIGURATION = {
     "updateSequenceStep",
     "removeSequenceStep",
     "addSuppressions",  # not configuration, but for MANAGER and ADMIN alike
+    "createMailbox",
+    "updateMailbox",
+    "deleteMailbox",
 }
 WORK = {
     "createProspect",
@@ -74,6 +77,7 @@ WORK = {
     "unassignProspects",
     "pullProspects",
     "pullProspect",
+    "sendMessage",
 }
 ALLOWED = {
     Role.ADMIN: ADMIN_ONLY | CONFIGURATION | WORK,

@@ -1,5 +1,5 @@
-"""Sending identities (R15): the SMS number and the sender address an organization
-sends from, each held by one organization.
+"""Sending identities (R15): the SMS number, the sender address and the mailbox
+addresses an organization sends from, each held by one organization.
 
 Invariants: an identity is compared in its normalized form (E.164 for a number;
 the bare address, lower-cased, for an email address however it is written), and
@@ -8,6 +8,11 @@ claiming one identity at the same moment get one claim and one CONFLICT. Inbound
 traffic finds the organizations it was sent to by one indexed lookup of the
 identities it names, never by guessing; an identity no organization holds routes
 nowhere.
+
+An address that is both the organization's emailFrom and one of its mailboxes'
+is one row (the index allows no second), of kind MAILBOX while the mailbox holds
+it: setting emailFrom to it claims nothing more, and the mailbox's deletion
+hands the row back to emailFrom (``release_mailbox``).
 """
 
 from __future__ import annotations
@@ -68,11 +73,46 @@ async def claim(*, organization_id: int, kind: IdentityKind, address: str | None
         await held.delete()
     if key is None:
         return
+    if await SendingIdentity.exists(organization_id=organization_id, address=key, kind=IdentityKind.MAILBOX):
+        return  # one of its mailboxes' addresses: already its own
     try:
         await SendingIdentity.create(organization_id=organization_id, kind=kind, address=key)
     except IntegrityError:
         what = "number" if kind is IdentityKind.SMS_FROM else "address"
         raise Conflict(f"Another organization already sends from this {what}.", field) from None
+
+
+async def claim_mailbox(*, organization_id: int, address: str, field: Field) -> None:
+    """Makes a mailbox's ``address`` (validated, lower-cased) the organization's:
+    CONFLICT naming ``field`` when another organization holds it (as emailFrom or
+    a mailbox, decided by the unique index, also under a race); its own emailFrom's
+    row becomes the mailbox's. Runs in the caller's transaction, the organization locked."""
+    key = email_key(address)
+    assert key is not None, "a validated address is an identity"
+    held = await SendingIdentity.get_or_none(address=key)
+    if held is not None and held.organization_id == organization_id:
+        if held.kind is not IdentityKind.MAILBOX:
+            await SendingIdentity.filter(id=held.id).update(kind=IdentityKind.MAILBOX)
+        return
+    if held is None:
+        try:
+            await SendingIdentity.create(organization_id=organization_id, kind=IdentityKind.MAILBOX, address=key)
+            return
+        except IntegrityError:  # claimed by another organization since: the caller's transaction rolls back
+            pass
+    raise Conflict("Another organization already sends from this address.", field)
+
+
+async def release_mailbox(*, organization: Organization, address: str) -> None:
+    """A mailbox's address no longer held by it: its row goes, or stays the
+    organization's emailFrom when the address is that too. In the caller's
+    transaction, the organization locked."""
+    key = email_key(address)
+    mine = SendingIdentity.filter(organization_id=organization.id, address=key, kind=IdentityKind.MAILBOX)
+    if organization.email_from is not None and email_key(organization.email_from) == key:
+        await mine.update(kind=IdentityKind.EMAIL_FROM)
+    else:
+        await mine.delete()
 
 
 async def sms_holder(number: str) -> Organization | None:
@@ -85,12 +125,14 @@ async def sms_holder(number: str) -> Organization | None:
 
 
 async def email_holders(keys: Sequence[str]) -> list[int]:
-    """The ids of the organizations holding these sender addresses (each an
-    ``email_key``), in the order the addresses come."""
+    """The ids of the organizations holding these sender addresses (emailFrom or a
+    mailbox's, each an ``email_key``), in the order the addresses come."""
     if not keys:
         return []
     held = {
         row.address: row.organization_id
-        for row in await SendingIdentity.filter(address__in=list(keys), kind=IdentityKind.EMAIL_FROM)
+        for row in await SendingIdentity.filter(
+            address__in=list(keys), kind__in=[IdentityKind.EMAIL_FROM, IdentityKind.MAILBOX]
+        )
     }
     return list(dict.fromkeys(held[key] for key in keys if key in held))

@@ -37,10 +37,12 @@ class Organization(Model):
 
 
 class IdentityKind(StrEnum):
-    """What an organization sends from: its emailFrom, its smsFrom."""
+    """What an organization sends from: its emailFrom, its smsFrom, a mailbox's
+    address (MAILBOX also when that address is the emailFrom as well)."""
 
     EMAIL_FROM = "EMAIL_FROM"
     SMS_FROM = "SMS_FROM"
+    MAILBOX = "MAILBOX"
 
 
 class SendingIdentity(Model):

@@ -312,22 +312,24 @@ async def release(messages: Iterable[Message], connection: BaseDBAsyncClient) ->
     await _give_back(slots, connection)
 
 
-async def take_now(*, mailbox_id: int, to_address: str | None, now: datetime) -> datetime:
+async def take_now(
+    *, mailbox_id: int, to_address: str | None, now: datetime, connection: BaseDBAsyncClient
+) -> datetime:
     """The slots of one message a rep sends now (sendMessage): the mailbox's day and,
     under a per-domain cap, this hour to the recipient's domain; or
-    MailboxLimitReached, taking none (a rep is waiting: refused, never deferred).
-    Returns the time to store as the new message's ``slot_at``, in the caller's
-    transaction (so its claim asks for no slot again, and a failure gives it back)."""
-    async with in_transaction() as connection:
-        rules = (await rules_of([mailbox_id], connection))[mailbox_id]
-        asks = dict(_asks_of(to_address, rules, now))
-        for ask in asks.values():
-            ask.ids.append(0)
-        got = await _ask(asks, connection)
-        refused = _refused(asks, got, now)
-        if refused:
-            raise _reached(rules, asks, got, to_address, now)  # rolls back what it took
-        await _note_first_day([rules], now, connection)
+    MailboxLimitReached (a rep is waiting: refused, never deferred), whose caller's
+    transaction must roll back what this took. ``connection`` is that transaction's:
+    the slots are taken in it, and the time returned is stored in it as the new
+    message's ``slot_at`` (so its claim asks for no slot again, and a failure gives
+    it back)."""
+    rules = (await rules_of([mailbox_id], connection))[mailbox_id]
+    asks = dict(_asks_of(to_address, rules, now))
+    for ask in asks.values():
+        ask.ids.append(0)
+    got = await _ask(asks, connection)
+    if _refused(asks, got, now):
+        raise _reached(rules, asks, got, to_address, now)
+    await _note_first_day([rules], now, connection)
     return now
 
 

@@ -15,22 +15,32 @@ from email_validator import EmailNotValidError, validate_email
 
 from app.accounts.models import Organization
 from app.config import Settings
-from app.messaging.models import Message
+from app.messaging.models import Mailbox, Message
 from app.messaging.threads import reply_headers
 from app.messaging.transports import UNSENDABLE_ADDRESS, Email, PermanentError
 from app.messaging.unsubscribe import make_token
 
 
-def build_email(message: Message, organization: Organization, settings: Settings) -> Email:
+def build_email(
+    message: Message,
+    organization: Organization,
+    settings: Settings,
+    *,
+    mailbox: Mailbox | None = None,
+) -> Email:
     """A plain-text email with the headers of R5.5, assembled directly as bytes
     (~20 µs; the email package's generator costs 0.3-1.4 ms a message). An address
     whose domain alone is international goes in its ASCII (IDNA) form; one whose
     local part is makes an SMTPUTF8 message (RFC 6531, 6532: UTF-8 headers). An
-    address that is no address is a PermanentError (unsendable_address). It goes
-    from the message's sender when it has one (a reply in a thread: the email it
-    follows'), else the organization's; a reply carries In-Reply-To and References
+    address that is no address is a PermanentError (unsendable_address). From is
+    the message's mailbox (``Display Name <address>``, the name RFC 2047 encoded
+    when it is not ASCII), else the message's sender (a reply in a thread: the
+    email it follows'), else emailFrom; a reply carries In-Reply-To and References
     (app.messaging.threads)."""
-    sender = _sender(message.from_address or organization.email_from or settings.default_sender)
+    if mailbox is not None:
+        sender = _mailbox_sender(mailbox.display_name, mailbox.address)
+    else:
+        sender = _sender(message.from_address or organization.email_from or settings.default_sender)
     to = message.to_address or ""
     recipient = _Mailbox(" ".join(to.splitlines()), to, "", False) if to.isascii() else _international(to)
     utf8 = sender.utf8 or recipient.utf8
@@ -81,6 +91,19 @@ def _sender(value: str) -> _Mailbox:
         return _international(value)
     envelope = parseaddr(value)[1] or value
     return _Mailbox(_address(value), envelope, envelope.rsplit("@", 1)[-1].rstrip(">"), False)
+
+
+@lru_cache(maxsize=256)
+def _mailbox_sender(display_name: str | None, address: str) -> _Mailbox:
+    """A mailbox's From: its name quoted or RFC 2047 encoded as formataddr does it."""
+    if not display_name:
+        return _sender(address)
+    name = " ".join(display_name.splitlines())
+    if address.isascii():
+        return _sender(formataddr((name, address), charset="utf-8"))
+    bare = _international(address)
+    shown = formataddr((name, "@"), charset="utf-8")
+    return bare._replace(header=shown[: shown.rindex("<")] + f"<{bare.envelope}>")
 
 
 def _international(value: str) -> _Mailbox:

@@ -86,7 +86,8 @@ class Message(Model):
     mailbox: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "models.Mailbox", null=True, on_delete=fields.SET_NULL, related_name=False
     )
-    # EMAIL: the message it answers or follows in its thread (app/messaging/threads.py).
+    # EMAIL: the message it answers or follows in its thread (app/messaging/threads.py):
+    # a threaded step's previous email, or the message sendMessage's inReplyToId names.
     in_reply_to: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
         "models.Message", null=True, on_delete=fields.SET_NULL, related_name=False
     )

@@ -43,12 +43,13 @@ from app.clock import Clock
 from app.config import Settings
 from app.events import log
 from app.events.models import EventType
-from app.messaging import limits, store
+from app.messaging import limits, mailboxes, store
 from app.messaging.events import message_event
 from app.messaging.mail import build_email
-from app.messaging.models import BounceType, Message, MessageState
+from app.messaging.models import BounceType, Mailbox, Message, MessageState
 from app.messaging.transports import (
     Email,
+    EmailTransport,
     FileOutbox,
     OutboxSms,
     PermanentError,
@@ -60,6 +61,7 @@ from app.messaging.transports import (
 )
 from app.prospects import consent, suppressions
 from app.prospects.models import ChangeCause, Channel, Prospect
+from app.sealing import UnreadableSecret
 from app.sequences import lifecycle
 from app.sequences.models import Enrollment
 from app.sequences.state import Stage
@@ -211,7 +213,9 @@ async def _claim_and_gate(
         held = {m.id for m in deferred}
         messages = [m for m in messages if m.id not in held]
     await batch.know({m.organization_id for m in messages})
-    return messages, deferred, await _Gate.read(messages, batch.organizations, batch.clock)
+    gate = await _Gate.read(messages, batch.organizations, batch.clock)
+    gate.senders = await _Senders.read(messages)
+    return messages, deferred, gate
 
 
 async def _unclaim(message_ids: list[int], token: int) -> None:
@@ -237,6 +241,7 @@ class _Gate:
         self.suppressed = suppressed
         self.organizations = organizations
         self.clock = clock
+        self.senders = _Senders({})
 
     @classmethod
     async def read(cls, messages: list[Message], organizations: dict[int, Organization], clock: Clock) -> _Gate:
@@ -272,6 +277,35 @@ class _Gate:
         return None
 
 
+@dataclass(frozen=True)
+class _Senders:
+    """What the chunk's emails go out as: their mailboxes (From, and the SMTP server
+    of those with their own). Nothing is read for a chunk whose emails have none."""
+
+    mailboxes: dict[int, Mailbox]
+
+    @classmethod
+    async def read(cls, messages: list[Message]) -> _Senders:
+        mailbox_ids = {m.mailbox_id for m in messages if m.channel is Channel.EMAIL and m.mailbox_id is not None}
+        return cls({m.id: m for m in await Mailbox.filter(id__in=mailbox_ids)} if mailbox_ids else {})
+
+
+def _email_transport(mailbox: Mailbox | None, transports: Transports, settings: Settings) -> EmailTransport:
+    """The pool of the mailbox's own SMTP server, else SMTP_URL's (or the file outbox)."""
+    if mailbox is None or mailbox.smtp_url_sealed is None:
+        return transports.email
+    try:
+        url = mailboxes.smtp_url_of(mailbox, secret_key=settings.secret_key)
+        return transports.email_for(url)
+    except UnreadableSecret:
+        raise PermanentError(
+            "The mailbox's SMTP URL does not open with this SECRET_KEY; set its smtpUrl again.",
+            reason="mailbox_smtp_unreadable",
+        ) from None
+    except ValueError:
+        raise PermanentError("The mailbox's SMTP URL is not an SMTP URL.", reason="mailbox_smtp_invalid") from None
+
+
 def _addresses(message: Message, prospects: dict[int, SimpleNamespace]) -> list[tuple[int, Channel, str | None]]:
     """The suppression keys a message must not be sent to: its own address, and its
     prospect's current one on its channel (the prospect may have changed it since)."""
@@ -295,7 +329,10 @@ async def _attempt(message: Message, gate: _Gate, transports: Transports, settin
     organization = gate.organizations[message.organization_id]
     try:
         if message.channel is Channel.EMAIL:
-            message.external_id = await transports.email.send(_built(message, organization, settings))
+            mailbox = gate.senders.mailboxes.get(message.mailbox_id) if message.mailbox_id is not None else None
+            transport = _email_transport(mailbox, transports, settings)
+            email = _built(message, organization, settings, mailbox)
+            message.external_id = await transport.send(email)
         else:
             message.external_id = await transports.sms.send(
                 to=message.to_address or "",
@@ -310,11 +347,16 @@ async def _attempt(message: Message, gate: _Gate, transports: Transports, settin
     return None
 
 
-def _built(message: Message, organization: Organization, settings: Settings) -> Email:
+def _built(
+    message: Message,
+    organization: Organization,
+    settings: Settings,
+    mailbox: Mailbox | None = None,
+) -> Email:
     """``build_email``, whatever stops it a PermanentError: no provider has seen the
     message, so it FAILED (never UNCERTAIN, which is for what a provider may have taken)."""
     try:
-        return build_email(message, organization, settings)
+        return build_email(message, organization, settings, mailbox=mailbox)
     except SendError:
         raise
     except Exception as error:

@@ -36,10 +36,14 @@ ON_ITS_WAY = frozenset({MessageState.QUEUED, MessageState.SENDING})
 class Parent(Protocol):
     """What a reply reads of the message it answers (a Message, or a row of its columns)."""
 
-    id: int
-    subject: str | None
-    external_id: str | None
-    references_header: str | None
+    @property
+    def id(self) -> int: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def external_id(self) -> str | None: ...
+    @property
+    def references_header(self) -> str | None: ...
 
 
 def reply_subject(subject: str | None) -> str:

@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import json
 import re
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -74,6 +75,29 @@ is dropped (its replies can no longer be paired with commands) and the send is
 a transient failure."""
 
 
+def smtp_options(url: str) -> dict[str, object]:
+    """aiosmtplib's connection options for an SMTP URL (SMTP_URL, a mailbox's
+    smtpUrl): smtp://user:pass@host:port, smtps:// for TLS, ?starttls=1; ValueError
+    for anything else."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or port == -1 or port == 0:
+        raise ValueError("SMTP_URL must look like smtp://user:pass@host:port (smtps:// for TLS)")
+    query = parse_qs(parts.query)
+    return {
+        "hostname": parts.hostname,
+        "port": port or (465 if parts.scheme == "smtps" else 25),
+        "use_tls": parts.scheme == "smtps",
+        "start_tls": query.get("starttls", ["0"])[0] in ("1", "true") or None,
+        "username": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+        "timeout": 30,
+    }
+
+
 class SmtpTransport:
     """A pool of up to SMTP_CONNECTIONS connections, each reused for message after
     message and reopened when it drops; concurrent sends use different connections.
@@ -81,19 +105,7 @@ class SmtpTransport:
     many sends run at once: sends one after another keep to one connection."""
 
     def __init__(self, url: str, connections: int) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ValueError("SMTP_URL must look like smtp://user:pass@host:port (smtps:// for TLS)")
-        query = parse_qs(parts.query)
-        self._options = {
-            "hostname": parts.hostname,
-            "port": parts.port or (465 if parts.scheme == "smtps" else 25),
-            "use_tls": parts.scheme == "smtps",
-            "start_tls": query.get("starttls", ["0"])[0] in ("1", "true") or None,
-            "username": unquote(parts.username) if parts.username else None,
-            "password": unquote(parts.password) if parts.password else None,
-            "timeout": 30,
-        }
+        self._options = smtp_options(url)
         self.connections = connections
         # Last in, first out: connected clients above the unopened slots (None).
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP | None] = asyncio.LifoQueue()
@@ -273,11 +285,63 @@ def _safe(message_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-._" else "_" for c in message_id.strip("<>"))
 
 
+MAX_SMTP_POOLS = 64
+"""SMTP pools of mailboxes' own servers a worker keeps at most: past it, the pool
+used least recently is closed (its sends in flight fail as transient errors and
+are tried again) to make room."""
+MAILBOX_SMTP_CONNECTIONS = 4
+"""Connections each of those pools opens at most: one rep's mailbox sends a day's
+few hundred emails, and its provider limits concurrent connections."""
+
+
+class SmtpPools:
+    """A pool per mailbox SMTP server (by URL), made on first use, at most
+    MAX_SMTP_POOLS, all closed with the transports."""
+
+    def __init__(self, connections: int = MAILBOX_SMTP_CONNECTIONS, most: int = MAX_SMTP_POOLS) -> None:
+        self.connections = connections
+        self.most = most
+        self._pools: OrderedDict[str, SmtpTransport] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._pools)
+
+    def for_url(self, url: str) -> SmtpTransport:
+        """The pool for ``url`` (ValueError if it is no SMTP URL)."""
+        pool = self._pools.get(url)
+        if pool is None:
+            pool = SmtpTransport(url, self.connections)
+            while len(self._pools) >= self.most:
+                _, evicted = self._pools.popitem(last=False)
+                closing = asyncio.get_running_loop().create_task(evicted.close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+            self._pools[url] = pool
+        self._pools.move_to_end(url)
+        return pool
+
+    async def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.close()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+
 @dataclass
 class Transports:
     email: EmailTransport
+    """SMTP_URL's pool, or the file outbox."""
     sms: SmsTransport
+    mailbox_smtp: SmtpPools = field(default_factory=SmtpPools)
+    """Pools of the mailboxes with an SMTP server of their own."""
+
+    def email_for(self, smtp_url: str | None) -> EmailTransport:
+        """The transport of a mailbox's own server (``smtp_url``), else ``email``."""
+        return self.email if smtp_url is None else self.mailbox_smtp.for_url(smtp_url)
 
     async def close(self) -> None:
         await self.email.close()
+        await self.mailbox_smtp.close()
         await self.sms.close()

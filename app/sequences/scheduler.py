@@ -29,7 +29,7 @@ from app.clock import Clock
 from app.errors import InvalidInput
 from app.events import log
 from app.events.models import EventType
-from app.messaging import threads
+from app.messaging import mailboxes, threads
 from app.messaging.models import Direction, Message, MessageState
 from app.prospects.events import task_event
 from app.prospects.models import ChangeCause, Channel, Task, TaskKind
@@ -86,6 +86,8 @@ class _Writes:
         self.moves: list[Move] = []
         """Every stage change of the pass, for the ENROLLMENT_STAGE_CHANGED rules at its end."""
         self.schedules: defaultdict[tuple[tuple[str, object], ...], list[int]] = defaultdict(list)
+        self.emails: list[tuple[dict[str, object], int, int | None]] = []
+        """The EMAIL message rows with their organization and prospect owner: their mailboxes are read together."""
 
     def schedule(self, enrollment: Enrollment, **changes: object) -> None:
         """Will set ``changes`` on the enrollment (not on the model, which the pass
@@ -100,12 +102,22 @@ class _Writes:
         existing = await store.existing_send_keys([str(m["send_key"]) for m in self.messages])
         # A step whose message exists already (a jump back) is skipped, never sent twice.
         fresh = [m for m in self.messages if m["send_key"] not in existing]
+        await self._assign_mailboxes()
         message_ids = await store.insert_messages(fresh)
         queued = [pk for pk, m in zip(message_ids, fresh, strict=True) if m["state"] is MessageState.QUEUED]
         await stages.record(self.steps_ran, cause=ChangeCause.SCHEDULER, reason="step_ran", now=now)
         if self.moves:
             await rules.stages_entered(self.moves)
         return queued
+
+    async def _assign_mailboxes(self) -> None:
+        """Each email goes out from its prospect owner's mailbox, else the shared one
+        (mailboxes.senders: one query for the pass)."""
+        senders = await mailboxes.senders({(organization, owner) for _, organization, owner in self.emails})
+        for message, organization, owner in self.emails:
+            mailbox = senders.get((organization, owner))
+            if mailbox is not None:
+                message["mailbox_id"], message["from_address"] = mailbox.id, mailbox.address
 
 
 class _Context:
@@ -302,6 +314,8 @@ async def _queue(
     if parent is not None and threaded:
         message |= threaded | {"mailbox_id": parent.mailbox_id, "from_address": parent.from_address}
     writes.messages.append(message)
+    if channel is Channel.EMAIL and not threaded:  # a reply goes from its thread's sender
+        writes.emails.append((message, enrollment.organization_id, prospect.owner_id))
     before = enrollment.stage
     to = transition(before, Event.STEP_RAN)
     writes.schedule(enrollment, stage=to, **_after_step(enrollment, sequence, following, now, channel is Channel.EMAIL))

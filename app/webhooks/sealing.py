@@ -1,5 +1,5 @@
-"""Webhook signing secrets at rest: sealed with AES-256-GCM (the `cryptography`
-package) under a key derived from SECRET_KEY by HKDF-SHA256, and stored as
+"""Webhook signing secrets at rest: sealed (app.sealing: AES-256-GCM under a key
+derived from SECRET_KEY by HKDF-SHA256, with this module's own label), and stored as
 ``enc1:`` and the base64 of nonce, ciphertext and tag (93 characters for a
 ``whsec_`` secret, within the column's 100). The endpoint's id and the column
 (``secret`` or ``previous_secret``) are the associated data: a sealed value
@@ -13,36 +13,20 @@ secret is then rotated (``rotateWebhookSecret``)."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import os
 from datetime import datetime
-from functools import lru_cache
 from typing import Literal
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from app import sealing
+from app.sealing import PREFIX, UnreadableSecret
 from app.webhooks.models import WebhookEndpoint
 
-PREFIX = "enc1:"
+__all__ = ["PREFIX", "UnreadableSecret", "is_sealed", "rotate", "seal", "signing_secrets", "unseal"]
+
 _INFO = b"leadline/webhook-signing-secrets/v1"
 """HKDF's label: the key serves this and nothing else SECRET_KEY keys."""
-_NONCE = 12
 
 Column = Literal["secret", "previous_secret"]
-
-
-class UnreadableSecret(Exception):
-    """A sealed secret that SECRET_KEY does not open (the key changed)."""
-
-
-@lru_cache(maxsize=4)
-def _cipher(secret_key: str) -> AESGCM:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret_key.encode())
-    return AESGCM(key)
 
 
 def _associated(endpoint_id: int, column: Column) -> bytes:
@@ -50,23 +34,19 @@ def _associated(endpoint_id: int, column: Column) -> bytes:
 
 
 def seal(secret: str, *, secret_key: str, endpoint_id: int, column: Column) -> str:
-    nonce = os.urandom(_NONCE)
-    sealed = nonce + _cipher(secret_key).encrypt(nonce, secret.encode(), _associated(endpoint_id, column))
-    return PREFIX + base64.urlsafe_b64encode(sealed).decode()
+    return sealing.seal(secret, secret_key=secret_key, label=_INFO, associated=_associated(endpoint_id, column))
 
 
 def is_sealed(stored: str) -> bool:
-    return stored.startswith(PREFIX)
+    return sealing.is_sealed(stored)
 
 
 def unseal(stored: str, *, secret_key: str, endpoint_id: int, column: Column) -> str:
     if not is_sealed(stored):
         return stored
     try:
-        sealed = base64.urlsafe_b64decode(stored.removeprefix(PREFIX))
-        opened = _cipher(secret_key).decrypt(sealed[:_NONCE], sealed[_NONCE:], _associated(endpoint_id, column))
-        return opened.decode()
-    except (InvalidTag, ValueError) as error:
+        return sealing.unseal(stored, secret_key=secret_key, label=_INFO, associated=_associated(endpoint_id, column))
+    except UnreadableSecret as error:
         raise UnreadableSecret("The endpoint's secret does not open with this SECRET_KEY; rotate it.") from error
 
 

@@ -4,12 +4,12 @@ from typing import Any
 
 import strawberry
 
-from app.messaging import inbound
+from app.messaging import inbound, replies
 from schema.context import Info
 from schema.enums import BounceType, Channel
 from schema.errors import UserError, guarded
 from schema.messaging.types import Message
-from schema.node import optional_pk
+from schema.node import optional_pk, pk
 from schema.prospects.types import Prospect
 
 
@@ -47,8 +47,41 @@ class RecordBouncePayload:
     errors: list[UserError]
 
 
+@strawberry.input(
+    description="Sends one message to a prospect now, through the send gate and, for EMAIL, the sender's mailbox and its limits. With inReplyToId, an EMAIL goes in that message's thread."
+)
+class SendMessageInput:
+    prospect_id: strawberry.ID
+    channel: Channel
+    subject: str | None = None
+    body: str
+    in_reply_to_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class SendMessagePayload:
+    message: Message | None = None
+    errors: list[UserError]
+
+
 @strawberry.type
 class MessageMutations:
+    @strawberry.mutation
+    async def send_message(self, info: Info, input: SendMessageInput) -> SendMessagePayload:
+        async def run() -> dict[str, Any]:
+            message = await replies.send_message(
+                actor=info.context.actor,
+                redis=info.context.state.redis,
+                prospect_id=pk("Prospect", input.prospect_id),
+                channel=input.channel,
+                subject=input.subject,
+                body=input.body,
+                in_reply_to_id=optional_pk("Message", input.in_reply_to_id),
+            )
+            return {"message": Message(row=message)}
+
+        return await guarded(info, SendMessagePayload, run)
+
     @strawberry.mutation
     async def record_inbound_message(self, info: Info, input: RecordInboundMessageInput) -> RecordInboundMessagePayload:
         async def run() -> dict[str, Any]:

@@ -9,6 +9,7 @@ import strawberry
 from app.messaging import models
 from schema.context import Info
 from schema.enums import BounceType, Channel, Direction, MessageState
+from schema.mailboxes.types import Mailbox, load_mailbox
 from schema.node import Node, global_id
 from schema.prospects.types import Prospect, load_prospect
 from schema.sequences.types import Enrollment, SequenceStep
@@ -46,6 +47,10 @@ class Message(Node):
             return None
         row = await info.context.loaders.message.load(self.row.in_reply_to_id)
         return Message(row=row) if row is not None else None
+
+    @strawberry.field(description="The mailbox it went out from (EMAIL).")
+    async def mailbox(self, info: Info) -> Mailbox | None:
+        return await load_mailbox(info, self.row.mailbox_id)
 
     @strawberry.field
     def channel(self) -> Channel:

@@ -138,14 +138,13 @@ async def prepare(settings: Settings, count: int) -> int:
     )
     await Organization.filter(id=created.organization.id).update(email_from="sales@acme.example")
     if MAILBOX:
-        box = await Mailbox.create(
+        await Mailbox.create(
             organization_id=created.organization.id,
             address="team@acme.example",
             daily_limit=HIGH_LIMIT,
             per_domain_hourly_limit=HIGH_LIMIT,
             created_at=clock.now(),
         )
-        await _stand_in_for_the_mailbox_choice(box.id)
     actor = system_actor(created.organization.id, clock)
     from app import presets
 
@@ -175,26 +174,6 @@ async def prepare(settings: Settings, count: int) -> int:
             activate=None,
         )
     return created.organization.id
-
-
-async def _stand_in_for_the_mailbox_choice(mailbox_id: int) -> None:
-    """Every new email names the mailbox, as the scheduler's choice of mailbox (the
-    shared one: the prospects have no owner) will once it is merged; a trigger until
-    then (its own cost, about a microsecond a row, counts against the limits)."""
-    connection = tortoise_connections.get("default")
-    if connection.capabilities.dialect == "postgres":
-        await connection.execute_script(
-            "CREATE FUNCTION bench_mailbox() RETURNS trigger AS $$ BEGIN "
-            f"NEW.mailbox_id := {int(mailbox_id)}; RETURN NEW; END $$ LANGUAGE plpgsql;"
-            "CREATE TRIGGER bench_mailbox BEFORE INSERT ON message FOR EACH ROW "
-            "WHEN (NEW.mailbox_id IS NULL AND NEW.channel = 'EMAIL') EXECUTE FUNCTION bench_mailbox();"
-        )
-        return
-    await connection.execute_script(
-        "CREATE TRIGGER bench_mailbox AFTER INSERT ON message FOR EACH ROW "
-        "WHEN NEW.mailbox_id IS NULL AND NEW.channel = 'EMAIL' BEGIN "
-        f"UPDATE message SET mailbox_id = {int(mailbox_id)} WHERE id = NEW.id; END;"
-    )
 
 
 async def engine_rate(

@@ -1,0 +1,1 @@
+"""Mailboxes (contract part 60)."""
