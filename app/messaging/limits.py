@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -118,19 +119,21 @@ async def rules_of(mailbox_ids: Iterable[int], connection: BaseDBAsyncClient | N
     if connection is not None:
         query = query.using_db(connection)
     rows = await query.values(*RULE_FIELDS)
-    return {
-        row["id"]: Rules(
-            id=row["id"],
-            address=row["address"],
-            zone=ZoneInfo(row["time_zone"] or row["organization__time_zone"]),
-            daily_limit=row["daily_limit"],
-            ramp_up_start=row["ramp_up_start"],
-            ramp_up_per_day=row["ramp_up_per_day"],
-            per_domain_hourly_limit=row["per_domain_hourly_limit"],
-            first_sending_day=row["first_sending_day"],
-        )
-        for row in rows
-    }
+    return {row["id"]: rules_from(SimpleNamespace(**row), row["organization__time_zone"]) for row in rows}
+
+
+def rules_from(mailbox: Mailbox | SimpleNamespace, organization_zone: str) -> Rules:
+    """A mailbox's rules, from its row and its organization's zone (the default of its own)."""
+    return Rules(
+        id=mailbox.id,
+        address=mailbox.address,
+        zone=ZoneInfo(mailbox.time_zone or organization_zone),
+        daily_limit=mailbox.daily_limit,
+        ramp_up_start=mailbox.ramp_up_start,
+        ramp_up_per_day=mailbox.ramp_up_per_day,
+        per_domain_hourly_limit=mailbox.per_domain_hourly_limit,
+        first_sending_day=mailbox.first_sending_day,
+    )
 
 
 Key = tuple[int, str]
@@ -146,17 +149,17 @@ class _Ask:
     """The messages asking, oldest first."""
 
 
-async def take(messages: Sequence[Message], *, now: datetime) -> list[Message]:
+async def take(messages: Sequence[Message], *, now: datetime, rules: Mapping[int, Rules]) -> list[Message]:
     """Slots for the just-claimed ``messages`` that go out from a mailbox and hold
-    none yet, oldest (lowest id) first; those refused are QUEUED again, deferred
-    (their attempt uncounted). Returns the refused, as they are now. One
-    transaction: the slots and ``slot_at`` of those that got them, or nothing."""
-    wanting = sorted((m for m in messages if m.mailbox_id is not None and m.slot_at is None), key=lambda m: m.id)
+    none yet, oldest (lowest id) first, under ``rules`` (by mailbox id, as the
+    sender read the chunk's mailboxes: a mailbox deleted meanwhile limits nothing);
+    those refused are QUEUED again, deferred (their attempt uncounted). Returns the
+    refused, as they are now. One transaction: the slots and ``slot_at`` of those
+    that got them, or nothing."""
+    wanting = sorted((m for m in messages if m.mailbox_id in rules and m.slot_at is None), key=lambda m: m.id)
     if not wanting:
         return []
     async with in_transaction() as connection:
-        rules = await rules_of({m.mailbox_id for m in wanting if m.mailbox_id is not None}, connection)
-        wanting = [m for m in wanting if m.mailbox_id in rules]  # a mailbox deleted meanwhile limits nothing
         asks: dict[Key, _Ask] = {}
         for message in wanting:
             for key, ask in _asks_of(message.to_address, rules[message.mailbox_id or 0], now):

@@ -208,13 +208,16 @@ async def _claim_and_gate(
     messages = await store.claim(message_ids, now=now, lease_until=lease_until, token=token)
     if not messages:
         return None
-    deferred = await limits.take(messages, now=now)
+    await batch.know({m.organization_id for m in messages})
+    senders = await _Senders.read(messages)  # one read of the mailboxes, for their limits and From
+    zones = {o.id: o.time_zone for o in batch.organizations.values()}
+    rules = {pk: limits.rules_from(box, zones[box.organization_id]) for pk, box in senders.mailboxes.items()}
+    deferred = await limits.take(messages, now=now, rules=rules)
     if deferred:
         held = {m.id for m in deferred}
         messages = [m for m in messages if m.id not in held]
-    await batch.know({m.organization_id for m in messages})
     gate = await _Gate.read(messages, batch.organizations, batch.clock)
-    gate.senders = await _Senders.read(messages)
+    gate.senders = senders
     return messages, deferred, gate
 
 
