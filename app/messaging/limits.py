@@ -32,7 +32,6 @@ from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from app.errors import Conflict
 from app.messaging.models import Mailbox, Message, MessageState, SendCount
@@ -149,42 +148,45 @@ class _Ask:
     """The messages asking, oldest first."""
 
 
-async def take(messages: Sequence[Message], *, now: datetime, rules: Mapping[int, Rules]) -> list[Message]:
+async def take(
+    messages: Sequence[Message], *, now: datetime, rules: Mapping[int, Rules], connection: BaseDBAsyncClient
+) -> list[Message]:
     """Slots for the just-claimed ``messages`` that go out from a mailbox and hold
     none yet, oldest (lowest id) first, under ``rules`` (by mailbox id, as the
     sender read the chunk's mailboxes: a mailbox deleted meanwhile limits nothing);
     those refused are QUEUED again, deferred (their attempt uncounted). Returns the
-    refused, as they are now. One transaction: the slots and ``slot_at`` of those
-    that got them, or nothing."""
+    refused, as they are now. In ``connection``, the claim's transaction: the
+    slots and ``slot_at`` of those that got them commit with the claim, or nothing."""
     wanting = sorted((m for m in messages if m.mailbox_id in rules and m.slot_at is None), key=lambda m: m.id)
     if not wanting:
         return []
-    async with in_transaction() as connection:
-        asks: dict[Key, _Ask] = {}
-        for message in wanting:
-            for key, ask in _asks_of(message.to_address, rules[message.mailbox_id or 0], now):
-                asks.setdefault(key, ask).ids.append(message.id)
-        got = await _ask(asks, connection)
-        refused = _refused(asks, got, now)
-        returned = _unused(asks, got, refused)
-        if returned:
-            await _give_back(returned, connection)
-        await _note_first_day(rules.values(), now, connection)
-        granted = [m.id for m in wanting if m.id not in refused]
-        if granted:
-            await Message.filter(id__in=granted).using_db(connection).update(slot_at=now)
-        for until, ids in _by_time(refused).items():
-            await (
-                Message.filter(id__in=ids)
-                .using_db(connection)
-                .update(
-                    state=MessageState.QUEUED,
-                    deferred_until=until,
-                    next_attempt_at=until,
-                    lease_until=None,
-                    attempts=F("attempts") - 1,
-                )
+    asks: dict[Key, _Ask] = {}
+    for (mailbox_id, domain), ids in _by_counter(wanting, rules).items():
+        for key, ask in _asks_of(domain, rules[mailbox_id], now):
+            asks.setdefault(key, ask).ids.extend(ids)
+    for ask in asks.values():
+        ask.ids.sort()  # oldest first within each counter, whatever the domains' order
+    got = await _ask(asks, connection)
+    refused = _refused(asks, got, now)
+    returned = _unused(asks, got, refused)
+    if returned:
+        await _give_back(returned, connection)
+    await _note_first_day(rules.values(), now, connection)
+    granted = [m.id for m in wanting if m.id not in refused]
+    if granted:
+        await Message.filter(id__in=granted).using_db(connection).update(slot_at=now)
+    for until, ids in _by_time(refused).items():
+        await (
+            Message.filter(id__in=ids)
+            .using_db(connection)
+            .update(
+                state=MessageState.QUEUED,
+                deferred_until=until,
+                next_attempt_at=until,
+                lease_until=None,
+                attempts=F("attempts") - 1,
             )
+        )
     for message in wanting:
         if message.id in refused:
             message.state = MessageState.QUEUED
@@ -196,13 +198,23 @@ async def take(messages: Sequence[Message], *, now: datetime, rules: Mapping[int
     return [m for m in wanting if m.id in refused]
 
 
-def _asks_of(to_address: str | None, rules: Rules, now: datetime) -> list[tuple[Key, _Ask]]:
-    """The counters a message to ``to_address`` takes a slot of: the day's, and under
-    a per-domain cap the hour's to its domain."""
+def _by_counter(messages: Iterable[Message], rules: Mapping[int, Rules]) -> dict[tuple[int, str], list[int]]:
+    """The messages' ids by (mailbox, recipient domain), the domain only under a
+    per-domain cap: the rules' arithmetic is done once per counter, not per message."""
+    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for message in messages:
+        mailbox_id = message.mailbox_id or 0
+        capped = rules[mailbox_id].per_domain_hourly_limit is not None
+        groups[(mailbox_id, domain_of(message.to_address) if capped else DAY)].append(message.id)
+    return groups
+
+
+def _asks_of(domain: str, rules: Rules, now: datetime) -> list[tuple[Key, _Ask]]:
+    """The counters a message to ``domain`` takes a slot of: the day's, and under a
+    per-domain cap the hour's to that domain."""
     day = (rules.id, DAY), _Ask(rules, rules.day_start(now), rules.limit_on(rules.day_of(now)), [])
     if rules.per_domain_hourly_limit is None:
         return [day]
-    domain = domain_of(to_address)
     return [day, ((rules.id, domain), _Ask(rules, rules.hour_start(now), rules.per_domain_hourly_limit, []))]
 
 
@@ -326,7 +338,7 @@ async def take_now(
     message's ``slot_at`` (so its claim asks for no slot again, and a failure gives
     it back)."""
     rules = (await rules_of([mailbox_id], connection))[mailbox_id]
-    asks = dict(_asks_of(to_address, rules, now))
+    asks = dict(_asks_of(domain_of(to_address), rules, now))
     for ask in asks.values():
         ask.ids.append(0)
     got = await _ask(asks, connection)

@@ -123,7 +123,9 @@ async def send_batch(
     stays small while a worker that dies holds at most a chunk per job SENDING,
     the messages it was sending.
     """
-    batch = _Batch(organizations={}, with_sent_rules=set(), transports=transports, settings=settings, clock=clock)
+    batch = _Batch(
+        organizations={}, with_sent_rules=set(), mailboxes={}, transports=transports, settings=settings, clock=clock
+    )
     states: dict[int, MessageState] = {}
     for start in range(0, len(message_ids), CHUNK):
         states |= await _send_chunk(message_ids[start : start + CHUNK], batch)
@@ -136,19 +138,31 @@ class _Batch:
     """The chunks' organizations (they hold no gate facts), read once per batch."""
     with_sent_rules: set[int]
     """Those of them with MESSAGE_SENT rules."""
+    mailboxes: dict[int, Mailbox]
+    """The mailboxes the chunks' emails go out from (their limits, From and SMTP
+    server), read once per batch like the organizations."""
     transports: Transports
     settings: Settings
     clock: Clock
 
-    async def know(self, organization_ids: set[int]) -> None:
-        """Reads the organizations (and whether they have MESSAGE_SENT rules) not read yet,
-        keeping both or neither (a read that fails is made again)."""
-        new = organization_ids - self.organizations.keys()
+    async def know(self, messages: list[Message]) -> None:
+        """Reads the messages' organizations (and whether they have MESSAGE_SENT rules)
+        and their emails' mailboxes not read yet, keeping what each read got (a read
+        that fails is made again)."""
+        new = {m.organization_id for m in messages} - self.organizations.keys()
         if new:
             organizations = await Organization.filter(id__in=new)
             with_rules = await rules.organizations_with_rules(new, TriggerEvent.MESSAGE_SENT)
             self.organizations.update((o.id, o) for o in organizations)
             self.with_sent_rules.update(with_rules)
+        unread = {m.mailbox_id for m in messages if m.channel is Channel.EMAIL and m.mailbox_id is not None}
+        if unread := unread - self.mailboxes.keys():
+            self.mailboxes.update((m.id, m) for m in await Mailbox.filter(id__in=unread))
+
+    def limits(self) -> dict[int, limits.Rules]:
+        """The limits of the mailboxes read so far, by mailbox id."""
+        zones = {o.id: o.time_zone for o in self.organizations.values()}
+        return {pk: limits.rules_from(box, zones[box.organization_id]) for pk, box in self.mailboxes.items()}
 
 
 async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, MessageState]:
@@ -195,29 +209,27 @@ async def _claim_and_gate(
     message_ids: list[int], batch: _Batch, token: int, again: bool
 ) -> tuple[list[Message], list[Message], _Gate] | None:
     """Claims those of the messages that are QUEUED and due (one compare-and-set
-    that returns them), takes their mailboxes' slots and reads their gate: (those
-    to send, those their mailboxes' limits deferred, the gate); None when none was
-    claimed. ``again``: a try
-    failed, perhaps after its claim committed (the reply lost with the database):
-    nothing was sent, so what it claimed goes back to QUEUED first, its attempt
-    uncounted (restarts must not use up a message's attempts)."""
+    that returns them) and takes their mailboxes' slots, in one transaction, then
+    reads their gate: (those to send, those their mailboxes' limits deferred, the
+    gate); None when none was claimed. ``again``: a try failed, perhaps after its
+    claim committed (the reply lost with the database): nothing was sent, so what
+    it claimed goes back to QUEUED first, its attempt uncounted (restarts must not
+    use up a message's attempts)."""
     if again:
         await _unclaim(message_ids, token)
     now = batch.clock.now()
     lease_until = now + timedelta(seconds=batch.settings.send_lease_seconds)
-    messages = await store.claim(message_ids, now=now, lease_until=lease_until, token=token)
-    if not messages:
-        return None
-    await batch.know({m.organization_id for m in messages})
-    senders = await _Senders.read(messages)  # one read of the mailboxes, for their limits and From
-    zones = {o.id: o.time_zone for o in batch.organizations.values()}
-    rules = {pk: limits.rules_from(box, zones[box.organization_id]) for pk, box in senders.mailboxes.items()}
-    deferred = await limits.take(messages, now=now, rules=rules)
+    async with in_transaction() as connection:
+        messages = await store.claim(message_ids, now=now, lease_until=lease_until, token=token)
+        if not messages:
+            return None
+        await batch.know(messages)
+        deferred = await limits.take(messages, now=now, rules=batch.limits(), connection=connection)
     if deferred:
         held = {m.id for m in deferred}
         messages = [m for m in messages if m.id not in held]
     gate = await _Gate.read(messages, batch.organizations, batch.clock)
-    gate.senders = senders
+    gate.mailboxes = batch.mailboxes
     return messages, deferred, gate
 
 
@@ -244,7 +256,8 @@ class _Gate:
         self.suppressed = suppressed
         self.organizations = organizations
         self.clock = clock
-        self.senders = _Senders({})
+        self.mailboxes: dict[int, Mailbox] = {}
+        """The chunk's mailboxes, by id (From, and the SMTP server of those with their own)."""
 
     @classmethod
     async def read(cls, messages: list[Message], organizations: dict[int, Organization], clock: Clock) -> _Gate:
@@ -278,19 +291,6 @@ class _Gate:
                 message.next_attempt_at = opening
                 return MessageState.QUEUED
         return None
-
-
-@dataclass(frozen=True)
-class _Senders:
-    """What the chunk's emails go out as: their mailboxes (From, and the SMTP server
-    of those with their own). Nothing is read for a chunk whose emails have none."""
-
-    mailboxes: dict[int, Mailbox]
-
-    @classmethod
-    async def read(cls, messages: list[Message]) -> _Senders:
-        mailbox_ids = {m.mailbox_id for m in messages if m.channel is Channel.EMAIL and m.mailbox_id is not None}
-        return cls({m.id: m for m in await Mailbox.filter(id__in=mailbox_ids)} if mailbox_ids else {})
 
 
 def _email_transport(mailbox: Mailbox | None, transports: Transports, settings: Settings) -> EmailTransport:
@@ -332,7 +332,7 @@ async def _attempt(message: Message, gate: _Gate, transports: Transports, settin
     organization = gate.organizations[message.organization_id]
     try:
         if message.channel is Channel.EMAIL:
-            mailbox = gate.senders.mailboxes.get(message.mailbox_id) if message.mailbox_id is not None else None
+            mailbox = gate.mailboxes.get(message.mailbox_id) if message.mailbox_id is not None else None
             transport = _email_transport(mailbox, transports, settings)
             email = _built(message, organization, settings, mailbox)
             message.external_id = await transport.send(email)
