@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
+from app import bulk
 from app.errors import Conflict
 from app.messaging.models import Mailbox, Message, MessageState, SendCount
 
@@ -172,21 +173,13 @@ async def take(
     if returned:
         await _give_back(returned, connection)
     await _note_first_day(rules.values(), now, connection)
-    granted = [m.id for m in wanting if m.id not in refused]
-    if granted:
-        await Message.filter(id__in=granted).using_db(connection).update(slot_at=now)
+    # bulk's statements run in the claim's transaction (the context's connection).
+    await bulk.compare_and_set(
+        Message, [m.id for m in wanting if m.id not in refused], expect={}, values={"slot_at": now}
+    )
     for until, ids in _by_time(refused).items():
-        await (
-            Message.filter(id__in=ids)
-            .using_db(connection)
-            .update(
-                state=MessageState.QUEUED,
-                deferred_until=until,
-                next_attempt_at=until,
-                lease_until=None,
-                attempts=F("attempts") - 1,
-            )
-        )
+        values = {"state": MessageState.QUEUED, "deferred_until": until, "next_attempt_at": until, "lease_until": None}
+        await bulk.compare_and_set(Message, ids, expect={}, values=values, decrement=("attempts",))
     for message in wanting:
         if message.id in refused:
             message.state = MessageState.QUEUED
