@@ -59,6 +59,7 @@ from app.messaging.transports import (
     Transports,
     TwilioTransport,
 )
+from app.observability import metrics
 from app.prospects import consent, suppressions
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sealing import UnreadableSecret
@@ -396,6 +397,7 @@ async def _record(messages: list[Message], batch: _Batch, claim: _Claim, reasons
         until=claim.settle_by,
         what=f"recording {len(messages)} message(s)",
     )
+    metrics.count_messages(messages)
 
 
 async def _write_outcomes(
