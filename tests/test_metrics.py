@@ -26,6 +26,7 @@ from tests.live_processes import Processes, free_port, stop_all
 from tests.smtp_sink import smtp_sink
 from tests.test_engine_e2e import eventually, one_email_to_many
 from tests.test_live import SET_STATUS, STATUS, create_prospect, organization, status_id
+from tests.test_mailbox_limits import mailbox, queue, send_all
 from tests.ws_client import connect
 
 VIEWER = "query Viewer { viewer { id } }"
@@ -328,3 +329,32 @@ def test_a_json_log_line_names_no_address_and_quotes_no_exception() -> None:
     assert (lines[2]["path"], lines[2]["status"]) == ("/u/[token]", 200)
     text = json.dumps(lines)
     assert "ada@" not in text and "555" not in text and "secret-token" not in text and "10.1.2.3" not in text
+
+
+async def test_sends_are_counted_by_channel_and_state_and_deferrals_once_each(
+    org: Org, clock: FrozenClock, settings: Settings
+) -> None:
+    from app.accounts.models import Organization, Role
+    from app.observability.metrics import WORKER
+
+    await Organization.filter(id=org.id).update(email_from="sales@acme.example")
+    await presets.apply(actor=org.actor(Role.ADMIN, clock), name="lead-workflow")
+
+    def now() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        from prometheus_client import generate_latest
+
+        return samples(generate_latest(WORKER).decode())
+
+    before = now()
+    box = await mailbox(org.id, clock, daily_limit=2)
+    await queue(org.actor(Role.ADMIN, clock), box, ["a@x.example", "b@x.example", "c@x.example"], clock.now())
+
+    await send_all(clock, settings)  # two go, the third waits for tomorrow
+
+    after = now()
+    sent = {"channel": "EMAIL", "state": "SENT"}
+    assert value(after, "leadline_messages_total", **sent) - value(before, "leadline_messages_total", **sent) == 2
+    assert value(after, "leadline_messages_deferred_total") - value(before, "leadline_messages_deferred_total") == 1
+    assert value(after, "leadline_messages_total", channel="EMAIL", state="QUEUED") == value(
+        before, "leadline_messages_total", channel="EMAIL", state="QUEUED"
+    )  # a deferred message is not an attempt

@@ -70,9 +70,9 @@ class RequestMetrics(SchemaExtension):
                 outcome = None  # ended by its client: as it went
         label = metrics.operation_label(self.execution_context.operation_name)
         type_label = kind.value if kind is not None else "unknown"
-        metrics.graphql_requests.labels(operation=label, type=type_label, outcome=outcome or self._outcome()).inc()
+        metrics.requests_of(label, type_label, outcome or self._outcome()).inc()
         if self.executed and not subscription:
-            metrics.graphql_duration.labels(operation=label, type=type_label).observe(time.perf_counter() - started)
+            metrics.durations_of(label, type_label).observe(time.perf_counter() - started)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
         if self.executed and self._type() is OperationType.SUBSCRIPTION and getattr(result, "data", None):

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -157,10 +157,34 @@ def operation_label(name: str | None) -> str:
     return operation_labels.of(name)
 
 
+_T = TypeVar("_T", Counter, Histogram)
+
+
+class _Children(Generic[_T]):
+    """A metric's children by label values, kept: prometheus-client's ``labels``
+    checks and sorts its arguments on every call (2 µs), a dict lookup is 50 ns.
+    The label values are bounded (see the module docstring), so is the dict."""
+
+    def __init__(self, metric: _T) -> None:
+        self.metric: _T = metric
+        self.children: dict[tuple[str, ...], _T] = {}
+
+    def __call__(self, *values: str) -> _T:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = self.metric.labels(*values)
+        return child
+
+
+requests_of = _Children(graphql_requests)
+durations_of = _Children(graphql_duration)
+messages_of = _Children(messages)
+
+
 def count_messages(sent: Iterable[Any]) -> None:
     """Counts recorded send attempts by channel and state (one increment per message)."""
     for message in sent:
-        messages.labels(channel=str(message.channel), state=str(message.state)).inc()
+        messages_of(str(message.channel), str(message.state)).inc()
 
 
 @contextmanager
