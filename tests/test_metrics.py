@@ -358,3 +358,50 @@ async def test_sends_are_counted_by_channel_and_state_and_deferrals_once_each(
     assert value(after, "leadline_messages_total", channel="EMAIL", state="QUEUED") == value(
         before, "leadline_messages_total", channel="EMAIL", state="QUEUED"
     )  # a deferred message is not an attempt
+
+
+MARK_DNC = """mutation MarkDnc($input: MarkDoNotContactInput!) {
+  markDoNotContact(input: $input) { errors { code } } }"""
+CREATE_PROSPECT = """mutation CreateOne($input: CreateProspectInput!) {
+  createProspect(input: $input) { prospect { id } errors { message } } }"""
+
+
+async def test_a_masked_error_is_an_internal_error_logged_as_json_with_its_operation_and_no_address(
+    client: httpx.AsyncClient, org: Org, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from app.accounts.models import Role
+    from app.observability import logs
+    from app.prospects import service as prospect_service
+
+    token = org.tokens[Role.ADMIN]
+    await presets.apply(actor=org.actor(Role.ADMIN, clock), name="lead-workflow")
+    created = await post(
+        client, token, CREATE_PROSPECT, input={"prospect": {"firstName": "Pat", "email": "pat@client.example"}}
+    )
+    prospect = created.json()["data"]["createProspect"]["prospect"]["id"]
+
+    async def broken(**kwargs: object) -> None:
+        raise RuntimeError("duplicate key: SELECT * FROM prospect WHERE email = 'pat@client.example'")
+
+    monkeypatch.setattr(prospect_service, "mark_do_not_contact", broken)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.setFormatter(logs.JsonFormatter())
+    handler.emit = lambda record: lines.append(handler.format(record))  # type: ignore[method-assign]
+    logger = logging.getLogger("leadline.graphql")
+    logger.addHandler(handler)
+    before = await scrape(client)
+    try:
+        body = (await post(client, token, MARK_DNC, input={"id": prospect, "doNotContact": True})).json()
+    finally:
+        logger.removeHandler(handler)
+    after = await scrape(client)
+
+    assert body["errors"][0]["message"] == "Unexpected error."
+    labels = {"operation": "MarkDnc", "type": "mutation", "outcome": "internal_error"}
+    assert value(after, REQUESTS, **labels) - value(before, REQUESTS, **labels) == 1
+    logged = [json.loads(line) for line in lines]
+    assert [(entry["level"], entry["operation"]) for entry in logged] == [("ERROR", "MarkDnc")]
+    assert "RuntimeError" in logged[0]["message"] and "pat@" not in lines[0] and "SELECT" not in lines[0]

@@ -32,6 +32,7 @@ class RequestMetrics(SchemaExtension):
     def __init__(self, *, internal: Callable[[GraphQLError], bool]) -> None:
         self.internal = internal
         self.executed = False
+        self.subscription = False
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
@@ -55,27 +56,29 @@ class RequestMetrics(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         self.executed = True
         logs.operation_name.set(self.execution_context.operation_name)
-        if self._type() is OperationType.SUBSCRIPTION:
+        # Kept: the type is found by walking the document, and a subscription's
+        # results ask for it once each.
+        self.subscription = self._type() is OperationType.SUBSCRIPTION
+        if self.subscription:
             metrics.subscriptions_open.inc()
         yield
 
     def _record(self, started: float, outcome: str | None) -> None:
         kind = self._type()
-        subscription = kind is OperationType.SUBSCRIPTION
         if not self.executed:
             outcome = REFUSED
-        elif subscription:
+        elif self.subscription:
             metrics.subscriptions_open.dec()
             if outcome == CANCELLED:
                 outcome = None  # ended by its client: as it went
         label = metrics.operation_label(self.execution_context.operation_name)
         type_label = kind.value if kind is not None else "unknown"
         metrics.requests_of(label, type_label, outcome or self._outcome()).inc()
-        if self.executed and not subscription:
+        if self.executed and not self.subscription:
             metrics.durations_of(label, type_label).observe(time.perf_counter() - started)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
-        if self.executed and self._type() is OperationType.SUBSCRIPTION and getattr(result, "data", None):
+        if self.subscription and getattr(result, "data", None):
             metrics.live_deliveries.inc()
         yield
 
