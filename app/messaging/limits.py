@@ -36,7 +36,6 @@ from tortoise.transactions import in_transaction
 
 from app.errors import Conflict
 from app.messaging.models import Mailbox, Message, MessageState, SendCount
-from app.observability import metrics
 
 DAY = ""
 """The ``domain`` of a day's counter."""
@@ -194,7 +193,6 @@ async def take(messages: Sequence[Message], *, now: datetime, rules: Mapping[int
             message.attempts -= 1
         else:
             message.slot_at = now
-    metrics.messages_deferred.inc(len(refused))
     return [m for m in wanting if m.id in refused]
 
 

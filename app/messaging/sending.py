@@ -165,6 +165,7 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
     if claimed is None:
         return {}
     messages, deferred, gate = claimed
+    metrics.messages_deferred.inc(len(deferred))  # counted once the claim that deferred them committed
     if not messages:
         return {m.id: m.state for m in deferred}
     attempts = (_attempt(m, gate, batch.transports, batch.settings) for m in messages)
