@@ -25,6 +25,7 @@ from app.accounts.models import Organization, User
 from app.clock import SystemClock
 from app.config import ConfigError, Settings
 from app.errors import DomainError
+from app.observability import logs
 from app.prospects.models import Channel, SuppressionReason
 from app.sequences import templates
 
@@ -41,6 +42,7 @@ def _settings() -> Settings:
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     templates.configure(settings)
+    logs.configure(settings.log_format)
     return settings
 
 
@@ -75,7 +77,7 @@ async def _org_actor(org: str) -> Actor:
 @click.group()
 def main() -> None:
     """Leadline: an open sales-engagement engine."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)
 
 
 @main.command()
@@ -89,19 +91,23 @@ def migrate() -> None:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's settings: websocket messages at most MAX_REQUEST_BYTES (larger
     ones close the socket, 1009), and no per-message compression, which cost
-    more CPU than live events (small JSON) save in bytes."""
-    return {
+    more CPU than live events (small JSON) save in bytes. With LOG_FORMAT=json its
+    own log configuration is left out, so that its lines are JSON too."""
+    options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "ws": "websockets-sansio",
         "ws_per_message_deflate": False,
         "ws_max_size": settings.max_request_bytes,
     }
+    if settings.log_format == logs.JSON:
+        options["log_config"] = None  # uvicorn's lines go to the root logger's JSON handler
+    return options
 
 
 @main.command()
 def serve() -> None:
-    """Run the API (GraphQL over HTTP and websockets, /healthz, /readyz)."""
+    """Run the API (GraphQL over HTTP and websockets, /healthz, /readyz, /metrics)."""
     from app.web import create_app
 
     settings = _settings()

@@ -118,6 +118,17 @@ class Settings:
     webhook_timeout_seconds: float
     """How long one webhook attempt may take, from resolving the host to the
     answer's headers; past it the attempt failed and is retried."""
+    metrics_token: str | None = None
+    """The bearer token /metrics and the worker's metrics port ask for (app.observability.access)."""
+    metrics_public: bool = False
+    """Metrics without a token (a private network); development serves them so anyway."""
+    worker_metrics_port: int | None = None
+    """The worker's metrics port (on HOST); None: no endpoint."""
+    prometheus_multiproc_dir: Path | None = None
+    """PROMETHEUS_MULTIPROC_DIR (prometheus-client reads it itself when it is imported):
+    /metrics then sums the API processes' files there."""
+    log_format: str = "text"
+    """``text`` (Python's) or ``json`` (app.observability.logs)."""
 
     @property
     def development(self) -> bool:
@@ -212,6 +223,11 @@ class Settings:
             webhook_timeout_seconds=_seconds(
                 "WEBHOOK_TIMEOUT_SECONDS", get("WEBHOOK_TIMEOUT_SECONDS") or str(WEBHOOK_TIMEOUT), most=60
             ),
+            metrics_token=get("METRICS_TOKEN"),
+            metrics_public=_flag(get("METRICS_PUBLIC")),
+            worker_metrics_port=_port("WORKER_METRICS_PORT", get("WORKER_METRICS_PORT")),
+            prometheus_multiproc_dir=_directory("PROMETHEUS_MULTIPROC_DIR", get("PROMETHEUS_MULTIPROC_DIR")),
+            log_format=_choice("LOG_FORMAT", get("LOG_FORMAT") or "text", ("text", "json")),
         )
 
 
@@ -227,6 +243,25 @@ def _count(name: str, value: str, *, least: int = 1, most: int) -> int:
     if not least <= count <= most:
         raise ConfigError(f"{name} must be between {least} and {most}, not {count}")
     return count
+
+
+def _port(name: str, value: str | None) -> int | None:
+    return None if value is None else _count(name, value, most=65535)
+
+
+def _directory(name: str, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_dir():
+        raise ConfigError(f"{name} must be an existing directory, not {value!r}")
+    return path
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value.lower() not in choices:
+        raise ConfigError(f"{name} must be {' or '.join(choices)}, not {value!r}")
+    return value.lower()
 
 
 def _flag(value: str | None, *, default: bool = False) -> bool:

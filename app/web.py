@@ -1,5 +1,5 @@
 """The ASGI application (composition root): GraphQL over HTTP and websockets,
-/healthz and /readyz. With app.websocket, the one place in app/ that imports schema/."""
+/healthz, /readyz and /metrics. With app.websocket, the one place in app/ that imports schema/."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ from app.config import Settings
 from app.events import relay
 from app.limits import KIB, BodyLimit, BoundedGraphQL
 from app.messaging import endpoints
+from app.observability import api as api_metrics
+from app.observability.metrics import graphql_unauthenticated
 from app.redis import RedisLocation, locate
 from app.sequences import templates
 from app.state import AppState, install, state_of
@@ -95,6 +97,7 @@ class LeadlineGraphQL(BoundedGraphQL[Context, None]):
         token = connection_token(context.connection_params or {})
         actor = await authenticate(token, self.clock) if token else None
         if actor is None:
+            graphql_unauthenticated.labels(transport="websocket").inc()
             raise ConnectionRejectionError
         context.actor_or_none = actor
         context.reset_loaders()
@@ -157,6 +160,7 @@ class GraphQLEndpoint:
                 token = bearer(request.headers.get("authorization"))
                 actor = await authenticate(token, self.clock) if token else None
                 if actor is None:
+                    graphql_unauthenticated.labels(transport="http").inc()
                     response = JSONResponse(
                         {"errors": [{"message": "Authentication required: send Authorization: Bearer <token>."}]},
                         status_code=401,
@@ -265,6 +269,7 @@ def create_app(
                 await db.close()
                 if location is not None:
                     location.close()
+            api_metrics.stopped(settings)
 
     app = Starlette(
         routes=[
@@ -272,6 +277,7 @@ def create_app(
             WebSocketRoute("/graphql", endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", api_metrics.endpoint(settings)),
             Route("/u/{token}", waking(endpoints.unsubscribe_page), methods=["GET", "POST"]),
             Route("/webhooks/email/inbound", waking(endpoints.email_inbound), methods=["POST"]),
             Route("/webhooks/twilio/sms", waking(endpoints.twilio_sms), methods=["POST"]),

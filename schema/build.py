@@ -26,6 +26,7 @@ from strawberry.types.graphql import OperationType
 
 from app.config import GRAPHQL_MAX_COST
 from app.events import relay
+from app.observability.graphql import RequestMetrics
 from schema.accounts.types import ApiToken
 from schema.context import AuthenticationError, Context, PublicError
 from schema.cost import CostLimiter
@@ -122,6 +123,7 @@ def build_schema(
             *([] if introspection else [DisableIntrospection]),
             functools.partial(MaskErrors, should_mask_error=_should_mask, error_message=MASKED_MESSAGE),
             WakeRelay,
+            functools.partial(RequestMetrics, internal=_should_mask),  # last: it sees errors before masking
         ],
     )
     schema.suggestions = suggestions

@@ -29,6 +29,7 @@ from app.config import Settings
 from app.events import relay
 from app.messaging import sending
 from app.messaging.transports import Transports
+from app.observability import metrics
 from app.prospects import reminders
 from app.redis import channel as redis_channel
 from app.sequences import pauses, scheduler
@@ -86,7 +87,8 @@ async def scheduler_loop(
     while True:
         wake.clear()
         try:
-            await scheduler_pass(redis, clock)
+            with metrics.timing_scheduler_pass():
+                await scheduler_pass(redis, clock)
             relay_wake.set()
         except Exception as error:  # a failed pass is logged and retried next interval; the database keeps the work
             db.log_failure(logger, "scheduler pass failed", error)

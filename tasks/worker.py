@@ -1,5 +1,6 @@
 """The arq worker, assembled: the jobs (tasks.jobs) on the queue (tasks.queue),
-with the engine (tasks.engine) started on startup and stopped on shutdown."""
+with the engine (tasks.engine) started on startup and stopped on shutdown, and
+its metrics endpoint (app.observability.endpoint) when WORKER_METRICS_PORT is set."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ from arq.worker import Worker, func
 
 from app.clock import Clock, SystemClock
 from app.config import Settings
+from app.observability import metrics
+from app.observability.backlog import BacklogGauges
+from app.observability.endpoint import WorkerEndpoint
 from app.redis import RedisLocation
 from app.sequences import templates
 from tasks import jobs
 from tasks.engine import Engine
 from tasks.queue import QUEUE
+
+METRICS = "metrics"
 
 SEND_JOBS = 3
 """Send jobs a worker runs at once: while one gates or records its chunk, the
@@ -45,10 +51,16 @@ def create_worker(
         engine = Engine(settings, ctx["redis"], clock or SystemClock(), own_database=own_database)
         ctx[jobs.ENGINE] = engine
         await engine.start()
+        if settings.worker_metrics_port is not None:
+            ctx[METRICS] = endpoint = WorkerEndpoint(settings, BacklogGauges(engine.clock))
+            await endpoint.start(settings.worker_metrics_port)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if METRICS in ctx:
+            await ctx[METRICS].close()
         if jobs.ENGINE in ctx:  # else the startup failed before it made one
             await jobs.engine_of(ctx).stop()
+        metrics.process_stopped(settings.prometheus_multiproc_dir)
 
     return Worker(
         # Send jobs keep no result, so a message's job id is free again once it ran.

@@ -63,11 +63,33 @@ def test_production_requires_a_secret_key(tmp_path: Path) -> None:
         ("TEMPLATE_RENDER_SECONDS", "0", "TEMPLATE_RENDER_SECONDS must be positive"),
         ("INBOUND_EMAIL_READ_SECONDS", "0", "INBOUND_EMAIL_READ_SECONDS must be positive"),
         ("INBOUND_EMAIL_READ_SECONDS", "61", "INBOUND_EMAIL_READ_SECONDS must be at most 60"),
+        ("WORKER_METRICS_PORT", "http", "WORKER_METRICS_PORT must be an integer"),
+        ("WORKER_METRICS_PORT", "65536", "WORKER_METRICS_PORT must be between 1 and 65535, not 65536"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be text or json, not 'xml'"),
+        ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/metrics", "PROMETHEUS_MULTIPROC_DIR must be an existing directory"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_metrics_and_logs_are_off_and_text_by_default_and_read_when_set(tmp_path: Path) -> None:
+    default = Settings.from_env({"LEADLINE_DATA_DIR": str(tmp_path)})
+    assert (default.worker_metrics_port, default.metrics_token, default.metrics_public) == (None, None, False)
+    assert (default.prometheus_multiproc_dir, default.log_format) == (None, "text")
+    settings = Settings.from_env(
+        {
+            "LEADLINE_DATA_DIR": str(tmp_path),
+            "WORKER_METRICS_PORT": "9101",
+            "METRICS_TOKEN": " scrape ",
+            "METRICS_PUBLIC": "yes",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+            "LOG_FORMAT": "JSON",
+        }
+    )
+    assert (settings.worker_metrics_port, settings.metrics_token, settings.metrics_public) == (9101, "scrape", True)
+    assert (settings.prometheus_multiproc_dir, settings.log_format) == (tmp_path, "json")
 
 
 def test_servers_are_named_by_url(tmp_path: Path) -> None:

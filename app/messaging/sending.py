@@ -59,6 +59,7 @@ from app.messaging.transports import (
     Transports,
     TwilioTransport,
 )
+from app.observability import metrics
 from app.prospects import consent, suppressions
 from app.prospects.models import ChangeCause, Channel, Prospect
 from app.sealing import UnreadableSecret
@@ -178,6 +179,7 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
     if claimed is None:
         return {}
     messages, deferred, gate = claimed
+    metrics.messages_deferred.inc(len(deferred))  # counted once the claim that deferred them committed
     if not messages:
         return {m.id: m.state for m in deferred}
     attempts = (_attempt(m, gate, batch.transports, batch.settings) for m in messages)
@@ -396,6 +398,7 @@ async def _record(messages: list[Message], batch: _Batch, claim: _Claim, reasons
         until=claim.settle_by,
         what=f"recording {len(messages)} message(s)",
     )
+    metrics.count_messages(messages)
 
 
 async def _write_outcomes(
