@@ -74,9 +74,9 @@ async def _new_token(organization_id: int, user_id: int, name: str, clock: Clock
 AUTHENTICATED_SECONDS = 1.0
 """How long an API process trusts a token it found valid without asking the database
 again. Revoking a token or deactivating or demoting its user forgets it at once in
-the process that did it and, through the revocation announcement on Redis, in every
-other (app/accounts/sessions.py); a change this process does not hear of (Redis
-away, a role changed in another process) holds within this time."""
+the process that did it and, through the revocation announcement on Redis, in those
+holding websockets (app/accounts/sessions.py); a change this process does not hear
+of (no websocket open, Redis away, a role changed elsewhere) holds within this time."""
 AUTHENTICATED_MOST = 10_000
 """Tokens remembered at most (an API process serves a few): the oldest go first."""
 
