@@ -34,14 +34,17 @@ async def test_api_benchmark_prints_its_figures() -> None:
         sys.executable,
         "-m",
         "tests.benchmarks.api",
-        *("--prospects", "60", "--clients", "1,3", "--seconds", "1.5", "--warmup", "0.2"),
+        # Two serve workers: `leadline serve --workers` (uvicorn's supervisor) serves too.
+        *("--prospects", "60", "--clients", "1,3", "--seconds", "1.5", "--warmup", "0.2", "--workers", "2"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     async with asyncio.timeout(120):
         output = (await process.communicate())[0].decode()
     assert process.returncode == 0, output
-    assert re.search(r"^api: 60 prospects in one organization, (SQLite|PostgreSQL), ", output, re.M), output
+    assert re.search(
+        r"^api: 60 prospects in one organization, (SQLite|PostgreSQL), .*serve with 2 worker process", output, re.M
+    ), output
     for clients in (1, 3):
         level = re.search(
             rf"^ +{clients} clients +(\d+\.\d) requests/s +server CPU +\d+\.\d ms/request .* errors 0$", output, re.M
