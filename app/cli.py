@@ -106,14 +106,31 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 @main.command()
-def serve() -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    envvar="WEB_CONCURRENCY",
+    show_default=True,
+    help="API processes sharing the port (uvicorn's workers; env WEB_CONCURRENCY): about one per core.",
+)
+def serve(workers: int) -> None:
     """Run the API (GraphQL over HTTP and websockets, /healthz, /readyz, /metrics)."""
+    settings = _settings()
+    if workers > 1:
+        # uvicorn's supervisor binds the port and starts each worker, which makes its own app.
+        uvicorn.run("app.cli:worker_app", factory=True, workers=workers, lifespan="on", **uvicorn_options(settings))
+        return
+    uvicorn.run(worker_app(), lifespan="on", **uvicorn_options(settings))
+
+
+def worker_app() -> Any:
+    """The ASGI app of one `serve` process (uvicorn calls it in each of `--workers`)."""
     from app.web import create_app
 
-    settings = _settings()
-    app = create_app(settings)
+    app = create_app(_settings())
     _settle_memory()
-    uvicorn.run(app, lifespan="on", **uvicorn_options(settings))
+    return app
 
 
 GC_THRESHOLDS = (50_000, 20, 100)

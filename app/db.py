@@ -30,6 +30,13 @@ _UNREACHABLE = (
 RETRY_PAUSES = (0.25, 0.5, 1.0, 2.0, 5.0)
 """Seconds between tries of work the database was unreachable for; the last repeats."""
 
+POOL_SIZE = 20
+"""PostgreSQL connections each process keeps at most (Tortoise's default is 5), unless
+DATABASE_URL says otherwise (`?maxsize=N`). A page of prospects runs four queries,
+some at once (its DataLoaders); with 5, twenty concurrent requests queued for a
+connection and a `{ viewer { id } }` waited behind the pages (p99 433/312 ms with 20
+against 784/1,278 ms with 5 at 20 clients: tests/benchmarks/README.md)."""
+
 MODEL_MODULES = [
     "app.accounts.models",
     "app.workflows.models",
@@ -53,6 +60,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         # Transactions that always give their connection back (see app/postgres_client.py).
         connection = expand_db_url(database_url) | {"engine": "app.postgres_client"}
         connection["credentials"]["reset"] = _keep_session
+        connection["credentials"].setdefault("maxsize", POOL_SIZE)
     return {
         "connections": {"default": connection},
         "apps": {

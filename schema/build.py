@@ -29,7 +29,7 @@ from app.events import relay
 from app.observability.graphql import RequestMetrics
 from schema.accounts.types import ApiToken
 from schema.context import AuthenticationError, Context, PublicError
-from schema.cost import CostLimiter
+from schema.documents import DocumentCache, Documents
 from schema.events.subscriptions import Subscription
 from schema.literals import TextLiterals
 from schema.prospects.types import Activity, StatusChange, Task
@@ -118,9 +118,10 @@ def build_schema(
             functools.partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
             functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
             functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-            functools.partial(CostLimiter, max_cost=max_cost),
             functools.partial(AddValidationRules, [TextLiterals]),
             *([] if introspection else [DisableIntrospection]),
+            # After every extension that adds a validation rule (on_operation), before MaskErrors.
+            functools.partial(Documents, cache=DocumentCache(), max_cost=max_cost),
             functools.partial(MaskErrors, should_mask_error=_should_mask, error_message=MASKED_MESSAGE),
             WakeRelay,
             functools.partial(RequestMetrics, internal=_should_mask),  # last: it sees errors before masking

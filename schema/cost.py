@@ -13,10 +13,11 @@ with a GraphQL error naming both, before any resolver runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -32,14 +33,11 @@ from graphql import (
     SchemaMetaFieldDef,
     SelectionSetNode,
     TypeMetaFieldDef,
-    ValidationContext,
-    ValidationRule,
     VariableNode,
     get_named_type,
     get_nullable_type,
     is_list_type,
 )
-from strawberry.extensions import SchemaExtension
 
 from app import caps
 from app.messaging.mailboxes import MAX_MAILBOXES
@@ -239,38 +237,23 @@ def _is_connection(named: GraphQLNamedType) -> bool:
     return isinstance(named, GraphQLObjectType) and "edges" in named.fields and "pageInfo" in named.fields
 
 
-def _definitions(context: ValidationContext) -> Iterator[OperationDefinitionNode]:
-    for definition in context.document.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            yield definition
-
-
-class CostLimiter(SchemaExtension):
-    """Refuses an operation whose cost is over ``max_cost`` at validation."""
-
-    def __init__(self, *, max_cost: int) -> None:
-        self.max_cost = max_cost
-
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context
-        budget, variables = self.max_cost, context.variables or {}
-
-        class CostRule(ValidationRule):
-            def __init__(self, validation: ValidationContext) -> None:
-                super().__init__(validation)
-                document = validation.document
-                fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-                for operation in _definitions(validation):
-                    cost = operation_cost(validation.schema, operation, fragments, variables)
-                    if cost > budget:
-                        self.report_error(
-                            GraphQLError(
-                                f"Query cost {cost:,} is over the budget of {budget:,} (GRAPHQL_MAX_COST): "
-                                f"every field costs 1 and a list multiplies what it selects by its length "
-                                f"(`first`, {DEFAULT_PAGE} when absent); ask for smaller pages or fewer nested lists.",
-                                operation,
-                            )
-                        )
-
-        context.validation_rules = (*context.validation_rules, CostRule)
-        yield
+def cost_errors(
+    schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any], budget: int
+) -> list[GraphQLError]:
+    """An error for each operation of ``document`` whose cost is over ``budget``."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    errors = []
+    for operation in document.definitions:
+        if not isinstance(operation, OperationDefinitionNode):
+            continue
+        cost = operation_cost(schema, operation, fragments, variables)
+        if cost > budget:
+            errors.append(
+                GraphQLError(
+                    f"Query cost {cost:,} is over the budget of {budget:,} (GRAPHQL_MAX_COST): "
+                    f"every field costs 1 and a list multiplies what it selects by its length "
+                    f"(`first`, {DEFAULT_PAGE} when absent); ask for smaller pages or fewer nested lists.",
+                    operation,
+                )
+            )
+    return errors

@@ -99,3 +99,11 @@ def test_a_loop_logs_an_unreachable_database_in_a_line_and_a_bug_with_its_traceb
     [record] = caplog.records
     assert record.levelno == level and record.getMessage().startswith("scheduler pass failed")
     assert (record.exc_info is not None) is traceback
+
+
+def test_a_postgres_pool_holds_twenty_connections_unless_the_url_says() -> None:
+    def maxsize(url: str) -> object:
+        return db.tortoise_config(url)["connections"]["default"]["credentials"]["maxsize"]
+
+    assert maxsize("postgres://u@localhost:5432/leadline") == db.POOL_SIZE == 20
+    assert maxsize("postgres://u@localhost:5432/leadline?maxsize=7") == "7"

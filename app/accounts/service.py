@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -70,16 +71,77 @@ async def _new_token(organization_id: int, user_id: int, name: str, clock: Clock
     return token, row
 
 
+AUTHENTICATED_SECONDS = 1.0
+"""How long an API process trusts a token it found valid without asking the database
+again. Revoking a token or deactivating or demoting its user forgets it at once in
+the process that did it and, through the revocation announcement on Redis, in those
+holding websockets (app/accounts/sessions.py); a change this process does not hear
+of (no websocket open, Redis away, a role changed elsewhere) holds within this time."""
+AUTHENTICATED_MOST = 10_000
+"""Tokens remembered at most (an API process serves a few): the oldest go first."""
+
+
+@dataclass(frozen=True)
+class _Known:
+    until: float
+    organization_id: int
+    user_id: int
+    role: Role
+    token_id: int
+
+
+_known: dict[str, _Known] = {}
+"""Tokens found valid, by hash, until ``until`` (time.monotonic())."""
+
+
+class _Forgetting:
+    generation = 0
+    """Counts the calls of forget_tokens: a look-up that one overlapped is not remembered."""
+
+
+_forgetting = _Forgetting()
+
+
+def forget_tokens(token_ids: Iterable[int] | None = None) -> None:
+    """Forgets these valid tokens (all, when None): they are looked up again on next use."""
+    _forgetting.generation += 1
+    if token_ids is None:
+        _known.clear()
+        return
+    gone = set(token_ids)
+    for key in [key for key, known in _known.items() if known.token_id in gone]:
+        del _known[key]
+
+
 async def authenticate(token: str, clock: Clock) -> Actor | None:
-    """The actor a bearer token stands for, or None (unknown, revoked, inactive user)."""
+    """The actor a bearer token stands for, or None (unknown, revoked, inactive user).
+    A valid token is remembered for AUTHENTICATED_SECONDS: one look-up a second
+    per token rather than one per request."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = await ApiToken.get_or_none(token_hash=hash_token(token), revoked_at=None).select_related("user")
+    key = hash_token(token)
+    known = _known.get(key)
+    if known is not None and known.until > time.monotonic():
+        return Actor(
+            organization_id=known.organization_id,
+            user_id=known.user_id,
+            role=known.role,
+            clock=clock,
+            token_id=known.token_id,
+        )
+    looked_up, generation = time.monotonic(), _forgetting.generation
+    row = await ApiToken.get_or_none(token_hash=key, revoked_at=None).select_related("user")
     if row is None or not row.user.active:
+        _known.pop(key, None)
         return None
     now = clock.now()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         await ApiToken.filter(id=row.id).update(last_used_at=now)
+    if generation == _forgetting.generation:  # else a revocation came meanwhile: not remembered
+        _known.pop(key, None)
+        while len(_known) >= AUTHENTICATED_MOST:
+            del _known[next(iter(_known))]
+        _known[key] = _Known(looked_up + AUTHENTICATED_SECONDS, row.organization_id, row.user_id, row.user.role, row.id)
     return Actor(
         organization_id=row.organization_id, user_id=row.user_id, role=row.user.role, clock=clock, token_id=row.id
     )
@@ -135,6 +197,7 @@ async def revoke_token(*, actor: Actor, token_id: int) -> ApiToken:
     if row.revoked_at is None:
         row.revoked_at = actor.now()
         await ApiToken.filter(id=row.id, revoked_at=None).update(revoked_at=row.revoked_at)
+    forget_tokens([row.id])
     return row
 
 
@@ -174,6 +237,8 @@ async def update_user(
         ended: list[int] = []
         if was_active and not user.active:
             ended = await ApiToken.filter(user_id=user.id, revoked_at=None).values_list("id", flat=True)  # type: ignore[assignment]
+    if role is not None or active is not None:
+        forget_tokens()  # committed: its tokens are looked up again, with the new role or not at all
     return UserUpdate(user=user, ended_token_ids=ended)
 
 

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from app.accounts.actor import Actor
 from app.accounts.models import ApiToken, Role
+from app.accounts.service import forget_tokens
 from app.redis import channel as redis_channel
 
 logger = logging.getLogger("leadline.sessions")
@@ -70,8 +71,10 @@ class Sessions:
             self._open.discard(session)
 
     def revoked(self, token_ids: Iterable[int]) -> None:
-        """Ends the sessions of these tokens (an announcement heard on Redis)."""
+        """Ends the sessions of these tokens (an announcement heard on Redis), and
+        forgets them in this process's authentication."""
         gone = set(token_ids)
+        forget_tokens(gone)
         for session in [s for s in self._open if s.token_id in gone]:
             self._end(session)
 
