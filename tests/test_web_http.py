@@ -188,6 +188,22 @@ async def test_an_agents_http_stream_shows_only_the_events_of_prospects_it_may_w
         assert await parts.data() == {"events": {"type": "PROSPECT_CREATED", "prospect": {"firstName": "Mine too"}}}
 
 
+async def test_a_stream_demoted_to_agent_gets_only_the_events_of_prospects_it_may_work(
+    app: Starlette, url: str, org: Org, clock: FrozenClock, redis: Redis
+) -> None:
+    created = "subscription { events(filter: {types: [PROSPECT_CREATED]}) { prospect { firstName } } }"
+    async with subscribed(url, org.tokens[Role.MANAGER], created) as parts:
+        await _attended(app, 1)
+        # When the MANAGER becomes an AGENT (and its session has checked)
+        await User.filter(id=org.users[Role.MANAGER].id).update(role=Role.AGENT)
+        await state_of(app).sessions.check()
+        # then the ADMIN's new prospect is passed over and an unassigned one arrives.
+        await _create(org, clock, {"first_name": "Theirs", "owner_id": org.users[Role.ADMIN].id})
+        await _create(org, clock, {"first_name": "Open"})
+        await relay.publish(redis, clock)
+        assert await parts.data() == {"events": {"prospect": {"firstName": "Open"}}}
+
+
 @pytest.mark.parametrize("token", [None, "ll_not-a-token"], ids=["none", "unknown"])
 async def test_a_stream_without_a_valid_token_is_a_401(url: str, token: str | None) -> None:
     headers = {"Accept": GRAPHIQL_ACCEPT, **({"Authorization": f"Bearer {token}"} if token else {})}
