@@ -188,17 +188,23 @@ def worker(check: bool, wait: float) -> None:
 
 @main.command()
 def dev() -> None:
-    """Migrate, then run the API and the worker in one process on embedded defaults."""
+    """Migrate, then run the API and the worker in one process on embedded defaults
+    (HOST and PORT choose where it listens: 127.0.0.1:8000 unless set)."""
     from app.redis import locate
     from app.web import create_app
     from tasks.worker import create_worker
 
     settings = _settings()
-    asyncio.run(db.migrate(settings))
-    token = _run(settings, lambda: _demo_token(settings))
-    location = locate(settings)
+    listening = _listen(settings.host, settings.port)  # a busy port fails here: no token, no Redis
+    try:
+        asyncio.run(db.migrate(settings))
+        token = _run(settings, lambda: _demo_token(settings))
+        location = locate(settings)
+    except BaseException:
+        listening.close()
+        raise
     base = f"http://{settings.host}:{settings.port}"
-    click.echo(
+    banner = (
         f"\nLeadline is running.\n  GraphiQL: {base}/graphql\n  Token:    {token}\n"
         f'  In GraphiQL\'s headers: {{"Authorization": "Bearer {token}"}}\n'
     )
@@ -210,10 +216,10 @@ def dev() -> None:
 
         redis = Redis.from_url(location.url)
         app = create_app(settings, redis=redis, manage_resources=False)
-        server = _Server(uvicorn.Config(app, **uvicorn_options(settings)))
+        server = _Server(uvicorn.Config(app, **uvicorn_options(settings)), banner=banner)
         worker_task = asyncio.create_task(worker.async_run())
         try:
-            await server.serve()
+            await server.serve(sockets=[listening])
         finally:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -225,13 +231,41 @@ def dev() -> None:
     try:
         uvloop.run(both())
     finally:
+        listening.close()
         location.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The socket `dev` serves on, bound before anything starts (as uvicorn binds it)."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        raise click.ClickException(
+            f"Cannot listen on {host}:{port}: {error.strerror or error}. "
+            f"Is another Leadline (or anything else) using port {port}? Stop it, or choose another port: "
+            f"PORT={port + 1} leadline dev (HOST sets the address)."
+        ) from None
+    listening.set_inheritable(True)
+    return listening
 
 
 class _Server(uvicorn.Server):
     """uvicorn's server for `dev`, which runs more than uvicorn: after a graceful
     shutdown on SIGTERM, uvicorn raises the signal again, which kills the process
-    before `dev` stops its worker and the embedded Redis. This one returns instead."""
+    before `dev` stops its worker and the embedded Redis. This one returns instead.
+    Its banner is printed once it listens."""
+
+    def __init__(self, config: uvicorn.Config, *, banner: str) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            click.echo(self.banner)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)

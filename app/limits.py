@@ -12,7 +12,9 @@
   ``max_response_bytes`` (else a GraphQL error in its place). The response is
   encoded in parts and dropped the moment it passes the cap: its data may name
   one long text many times (every enrollment's sequence's steps), which costs
-  nothing in memory until it is written out.
+  nothing in memory until it is written out. A multipart subscription's stream
+  is not bounded as a whole (it lasts as long as the subscription): each of its
+  parts is.
 """
 
 from __future__ import annotations
@@ -224,16 +226,27 @@ class BoundedGraphQL(GraphQL[ContextT, RootT]):
         """Strawberry's response, but encoded within the cap."""
         body = encode_within(response_data, self.max_response_bytes)
         if body is None:
-            message = (
-                f"The response is over the limit of {self.max_response_bytes:,} bytes "
-                "(GRAPHQL_MAX_RESPONSE_BYTES): ask for fewer fields or smaller pages. A mutation's changes stand."
-            )
-            body = _dumps({"data": None, "errors": [{"message": message}]}).encode()
+            body = _dumps({"data": None, "errors": [{"message": self._over_limit()}]}).encode()
         response = Response(body, status_code=status.HTTP_200_OK, media_type="application/json")
         response.headers.raw.extend(sub_response.headers.raw)
         response.background = sub_response.background or None
         response.status_code = sub_response.status_code or response.status_code
         return response
+
+    def encode_json_string(self, data: object) -> str:
+        """A part of a multipart stream (one subscription event, ``{"payload": ...}``, or
+        a heartbeat), encoded within the cap: an event over it is replaced by an error,
+        and the stream goes on."""
+        body = encode_within(data, self.max_response_bytes)
+        if body is None:
+            return _dumps({"payload": {"data": None, "errors": [{"message": self._over_limit()}]}})
+        return body.decode("ascii")
+
+    def _over_limit(self) -> str:
+        return (
+            f"The response is over the limit of {self.max_response_bytes:,} bytes "
+            "(GRAPHQL_MAX_RESPONSE_BYTES): ask for fewer fields or smaller pages. A mutation's changes stand."
+        )
 
 
 PART = 256 * KIB

@@ -1,10 +1,19 @@
 """The ASGI application (composition root): GraphQL over HTTP and websockets,
-/healthz, /readyz and /metrics. With app.websocket, the one place in app/ that imports schema/."""
+/healthz, /readyz and /metrics. With app.websocket, the one place in app/ that imports schema/.
+
+Subscriptions are served two ways: over graphql-transport-ws on the /graphql
+websocket, and over HTTP as GraphQL multipart subscriptions (a POST with
+``Accept: multipart/mixed``, what GraphiQL and Apollo Client send). Both run
+through ``schema.subscribe`` with the same context, and both are sessions
+(app.accounts.sessions): a stream whose token is revoked or whose user is
+deactivated ends."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -14,23 +23,24 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.streaming import MULTIPART_SUBSCRIPTION_HEARTBEAT_INTERVAL, MultipartSubscriptionTransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 from tortoise import connections
 
-from app import db
+from app import db, graphiql
 from app.accounts.actor import Actor
 from app.accounts.service import authenticate
-from app.accounts.sessions import CHECK_SECONDS, Sessions
+from app.accounts.sessions import CHECK_SECONDS, Session, Sessions
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.events import relay
@@ -67,7 +77,17 @@ def connection_token(params: dict[str, object]) -> str | None:
 
 
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
-SUBSCRIPTIONS_OVER_HTTP = "Subscriptions are served over graphql-transport-ws on the /graphql websocket, not over HTTP."
+SUBSCRIPTIONS_OVER_HTTP = (
+    "A subscription needs a stream: open a websocket on /graphql with graphql-transport-ws, "
+    "or POST it to /graphql with the header `Accept: multipart/mixed` (a GraphQL multipart subscription)."
+)
+STREAM_ENDED = "The token was revoked or its user deactivated: the subscription has ended."
+
+
+def accepts_multipart(accept: str) -> bool:
+    """Whether an Accept header lists multipart/mixed (GraphiQL sends ``application/json,
+    multipart/mixed``; Apollo Client ``multipart/mixed;subscriptionSpec=1.0,application/json``)."""
+    return any(part.split(";", 1)[0].strip().lower() == "multipart/mixed" for part in accept.split(","))
 
 
 class LeadlineGraphQL(BoundedGraphQL[Context, None]):
@@ -82,12 +102,20 @@ class LeadlineGraphQL(BoundedGraphQL[Context, None]):
             ),
             graphql_ide="graphiql" if settings.development else None,
             allow_queries_via_get=False,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL),
             max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
         )
         self.clock = clock
         self.ping_seconds = ping_seconds
         self.max_response_bytes = settings.graphql_max_response_bytes
+
+        class Multipart(MultipartSubscriptionTransport):
+            # An empty part every few seconds keeps proxies from closing a quiet stream
+            # (Strawberry's 5 s, or the websocket's ping interval when shorter).
+            heartbeat_interval = min(float(MULTIPART_SUBSCRIPTION_HEARTBEAT_INTERVAL), ping_seconds)
+
+        # Multipart only: Strawberry's SSE transport is not offered.
+        self.stream_transport_classes_by_protocol = {MULTIPART_SUBSCRIPTION_PROTOCOL: Multipart}
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         actor: Actor | None = request.scope.get("leadline.actor")
@@ -103,6 +131,43 @@ class LeadlineGraphQL(BoundedGraphQL[Context, None]):
         context.reset_loaders()
         return cast(UnsetType, UNSET)
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(graphiql.page())
+
+    async def execute_operation(
+        self,
+        request: Any,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Any,
+    ) -> Any:
+        """A query or mutation as Strawberry runs it, whatever the Accept header (GraphiQL
+        asks for multipart/mixed for all of them). A subscription streams as a multipart
+        response when POSTed with multipart/mixed accepted; otherwise a 400 says how."""
+        if isinstance(request_data, list):
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        try:
+            return await self.execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        except _Subscription:
+            pass
+        if request_adapter.method != "POST" or not accepts_multipart(request_adapter.headers.get("accept", "")):
+            sub_response.status_code = 400
+            return ExecutionResult(data=None, errors=[GraphQLError(SUBSCRIPTIONS_OVER_HTTP)])
+        request_data.protocol = "multipart-subscription"  # the transport run() streams it with
+        source = await self.schema.subscribe(
+            request_data.query,
+            variable_values=request_data.variables,
+            context_value=context,
+            root_value=root_value,
+            operation_name=request_data.operation_name,
+            operation_extensions=request_data.extensions,
+        )
+        return _attended(context, source)
+
     async def execute_single(
         self,
         request: Any,
@@ -112,8 +177,8 @@ class LeadlineGraphQL(BoundedGraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        """Strawberry's, but a subscription is refused with a 400 that says where they are
-        served (Strawberry would run it and fail, masked)."""
+        """Strawberry's, but a subscription is left to execute_operation (Strawberry would
+        run it as a query and fail, masked)."""
         method = request_adapter.method
         allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
         if method == "GET":
@@ -129,10 +194,9 @@ class LeadlineGraphQL(BoundedGraphQL[Context, None]):
                 operation_extensions=request_data.extensions,
             )
         except InvalidOperationTypeError as error:
-            if error.operation_type is not OperationType.SUBSCRIPTION:
-                raise HTTPException(400, error.as_http_error_reason(method)) from error
-            sub_response.status_code = 400
-            return ExecutionResult(data=None, errors=[GraphQLError(SUBSCRIPTIONS_OVER_HTTP)])
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise _Subscription from error
+            raise HTTPException(400, error.as_http_error_reason(method)) from error
         except CannotGetOperationTypeError as error:
             raise HTTPException(400, error.as_http_error_reason()) from error
         except MissingQueryError as error:
@@ -143,6 +207,49 @@ class LeadlineGraphQL(BoundedGraphQL[Context, None]):
         for error in response.get("errors") or []:
             error["message"] = scrub(str(error["message"]))  # type: ignore[index]
         return response
+
+
+class _Subscription(Exception):
+    """The operation is a subscription: not for execute_single."""
+
+
+async def _attended(context: Context, source: AsyncGenerator[ExecutionResult, None]) -> AsyncIterator[ExecutionResult]:
+    """``source``'s results while the stream's session lasts, as a websocket's: its
+    actor kept current, and when its token stops authenticating, a last result that
+    says so and the end of the stream. Leaving (the client gone) ends the session."""
+    ended = asyncio.Event()
+
+    async def end() -> None:
+        ended.set()
+
+    session = Session(context.actor, end)
+    state = context.state
+    async with contextlib.AsyncExitStack() as stack:
+        if state.hub is not None:
+            await stack.enter_async_context(state.hub.attend(session))
+        else:  # no Redis (some tests): the periodic check alone
+            stack.enter_context(state.sessions.attending(session))
+        context.session = session
+        stack.push_async_callback(source.aclose)
+        waiting = asyncio.ensure_future(ended.wait())
+        stack.callback(waiting.cancel)
+        while True:
+            step = asyncio.ensure_future(anext(source))
+            try:
+                await asyncio.wait((step, waiting), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not step.done():
+                    step.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await step
+            if step.cancelled():  # the session ended first
+                yield ExecutionResult(data=None, errors=[GraphQLError(STREAM_ENDED)])
+                return
+            try:
+                result = step.result()
+            except StopAsyncIteration:
+                return
+            yield result
 
 
 class GraphQLEndpoint:
@@ -189,6 +296,10 @@ def waking(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Reque
         return response
 
     return handle
+
+
+async def to_graphiql(request: Request) -> Response:
+    return RedirectResponse("/graphql", status_code=307)
 
 
 async def healthz(request: Request) -> Response:
@@ -271,8 +382,11 @@ def create_app(
                     location.close()
             api_metrics.stopped(settings)
 
+    # In development, / opens GraphiQL; in production it is a 404 like any unknown path.
+    home = [Route("/", to_graphiql, methods=["GET"])] if settings.development else []
     app = Starlette(
         routes=[
+            *home,
             Route("/graphql", endpoint, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", endpoint),
             Route("/healthz", healthz),

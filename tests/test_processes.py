@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -37,6 +38,10 @@ async def env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
             "DATABASE_URL": url,
             "PORT": str(free_port()),
         }
+
+
+BANNER_END = "In GraphiQL's headers"
+"""The last line of `dev`'s banner, which it prints once it listens."""
 
 
 async def _start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
@@ -75,7 +80,7 @@ async def test_dev_stopped_by_sigterm_stops_its_worker_and_embedded_redis(env: d
     # its worker and the embedded Redis, or that server runs on.
     embedded = {name: value for name, value in env.items() if name != "REDIS_URL"}
     async with _started(embedded, "dev") as dev:
-        await _read_until(dev, "Uvicorn running on")
+        await _read_until(dev, BANNER_END)
         registry = json.loads((tmp_path / "data" / "redis" / "leadline.rdb.settings").read_text())
         url = f"unix://{registry['unixsocket']}"
         async with Redis.from_url(url) as server:
@@ -86,10 +91,32 @@ async def test_dev_stopped_by_sigterm_stops_its_worker_and_embedded_redis(env: d
             await server.ping()
 
 
+async def test_dev_on_a_busy_port_fails_at_once_naming_the_port_without_a_banner(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    embedded = {name: value for name, value in env.items() if name != "REDIS_URL"}
+    port = int(env["PORT"])
+    with socket.socket() as holder:  # something else listens on the port
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        async with _started(embedded, "dev") as dev:
+            async with asyncio.timeout(30):
+                output = (await dev.communicate())[0].decode()
+    assert dev.returncode == 1, output
+    assert f"Cannot listen on 127.0.0.1:{port}" in output and f"PORT={port + 1} leadline dev" in output, output
+    assert "Leadline is running" not in output and "Token" not in output and "Bearer" not in output
+    # It stopped before starting anything: no embedded Redis left running.
+    registry = tmp_path / "data" / "redis" / "leadline.rdb.settings"
+    if registry.exists():
+        async with Redis.from_url(f"unix://{json.loads(registry.read_text())['unixsocket']}") as server:
+            with pytest.raises(RedisConnectionError):
+                await server.ping()
+
+
 async def test_dev_starts_the_api_and_worker_and_keeps_its_demo_token(env: dict[str, str]) -> None:
     base = f"http://127.0.0.1:{env['PORT']}"
     async with _started(env, "dev") as dev:
-        output = await _read_until(dev, "Uvicorn running on")  # bound: "startup complete" comes before the socket
+        output = await _read_until(dev, BANNER_END)  # printed once the port is bound and served
         token = output.split("Token:")[1].split()[0]
         async with httpx.AsyncClient(base_url=base) as client:
             ready = await client.get("/readyz")
@@ -132,7 +159,7 @@ async def test_dev_starts_the_api_and_worker_and_keeps_its_demo_token(env: dict[
     assert worker_check.returncode == 0 and check_out.decode().strip() == "worker: ok"
 
     async with _started(env, "dev") as again:
-        second = await _read_until(again, "Uvicorn running on")
+        second = await _read_until(again, BANNER_END)
         assert await _stop(again, signal.SIGINT) == 0
     assert second.split("Token:")[1].split()[0] == token
 

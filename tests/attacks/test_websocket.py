@@ -31,7 +31,7 @@ from app.events.hub import Hub
 from app.prospects import service as prospects
 from app.prospects.models import Prospect
 from app.state import state_of
-from app.web import create_app
+from app.web import SUBSCRIPTIONS_OVER_HTTP, create_app
 from schema.context import Context
 from tests.conftest import Org
 from tests.loopback import serving
@@ -94,12 +94,13 @@ SUBSCRIBE = [
     pytest.param({"raw": raw("NaN")}, ("close", 4400), id="nan"),
 ]
 
-# Subscriptions over HTTP: (method, Accept) → a 400 that says where subscriptions are served.
+# Subscriptions over HTTP without a multipart stream: (method, Accept) → a 400 that says
+# how subscriptions are served (a POST accepting multipart/mixed streams: tests/test_web_http.py).
 OVER_HTTP = [
     pytest.param("POST", "application/json", id="post-json"),
-    pytest.param("POST", "multipart/mixed;subscriptionSpec=1.0, application/json", id="post-multipart"),
     pytest.param("POST", "text/event-stream", id="post-sse"),
     pytest.param("GET", "application/json", id="get"),
+    pytest.param("GET", "multipart/mixed;subscriptionSpec=1.0, application/json", id="get-multipart"),
 ]
 
 
@@ -218,12 +219,7 @@ async def test_a_subscription_over_http(served: Served, org: Org, method: str, a
         else:
             response = await client.post("/graphql", json={"query": EVENTS}, headers=headers)
     assert response.status_code == 400
-    assert response.json() == {
-        "data": None,
-        "errors": [
-            {"message": "Subscriptions are served over graphql-transport-ws on the /graphql websocket, not over HTTP."}
-        ],
-    }
+    assert response.json() == {"data": None, "errors": [{"message": SUBSCRIPTIONS_OVER_HTTP}]}
 
 
 REVOKE = "mutation($input: RevokeApiTokenInput!) { revokeApiToken(input: $input) { errors { code } } }"
