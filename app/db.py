@@ -61,6 +61,12 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         connection = expand_db_url(database_url) | {"engine": "app.postgres_client"}
         connection["credentials"]["reset"] = _keep_session
         connection["credentials"].setdefault("maxsize", POOL_SIZE)
+        # A plan for each execution's values, never the generic plan PostgreSQL may
+        # switch a prepared statement to after five runs: with statistics that know
+        # one organization only, that plan reads a page of any organization through
+        # the primary key, every row of the big one first (issue 24; ~15 µs of
+        # planning a statement, tests/test_plans.py).
+        connection["credentials"].setdefault("server_settings", {})["plan_cache_mode"] = "force_custom_plan"
     return {
         "connections": {"default": connection},
         "apps": {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
@@ -32,11 +33,34 @@ class Edge(Generic[T]):
     node: T
 
 
+class _Count:
+    """A connection's total, counted only when a selection asks for it (a COUNT over
+    a big organization costs more than its page), and then once per connection."""
+
+    def __init__(self, count: Callable[[], Awaitable[int]] | int) -> None:
+        self._count = count
+        self._total: int | None = count if isinstance(count, int) else None
+        self._counting = asyncio.Lock()  # aliases of totalCount resolve together
+
+    async def value(self) -> int:
+        if self._total is not None:
+            return self._total
+        async with self._counting:
+            if self._total is None:
+                assert not isinstance(self._count, int)
+                self._total = await self._count()
+        return self._total
+
+
 @strawberry.type
 class Connection(Generic[T]):
     page_info: PageInfo
     edges: list[Edge[T]]
-    total_count: int
+    count: strawberry.Private[_Count]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self.count.value()
 
 
 def page_size(first: int | None) -> int:
@@ -57,7 +81,7 @@ def after_pk(after: str | None) -> int | None:
 
 
 def _connection(
-    rows: Sequence[R], size: int, total: int, had_after: bool, wrap: Callable[[R], T], key: str = "id"
+    rows: Sequence[R], size: int, total: _Count, had_after: bool, wrap: Callable[[R], T], key: str = "id"
 ) -> Connection[T]:
     page = rows[:size]
     edges = [Edge(cursor=ids.encode("Cursor", getattr(row, key)), node=wrap(row)) for row in page]
@@ -69,7 +93,7 @@ def _connection(
             end_cursor=edges[-1].cursor if edges else None,
         ),
         edges=edges,
-        total_count=total,
+        count=total,
     )
 
 
@@ -83,15 +107,15 @@ async def paginate(
     descending: bool = False,
 ) -> Connection[T]:
     """A page of ``query`` in ``key`` order, highest first when ``descending`` (newest
-    first by id) (keyset pagination: stable under inserts)."""
+    first by id) (keyset pagination: stable under inserts). ``totalCount`` is
+    counted only when selected."""
     size = page_size(first)
     start = after_pk(after)
-    total = await query.count()
     page_query = query.order_by(f"-{key}" if descending else key)
     if start is not None:
         page_query = page_query.filter(**{f"{key}__{'lt' if descending else 'gt'}": start})
     rows = await page_query.limit(size + 1)
-    return _connection(rows, size, total, start is not None, wrap, key)
+    return _connection(rows, size, _Count(query.count), start is not None, wrap, key)
 
 
 def paginate_loaded(
@@ -101,4 +125,4 @@ def paginate_loaded(
     size = page_size(first)
     start = after_pk(after)
     remaining = [row for row in rows if start is None or row.pk > start]
-    return _connection(remaining[: size + 1], size, len(rows), start is not None, wrap)
+    return _connection(remaining[: size + 1], size, _Count(len(rows)), start is not None, wrap)

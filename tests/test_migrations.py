@@ -476,3 +476,105 @@ async def test_each_prospect_entered_its_status_when_its_history_says(tmp_path: 
         assigned: start + 5 * day,
         bare: datetime(2026, 1, 1, tzinfo=UTC),
     }
+
+
+async def test_enrollments_running_in_inactive_sequences_are_paused(tmp_path: Path) -> None:
+    """0029: enrollments still running in an inactive sequence (from before a
+    deactivation paused them) leave the scheduler's due index: paused as a
+    deactivation pauses them (reason sequence_inactive, stage and due time kept for
+    the reactivation), their stage change recorded. Others stay as they were."""
+    due = datetime(2026, 1, 1, tzinfo=UTC)
+    async with fresh_database(file=tmp_path / "migrated.sqlite3") as url:
+        config = db.tortoise_config(url)
+        await migrate(config=config, target="models.0028_mailbox_identity")
+        await Tortoise.init(config=config)
+        try:
+            conn = connections.get("default")
+            org = {"time_zone": "UTC", "phone_region": "US", "pull_from_other_agents": False, "created_at": due}
+            acme = await _insert(conn, "organization", name="Acme", **org)
+            workflow = await _insert(conn, "workflow", organization_id=acme, name="Leads", position=0)
+            status = await _insert(
+                conn,
+                "status",
+                organization_id=acme,
+                workflow_id=workflow,
+                name="New",
+                position=0,
+                system_status="NEW",
+                pipeline_percent=0,
+            )
+            prospect = await _insert(conn, "prospect", **_prospect(acme, status, "ada@example.com"))
+            sequences = {
+                active: await _insert(
+                    conn,
+                    "sequence",
+                    organization_id=acme,
+                    name=f"Active {active}",
+                    active=active,
+                    stop_on_reply=True,
+                    unresponsive_after_seconds=600,
+                    created_at=due,
+                )
+                for active in (True, False)
+            }
+
+            async def enroll(active: bool, stage: str, due_at: datetime | None, **values: Any) -> int:
+                return await _insert(
+                    conn,
+                    "enrollment",
+                    organization_id=acme,
+                    prospect_id=prospect,
+                    sequence_id=sequences[active],
+                    stage=stage,
+                    due_at=due_at,
+                    enrolled_at=due,
+                    **values,
+                )
+
+            started = await enroll(False, "STARTED", due)
+            approaching = await enroll(False, "APPROACHING", due + timedelta(hours=1))
+            waiting = await enroll(False, "NOT_STARTED", None)
+            finished = await enroll(False, "SUCCESS", None, finished_at=due)
+            running = await enroll(True, "STARTED", due)
+        finally:
+            await Tortoise.close_connections()
+        await migrate(config=config)
+        await Tortoise.init(config=config)
+        try:
+            conn = connections.get("default")
+            rows = await conn.execute_query_dict(
+                'SELECT "id", "stage", "due_at", "paused_stage", "paused_due_at", "paused_reason" FROM "enrollment"'
+            )
+            changes = await conn.execute_query_dict(
+                'SELECT "enrollment_id", "from_stage", "to_stage", "cause", "reason" FROM "stage_change" '
+                'ORDER BY "enrollment_id"'
+            )
+        finally:
+            await Tortoise.close_connections()
+
+    def at(value: Any) -> Any:
+        return (
+            (value if isinstance(value, datetime) else datetime.fromisoformat(value)).astimezone(UTC) if value else None
+        )
+
+    found = {
+        row["id"]: (
+            row["stage"],
+            at(row["due_at"]),
+            row["paused_stage"],
+            at(row["paused_due_at"]),
+            row["paused_reason"],
+        )
+        for row in rows
+    }
+    assert found == {
+        started: ("PAUSED", None, "STARTED", due, "sequence_inactive"),
+        approaching: ("PAUSED", None, "APPROACHING", due + timedelta(hours=1), "sequence_inactive"),
+        waiting: ("NOT_STARTED", None, None, None, None),
+        finished: ("SUCCESS", None, None, None, None),
+        running: ("STARTED", due, None, None, None),
+    }
+    assert [tuple(change.values()) for change in changes] == [
+        (started, "STARTED", "PAUSED", "USER", "sequence_inactive"),
+        (approaching, "APPROACHING", "PAUSED", "USER", "sequence_inactive"),
+    ]

@@ -138,7 +138,8 @@ class Message(Model):
 
     class Meta:
         table = "message"
-        indexes = (("state", "next_attempt_at"), ("organization_id", "prospect_id"))
+        # An enrollment's messages (the scheduler's threads, the enrollment's list), 0029.
+        indexes = (("state", "next_attempt_at"), ("organization_id", "prospect_id"), ("enrollment_id",))
 
 
 class SendCount(Model):

@@ -92,7 +92,13 @@ class Prospect(Model):
         table = "prospect"
         # One person, one record (R12.2); NULLs never collide, on either database.
         unique_together = (("organization_id", "email"), ("organization_id", "external_id"))
-        indexes = (("organization_id", "status_id"), ("organization_id", "owner_id", "created_at"))
+        # (organization_id, id): a page of a small organization reads its own rows,
+        # not a bigger one's before it, whatever the plan (0029).
+        indexes = (
+            ("organization_id", "status_id"),
+            ("organization_id", "owner_id", "created_at"),
+            ("organization_id", "id"),
+        )
 
 
 class Suppression(Model):
@@ -123,7 +129,7 @@ class Suppression(Model):
     class Meta:
         table = "suppression"
         unique_together = (("organization_id", "channel", "address", "reason"),)
-        indexes = (("organization_id", "created_at"),)
+        indexes = (("organization_id", "created_at"), ("organization_id", "id"))  # the page, newest first
 
 
 class Activity(Model):
@@ -151,6 +157,7 @@ class Activity(Model):
 
     class Meta:
         table = "activity"
+        indexes = (("prospect_id",),)  # a prospect's activities (the page's DataLoader)
 
 
 class StatusChange(Model):
@@ -182,6 +189,7 @@ class StatusChange(Model):
 
     class Meta:
         table = "status_change"
+        indexes = (("prospect_id",),)  # a prospect's status history
 
 
 class Task(Model):
@@ -218,4 +226,10 @@ class Task(Model):
 
     class Meta:
         table = "task"
-        indexes = (("organization_id", "due_at"), ("due_announced_at", "due_at"))
+        # A prospect's tasks; the organization's in id order (the tasks page).
+        indexes = (
+            ("organization_id", "due_at"),
+            ("due_announced_at", "due_at"),
+            ("prospect_id",),
+            ("organization_id", "id"),
+        )

@@ -106,7 +106,8 @@ class Enrollment(Model):
         # The scheduler's index on due_at is partial (only rows with a due time: a
         # finished enrollment leaves it), made in migration 0006 with raw SQL; so is
         # its index on resumes_at (only pauses that end by themselves), 0027.
-        indexes = (("organization_id", "sequence_id"),)
+        # A prospect's enrollments; the organization's in id order (the page), 0029.
+        indexes = (("organization_id", "sequence_id"), ("prospect_id",), ("organization_id", "id"))
 
 
 class StageChange(Model):
@@ -132,3 +133,4 @@ class StageChange(Model):
 
     class Meta:
         table = "stage_change"
+        indexes = (("enrollment_id",),)  # an enrollment's history

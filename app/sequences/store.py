@@ -38,7 +38,12 @@ PROSPECT_FIELDS = (
 def due_query(now: datetime, batch: int) -> QuerySet[Enrollment]:
     """The oldest due running enrollments: read through the partial index on
     (due_at, id) WHERE due_at IS NOT NULL, so a pass costs the same with ten
-    thousand enrollments or a million."""
+    thousand enrollments or a million. Only what can run has a due time: pausing,
+    finishing and deactivating a sequence (which pauses its running enrollments)
+    clear it, and migration 0029 paused those older deactivations had left
+    running. The stage and sequence conditions guard a move in flight; rows they
+    turned away would each be read again by every pass (100,000 of them: 28-38 ms
+    a pass, 1.1-1.5 ms without)."""
     query = Enrollment.filter(due_at__lte=now, stage__in=list(RUNNING), sequence__active=True)
     return query.order_by("due_at", "id").limit(batch)
 
