@@ -27,3 +27,22 @@ async def test_engine_benchmark_prints_its_figures() -> None:
     assert bare and all(int(rate) > 0 for rate in bare.groups()), output
     assert len(re.findall(r"^  CPU +µs a message: client \d+, sink \d+", output, re.M)) == 4, output
     assert re.search(r"^  ratio +\d+\.\d\d \(\d+\.\d\d counting the activation\)", output, re.M), output
+
+
+async def test_sender_benchmark_prints_each_parts_cost_both_ways() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.benchmarks.sender",
+        "20",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(120):
+        output = (await process.communicate())[0].decode()
+    assert process.returncode == 0, output
+    for part in ("scheduler", "sender"):
+        for how in ("from emailFrom", "through a mailbox"):
+            assert re.search(rf"^  {part} +{how} +median +\d+\.\d", output, re.M), output
+        assert re.search(rf"^  {part} +the mailbox's cost +[-+]\d+\.\d µs a message", output, re.M), output
