@@ -53,3 +53,22 @@ async def test_api_benchmark_prints_its_figures() -> None:
     assert len(re.findall(r"^ +all +\d+\.\d/s +p50 +\d+\.\d ms +p99 +\d+\.\d ms$", output, re.M)) == 2, output
     for operation in ("viewer", "page", "setProspectStatus", "updateProspect"):  # each in one level at least
         assert re.search(rf"^ +{operation} +\d+\.\d/s +p50 +\d+\.\d ms +p99 +\d+\.\d ms$", output, re.M), output
+
+
+async def test_sender_benchmark_prints_each_parts_cost_both_ways() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.benchmarks.sender",
+        "20",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(120):
+        output = (await process.communicate())[0].decode()
+    assert process.returncode == 0, output
+    for part in ("scheduler", "sender"):
+        for how in ("from emailFrom", "through a mailbox"):
+            assert re.search(rf"^  {part} +{how} +median +\d+\.\d", output, re.M), output
+        assert re.search(rf"^  {part} +the mailbox's cost +[-+]\d+\.\d µs a message", output, re.M), output

@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,17 +131,18 @@ default; BENCH_MAILBOX=0 sends from emailFrom, as before mailboxes."""
 HIGH_LIMIT = 1_000_000_000
 
 
-async def prepare(settings: Settings, count: int) -> int:
-    """An organization with ``count`` prospects enrolled in an active one-email sequence; its id."""
+async def prepare(settings: Settings, count: int, *, mailbox: bool = MAILBOX) -> int:
+    """An organization with ``count`` prospects enrolled in an inactive one-email
+    sequence, sending through a shared mailbox (``mailbox``) or from emailFrom; its id."""
     clock = SystemClock()
     created = await accounts.create_organization(
-        name="Bench", admin_email="bench@acme.example", admin_name=None, clock=clock
+        name="Bench", admin_email=f"bench-{uuid.uuid4().hex[:8]}@acme.example", admin_name=None, clock=clock
     )
     await Organization.filter(id=created.organization.id).update(email_from="sales@acme.example")
-    if MAILBOX:
+    if mailbox:
         await Mailbox.create(
             organization_id=created.organization.id,
-            address="team@acme.example",
+            address=f"team@{created.organization.id}.acme.example",
             daily_limit=HIGH_LIMIT,
             per_domain_hourly_limit=HIGH_LIMIT,
             created_at=clock.now(),
