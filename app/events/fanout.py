@@ -10,8 +10,9 @@ member to leave stops its feed.
 The guarantees of a stream of one (SPEC R10.2) hold per member:
 - A member holds at most ``BACKLOG`` results unread. Past it, or when its
   viewer no longer fits the feed's audience (a role changed), it leaves the
-  feed and ``resume`` says where to go on alone: after the cursor of the last
-  result it took, so it misses nothing and repeats nothing.
+  feed and ``resume`` says where to go on alone: before the first result it
+  has not taken, else after the last event the feed settled for it, so it
+  misses nothing and repeats nothing.
 - A feed that replays the log from a cursor its subscriber chose takes no
   member once it has begun: a later one would miss the replay.
 """
@@ -39,7 +40,6 @@ class Member(Generic[T]):
         self.feed = feed
         self.fits = fits
         """Whether the subscriber's viewer still has the feed's audience."""
-        self.joined_at = feed.progress.position
         self.taken: int | None = None
         """The cursor of the last result taken."""
         self.resume: int | None = None
@@ -52,8 +52,7 @@ class Member(Generic[T]):
 
     def push(self, cursor: int | None, result: T) -> None:
         if len(self._results) >= BACKLOG:
-            self._results.clear()
-            self.detach()
+            self.detach()  # fell behind: it catches up from the log, as a stream of one does
             return
         self._results.append((cursor, result))
         self._wake()
@@ -63,16 +62,22 @@ class Member(Generic[T]):
         self._wake()
 
     def detach(self) -> None:
-        """Leaves the feed; the subscriber goes on alone after what it took."""
+        """Leaves the feed; the subscriber goes on alone from ``resume``."""
         if self.detached:
             return
         self.detached = True
-        if self.taken is not None:
-            self.resume = self.taken
-        else:
-            self.resume = self.joined_at if self.joined_at is not None else self.feed.progress.start
+        self.resume = self._resume_point()
+        self._results.clear()
         self.feed.leave(self)
         self._wake()
+
+    def _resume_point(self) -> int | None:
+        """After which cursor a stream of its own takes over: before the first result
+        it holds unread, else after what it took and what the feed settled for it."""
+        if self._results and self._results[0][0] is not None:
+            return self._results[0][0] - 1
+        done = [c for c in (self.taken, self.feed.settled) if c is not None]
+        return max(done) if done else self.feed.progress.start
 
     async def results(self) -> AsyncIterator[T]:
         """The feed's results until it ends or this member leaves it."""
@@ -81,7 +86,6 @@ class Member(Generic[T]):
                 return
             if self._results:
                 if not self.fits():
-                    self._results.clear()
                     self.detach()
                     return
                 self.taken, result = self._results.popleft()
@@ -110,6 +114,8 @@ class Feed(Generic[T]):
         """Takes new members (until it replays a log its first members asked for)."""
         self.runs = 0
         """Results produced: one execution each, whatever the number of members."""
+        self.settled: int | None = None
+        """Every event up to this cursor was handed to the members or left out."""
         self._fanout = fanout
         self.progress = Progress(on_start=self._started, on_pass=self._passing)
         self.task = asyncio.create_task(self._run(source), name="leadline-feed")
@@ -124,6 +130,7 @@ class Feed(Generic[T]):
             self.open = False
 
     def _passing(self, seq: int) -> None:
+        self.settled = self.progress.position  # the stream asks for the next event only once one is handed on
         # The viewer is checked at each event, as a stream of one checks it: one whose
         # audience changed leaves before the event is tested for the old audience.
         for member in [m for m in self.members if not m.fits()]:
