@@ -52,8 +52,12 @@ def schema_of(app: Starlette) -> LeadlineSchema:
 @asynccontextmanager
 async def served(settings: Settings, clock: FrozenClock, redis: Redis) -> AsyncIterator[tuple[Starlette, str]]:
     app = create_app(settings, clock=clock, redis=redis, manage_resources=False, session_check_seconds=0.1)
-    async with serving(app) as url:
-        yield app, url.replace("http://", "ws://") + "/graphql"
+    try:
+        async with serving(app) as url:
+            yield app, url.replace("http://", "ws://") + "/graphql"
+    finally:  # served without its lifespan: the hub's connection is closed here
+        await app.state.leadline.hub.close()
+        await app.state.leadline.sessions.close()
 
 
 async def create(org: Org, clock: FrozenClock, redis: Redis, *names: str, owner: User | None = None) -> None:

@@ -99,7 +99,13 @@ async def _clients(work: Work, pipe: Connection) -> None:
         sockets = []
         for url in work.urls:
             ws = await stack.enter_async_context(
-                websockets.connect(url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")], max_size=2**22)
+                websockets.connect(
+                    url,
+                    subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
+                    max_size=2**22,
+                    open_timeout=120,
+                    ping_interval=None,  # the server pings; a client busy connecting others must not time out
+                )
             )
             await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {work.token}"}}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
