@@ -11,21 +11,30 @@ view (part of the composition root with app.web, so it knows the GraphQL context
   token is revoked or its user deactivated, it is closed with 4403.
 - The server pings every PING_SECONDS once acknowledged: proxies keep the
   connection open, and a dead client is found by a failed send.
+- A result shared by the subscribers of one feed (schema.events.shared) is
+  encoded once; each operation's ``next`` frame is that payload with its id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.schema.schema import StreamResult
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from app.accounts.sessions import Session
 from app.state import state_of
 from schema.context import Context
+from schema.events.shared import SharedResult
 
 PING_SECONDS = 15.0
 FORBIDDEN = 4403
@@ -99,6 +108,29 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             while True:
                 await asyncio.sleep(interval)
                 await self.send_message({"type": "ping"})
+
+    async def _send_result_stream(self, operation: Operation[Context, None], result_source: StreamResult) -> None:
+        # Strawberry's, but a shared result's `next` frame is its payload encoded once for
+        # all its subscribers with this operation's id spliced in (schema.events.shared).
+        first = True
+        async for result in result_source:
+            if first and isinstance(result, PreExecutionError):
+                await self._handle_pre_execution_error(operation, result)
+                return
+            if not isinstance(result, ExecutionResult):
+                await self._reject_incremental_delivery(operation)
+                return
+            if isinstance(result, SharedResult) and isinstance(self.websocket, ASGIWebSocketAdapter):
+                if operation.completed:
+                    return
+                frame = f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{result.payload(self.view.encode_json)}}}'
+                try:
+                    await self.websocket.ws.send_text(frame)
+                except WebSocketDisconnect as gone:
+                    raise WebSocketDisconnected from gone
+            else:
+                await operation.send_next(result)
+            first = False
 
     async def shutdown(self) -> None:
         if self._pinger is not None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLError
@@ -21,7 +22,8 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import CannotGetOperationTypeError
-from strawberry.types import ExecutionContext
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.config import GRAPHQL_MAX_COST
@@ -30,6 +32,7 @@ from app.observability.graphql import RequestMetrics
 from schema.accounts.types import ApiToken
 from schema.context import AuthenticationError, Context, PublicError
 from schema.documents import DocumentCache, Documents
+from schema.events.shared import SharedSubscriptions
 from schema.events.subscriptions import Subscription
 from schema.literals import TextLiterals
 from schema.prospects.types import Activity, StatusChange, Task
@@ -62,6 +65,55 @@ def scrub(message: str) -> str:
 
 class LeadlineSchema(strawberry.Schema):
     suggestions = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shared = SharedSubscriptions(self._run_subscription)
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """Both transports' way in (the websocket handler and the HTTP view): a
+        viewer's subscription is executed once per audience (schema.events.shared)."""
+        allowed = OperationType.SUBSCRIPTION in (allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        if (
+            allowed
+            and root_value is None
+            and self.shared.shareable(query, operation_name, context_value, operation_extensions)
+        ):
+            assert query is not None
+            return cast(StreamResult, self.shared.stream(query, variable_values, context_value, operation_name))
+        return await super().stream(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            operation_extensions=operation_extensions,
+            allowed_operation_types=allowed_operation_types,
+        )
+
+    async def _run_subscription(
+        self, query: str, variables: dict[str, Any] | None, context: Context, operation_name: str | None
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        results = await super().stream(
+            query,
+            variable_values=variables,
+            context_value=context,
+            operation_name=operation_name,
+            allowed_operation_types=(OperationType.SUBSCRIPTION,),
+        )
+        async with contextlib.aclosing(results):
+            async for result in results:
+                assert isinstance(result, ExecutionResult), "subscriptions never deliver incrementally"
+                yield result
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Logs unexpected errors with the operation's name and the traceback's code

@@ -1,9 +1,11 @@
 """Live subscriptions (contract part 30), served over graphql-transport-ws only.
 
 Each is one ``stream.follow`` of the event log with its own test of which
-events it wants, for the connection's viewer as it is at each event (its
-session keeps it current); the connection's DataLoaders are renewed before
-each event, so nothing read for an earlier one is served stale."""
+events it wants, for the viewer as it is at each event (a session keeps it
+current); the DataLoaders are renewed before each event, so nothing read for
+an earlier one is served stale. Subscribers with the same document, variables
+and audience share one run of it (schema.events.shared), which reports its
+progress to the fan-out."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from app.events.hub import Hub
 from app.events.models import EventType
 from app.workflows.read import workflow_of
 from schema.context import Info, PublicError
+from schema.events.shared import progress_of
 from schema.events.types import Event, EventFilter
 from schema.pagination import after_pk
 from schema.prospects.types import StatusChange
@@ -25,6 +28,10 @@ from schema.sequences.types import StageChange
 
 def _viewer(info: Info) -> stream.Viewer:
     return lambda: info.context.actor
+
+
+def _progress(info: Info) -> stream.Progress | None:
+    return progress_of(info.context)
 
 
 def _hub(info: Info) -> Hub:
@@ -70,7 +77,7 @@ class Subscription:
                 workflows[status] = await workflow_of(status)
             return status is not None and workflows[status] == workflow
 
-        async for event in stream.follow(_viewer(info), _hub(info), wanted):
+        async for event in stream.follow(_viewer(info), _hub(info), wanted, progress=_progress(info)):
             info.context.reset_loaders()
             row = (
                 await info.context.loaders.status_change.load(event.status_change_id)
@@ -96,7 +103,7 @@ class Subscription:
                 and (sequence is None or _payload_id(event, "stageChange", "sequenceId", "Sequence") == sequence)
             )
 
-        async for event in stream.follow(_viewer(info), _hub(info), wanted):
+        async for event in stream.follow(_viewer(info), _hub(info), wanted, progress=_progress(info)):
             info.context.reset_loaders()
             row = await info.context.loaders.stage_change.load(event.stage_change_id) if event.stage_change_id else None
             if row is not None:
@@ -116,6 +123,6 @@ class Subscription:
         async def wanted(event: models.Event) -> bool:
             return (types is None or event.type in types) and (prospect is None or event.prospect_id == prospect)
 
-        async for event in stream.follow(_viewer(info), _hub(info), wanted, after=start):
+        async for event in stream.follow(_viewer(info), _hub(info), wanted, after=start, progress=_progress(info)):
             info.context.reset_loaders()
             yield Event(row=event)
