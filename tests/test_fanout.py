@@ -22,6 +22,7 @@ from app.accounts.models import Role, User
 from app.clock import FrozenClock
 from app.config import Settings
 from app.events import fanout, relay
+from app.observability import metrics
 from app.prospects import service as prospects
 from app.web import GraphQLEndpoint, create_app
 from schema.build import LeadlineSchema
@@ -119,6 +120,7 @@ async def test_subscribers_of_one_audience_share_one_execution_and_the_same_fram
         [feed] = [schema.shared.fanout.feed(key) for key in list(schema.shared.fanout._feeds)]
         assert feed is not None
         await until(lambda: len(feed.members) == 5 and feed.progress.start is not None)
+        delivered = _metric("leadline_live_deliveries_total")
 
         await create(org, clock, redis, "Ada", "Bob", "Cy")
 
@@ -126,6 +128,14 @@ async def test_subscribers_of_one_audience_share_one_execution_and_the_same_fram
         assert names(received[0]) == ["Ada", "Bob", "Cy"]
         assert all(r == received[0] for r in received)  # byte for byte
         assert feed.runs == 3  # one execution per event for five subscribers
+        # The metrics count subscribers and deliveries, not the shared run.
+        assert _metric("leadline_subscriptions_open") == 5
+        assert _metric("leadline_live_deliveries_total") == delivered + 15
+    assert _metric("leadline_subscriptions_open") == 0
+
+
+def _metric(name: str) -> float:
+    return metrics.API.get_sample_value(name) or 0.0
 
 
 async def test_viewers_who_may_see_different_things_never_share(

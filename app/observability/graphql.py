@@ -5,9 +5,9 @@ operation for the log lines written meanwhile (app.observability.logs)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -23,11 +23,14 @@ REFUSED = "refused"
 
 
 class RequestMetrics(SchemaExtension):
-    """Counts each operation by name, type and outcome, times queries and mutations,
-    and keeps ``subscriptions_open``. ``internal``: whether an error is one the
-    client is not shown (masked). Listed after MaskErrors, it sees the errors as
-    they were raised. Only ``on_operation``, ``on_execute`` and ``on_stream_result``
-    are hooks, so the per-event cost of a subscription is one counter increment."""
+    """Counts each operation by name, type and outcome and times queries and
+    mutations. ``internal``: whether an error is one the client is not shown
+    (masked). Listed after MaskErrors, it sees the errors as they were raised.
+
+    A subscription that runs is counted per subscriber where its results are
+    handed out (``subscriber``), not here: subscribers of one audience share one
+    run (schema.events.shared), whose extensions run once for all of them. Here
+    only a subscription refused before it runs (parse, validation, a limit)."""
 
     def __init__(self, *, internal: Callable[[GraphQLError], bool]) -> None:
         self.internal = internal
@@ -59,8 +62,6 @@ class RequestMetrics(SchemaExtension):
         # Kept: the type is found by walking the document, and a subscription's
         # results ask for it once each.
         self.subscription = self._type() is OperationType.SUBSCRIPTION
-        if self.subscription:
-            metrics.subscriptions_open.inc()
         yield
 
     def _record(self, started: float, outcome: str | None) -> None:
@@ -68,19 +69,12 @@ class RequestMetrics(SchemaExtension):
         if not self.executed:
             outcome = REFUSED
         elif self.subscription:
-            metrics.subscriptions_open.dec()
-            if outcome == CANCELLED:
-                outcome = None  # ended by its client: as it went
+            return  # counted per subscriber (``subscriber``)
         label = metrics.operation_label(self.execution_context.operation_name)
         type_label = kind.value if kind is not None else "unknown"
         metrics.requests_of(label, type_label, outcome or self._outcome()).inc()
         if self.executed and not self.subscription:
             metrics.durations_of(label, type_label).observe(time.perf_counter() - started)
-
-    def on_stream_result(self, result: Any) -> Iterator[None]:
-        if self.subscription and getattr(result, "data", None):
-            metrics.live_deliveries.inc()
-        yield
 
     def _type(self) -> OperationType | None:
         try:
@@ -94,3 +88,29 @@ class RequestMetrics(SchemaExtension):
         if not errors:
             return OK
         return INTERNAL_ERROR if any(self.internal(e) for e in errors) else ERROR
+
+
+@contextlib.contextmanager
+def subscriber(operation_name: str | None) -> Iterator[Callable[[object], None]]:
+    """One subscriber's subscription while it runs: ``subscriptions_open`` counts it,
+    the function yielded counts each result it is handed that carries data (a live
+    delivery), and when it ends it is counted by name and outcome (ended by its
+    client or its server: ok; by an unexpected exception: internal_error)."""
+    metrics.subscriptions_open.inc()
+    outcome = OK
+    try:
+        yield _delivered
+    except (GeneratorExit, asyncio.CancelledError):
+        raise
+    except BaseException:
+        outcome = INTERNAL_ERROR
+        raise
+    finally:
+        metrics.subscriptions_open.dec()
+        label = metrics.operation_label(operation_name)
+        metrics.requests_of(label, OperationType.SUBSCRIPTION.value, outcome).inc()
+
+
+def _delivered(result: object) -> None:
+    if getattr(result, "data", None):
+        metrics.live_deliveries.inc()

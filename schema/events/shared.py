@@ -28,6 +28,7 @@ from app.accounts.actor import Actor
 from app.events.fanout import Fanout
 from app.events.read import audience
 from app.events.stream import Progress
+from app.observability.graphql import subscriber
 from schema.context import Context
 
 Run = Callable[[str, dict[str, Any] | None, Context, str | None], AsyncGenerator[ExecutionResult, None]]
@@ -124,6 +125,15 @@ class SharedSubscriptions:
         return self._subscriber(query, variables, context, operation_name)
 
     async def _subscriber(
+        self, query: str, variables: dict[str, Any] | None, context: Context, operation_name: str | None
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        with subscriber(operation_name) as delivered:
+            async with contextlib.aclosing(self._results(query, variables, context, operation_name)) as results:
+                async for result in results:
+                    delivered(result)
+                    yield result
+
+    async def _results(
         self, query: str, variables: dict[str, Any] | None, context: Context, operation_name: str | None
     ) -> AsyncGenerator[ExecutionResult, None]:
         viewing = Viewing(context)
