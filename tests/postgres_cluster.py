@@ -95,10 +95,22 @@ class Cluster:
             raise AssertionError(f"{program} {' '.join(args)}: exit {child.returncode}\n{output.decode()}\n{tail}")
 
 
+def _base_for_postgres() -> str:
+    """A temporary directory the `postgres` user can reach: the usual one, unless a
+    root-only mode (seen: /tmp at 0700) keeps others out, then /var/tmp or /dev/shm."""
+    candidates = [tempfile.gettempdir(), "/var/tmp", "/dev/shm"]
+    if os.geteuid() != 0:
+        return candidates[0]
+    for candidate in candidates:
+        if os.path.isdir(candidate) and os.stat(candidate).st_mode & 0o001:
+            return candidate
+    raise AssertionError(f"none of {candidates} is open to the postgres user")
+
+
 @asynccontextmanager
 async def own_cluster() -> AsyncIterator[Cluster]:
     """A running cluster (user `postgres`, trust authentication), stopped and deleted after."""
-    directory = Path(tempfile.mkdtemp(prefix="leadline-pg-"))
+    directory = Path(tempfile.mkdtemp(prefix="leadline-pg-", dir=_base_for_postgres()))
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         os.chown(directory, owner.pw_uid, owner.pw_gid)
