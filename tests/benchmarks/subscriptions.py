@@ -20,6 +20,8 @@ the servers' CPU per delivery (the worker's apart).
 
 On the PostgreSQL of DATABASE_URL (in a database of its own) and the Redis of
 REDIS_URL when set, else SQLite and an embedded Redis in a temporary directory.
+The Leadline processes' stderr goes to files there (uvicorn logs each websocket
+connection; a pipe read only at the end blocked them at ~2,280 connections).
 """
 
 from __future__ import annotations
