@@ -135,10 +135,16 @@ class Processes:
 
 
 @asynccontextmanager
-async def processes(database: str, data_dir: Path, *, apis: int, worker: bool = True) -> AsyncIterator[Processes]:
-    """``apis`` API servers (and a worker) on ``database``; all stopped with SIGTERM after."""
+async def processes(
+    database: str, data_dir: Path, *, apis: int, worker: bool = True, logs: Path | None = None
+) -> AsyncIterator[Processes]:
+    """``apis`` API servers (and a worker) on ``database``; all stopped with SIGTERM after.
+    ``logs``: a directory for their stderr (``Processes.logs``). Without it stderr is piped and
+    read only when they stop: about 192 KiB (the pipe's 64 KiB and asyncio's 128 KiB before it
+    stops reading) fill after ~2,280 websocket connections (uvicorn logs 86 bytes for each),
+    and the API then blocks in its log write. Pass it when a process may log that much."""
     env = {**os.environ, "LEADLINE_DATA_DIR": str(data_dir), "DATABASE_URL": database, "SCHEDULER_INTERVAL": "0.2"}
-    running = Processes(env=env)
+    running = Processes(env=env, logs=logs)
     try:
         for _ in range(apis):
             await running.serve()  # the first one starts the embedded Redis; the others find it

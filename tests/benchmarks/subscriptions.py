@@ -20,6 +20,8 @@ the servers' CPU per delivery (the worker's apart).
 
 On the PostgreSQL of DATABASE_URL (in a database of its own) and the Redis of
 REDIS_URL when set, else SQLite and an embedded Redis in a temporary directory.
+The Leadline processes' stderr goes to files there (uvicorn logs each websocket
+connection; a pipe read only at the end blocked them at ~2,280 connections).
 """
 
 from __future__ import annotations
@@ -272,7 +274,9 @@ async def leadline(args: argparse.Namespace, tmp: Path) -> tuple[Figures, float,
                 ids.encode("Status", (await Status.get(organization_id=admin.organization_id, name=name)).id)
                 for name in STATUSES
             ]
-            async with processes(database_url, tmp / "data", apis=args.apis) as live:
+            logs = tmp / "logs"  # uvicorn logs two lines a connection: a pipe read only at the end would fill
+            logs.mkdir()
+            async with processes(database_url, tmp / "data", apis=args.apis, logs=logs) as live:
                 servers, worker = [c.pid for c in live.children[: args.apis]], live.children[args.apis].pid
                 clients = Clients(
                     [live.ws(i) for i in range(args.apis)],
