@@ -12,11 +12,11 @@
   uncounted: never a failure.
 
 Counting: a ``SendCount`` row per (mailbox, day) and (mailbox, domain, hour). The
-slots of a claimed chunk are asked for in one upsert (``_ask``) whose SET reads the
-row as it was before the statement; on PostgreSQL concurrent askers wait on the
+slots of a claimed chunk are asked for in one upsert (``_ask``), in the claim's
+transaction, whose SET reads the row as it was before the statement; on PostgreSQL concurrent askers wait on the
 row's lock and then see each other's slots, on SQLite one writer runs at a time,
 so ``sent`` never passes its cap. A message holds its slots from its claim
-(``Message.slot_at``, when it took them) and gives them back (``release``) when
+(``Message.slot_at``, when it took them, written with its outcome) and gives them back (``release``) when
 it ends neither SENT nor UNCERTAIN (cancelled by the gate, failed, QUEUED again
 for a retry): the limits count what went out, or may have (UNCERTAIN, SENDING).
 """
