@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
-from app import presets
+from app import db, presets
 from app.accounts import service as accounts
 from app.accounts.actor import Actor
 from app.accounts.models import Organization, Role
@@ -23,7 +23,7 @@ from app.clock import FrozenClock, SystemClock
 from app.config import Settings
 from app.errors import Code
 from app.messaging import compose, limits, sending
-from app.messaging.models import Mailbox, Message, MessageState
+from app.messaging.models import Mailbox, Message, MessageState, SendCount
 from app.prospects import service as prospects
 from app.prospects.models import Channel, Prospect
 from tests.conftest import GraphQL, Org
@@ -295,3 +295,31 @@ async def _settled() -> bool:
         not await Message.filter(state__in=("SENDING",)).exists()
         and not await Message.filter(state="QUEUED", deferred_until=None).exists()
     )
+
+
+async def test_a_claim_tried_again_after_the_database_went_away_counts_its_message_once(
+    acme: Org, clock: FrozenClock, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim and its slots committed, then the gate's read lost the database: the
+    # next try gives back the slots taken (at the claim's time: slot_at is written
+    # only with the outcome) before it claims again.
+    box = await mailbox(acme.id, clock, daily_limit=5, per_domain_hourly_limit=5, time_zone=NEW_YORK)
+    [message_id] = await queue(acme.actor(Role.ADMIN, clock), box, ["a@x.example"], clock.now())
+    read = sending._Gate.read
+    calls = 0
+
+    async def lost_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(sending._Gate, "read", lost_once)
+    monkeypatch.setattr(db, "RETRY_PAUSES", (0.0,))
+    assert await send_all(clock, settings) == {message_id: "SENT"}
+    assert calls == 2
+    assert (await limits.usage([box.id], now=clock.now()))[box.id] == limits.Usage(5, 1)
+    hour = await SendCount.get(mailbox_id=box.id, domain="x.example")
+    assert hour.sent == 1
+    assert (await Message.get(id=message_id)).slot_at == clock.now()

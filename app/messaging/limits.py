@@ -12,11 +12,11 @@
   uncounted: never a failure.
 
 Counting: a ``SendCount`` row per (mailbox, day) and (mailbox, domain, hour). The
-slots of a claimed chunk are asked for in one upsert (``_ask``) whose SET reads the
-row as it was before the statement; on PostgreSQL concurrent askers wait on the
+slots of a claimed chunk are asked for in one upsert (``_ask``), in the claim's
+transaction, whose SET reads the row as it was before the statement; on PostgreSQL concurrent askers wait on the
 row's lock and then see each other's slots, on SQLite one writer runs at a time,
 so ``sent`` never passes its cap. A message holds its slots from its claim
-(``Message.slot_at``, when it took them) and gives them back (``release``) when
+(``Message.slot_at``, when it took them, written with its outcome) and gives them back (``release``) when
 it ends neither SENT nor UNCERTAIN (cancelled by the gate, failed, QUEUED again
 for a retry): the limits count what went out, or may have (UNCERTAIN, SENDING).
 """
@@ -157,7 +157,10 @@ async def take(
     sender read the chunk's mailboxes: a mailbox deleted meanwhile limits nothing);
     those refused are QUEUED again, deferred (their attempt uncounted). Returns the
     refused, as they are now. In ``connection``, the claim's transaction: the
-    slots and ``slot_at`` of those that got them commit with the claim, or nothing."""
+    slots commit with the claim, or nothing. Those that got them have ``slot_at``
+    set on the objects, written with their outcome (store.record_results), one
+    write of each row fewer; until then the claim's time stands for it
+    (store.unclaim)."""
     wanting = sorted((m for m in messages if m.mailbox_id in rules and m.slot_at is None), key=lambda m: m.id)
     if not wanting:
         return []
@@ -173,12 +176,9 @@ async def take(
     if returned:
         await _give_back(returned, connection)
     await _note_first_day(rules.values(), now, connection)
-    # bulk's statements run in the claim's transaction (the context's connection).
-    await bulk.compare_and_set(
-        Message, [m.id for m in wanting if m.id not in refused], expect={}, values={"slot_at": now}
-    )
     for until, ids in _by_time(refused).items():
         values = {"state": MessageState.QUEUED, "deferred_until": until, "next_attempt_at": until, "lease_until": None}
+        # In the claim's transaction: bulk runs on the context's connection.
         await bulk.compare_and_set(Message, ids, expect={}, values=values, decrement=("attempts",))
     for message in wanting:
         if message.id in refused:

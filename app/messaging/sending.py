@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
@@ -172,7 +171,7 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
         settle_by=time.monotonic() + max(batch.settings.send_lease_seconds, SETTLE_SECONDS),
     )
     claimed = await db.while_unreachable(
-        partial(_claim_and_gate, message_ids, batch, claim.token),
+        partial(_claim_and_gate, message_ids, batch, claim),
         until=claim.settle_by,
         what=f"claiming {len(message_ids)} message(s)",
     )
@@ -199,16 +198,20 @@ async def _send_chunk(message_ids: list[int], batch: _Batch) -> dict[int, Messag
     return {m.id: m.state for m in [*messages, *deferred]}
 
 
-class _Claim(NamedTuple):
+@dataclass
+class _Claim:
     token: int
     """Stamped on the claimed messages (Message.claim_token): this claim's alone."""
     settle_by: float
     """The monotonic time until which claiming and recording are tried again while
     the database is unreachable."""
+    claimed_at: datetime | None = None
+    """When its last try claimed (and took the mailboxes' slots): what it gives
+    back if a try fails after committing."""
 
 
 async def _claim_and_gate(
-    message_ids: list[int], batch: _Batch, token: int, again: bool
+    message_ids: list[int], batch: _Batch, claim: _Claim, again: bool
 ) -> tuple[list[Message], list[Message], _Gate] | None:
     """Claims those of the messages that are QUEUED and due (one compare-and-set
     that returns them) and takes their mailboxes' slots, in one transaction, then
@@ -218,11 +221,11 @@ async def _claim_and_gate(
     it claimed goes back to QUEUED first, its attempt uncounted (restarts must not
     use up a message's attempts)."""
     if again:
-        await _unclaim(message_ids, token)
-    now = batch.clock.now()
+        await _unclaim(message_ids, claim)
+    now = claim.claimed_at = batch.clock.now()
     lease_until = now + timedelta(seconds=batch.settings.send_lease_seconds)
     async with in_transaction() as connection:
-        messages = await store.claim(message_ids, now=now, lease_until=lease_until, token=token)
+        messages = await store.claim(message_ids, now=now, lease_until=lease_until, token=claim.token)
         if not messages:
             return None
         await batch.know(messages)
@@ -235,9 +238,9 @@ async def _claim_and_gate(
     return messages, deferred, gate
 
 
-async def _unclaim(message_ids: list[int], token: int) -> None:
-    """The messages a claim stamped with ``token`` QUEUED again (``store.unclaim``), said in the log."""
-    returned = await store.unclaim(message_ids, token=token)
+async def _unclaim(message_ids: list[int], claim: _Claim) -> None:
+    """The messages ``claim`` stamped QUEUED again (``store.unclaim``), said in the log."""
+    returned = await store.unclaim(message_ids, token=claim.token, claimed_at=claim.claimed_at)
     if returned:
         logger.warning("%d message(s) claimed as the database went away, not sent: QUEUED again", returned)
 

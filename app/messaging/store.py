@@ -52,21 +52,25 @@ async def claim(message_ids: Sequence[int], *, now: datetime, lease_until: datet
     )
 
 
-async def unclaim(message_ids: Sequence[int], *, token: int) -> int:
+async def unclaim(message_ids: Sequence[int], *, token: int, claimed_at: datetime | None) -> int:
     """The messages claimed under ``token`` QUEUED again, their attempt uncounted:
     those still SENDING, and those whose lease ended meanwhile (UNCERTAIN, with an
     error saying they were not resent, which no longer holds); how many. The
-    mailbox slots they hold are given back (one transaction)."""
+    mailbox slots they hold are given back (one transaction): those their
+    ``slot_at`` says (sendMessage's), else those the claim took at ``claimed_at``
+    (its slots commit with it, ``slot_at`` only with the outcome: limits.take)."""
     back = {"state": MessageState.QUEUED, "lease_until": None, "slot_at": None}
     ours = Message.filter(
         id__in=message_ids,
         claim_token=token,
         state__in=(MessageState.SENDING, MessageState.UNCERTAIN),
         mailbox_id__isnull=False,
-        slot_at__isnull=False,
     )
     async with in_transaction() as connection:
-        await limits.release(await ours.using_db(connection).select_for_update(), connection)
+        holding = await ours.using_db(connection).select_for_update()
+        for message in holding:
+            message.slot_at = message.slot_at or claimed_at
+        await limits.release(holding, connection)
         return await _unclaim(message_ids, token, back)
 
 
