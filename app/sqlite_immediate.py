@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from typing import Any
 
 import aiosqlite
 from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
+from tortoise.connection import get_connections
 from tortoise.exceptions import TransactionManagementError
 
 
@@ -46,6 +48,29 @@ def _timestamp(stored: bytes) -> datetime | str:
 sqlite3.register_converter("TIMESTAMP", _timestamp)  # replaces sqlite3's own, which drops time zones
 
 
+class ReleasingTransactionContext(SqliteTransactionContext):
+    """Tortoise's, but a transaction that fails to begin (cancelled while BEGIN runs,
+    or the database locked past busy_timeout) gives back the connection's lock:
+    Tortoise's keeps it, and every later transaction of the process waits forever.
+    A BEGIN that ran although its caller was cancelled is committed, empty, by the
+    next transaction's begin."""
+
+    async def __aenter__(self) -> Any:
+        await self._trxlock.acquire()
+        try:
+            await self.ensure_connection()
+            self.token = get_connections().set(self.connection_name, self.connection)
+            try:
+                await self.connection.begin()
+            except BaseException:
+                get_connections().reset(self.token)
+                raise
+        except BaseException:
+            self._trxlock.release()
+            raise
+        return self.connection
+
+
 class ImmediateSqliteClient(SqliteClient):
     async def create_connection(self, with_db: bool) -> None:
         """Tortoise's, with the declared column types read (for TIMESTAMP)."""
@@ -60,7 +85,7 @@ class ImmediateSqliteClient(SqliteClient):
             await self._post_connect()
 
     def _in_transaction(self) -> SqliteTransactionContext:
-        return SqliteTransactionContext(ImmediateTransactionWrapper(self), self._lock)
+        return ReleasingTransactionContext(ImmediateTransactionWrapper(self), self._lock)
 
 
 client_class = ImmediateSqliteClient

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from redis.asyncio import Redis
+from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
 from tortoise.context import TortoiseContext, tortoise_test_context
 
 from app import db as app_db
@@ -32,6 +33,7 @@ from app.clock import FrozenClock
 from app.config import Settings
 from app.db import MODEL_MODULES
 from app.redis import connected
+from app.sqlite_immediate import ReleasingTransactionContext
 from app.web import create_app
 from tasks.queue import QUEUE
 from tests.loopback import serving
@@ -91,6 +93,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def _releasing_transaction(client: SqliteClient) -> SqliteTransactionContext:
+    return ReleasingTransactionContext(SqliteTransactionWrapper(client), client._lock)
+
+
+# The tests' SQLite databases are Tortoise's own client (tortoise_test_context takes a
+# URL, not an engine): their transactions give back the connection's lock when BEGIN
+# fails or is cancelled, as Leadline's client does (app/sqlite_immediate.py).
+SqliteClient._in_transaction = _releasing_transaction  # type: ignore[method-assign]
 
 
 @pytest.fixture

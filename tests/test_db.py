@@ -3,14 +3,18 @@ PostgreSQL restart test (tests/test_postgres_restart.py) runs it against a real 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 import asyncpg
 import pytest
+from tortoise.backends.sqlite.client import SqliteTransactionWrapper
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from app import db
+from tests.conftest import ON_POSTGRES
 
 
 def _arising_from(cause: BaseException) -> Exception:
@@ -107,3 +111,36 @@ def test_a_postgres_pool_holds_twenty_connections_unless_the_url_says() -> None:
 
     assert maxsize("postgres://u@localhost:5432/leadline") == db.POOL_SIZE == 20
     assert maxsize("postgres://u@localhost:5432/leadline?maxsize=7") == "7"
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's transactions share one connection and its lock")
+async def test_a_transaction_cancelled_while_it_begins_leaves_the_connection_to_the_next(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tortoise's SQLite context kept its lock when BEGIN failed or was cancelled: every
+    # later transaction of the process waited forever (a worker's loop cancelled at
+    # shutdown hung the next API write).
+    # The tests' databases use Tortoise's wrapper, Leadline's processes its subclass.
+    wrapper = SqliteTransactionWrapper
+    begin = wrapper.begin
+    beginning = asyncio.Event()
+
+    async def slow_begin(self: SqliteTransactionWrapper) -> None:
+        beginning.set()
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(wrapper, "begin", slow_begin)
+
+    async def transaction() -> None:
+        async with in_transaction():
+            pass
+
+    task = asyncio.create_task(transaction())
+    async with asyncio.timeout(5):
+        await beginning.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    monkeypatch.setattr(wrapper, "begin", begin)
+    async with asyncio.timeout(5), in_transaction() as connection:
+        assert await connection.execute_query_dict("SELECT 1 AS one") == [{"one": 1}]
