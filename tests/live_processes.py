@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,19 +117,12 @@ class Processes:
         port = free_port()
         child = await self.start("serve", env=self.env | {"HOST": "127.0.0.1", "PORT": str(port)})
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base) as client:
-            for _ in range(300):
-                if child.returncode is not None:
-                    stderr = (await child.communicate())[1] or b""
-                    raise AssertionError(f"serve exited: {stderr.decode()[-2000:]} (logs: {self.logs})")
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("serve never became ready")
+
+        async def exited() -> str:
+            stderr = (await child.communicate())[1] or b""
+            return f"{stderr.decode()[-2000:]} (logs: {self.logs})"
+
+        await until_ready(base, child, exited, seconds=30)
         self.apis.append(base)
         return base
 
@@ -160,3 +153,21 @@ async def processes(
             # Processes stopping together each see the others still connected, so none
             # stops the embedded server: stop it now that it has no client left.
             locate(Settings.from_env(env)).close()
+
+
+async def until_ready(
+    base: str, child: asyncio.subprocess.Process, exited: Callable[[], Awaitable[str]], *, seconds: float
+) -> None:
+    """Waits until the `serve` at ``base`` answers /readyz; AssertionError with what
+    ``exited`` tells when the process stopped first, or when ``seconds`` passed."""
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(int(seconds * 10)):
+            if child.returncode is not None:
+                raise AssertionError(f"serve exited: {await exited()}")
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("serve never became ready")

@@ -62,7 +62,7 @@ from app.sequences.service import StepSpec
 from app.sequences.state import Stage
 from app.workflows.models import Status
 from tests.conftest import fresh_database
-from tests.live_processes import free_port, stop
+from tests.live_processes import free_port, stop, until_ready
 
 ORGANIZATION = "Bench API"
 AGENTS = 10
@@ -295,20 +295,13 @@ async def serving(leadline: str, env: dict[str, str], workers: int) -> AsyncIter
         stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
+
+    async def exited() -> str:
+        log.seek(0)
+        return log.read().decode()[-3000:]
+
     try:
-        async with httpx.AsyncClient(base_url=base) as client:
-            for _ in range(600):
-                if child.returncode is not None:
-                    log.seek(0)
-                    raise RuntimeError(f"serve exited: {log.read().decode()[-3000:]}")
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("serve never became ready")
+        await until_ready(base, child, exited, seconds=60)
         yield base, child.pid
     finally:
         await stop(child)
