@@ -7,10 +7,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry.dataloader import DataLoader
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 from tortoise.queryset import QuerySet
 
 from app import ids
 from schema.context import PublicError
+from schema.loaders import loaded
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -61,6 +64,34 @@ class Connection(Generic[T]):
     @strawberry.field
     async def total_count(self) -> int:
         return await self.count.value()
+
+
+def node_fields(info: strawberry.Info[Any, Any]) -> set[str]:
+    """The names of the fields a connection's selection asks of its nodes
+    (``edges { node { ... } }``, through fragments). Directives are not weighed:
+    a field under ``@skip`` counts as asked, which costs at most a needless load."""
+
+    def named(selections: Sequence[Any], name: str) -> list[SelectedField]:
+        return [field for field in _fields(selections) if field.name == name]
+
+    nodes = [
+        node
+        for connection in info.selected_fields
+        for edge in named(connection.selections, "edges")
+        for node in named(edge.selections, "node")
+    ]
+    return {field.name for node in nodes for field in _fields(node.selections)}
+
+
+def _fields(selections: Sequence[Any]) -> list[SelectedField]:
+    """The fields of a selection set, those of its fragments included."""
+    found: list[SelectedField] = []
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            found.append(selection)
+        elif isinstance(selection, FragmentSpread | InlineFragment):
+            found.extend(_fields(selection.selections))
+    return found
 
 
 def page_size(first: int | None) -> int:
@@ -116,6 +147,14 @@ async def paginate(
         page_query = page_query.filter(**{f"{key}__{'lt' if descending else 'gt'}": start})
     rows = await page_query.limit(size + 1)
     return _connection(rows, size, _Count(query.count), start is not None, wrap, key)
+
+
+def loaded_page(
+    loader: DataLoader[int, list[R]], key: int, first: int | None, after: str | None, wrap: Callable[[R], T]
+) -> Connection[T] | Awaitable[Connection[T]]:
+    """A page of the rows ``loader`` groups under ``key`` (paginate_loaded): at once
+    when the loader holds them (a page's resolver loaded them for all its rows)."""
+    return loaded(loader, key, lambda rows: paginate_loaded(rows, first, after, wrap))
 
 
 def paginate_loaded(

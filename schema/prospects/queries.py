@@ -16,7 +16,7 @@ from schema.context import Info, domain_to_public
 from schema.enums import ConversationState, EnrollmentStage, SystemStatus
 from schema.node import Node, NodeReader, decode_ids
 from schema.pagination import Connection, paginate
-from schema.prospects.types import Activity, Prospect, StatusChange, Task
+from schema.prospects.types import Activity, Prospect, StatusChange, Task, preload_prospects
 
 
 @strawberry.input
@@ -106,7 +106,9 @@ class ProspectQueries:
             enrollment_stages=given.enrollment_stages,
             external_ids=_external_ids(given.external_ids),
         )
-        return await paginate(query, first, after, lambda r: Prospect(row=r))
+        page = await paginate(query, first, after, lambda r: Prospect(row=r))
+        await preload_prospects(info, [edge.node.row for edge in page.edges])
+        return page
 
     @strawberry.field
     async def tasks(

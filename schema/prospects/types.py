@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -10,11 +12,13 @@ from strawberry.scalars import JSON
 
 from app.prospects import distribution
 from app.prospects import models as prospects
+from app.workflows import models as workflows
 from schema.accounts.types import User, load_user
 from schema.context import Info
 from schema.enums import ChangeCause, Channel, ConversationState, Interaction, SystemStatus, TaskKind
+from schema.loaders import fill, loaded
 from schema.node import Node, global_id, lazy_type
-from schema.pagination import Connection, paginate_loaded
+from schema.pagination import Connection, loaded_page, node_fields
 from schema.workflows.types import Action, Status, load_status
 
 if TYPE_CHECKING:
@@ -72,17 +76,21 @@ class Prospect(Node):
     def custom_fields(self) -> JSON:
         return cast(JSON, self.row.custom_fields)
 
-    @strawberry.field
-    async def status(self, info: Info) -> Status:
-        return await load_status(info, self.row.status_id)
+    # The fields a page's rows share (statuses, owners) or own (enrollments, tasks...)
+    # answer at once when the page's resolver preloaded them (preload_prospects).
+    @strawberry.field(graphql_type=Status)
+    def status(self, info: Info) -> Status | Awaitable[Status]:
+        return loaded(info.context.loaders.status, self.row.status_id, _status)
 
-    @strawberry.field
-    async def system_status(self, info: Info) -> SystemStatus:
-        return (await load_status(info, self.row.status_id)).row.system_status
+    @strawberry.field(graphql_type=SystemStatus)
+    def system_status(self, info: Info) -> SystemStatus | Awaitable[SystemStatus]:
+        return loaded(info.context.loaders.status, self.row.status_id, lambda row: _status(row).row.system_status)
 
-    @strawberry.field
-    async def owner(self, info: Info) -> User | None:
-        return await load_user(info, self.row.owner_id)
+    @strawberry.field(graphql_type=User | None)
+    def owner(self, info: Info) -> User | Awaitable[User | None] | None:
+        if self.row.owner_id is None:
+            return None
+        return loaded(info.context.loaders.user, self.row.owner_id, User.wrap)
 
     @strawberry.field
     def assigned_at(self) -> datetime | None:
@@ -93,11 +101,15 @@ class Prospect(Node):
         return self.row.pullable_after
 
     @strawberry.field(
-        description="When another agent may pull it from its owner (max assignment time of its status); null: never."
+        graphql_type=datetime | None,
+        description="When another agent may pull it from its owner (max assignment time of its status); null: never.",
     )
-    async def reassignable_at(self, info: Info) -> datetime | None:
-        status = await info.context.loaders.status.load(self.row.status_id)
-        return distribution.reassignable_at(self.row, status) if status is not None else None
+    def reassignable_at(self, info: Info) -> datetime | Awaitable[datetime | None] | None:
+        return loaded(
+            info.context.loaders.status,
+            self.row.status_id,
+            lambda status: distribution.reassignable_at(self.row, status) if status is not None else None,
+        )
 
     @strawberry.field
     def do_not_contact(self) -> bool:
@@ -108,11 +120,13 @@ class Prospect(Node):
         return [Channel(c) for c in self.row.opted_out_channels]
 
     @strawberry.field(
-        description="Channels blocked for this prospect by any cause: do-not-contact, opt-outs, a suppressed address, a hard bounce."
+        graphql_type=list[Channel],
+        description="Channels blocked for this prospect by any cause: do-not-contact, opt-outs, a suppressed address, a hard bounce.",
     )
-    async def blocked_channels(self, info: Info) -> list[Channel]:
-        blocked = await info.context.loaders.blocked_channels.load(self.row)
-        return [c for c in Channel if c in blocked]
+    def blocked_channels(self, info: Info) -> list[Channel] | Awaitable[list[Channel]]:
+        return loaded(
+            info.context.loaders.blocked_channels, self.row, lambda blocked: [c for c in Channel if c in blocked]
+        )
 
     @strawberry.field
     def unsubscribed_at(self) -> datetime | None:
@@ -138,22 +152,27 @@ class Prospect(Node):
     def updated_at(self) -> datetime:
         return self.row.updated_at
 
-    @strawberry.field
-    async def activities(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Activity]:
-        rows = await info.context.loaders.activities_by_prospect.load(self.row.id)
-        return paginate_loaded(rows, first, after, lambda r: Activity(row=r))
-
-    @strawberry.field
-    async def status_history(
+    @strawberry.field(graphql_type=Connection[Annotated["Activity", strawberry.lazy(__name__)]])
+    def activities(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[StatusChange]:
-        rows = await info.context.loaders.history_by_prospect.load(self.row.id)
-        return paginate_loaded(rows, first, after, lambda r: StatusChange(row=r))
+    ) -> Connection[Activity] | Awaitable[Connection[Activity]]:
+        return loaded_page(
+            info.context.loaders.activities_by_prospect, self.row.id, first, after, lambda r: Activity(row=r)
+        )
 
-    @strawberry.field
-    async def tasks(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Task]:
-        rows = await info.context.loaders.tasks_by_prospect.load(self.row.id)
-        return paginate_loaded(rows, first, after, lambda r: Task(row=r))
+    @strawberry.field(graphql_type=Connection[Annotated["StatusChange", strawberry.lazy(__name__)]])
+    def status_history(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[StatusChange] | Awaitable[Connection[StatusChange]]:
+        return loaded_page(
+            info.context.loaders.history_by_prospect, self.row.id, first, after, lambda r: StatusChange(row=r)
+        )
+
+    @strawberry.field(graphql_type=Connection[Annotated["Task", strawberry.lazy(__name__)]])
+    def tasks(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Task] | Awaitable[Connection[Task]]:
+        return loaded_page(info.context.loaders.tasks_by_prospect, self.row.id, first, after, lambda r: Task(row=r))
 
     @strawberry.field
     def conversation_state(self) -> ConversationState:
@@ -163,21 +182,52 @@ class Prospect(Node):
     def last_message_at(self) -> datetime | None:
         return self.row.last_message_at
 
-    @strawberry.field
-    async def messages(
+    @strawberry.field(graphql_type=Connection[Annotated["Message", strawberry.lazy(_MESSAGING)]])
+    def messages(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated[Message, strawberry.lazy(_MESSAGING)]]:
+    ) -> Connection[Message] | Awaitable[Connection[Message]]:
         message_type: type[Message] = lazy_type(_MESSAGING, "Message")
-        rows = await info.context.loaders.messages_by_prospect.load(self.row.id)
-        return paginate_loaded(rows, first, after, lambda r: message_type(row=r))
+        return loaded_page(
+            info.context.loaders.messages_by_prospect, self.row.id, first, after, lambda r: message_type(row=r)
+        )
 
-    @strawberry.field
-    async def enrollments(
+    @strawberry.field(graphql_type=Connection[Annotated["Enrollment", strawberry.lazy(_SEQUENCES)]])
+    def enrollments(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated[Enrollment, strawberry.lazy(_SEQUENCES)]]:
+    ) -> Connection[Enrollment] | Awaitable[Connection[Enrollment]]:
         enrollment_type: type[Enrollment] = lazy_type(_SEQUENCES, "Enrollment")
-        rows = await info.context.loaders.enrollments_by_prospect.load(self.row.id)
-        return paginate_loaded(rows, first, after, lambda r: enrollment_type(row=r))
+        return loaded_page(
+            info.context.loaders.enrollments_by_prospect, self.row.id, first, after, lambda r: enrollment_type(row=r)
+        )
+
+
+def _status(row: workflows.Status | None) -> Status:
+    assert row is not None  # a prospect's status is never deleted from under it
+    return Status(row=row)
+
+
+async def preload_prospects(info: Info, rows: Sequence[prospects.Prospect]) -> None:
+    """Loads what the selection asks of a page's prospects, one batch per kind, so
+    that each prospect's fields answer at once (``loaded``)."""
+    wanted = node_fields(info)
+    loaders = info.context.loaders
+    batches: list[Awaitable[None]] = []
+    if wanted & {"status", "systemStatus", "reassignableAt"}:
+        batches.append(fill(loaders.status, (row.status_id for row in rows)))
+    if "owner" in wanted:
+        batches.append(fill(loaders.user, (row.owner_id for row in rows if row.owner_id is not None)))
+    if "blockedChannels" in wanted:
+        batches.append(fill(loaders.blocked_channels, rows))
+    for name, loader in (
+        ("activities", loaders.activities_by_prospect),
+        ("statusHistory", loaders.history_by_prospect),
+        ("tasks", loaders.tasks_by_prospect),
+        ("messages", loaders.messages_by_prospect),
+        ("enrollments", loaders.enrollments_by_prospect),
+    ):
+        if name in wanted:
+            batches.append(fill(loader, (row.id for row in rows)))
+    await asyncio.gather(*batches)
 
 
 async def load_prospect(info: Info, prospect_id: int) -> Prospect:
