@@ -29,6 +29,7 @@ from strawberry.types.graphql import OperationType
 from app.config import GRAPHQL_MAX_COST
 from app.events import relay
 from app.observability.graphql import RequestMetrics
+from schema import direct
 from schema.accounts.types import ApiToken
 from schema.context import AuthenticationError, Context, PublicError
 from schema.documents import DocumentCache, Documents
@@ -180,6 +181,7 @@ def build_schema(
         ],
     )
     schema.suggestions = suggestions
+    direct.install(schema)
     return schema
 
 

@@ -1,19 +1,25 @@
 """What a page of prospects costs (issue 24): its resolver loads what the selection
 asks of every row in one batch per kind, so each row's fields answer at once, with
-no task and no query a row, as they answer alone."""
+no task and no query a row; and fields that need none of Strawberry's wrapper are
+resolved by graphql-core directly (schema.direct). Either way a field answers as
+it does alone."""
 
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import strawberry
 
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.prospects import service as prospects
+from schema import direct
+from schema.build import build_schema
 from tests.conftest import GraphQL, Org
 from tests.factories import populate
 
@@ -101,3 +107,60 @@ async def test_a_page_answers_each_row_as_the_row_alone_does(
         alone = await gql(token, NODE, id=row["id"])
         assert "errors" not in alone, alone
         assert alone["data"]["node"] == row
+
+
+@strawberry.type
+class _Row:
+    value: int
+    hidden: strawberry.Private[int] = 0
+
+    @strawberry.field
+    def doubled(self) -> int:
+        return self.value * 2
+
+    @strawberry.field
+    def scaled(self, info: strawberry.Info, by_factor: int = 3, label: str | None = None) -> str:
+        return f"{label or 'x'}{self.value * by_factor}"
+
+
+@strawberry.enum
+class _Sign(enum.Enum):
+    PLUS = "PLUS"
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field
+    def rows(self) -> list[_Row]:
+        return [_Row(value=1), _Row(value=2)]
+
+    @strawberry.field
+    def signed(self, sign: _Sign) -> str:
+        return sign.value
+
+
+def test_direct_resolvers_take_the_arguments_given_and_the_defaults_of_the_rest() -> None:
+    schema = strawberry.Schema(query=_Query)
+    assert direct.install(schema) == 4  # value, doubled, scaled, rows; not signed (an enum argument)
+    assert direct.direct(schema, schema._schema.query_type.fields["signed"]) is None  # type: ignore[union-attr]
+    result = schema.execute_sync(
+        '{ rows { value doubled scaled a: scaled(byFactor: 10) b: scaled(label: "y") } signed(sign: PLUS) }'
+    )
+    assert result.errors is None, result.errors
+    assert result.data == {
+        "rows": [
+            {"value": 1, "doubled": 2, "scaled": "x3", "a": "x10", "b": "y3"},
+            {"value": 2, "doubled": 4, "scaled": "x6", "a": "x20", "b": "y6"},
+        ],
+        "signed": "PLUS",
+    }
+
+
+def test_leadlines_plain_fields_are_resolved_directly() -> None:
+    schema = build_schema()
+    prospect = schema._schema.type_map["Prospect"].fields  # type: ignore[attr-defined]
+    for name in ("firstName", "status", "owner", "enrollments"):
+        assert prospect[name].resolve.__module__ == "schema.direct", name
+    # An input argument needs Strawberry's conversion.
+    query = schema._schema.query_type.fields  # type: ignore[union-attr]
+    assert query["prospects"].resolve.__module__ != "schema.direct"
