@@ -18,6 +18,7 @@ import strawberry
 from app.accounts.models import Role
 from app.clock import FrozenClock
 from app.prospects import service as prospects
+from app.prospects.models import Prospect, Task, TaskKind
 from schema import direct
 from schema.build import build_schema
 from tests.conftest import GraphQL, Org
@@ -75,20 +76,35 @@ def tasks_made() -> Iterator[list[int]]:
         loop.set_task_factory(previous)
 
 
-async def test_a_page_makes_no_task_a_row(gql: GraphQL, org: Org, clock: FrozenClock) -> None:
-    await _prospects(org, clock, 24)
-    token = org.tokens[Role.ADMIN]
+async def assert_no_task_a_row(gql: GraphQL, token: str, query: str, connection: str) -> None:
+    """A page of 25 makes a few tasks more than a page of 2 at most (its batches; on
+    PostgreSQL the pool's returns vary), not one a row: before, graphql-core awaited
+    the fields of each row in a task of their own (23 more rows, 23 more tasks)."""
     made = {}
     for first in (2, 25):
         with tasks_made() as count:
-            body = await gql(token, PAGE, first=first)
+            body = await gql(token, query, first=first)
         assert "errors" not in body, body
-        assert len(body["data"]["prospects"]["edges"]) == first
+        assert len(body["data"][connection]["edges"]) == first
         made[first] = count[0]
-    # A few tasks whatever the page's size (its batches; on PostgreSQL the pool's
-    # returns vary). Before, graphql-core awaited the fields of each row in a task of
-    # their own: 23 more rows, 23 more tasks.
     assert made[25] < made[2] + 5, made
+
+
+async def rows_as_alone(gql: GraphQL, token: str, query: str, connection: str, one: str) -> list[dict[str, Any]]:
+    """The rows of a page, after checking that each equals the same row read alone (node)."""
+    page = await gql(token, query, first=10)
+    assert "errors" not in page, page
+    rows: list[dict[str, Any]] = [edge["node"] for edge in page["data"][connection]["edges"]]
+    for row in rows:
+        alone = await gql(token, one, id=row["id"])
+        assert "errors" not in alone, alone
+        assert alone["data"]["node"] == row
+    return rows
+
+
+async def test_a_page_makes_no_task_a_row(gql: GraphQL, org: Org, clock: FrozenClock) -> None:
+    await _prospects(org, clock, 24)
+    await assert_no_task_a_row(gql, org.tokens[Role.ADMIN], PAGE, "prospects")
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.AGENT])
@@ -96,17 +112,53 @@ async def test_a_page_answers_each_row_as_the_row_alone_does(
     gql: GraphQL, org: Org, clock: FrozenClock, role: Role
 ) -> None:
     await _prospects(org, clock, 6)
-    token = org.tokens[role]
-    page = await gql(token, PAGE, first=10)
-    assert "errors" not in page, page
-    rows = [edge["node"] for edge in page["data"]["prospects"]["edges"]]
+    rows = await rows_as_alone(gql, org.tokens[role], PAGE, "prospects", NODE)
     assert rows[0]["firstName"] == "Pat"
     assert rows[0]["enrollments"]["edges"] and rows[0]["activities"]["edges"] and rows[0]["messages"]["edges"]
     assert {row["owner"]["name"] if row["owner"] else None for row in rows} == {None, "Agent"}
-    for row in rows:
-        alone = await gql(token, NODE, id=row["id"])
-        assert "errors" not in alone, alone
-        assert alone["data"]["node"] == row
+
+
+TASK = """
+fragment Task on Task {
+  id kind note
+  prospect { id firstName email }
+  assignee { id name }
+  enrollment { id stage }
+  step { id }
+}
+"""
+TASKS = "query Tasks($first: Int) { tasks(first: $first) { edges { node { ...Task } } } }" + TASK
+ONE_TASK = "query One($id: ID!) { node(id: $id) { ...Task } }" + TASK
+
+
+async def _tasks(org: Org, clock: FrozenClock, count: int) -> None:
+    """populate's callback task (an enrollment's prospect) and one task for each of
+    ``count`` more prospects, assigned to the agent or to no one."""
+    await _prospects(org, clock, count)
+    rows = await Prospect.filter(organization_id=org.id, first_name__startswith="P").order_by("id")
+    for n, row in enumerate(rows):
+        await Task.create(
+            organization_id=org.id,
+            prospect_id=row.id,
+            assignee_id=org.users[Role.AGENT].id if n % 2 else None,
+            kind=TaskKind.CALLBACK,
+            due_at=clock.now(),
+            created_at=clock.now(),
+        )
+
+
+async def test_a_tasks_page_makes_no_task_a_row(gql: GraphQL, org: Org, clock: FrozenClock) -> None:
+    await _tasks(org, clock, 24)
+    await assert_no_task_a_row(gql, org.tokens[Role.ADMIN], TASKS, "tasks")
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.AGENT])
+async def test_a_tasks_page_answers_each_task_as_the_task_alone_does(
+    gql: GraphQL, org: Org, clock: FrozenClock, role: Role
+) -> None:
+    await _tasks(org, clock, 5)
+    rows = await rows_as_alone(gql, org.tokens[role], TASKS, "tasks", ONE_TASK)
+    assert {row["assignee"]["name"] if row["assignee"] else None for row in rows} == {None, "Agent"}
 
 
 @strawberry.type

@@ -16,7 +16,7 @@ from schema.context import Info, domain_to_public
 from schema.enums import ConversationState, EnrollmentStage, SystemStatus
 from schema.node import Node, NodeReader, decode_ids
 from schema.pagination import Connection, paginate
-from schema.prospects.types import Activity, Prospect, StatusChange, Task, preload_prospects
+from schema.prospects.types import Activity, Prospect, StatusChange, Task, preload_prospects, preload_tasks
 
 
 @strawberry.input
@@ -121,4 +121,6 @@ class ProspectQueries:
             is_open=given.open,
             due_before=given.due_before,
         )
-        return await paginate(query, first, after, lambda r: Task(row=r))
+        page = await paginate(query, first, after, lambda r: Task(row=r))
+        await preload_tasks(info, [edge.node.row for edge in page.edges])
+        return page

@@ -230,10 +230,30 @@ async def preload_prospects(info: Info, rows: Sequence[prospects.Prospect]) -> N
     await asyncio.gather(*batches)
 
 
-async def load_prospect(info: Info, prospect_id: int) -> Prospect:
-    row = await info.context.loaders.prospect.load(prospect_id)
-    assert row is not None
+async def preload_tasks(info: Info, rows: Sequence[prospects.Task]) -> None:
+    """Loads what the selection asks of a page's tasks, one batch per kind, so that
+    each task's prospect, assignee, enrollment and step answer at once."""
+    wanted = node_fields(info)
+    loaders = info.context.loaders
+    batches: list[Awaitable[None]] = []
+    if "prospect" in wanted:
+        batches.append(fill(loaders.prospect, (row.prospect_id for row in rows)))
+    if "assignee" in wanted:
+        batches.append(fill(loaders.user, (row.assignee_id for row in rows if row.assignee_id is not None)))
+    if "enrollment" in wanted:
+        batches.append(fill(loaders.enrollment, (row.enrollment_id for row in rows if row.enrollment_id is not None)))
+    if "step" in wanted:
+        batches.append(fill(loaders.step, (row.step_id for row in rows if row.step_id is not None)))
+    await asyncio.gather(*batches)
+
+
+def _prospect(row: prospects.Prospect | None) -> Prospect:
+    assert row is not None  # a task's, activity's or change's prospect is never deleted from under it
     return Prospect(row=row)
+
+
+async def load_prospect(info: Info, prospect_id: int) -> Prospect:
+    return _prospect(await info.context.loaders.prospect.load(prospect_id))
 
 
 @strawberry.type(description="A logged interaction; applying its action runs the action's operations.")
@@ -319,13 +339,16 @@ class Task(Node):
     def id(self) -> strawberry.ID:
         return global_id("Task", self.row.id)
 
-    @strawberry.field
-    async def prospect(self, info: Info) -> Prospect:
-        return await load_prospect(info, self.row.prospect_id)
+    # Answered at once when the tasks page preloaded them (preload_tasks).
+    @strawberry.field(graphql_type=Prospect)
+    def prospect(self, info: Info) -> Prospect | Awaitable[Prospect]:
+        return loaded(info.context.loaders.prospect, self.row.prospect_id, _prospect)
 
-    @strawberry.field
-    async def assignee(self, info: Info) -> User | None:
-        return await load_user(info, self.row.assignee_id)
+    @strawberry.field(graphql_type=User | None)
+    def assignee(self, info: Info) -> User | Awaitable[User | None] | None:
+        if self.row.assignee_id is None:
+            return None
+        return loaded(info.context.loaders.user, self.row.assignee_id, User.wrap)
 
     @strawberry.field
     def kind(self) -> TaskKind:
@@ -343,21 +366,25 @@ class Task(Node):
     def note(self) -> str | None:
         return self.row.note
 
-    @strawberry.field
-    async def enrollment(self, info: Info) -> Annotated[Enrollment, strawberry.lazy(_SEQUENCES)] | None:
+    @strawberry.field(graphql_type=Annotated["Enrollment", strawberry.lazy(_SEQUENCES)] | None)
+    def enrollment(self, info: Info) -> Enrollment | Awaitable[Enrollment | None] | None:
+        if self.row.enrollment_id is None:
+            return None
         enrollment_type: type[Enrollment] = lazy_type(_SEQUENCES, "Enrollment")
-        row = (
-            None
-            if self.row.enrollment_id is None
-            else await info.context.loaders.enrollment.load(self.row.enrollment_id)
+        return loaded(
+            info.context.loaders.enrollment,
+            self.row.enrollment_id,
+            lambda row: enrollment_type(row=row) if row is not None else None,
         )
-        return enrollment_type(row=row) if row is not None else None
 
-    @strawberry.field
-    async def step(self, info: Info) -> Annotated[SequenceStep, strawberry.lazy(_SEQUENCES)] | None:
+    @strawberry.field(graphql_type=Annotated["SequenceStep", strawberry.lazy(_SEQUENCES)] | None)
+    def step(self, info: Info) -> SequenceStep | Awaitable[SequenceStep | None] | None:
+        if self.row.step_id is None:
+            return None
         step_type: type[SequenceStep] = lazy_type(_SEQUENCES, "SequenceStep")
-        row = None if self.row.step_id is None else await info.context.loaders.step.load(self.row.step_id)
-        return step_type(row=row) if row is not None else None
+        return loaded(
+            info.context.loaders.step, self.row.step_id, lambda row: step_type(row=row) if row is not None else None
+        )
 
     @strawberry.field
     def created_at(self) -> datetime:
