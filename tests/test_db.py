@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 import asyncpg
 import pytest
-from tortoise import connections
 from tortoise.backends.sqlite.client import SqliteTransactionWrapper
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from app import db, postgres_client
+from app import db
 from tests.conftest import ON_POSTGRES
 
 
@@ -146,40 +144,3 @@ async def test_a_transaction_cancelled_while_it_begins_leaves_the_connection_to_
     monkeypatch.setattr(wrapper, "begin", begin)
     async with asyncio.timeout(5), in_transaction() as connection:
         assert await connection.execute_query_dict("SELECT 1 AS one") == [{"one": 1}]
-
-
-@pytest.mark.postgres
-async def test_a_statement_goes_on_while_its_connection_goes_back(
-    database: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A connection goes back to the pool in a task of its own (app.postgres_client):
-    asyncpg's release takes three turns of the event loop, which a statement's task
-    no longer waits for. Closing waits for the connections on their way back."""
-    client = connections.get("default")
-    assert isinstance(client, postgres_client.Client)
-    await client.execute_query("SELECT 1")
-    pool = client._pool
-    assert pool is not None
-    held = asyncio.Event()
-    release = asyncpg.Pool.release
-
-    async def held_back(self: asyncpg.Pool, connection: object, **options: Any) -> None:
-        await held.wait()
-        await release(self, connection, **options)
-
-    monkeypatch.setattr(asyncpg.Pool, "release", held_back)
-    try:
-        # Before, each of these waited for its release, here for ever.
-        assert (await asyncio.wait_for(client.execute_query("SELECT 2 AS two"), 5))[1][0]["two"] == 2
-        async with in_transaction() as connection:
-            await connection.execute_query("SELECT 3")
-        assert len(client._returning) == 2
-        assert pool.get_idle_size() == pool.get_size() - 2
-        closing = asyncio.create_task(client.close())  # as returned() does
-        await asyncio.sleep(0.05)
-        assert not closing.done()  # it waits for the two connections on their way back
-        held.set()
-        await asyncio.wait_for(closing, 5)
-    finally:
-        held.set()
-    assert not client._returning
