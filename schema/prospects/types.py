@@ -12,14 +12,13 @@ from strawberry.scalars import JSON
 
 from app.prospects import distribution
 from app.prospects import models as prospects
-from app.workflows import models as workflows
 from schema.accounts.types import User, load_user
 from schema.context import Info
 from schema.enums import ChangeCause, Channel, ConversationState, Interaction, SystemStatus, TaskKind
 from schema.loaders import fill, loaded
 from schema.node import Node, global_id, lazy_type
 from schema.pagination import Connection, loaded_page, node_fields
-from schema.workflows.types import Action, Status, load_status
+from schema.workflows.types import Action, Status, load_status, status_of
 
 if TYPE_CHECKING:
     from schema.messaging.types import Message
@@ -80,11 +79,11 @@ class Prospect(Node):
     # answer at once when the page's resolver preloaded them (preload_prospects).
     @strawberry.field(graphql_type=Status)
     def status(self, info: Info) -> Status | Awaitable[Status]:
-        return loaded(info.context.loaders.status, self.row.status_id, _status)
+        return loaded(info.context.loaders.status, self.row.status_id, status_of)
 
     @strawberry.field(graphql_type=SystemStatus)
     def system_status(self, info: Info) -> SystemStatus | Awaitable[SystemStatus]:
-        return loaded(info.context.loaders.status, self.row.status_id, lambda row: _status(row).row.system_status)
+        return loaded(info.context.loaders.status, self.row.status_id, lambda row: status_of(row).row.system_status)
 
     @strawberry.field(graphql_type=User | None)
     def owner(self, info: Info) -> User | Awaitable[User | None] | None:
@@ -199,11 +198,6 @@ class Prospect(Node):
         return loaded_page(
             info.context.loaders.enrollments_by_prospect, self.row.id, first, after, lambda r: enrollment_type(row=r)
         )
-
-
-def _status(row: workflows.Status | None) -> Status:
-    assert row is not None  # a prospect's status is never deleted from under it
-    return Status(row=row)
 
 
 async def preload_prospects(info: Info, rows: Sequence[prospects.Prospect]) -> None:

@@ -103,10 +103,15 @@ class Status(Node):
         return [Action(row=a) for a in await info.context.loaders.actions_by_status.load(self.row.id)]
 
 
+def status_of(row: workflows.Status | None) -> Status:
+    """The Status of a row that must exist: a status referenced is never deleted
+    from under what references it (statuses are soft-deleted)."""
+    assert row is not None
+    return Status(row=row)
+
+
 async def load_status(info: Info, status_id: int) -> Status:
-    status = Status.wrap(await info.context.loaders.status.load(status_id))
-    assert status is not None
-    return status
+    return status_of(await info.context.loaders.status.load(status_id))
 
 
 @strawberry.type
