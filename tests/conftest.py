@@ -5,11 +5,12 @@ one token per role."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -276,3 +277,21 @@ async def live_server(db: None, settings: Settings, clock: FrozenClock) -> Async
     (so it shares the test's database context)."""
     async with serving(create_app(settings, clock=clock, manage_resources=False)) as url:
         yield url
+
+
+@contextmanager
+def tasks_made() -> Iterator[list[int]]:
+    """Counts the asyncio tasks made meanwhile (one element: the count)."""
+    loop = asyncio.get_running_loop()
+    made = [0]
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made[0] += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        yield made
+    finally:
+        loop.set_task_factory(previous)

@@ -10,7 +10,7 @@ from app.accounts import service as accounts
 from app.accounts.models import ApiToken, Role, User
 from app.accounts.sessions import Sessions
 from app.clock import FrozenClock
-from tests.conftest import Org, QueryCounter
+from tests.conftest import GraphQL, Org, QueryCounter
 
 
 class Monotonic:
@@ -108,3 +108,25 @@ async def test_unknown_tokens_are_not_remembered(org: Org, clock: FrozenClock, m
     for n in range(5):
         assert await accounts.authenticate(f"{accounts.TOKEN_PREFIX}unknown{n}", clock) is None
     assert len(accounts._known) == known
+
+
+async def test_the_viewer_is_read_with_the_token_and_a_rename_shows_at_once(
+    org: Org, gql: GraphQL, sql_queries: QueryCounter, monotonic: Monotonic
+) -> None:
+    """``{ viewer }`` answers from the row the token's look-up read: no query while the
+    token is remembered; renaming the user in this process shows in the next answer."""
+    viewer = "{ viewer { id name role } }"
+    token = org.tokens[Role.AGENT]
+    first = await gql(token, viewer)
+    assert first["data"]["viewer"] == {"id": org.user_gid(Role.AGENT), "name": "Agent", "role": "AGENT"}
+    before = sql_queries.count
+    assert await gql(token, viewer) == first
+    assert sql_queries.count == before  # token and user from memory
+
+    renamed = await gql(
+        org.tokens[Role.ADMIN],
+        'mutation($id: ID!) { updateUser(input: {userId: $id, name: "Avery"}) { errors { message } } }',
+        id=org.user_gid(Role.AGENT),
+    )
+    assert renamed["data"]["updateUser"]["errors"] == []
+    assert (await gql(token, viewer))["data"]["viewer"]["name"] == "Avery"

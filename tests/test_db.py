@@ -9,12 +9,13 @@ import time
 
 import asyncpg
 import pytest
+from tortoise import connections
 from tortoise.backends.sqlite.client import SqliteTransactionWrapper
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app import db
-from tests.conftest import ON_POSTGRES
+from tests.conftest import ON_POSTGRES, tasks_made
 
 
 def _arising_from(cause: BaseException) -> Exception:
@@ -111,6 +112,30 @@ def test_a_postgres_pool_holds_twenty_connections_unless_the_url_says() -> None:
 
     assert maxsize("postgres://u@localhost:5432/leadline") == db.POOL_SIZE == 20
     assert maxsize("postgres://u@localhost:5432/leadline?maxsize=7") == "7"
+
+
+@pytest.mark.postgres
+async def test_a_statement_gives_its_connection_back_in_its_own_task(database: str) -> None:
+    """asyncpg's release runs in a task of its own (three turns of the event loop for
+    every statement outside a transaction); Leadline's returns the connection within
+    the statement's step, and still rolls back one left inside a transaction."""
+    client = connections.get("default")
+    await client.execute_query("SELECT 1")
+    pool = client._pool
+    free = pool._queue.qsize()
+    with tasks_made() as made:
+        await client.execute_query("SELECT 1")
+        async with in_transaction():
+            await client.execute_query("SELECT 1")
+    assert made == [0] and pool._queue.qsize() == free
+
+    async with client.acquire_connection() as connection:
+        await connection.execute("BEGIN")
+        await connection.execute("CREATE TEMPORARY TABLE left_open (n int)")
+    assert pool._queue.qsize() == free
+    assert not any(holder._con.is_in_transaction() for holder in pool._holders if holder._con is not None)
+    rows = await client.execute_query_dict("SELECT count(*) AS n FROM pg_tables WHERE tablename = 'left_open'")
+    assert rows == [{"n": 0}]  # rolled back
 
 
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite's transactions share one connection and its lock")

@@ -6,10 +6,7 @@ it does alone."""
 
 from __future__ import annotations
 
-import asyncio
 import enum
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -21,7 +18,7 @@ from app.prospects import service as prospects
 from app.prospects.models import Prospect, Task, TaskKind
 from schema import direct
 from schema.build import build_schema
-from tests.conftest import GraphQL, Org
+from tests.conftest import GraphQL, Org, tasks_made
 from tests.factories import populate
 
 ROW = """
@@ -56,24 +53,6 @@ async def _prospects(org: Org, clock: FrozenClock, count: int) -> None:
         ],
     )
     assert not errors and len(created) == count
-
-
-@contextmanager
-def tasks_made() -> Iterator[list[int]]:
-    """Counts the asyncio tasks made meanwhile (one element: the count)."""
-    loop = asyncio.get_running_loop()
-    made = [0]
-    previous = loop.get_task_factory()
-
-    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        made[0] += 1
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    loop.set_task_factory(factory)
-    try:
-        yield made
-    finally:
-        loop.set_task_factory(previous)
 
 
 async def assert_no_task_a_row(gql: GraphQL, token: str, query: str, connection: str) -> None:

@@ -6,10 +6,10 @@ organization, so every query it makes is scoped by ``actor.organization_id``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from app.accounts.models import Role
+from app.accounts.models import Role, User
 from app.clock import Clock
 from app.errors import Forbidden
 
@@ -23,6 +23,9 @@ class Actor:
     clock: Clock
     token_id: int | None = None
     """The API token it authenticated with (None for the system)."""
+    user: User | None = field(default=None, compare=False, repr=False)
+    """The user's row as the token's look-up read it (at most AUTHENTICATED_SECONDS
+    old, like the role), shared by the requests of that time: read it, never change it."""
 
     def now(self) -> datetime:
         return self.clock.now()

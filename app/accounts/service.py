@@ -85,8 +85,7 @@ AUTHENTICATED_MOST = 10_000
 class _Known:
     until: float
     organization_id: int
-    user_id: int
-    role: Role
+    user: User
     token_id: int
 
 
@@ -122,13 +121,7 @@ async def authenticate(token: str, clock: Clock) -> Actor | None:
     key = hash_token(token)
     known = _known.get(key)
     if known is not None and known.until > time.monotonic():
-        return Actor(
-            organization_id=known.organization_id,
-            user_id=known.user_id,
-            role=known.role,
-            clock=clock,
-            token_id=known.token_id,
-        )
+        return _actor(known.organization_id, known.user, known.token_id, clock)
     looked_up, generation = time.monotonic(), _forgetting.generation
     row = await ApiToken.get_or_none(token_hash=key, revoked_at=None).select_related("user")
     if row is None or not row.user.active:
@@ -141,9 +134,13 @@ async def authenticate(token: str, clock: Clock) -> Actor | None:
         _known.pop(key, None)
         while len(_known) >= AUTHENTICATED_MOST:
             del _known[next(iter(_known))]
-        _known[key] = _Known(looked_up + AUTHENTICATED_SECONDS, row.organization_id, row.user_id, row.user.role, row.id)
+        _known[key] = _Known(looked_up + AUTHENTICATED_SECONDS, row.organization_id, row.user, row.id)
+    return _actor(row.organization_id, row.user, row.id, clock)
+
+
+def _actor(organization_id: int, user: User, token_id: int, clock: Clock) -> Actor:
     return Actor(
-        organization_id=row.organization_id, user_id=row.user_id, role=row.user.role, clock=clock, token_id=row.id
+        organization_id=organization_id, user_id=user.id, role=user.role, clock=clock, token_id=token_id, user=user
     )
 
 
@@ -237,8 +234,7 @@ async def update_user(
         ended: list[int] = []
         if was_active and not user.active:
             ended = await ApiToken.filter(user_id=user.id, revoked_at=None).values_list("id", flat=True)  # type: ignore[assignment]
-    if role is not None or active is not None:
-        forget_tokens()  # committed: its tokens are looked up again, with the new role or not at all
+    forget_tokens()  # committed: its tokens are looked up again, with the new name or role, or not at all
     return UserUpdate(user=user, ended_token_ids=ended)
 
 
