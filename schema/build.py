@@ -167,6 +167,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         types=[ApiToken, Activity, StatusChange, Task],
+        execution_context_class=direct.Executor,
         extensions=[
             functools.partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
             functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),

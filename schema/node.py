@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -58,6 +59,7 @@ def decode_ids(type_name: str, global_ids: Sequence[str] | None) -> list[int] | 
     return [pk for pk in (ids.decode_as(type_name, g) for g in global_ids) if pk is not None]
 
 
+@functools.cache
 def lazy_type(module: str, name: str) -> type[Any]:
     """The type ``name`` of a domain whose module imports this one. The GraphQL graph
     is cyclic (Prospect.enrollments, Enrollment.prospect) and the imports are not:

@@ -22,17 +22,35 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 50
 
 
+def _cursor(key: int | None) -> str | None:
+    return None if key is None else ids.encode("Cursor", key)
+
+
 @strawberry.type
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    start_key: strawberry.Private[int | None]
+    end_key: strawberry.Private[int | None]
+
+    @strawberry.field
+    def start_cursor(self) -> str | None:
+        return _cursor(self.start_key)
+
+    @strawberry.field
+    def end_cursor(self) -> str | None:
+        return _cursor(self.end_key)
+
+
+def _edge_cursor(self: Edge[Any]) -> str:
+    return ids.encode("Cursor", self.key)
 
 
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str
+    key: strawberry.Private[int]
+    """Its node's key in the connection's order; the cursor is made only when asked."""
+    cursor: str = strawberry.field(resolver=_edge_cursor)
     node: T
 
 
@@ -115,13 +133,13 @@ def _connection(
     rows: Sequence[R], size: int, total: _Count, had_after: bool, wrap: Callable[[R], T], key: str = "id"
 ) -> Connection[T]:
     page = rows[:size]
-    edges = [Edge(cursor=ids.encode("Cursor", getattr(row, key)), node=wrap(row)) for row in page]
+    edges = [Edge(key=getattr(row, key), node=wrap(row)) for row in page]
     return Connection(
         page_info=PageInfo(
             has_next_page=len(rows) > size,
             has_previous_page=had_after,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+            start_key=edges[0].key if edges else None,
+            end_key=edges[-1].key if edges else None,
         ),
         edges=edges,
         count=total,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import strawberry
+from strawberry.extensions import SchemaExtension
 
 from app.accounts.models import Role
 from app.clock import FrozenClock
@@ -195,3 +196,76 @@ def test_leadlines_plain_fields_are_resolved_directly() -> None:
     # An input argument needs Strawberry's conversion.
     query = schema._schema.query_type.fields  # type: ignore[union-attr]
     assert query["prospects"].resolve.__module__ != "schema.direct"
+
+
+@strawberry.type
+class _Leaves:
+    name: str
+    nickname: str | None
+    sign: _Sign
+    big: int | None
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.name.upper()
+
+    @strawberry.field
+    def must(self) -> str:
+        return None  # type: ignore[return-value]  # a bug: null for a non-null field
+
+    @strawberry.field
+    def broken(self) -> str | None:
+        raise ValueError("no value")
+
+
+@strawberry.type
+class _LeafQuery:
+    @strawberry.field
+    def leaves(self) -> list[_Leaves | None]:
+        return [
+            _Leaves(name="a", nickname=None, sign=_Sign.PLUS, big=2**40),
+            _Leaves(name="b", nickname="bee", sign=_Sign.PLUS, big=7),
+        ]
+
+
+def test_leaf_fields_of_self_answer_the_short_way_as_graphql_cores_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values, nulls, a null for a non-null field, a raised error and a value out of
+    the type's range: each as graphql-core's own way answers it, with the same errors."""
+    short = strawberry.Schema(query=_LeafQuery, execution_context_class=direct.Executor)
+    direct.install(short)
+    infos: list[str] = []
+    build = direct.Executor.build_resolve_info
+
+    def counted(self: direct.Executor, field_def: Any, field_nodes: Any, *args: Any) -> Any:
+        infos.append(field_nodes[0].name.value)
+        return build(self, field_def, field_nodes, *args)
+
+    monkeypatch.setattr(direct.Executor, "build_resolve_info", counted)
+    for query in (
+        "{ leaves { name nickname sign shout big broken __typename } }",
+        "{ leaves { name must } }",  # each row nulled by its must
+    ):
+        usual = strawberry.Schema(query=_LeafQuery).execute_sync(query)
+        answer = short.execute_sync(query)
+        assert answer.data == usual.data
+        assert [(e.message, e.path) for e in answer.errors or []] == [(e.message, e.path) for e in usual.errors or []]
+        assert answer.errors
+    assert short.execute_sync("{ leaves { name nickname sign shout big broken } }").data == {
+        "leaves": [
+            {"name": "a", "nickname": None, "sign": "PLUS", "shout": "A", "big": None, "broken": None},
+            {"name": "b", "nickname": "bee", "sign": "PLUS", "shout": "B", "big": 7, "broken": None},
+        ]
+    }
+    assert "leaves" in infos and "broken" in infos  # graphql-core's way: an object, an error
+    assert "name" not in infos and "shout" not in infos and "sign" not in infos  # the short way
+
+
+def test_an_extension_that_resolves_every_field_sees_the_leaves_too() -> None:
+    class Shouting(SchemaExtension):
+        def resolve(self, _next: Any, root: Any, info: strawberry.Info, *args: Any, **kwargs: Any) -> Any:
+            value = _next(root, info, *args, **kwargs)
+            return value.upper() if isinstance(value, str) else value
+
+    schema = strawberry.Schema(query=_LeafQuery, extensions=[Shouting], execution_context_class=direct.Executor)
+    direct.install(schema)
+    assert schema.execute_sync("{ leaves { name } }").data == {"leaves": [{"name": "A"}, {"name": "B"}]}
