@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -157,6 +157,17 @@ def _where(error: BaseException) -> str:
     return " < ".join(reversed(frames[-6:]))
 
 
+@functools.cache
+def _rules() -> list[type[ASTValidationRule]]:
+    """The depth and alias limits' validation rules and ours, made once: Strawberry's
+    limiters make a class of their own each time they are made, once a request."""
+    return [
+        *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+        TextLiterals,
+    ]
+
+
 def build_schema(
     *, suggestions: bool = True, introspection: bool = True, max_cost: int = GRAPHQL_MAX_COST
 ) -> LeadlineSchema:
@@ -169,10 +180,8 @@ def build_schema(
         types=[ApiToken, Activity, StatusChange, Task],
         execution_context_class=direct.Executor,
         extensions=[
-            functools.partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
-            functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
             functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-            functools.partial(AddValidationRules, [TextLiterals]),
+            functools.partial(AddValidationRules, _rules()),
             *([] if introspection else [DisableIntrospection]),
             # After every extension that adds a validation rule (on_operation), before MaskErrors.
             functools.partial(Documents, cache=DocumentCache(), max_cost=max_cost),

@@ -20,6 +20,7 @@ which reports it as it would have.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from operator import attrgetter
 from types import FunctionType
@@ -32,6 +33,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLResolveInfo,
+    GraphQLResolveInfoHelpers,
     Undefined,
     is_leaf_type,
 )
@@ -78,6 +80,15 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         middleware = self.middleware_manager
         self.short_leaves = middleware is None or not middleware.middlewares
+        # graphql-core's helpers hold this executor's bound methods, and so the executor
+        # and through it the request's context, loaders and rows: a cycle, which only
+        # the cyclic collector frees, in pauses that grow with what requests hold.
+        # Through a weak reference it all goes by reference counting when the request ends.
+        this = weakref.ref(self)
+        self.async_helpers = GraphQLResolveInfoHelpers(
+            gather=lambda values: this().gather_async_work(values),  # type: ignore[union-attr]
+            track=lambda values: this().track_async_work(values),  # type: ignore[union-attr]
+        )
 
     def execute_field(
         self,

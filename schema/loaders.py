@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -121,7 +122,7 @@ class Loaders:
         self.blocked_channels: DataLoader[Prospect, set[Channel]] = DataLoader(load_fn=suppressions.blocked_channels_of)
 
         # The viewer's organization (its settings, e.g. the stage names every enrollment reads).
-        self.organization: DataLoader[int, Organization | None] = DataLoader(load_fn=self._organizations)
+        self.organization: DataLoader[int, Organization | None] = DataLoader(load_fn=partial(_organizations, actor))
 
         self.sequence = _by_id(Sequence, org)
         self.step = _by_id(SequenceStep, org)
@@ -135,8 +136,10 @@ class Loaders:
             lambda keys: sequence_read.steps(org).filter(sequence_id__in=keys).order_by("position", "id"),
             lambda row: row.sequence_id,
         )
-        self.sequence_stats: DataLoader[int, sequence_service.Stats] = DataLoader(load_fn=self._sequence_stats)
-        self.mailbox_usage: DataLoader[int, limits.Usage] = DataLoader(load_fn=self._mailbox_usage)
+        self.sequence_stats: DataLoader[int, sequence_service.Stats] = DataLoader(
+            load_fn=partial(_sequence_stats, actor)
+        )
+        self.mailbox_usage: DataLoader[int, limits.Usage] = DataLoader(load_fn=partial(_mailbox_usage, actor))
         self.messages_by_prospect = _grouped(
             lambda keys: of_organization(Message, org).filter(prospect_id__in=keys).order_by("id"),
             lambda row: row.prospect_id,
@@ -150,19 +153,22 @@ class Loaders:
             lambda row: row.enrollment_id,
         )
 
-    async def _organizations(self, keys: list[int]) -> list[Organization | None]:
-        rows = {} if self._actor is None else {row.id: row for row in await organizations(self._actor)}
-        return [rows.get(key) for key in keys]
 
-    async def _sequence_stats(self, sequence_ids: list[int]) -> list[sequence_service.Stats]:
-        if self._actor is None:  # no viewer, no sequence to count
-            return [sequence_service.Stats(by_stage={}) for _ in sequence_ids]
-        found = await sequence_service.stats(actor=self._actor, sequence_ids=sequence_ids)
-        return [found[pk] for pk in sequence_ids]
+async def _organizations(actor: Actor | None, keys: list[int]) -> list[Organization | None]:
+    rows = {} if actor is None else {row.id: row for row in await organizations(actor)}
+    return [rows.get(key) for key in keys]
 
-    async def _mailbox_usage(self, mailbox_ids: list[int]) -> list[limits.Usage]:
-        """Today's Usage of each mailbox (rows the viewer was allowed to load)."""
-        if self._actor is None:
-            return [limits.Usage(0, 0) for _ in mailbox_ids]
-        found = await limits.usage(mailbox_ids, now=self._actor.now())
-        return [found.get(pk, limits.Usage(0, 0)) for pk in mailbox_ids]
+
+async def _sequence_stats(actor: Actor | None, sequence_ids: list[int]) -> list[sequence_service.Stats]:
+    if actor is None:  # no viewer, no sequence to count
+        return [sequence_service.Stats(by_stage={}) for _ in sequence_ids]
+    found = await sequence_service.stats(actor=actor, sequence_ids=sequence_ids)
+    return [found[pk] for pk in sequence_ids]
+
+
+async def _mailbox_usage(actor: Actor | None, mailbox_ids: list[int]) -> list[limits.Usage]:
+    """Today's Usage of each mailbox (rows the viewer was allowed to load)."""
+    if actor is None:
+        return [limits.Usage(0, 0) for _ in mailbox_ids]
+    found = await limits.usage(mailbox_ids, now=actor.now())
+    return [found.get(pk, limits.Usage(0, 0)) for pk in mailbox_ids]
