@@ -11,11 +11,14 @@ field with an input, enum or list argument, an extension or an async resolver
 keeps Strawberry's.
 
 A direct field of ``self`` alone whose type is a scalar or an enum (a row's
-column, an id) goes further: ``Executor`` asks it for its value and coerces it
-without the rest of graphql-core's per-field work (a ``GraphQLResolveInfo``, the
-argument values, the completion's dispatch), about three fifths of a field's
-cost. A null, an error or a value that does not coerce takes graphql-core's way,
-which reports it as it would have.
+column, an id) goes further: ``Executor``, as it executes an object's fields,
+asks it for its value and coerces it there, without the rest of graphql-core's
+per-field work (a Path, a ``GraphQLResolveInfo``, the argument values, the
+completion's dispatch). A null, an error or a value that does not coerce takes
+graphql-core's way, which reports it as it would have. An object value whose
+type needs no check (no ``is_type_of``) goes straight to its fields. Together
+about a quarter of graphql-core's time for a page of 100 prospects with their
+statuses, owners and enrollments.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ from graphql import (
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLResolveInfoHelpers,
     Undefined,
     is_leaf_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList
-from graphql.pyutils import Path
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.base import StrawberryOptional
@@ -80,6 +84,8 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         middleware = self.middleware_manager
         self.short_leaves = middleware is None or not middleware.middlewares
+        self.plans: dict[int, tuple[GroupedFieldSet, list[tuple[str, Any, Leaf | None]]]] = {}
+        """_plan of each grouped field set, by its id (held with it, so the id stays its own)."""
         # graphql-core's helpers hold this executor's bound methods, and so the executor
         # and through it the request's context, loaders and rows: a cycle, which only
         # the cyclic collector frees, in pauses that grow with what requests hold.
@@ -90,30 +96,100 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             track=lambda values: this().track_async_work(values),  # type: ignore[union-attr]
         )
 
-    def execute_field(
+    def execute_fields(
         self,
         parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: FieldDetailsList,
-        path: Path,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
         position_context: Any,
     ) -> Any:
-        field = parent_type.fields.get(field_details_list[0].node.name.value)
-        leaf: tuple[Callable[[Any], Any], GraphQLLeafType] | None = (
-            field.extensions.get(LEAF) if field is not None and self.short_leaves else None
-        )
-        if leaf is not None:
-            get, leaf_type = leaf
-            try:
-                value = get(source)
-                coerced = (
-                    None if value is None or isinstance(value, Exception) else leaf_type.coerce_output_value(value)
+        """The fields of one object, as graphql-core executes them, the leaves of
+        ``self`` answered here (no Path, no call of execute_field) unless null,
+        wrong or failing, which graphql-core's execute_field then reports."""
+        if not self.short_leaves:
+            return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+        plan = self.plans.get(id(grouped_field_set))
+        if plan is None:
+            plan = self.plans[id(grouped_field_set)] = (grouped_field_set, _plan(parent_type, grouped_field_set))
+        results: dict[str, Any] = {}
+        pending: list[str] = []
+        try:
+            for name, details, leaf in plan[1]:
+                if leaf is not None:
+                    value = _leaf_value(leaf, source_value)
+                    if value is not None:
+                        results[name] = value
+                        continue
+                result = self.execute_field(
+                    parent_type, source_value, details, Path(path, name, parent_type.name), position_context
                 )
-            except Exception:
-                coerced = None
-            if coerced is not None and coerced is not Undefined:
-                return coerced
-        return super().execute_field(parent_type, source, field_details_list, path, position_context)
+                if result is not Undefined:
+                    results[name] = result
+                    if self.is_awaitable(result):
+                        pending.append(name)
+        except Exception:
+            if pending:  # their errors are still observed
+                self.settle_in_background([results[name] for name in pending])
+            raise
+        return _awaiting(results, pending) if pending else results
+
+    def complete_value(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """An object (nullable or not) whose type has no ``is_type_of`` goes straight
+        to its fields; anything else (null, an error, a list, a leaf, an interface)
+        graphql-core's way."""
+        object_type = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+        if (
+            isinstance(object_type, GraphQLObjectType)
+            and object_type.is_type_of is None
+            and result is not None
+            and not isinstance(result, Exception)
+        ):
+            return self.collect_and_execute_subfields(object_type, field_details_list, path, result, position_context)
+        return super().complete_value(return_type, field_details_list, info, path, result, position_context)
+
+
+Leaf = tuple[Callable[[Any], Any], GraphQLLeafType]
+
+
+def _plan(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> list[tuple[str, Any, Leaf | None]]:
+    """Each response name of an object's selection, its field details and its leaf
+    getter (None for other fields and fields not of this type, e.g. __typename)."""
+    plan = []
+    for name, details in grouped_field_set.items():
+        field = parent_type.fields.get(details[0].node.name.value)
+        plan.append((name, details, None if field is None else field.extensions.get(LEAF)))
+    return plan
+
+
+def _leaf_value(leaf: Leaf, source: Any) -> Any:
+    """The leaf's coerced value, or None when graphql-core's way must answer."""
+    get, leaf_type = leaf
+    try:
+        value = get(source)
+        if value is None or isinstance(value, Exception):
+            return None
+        coerced = leaf_type.coerce_output_value(value)
+    except Exception:
+        return None
+    return None if coerced is Undefined else coerced
+
+
+async def _awaiting(results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+    if len(pending) == 1:
+        results[pending[0]] = await results[pending[0]]
+    else:
+        values = await gather_with_cancel(*(results[name] for name in pending))
+        results.update(zip(pending, values, strict=True))
+    return results
 
 
 def direct(schema: strawberry.Schema, field: GraphQLField) -> Resolve | None:
