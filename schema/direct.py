@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable
 from operator import attrgetter
 from types import FunctionType
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from graphql import (
@@ -95,6 +95,18 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             gather=lambda values: this().gather_async_work(values),  # type: ignore[union-attr]
             track=lambda values: this().track_async_work(values),  # type: ignore[union-attr]
         )
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """An event's executor, with memos of its own. Its root fields are collected
+        afresh every event, so memos it shared with the subscription's executor
+        (graphql-core's of sub-fields and of stream usages, ours of plans), keyed by
+        what was collected, gained entries every event for as long as the
+        subscription lived."""
+        executor = cast(Executor, super().build_per_event_executor(payload))
+        executor._relevant_sub_fields = {}
+        executor._stream_usages = type(self._stream_usages)()
+        executor.plans = {}
+        return executor
 
     def execute_fields(
         self,

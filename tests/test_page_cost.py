@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import gc
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -317,3 +318,34 @@ async def test_a_request_leaves_no_cycle_for_the_collector(gql: GraphQL, org: Or
             gc.garbage.clear()
         assert "errors" not in body, body
         assert left == [], query
+
+
+@strawberry.type
+class _Events:
+    @strawberry.subscription
+    async def leaves(self, count: int) -> AsyncGenerator[_Leaves, None]:
+        for n in range(count):
+            yield _Leaves(name=f"n{n}", nickname=None, sign=_Sign.PLUS, big=n)
+
+
+async def test_a_long_subscription_keeps_no_memo_of_each_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each event's root fields are collected afresh: memos keyed by what was
+    collected (graphql-core's sub-fields and stream usages, the executor's plans)
+    gained entries every event while they were shared with the subscription's
+    executor, for as long as it lived."""
+    schema = strawberry.Schema(query=_LeafQuery, subscription=_Events, execution_context_class=direct.Executor)
+    direct.install(schema)
+    made: list[direct.Executor] = []
+    init = direct.Executor.__init__
+
+    def recorded(self: direct.Executor, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(direct.Executor, "__init__", recorded)
+    events = await schema.subscribe("subscription { leaves(count: 50) { name shout sign } }")
+    assert isinstance(events, AsyncGenerator)
+    names = [result.data["leaves"]["name"] async for result in events if result.data]
+    assert names == [f"n{n}" for n in range(50)]
+    [subscription] = made
+    assert len(subscription._relevant_sub_fields) == len(subscription.plans) == 0
