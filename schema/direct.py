@@ -77,15 +77,17 @@ def install(schema: strawberry.Schema) -> int:
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's executor with the short way for leaf fields of ``self`` (above),
-    unless an extension resolves every field (Strawberry's middleware)."""
+    """graphql-core's executor (Strawberry's subclass) with the short ways above,
+    unless an extension resolves every field (Strawberry's middleware); it holds no
+    cycle through itself, and keeps no memo from one subscription event to the next."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         middleware = self.middleware_manager
         self.short_leaves = middleware is None or not middleware.middlewares
-        self.plans: dict[int, tuple[GroupedFieldSet, list[tuple[str, Any, Leaf | None]]]] = {}
-        """_plan of each grouped field set, by its id (held with it, so the id stays its own)."""
+        self.plans: dict[tuple[int, str], tuple[GroupedFieldSet, list[tuple[str, Any, Leaf | None]]]] = {}
+        """_plan of each grouped field set, by its id and its type's name (the set is
+        held with its plan, so the id stays its own)."""
         # graphql-core's helpers hold this executor's bound methods, and so the executor
         # and through it the request's context, loaders and rows: a cycle, which only
         # the cyclic collector frees, in pauses that grow with what requests hold.
@@ -121,9 +123,10 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         wrong or failing, which graphql-core's execute_field then reports."""
         if not self.short_leaves:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
-        plan = self.plans.get(id(grouped_field_set))
+        key = (id(grouped_field_set), parent_type.name)
+        plan = self.plans.get(key)
         if plan is None:
-            plan = self.plans[id(grouped_field_set)] = (grouped_field_set, _plan(parent_type, grouped_field_set))
+            plan = self.plans[key] = (grouped_field_set, _plan(parent_type, grouped_field_set))
         results: dict[str, Any] = {}
         pending: list[str] = []
         try:
