@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.accounts import read
 from app.accounts import service as accounts
 from app.accounts.models import ApiToken, Role, User
-from app.accounts.sessions import Sessions
+from app.accounts.sessions import Session, Sessions
 from app.clock import FrozenClock
 from tests.conftest import GraphQL, Org, QueryCounter
 
@@ -130,3 +131,18 @@ async def test_the_viewer_is_read_with_the_token_and_a_rename_shows_at_once(
     )
     assert renamed["data"]["updateUser"]["errors"] == []
     assert (await gql(token, viewer))["data"]["viewer"]["name"] == "Avery"
+
+
+async def test_a_session_reads_its_viewer_afresh(org: Org, clock: FrozenClock, monotonic: Monotonic) -> None:
+    """A websocket session outlives the look-up that read its user's row: its viewer
+    is read from the database, so a rename made after it opened shows."""
+    actor = await accounts.authenticate(org.tokens[Role.AGENT], clock)
+    assert actor is not None and actor.user is not None
+    session = Session(actor, _no_end)
+    await accounts.update_user(actor=org.actor(Role.ADMIN, clock), user_id=org.users[Role.AGENT].id, name="Avery")
+    assert (await read.viewer(session.actor)).name == "Avery"
+    assert session.actor == actor  # the same organization, user, role and token
+
+
+async def _no_end() -> None:
+    return None

@@ -43,7 +43,8 @@ class Session:
         if actor.token_id is None:
             raise ValueError("a session is opened with a token")
         self.token_id: int = actor.token_id
-        self.actor = actor
+        # It outlives the look-up that read its user's row: its viewer is read afresh.
+        self.actor = dataclasses.replace(actor, user=None)
         self.end = end
 
 
