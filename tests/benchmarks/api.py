@@ -15,6 +15,7 @@ clients are spread over processes (``--client-processes``, by default one per
 
     .venv/bin/python -m tests.benchmarks.api [--prospects N] [--clients 1,20,100]
         [--seconds S] [--workers W] [--leadline PATH ...] [--rounds R] [--database URL]
+        [--mix viewer=50,page=50]
 
 On the PostgreSQL of DATABASE_URL (in a database of its own, dropped after;
 100,000 prospects by default) and the Redis of REDIS_URL when set, else SQLite
@@ -82,8 +83,21 @@ UPDATE = (
     "mutation Update($input: UpdateProspectInput!) { updateProspect(input: $input)"
     " { prospect { id title } errors { message } } }"
 )
-MIX = (("viewer", 35), ("page", 35), ("setProspectStatus", 15), ("updateProspect", 15))
-"""Operations and their shares of the requests: 70 % reads, 30 % writes."""
+Mix = tuple[tuple[str, int], ...]
+MIX: Mix = (("viewer", 35), ("page", 35), ("setProspectStatus", 15), ("updateProspect", 15))
+"""Operations and their shares of the requests: 70 % reads, 30 % writes (``--mix`` changes them)."""
+
+
+def mix(text: str) -> Mix:
+    """``viewer=50,page=50``: operations of MIX and their weights."""
+    known = {name for name, _ in MIX}
+    shares = []
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        if name not in known or not weight.isdigit() or int(weight) == 0:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected NAME=WEIGHT, NAME one of {', '.join(sorted(known))}")
+        shares.append((name, int(weight)))
+    return tuple(shares)
 
 
 @dataclass(frozen=True)
@@ -197,18 +211,18 @@ async def seed(count: int) -> Fixture:
 
 
 def _drive(
-    base: str, fixture: Fixture, clients: int, begin: float, warmup: float, end: float, salt: int
+    base: str, fixture: Fixture, clients: int, begin: float, warmup: float, end: float, salt: int, operations: Mix
 ) -> tuple[list[tuple[str, float, bool]], float]:
     """Runs ``clients`` clients from wall-clock ``begin`` to ``end``; the requests started
     after ``begin + warmup``: (operation, latency, ok) each; and this process's CPU seconds."""
-    return asyncio.run(_clients(base, fixture, clients, begin, warmup, end, salt))
+    return asyncio.run(_clients(base, fixture, clients, begin, warmup, end, salt, operations))
 
 
 async def _clients(
-    base: str, fixture: Fixture, clients: int, begin: float, warmup: float, end: float, salt: int
+    base: str, fixture: Fixture, clients: int, begin: float, warmup: float, end: float, salt: int, operations: Mix
 ) -> tuple[list[tuple[str, float, bool]], float]:
-    names = [name for name, _ in MIX]
-    weights = [weight for _, weight in MIX]
+    names = [name for name, _ in operations]
+    weights = [weight for _, weight in operations]
     results: list[tuple[str, float, bool]] = []
     headers = {"Authorization": f"Bearer {fixture.token}"}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -317,6 +331,7 @@ class Level:
     server_waited: float
     """Seconds the server was runnable but had no CPU (other processes had the cores)."""
     client_cpu: float
+    operations: Mix
 
     def lines(self) -> list[str]:
         out = []
@@ -330,7 +345,7 @@ class Level:
         )
         out.append(f"  {self.clients:3d} clients  {rate:7.1f} requests/s  {cpu} ({client})  errors {errors}")
         out.append(f"      ({waited})")
-        for name in ["all", *(n for n, _ in MIX)]:
+        for name in ["all", *(n for n, _ in self.operations)]:
             latencies = sorted(lat * 1000 for op, lat, good in ok if name in ("all", op))
             if not latencies:
                 continue
@@ -349,6 +364,7 @@ async def level(
     warmup: float,
     processes: int,
     profile: Path | None = None,
+    operations: Mix = MIX,
 ) -> Level:
     processes = max(1, min(processes, clients))
     shares = [clients // processes + (1 if n < clients % processes else 0) for n in range(processes)]
@@ -360,7 +376,7 @@ async def level(
         begin = time.time() + 0.2
         end = begin + warmup + seconds
         futures = [
-            loop.run_in_executor(pool, _drive, base, fixture, share, begin, warmup, end, salt)
+            loop.run_in_executor(pool, _drive, base, fixture, share, begin, warmup, end, salt, operations)
             for salt, share in enumerate(shares)
         ]
         await asyncio.sleep(max(0.0, begin + warmup - time.time()))
@@ -388,7 +404,9 @@ async def level(
         if profiler is not None:
             await profiler.wait()
     results = [r for part, _ in done for r in part]
-    return Level(clients, seconds, results, after[0] - before[0], after[1] - before[1], sum(cpu for _, cpu in done))
+    return Level(
+        clients, seconds, results, after[0] - before[0], after[1] - before[1], sum(cpu for _, cpu in done), operations
+    )
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -431,6 +449,7 @@ async def run(arguments: argparse.Namespace) -> None:
                                 arguments.warmup,
                                 processes,
                                 arguments.profile,
+                                arguments.mix,
                             )
                             print("\n".join(result.lines()), flush=True)
 
@@ -453,6 +472,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         help="a directory for py-spy profiles of serve (collapsed stacks, for flamegraph.pl or speedscope), one per level",
     )
     parser.add_argument("--database", help="use (and keep) this database URL instead of a fresh one")
+    parser.add_argument(
+        "--mix", type=mix, default=MIX, help="operations and weights, e.g. viewer=50,page=50 (default: the 70/30 mix)"
+    )
     return parser.parse_args(argv)
 
 
