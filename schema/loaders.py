@@ -105,7 +105,6 @@ class Loaders:
         self.actions_by_status: DataLoader[int, list[Action]] = DataLoader(
             load_fn=lambda keys: availability.available_actions(org, keys)
         )
-        self._actor = actor
         self.tasks_by_prospect = _grouped(
             lambda keys: of_organization(Task, org).filter(prospect_id__in=keys).order_by("id"),
             lambda row: row.prospect_id,

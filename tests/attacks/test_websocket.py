@@ -396,9 +396,10 @@ async def test_a_sessions_loaders_read_as_the_viewer_is_now(org: Org, clock: Fro
     # Given a websocket context authenticated as an ADMIN whose session was since demoted to AGENT
     context = Context(request=cast(Any, None), actor_or_none=await _actor(org, Role.ADMIN, clock))
     context.session = Session(await _actor(org, Role.AGENT, clock), lambda: _record_end([], "x"))
-    # then what its loaders read (a sequence's stats among them) is read as an AGENT
-    assert context.loaders._actor is not None
-    assert context.loaders._actor.role is Role.AGENT
+    # then what its loaders read as the viewer (a sequence's stats among them) is read as an AGENT
+    for loader in (context.loaders.sequence_stats, context.loaders.organization, context.loaders.mailbox_usage):
+        [actor] = cast(Any, loader.load_fn).args
+        assert actor is not None and actor.role is Role.AGENT
 
 
 async def _actor(org: Org, role: Role, clock: FrozenClock) -> Actor:
