@@ -22,9 +22,17 @@ from typing import Any
 
 import asyncpg
 from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
-from tortoise.backends.base.client import PoolConnectionWrapper, TransactionalDBClient, TransactionContextPooled
+from tortoise.backends.asyncpg.executor import AsyncpgExecutor
+from tortoise.backends.base.client import (
+    NestedTransactionContext,
+    PoolConnectionWrapper,
+    TransactionalDBClient,
+    TransactionContextPooled,
+)
 from tortoise.connection import get_connections
 from tortoise.exceptions import TransactionManagementError
+
+from app.rows import FastSelect
 
 
 class _Transaction(TransactionContextPooled):
@@ -90,9 +98,22 @@ class _Connection(PoolConnectionWrapper[Any]):
         await give_back(self.client._pool, self.connection)
 
 
+class Executor(FastSelect, AsyncpgExecutor):
+    """Whole rows of one model built without Tortoise's detour (app/rows.py)."""
+
+
+class _Wrapper(TransactionWrapper):
+    executor_class = Executor
+
+    def _in_transaction(self) -> NestedTransactionContext:
+        return NestedTransactionContext(_Wrapper(self))
+
+
 class Client(AsyncpgDBClient):
+    executor_class = Executor
+
     def _in_transaction(self) -> _Transaction:
-        return _Transaction(TransactionWrapper(self), self._pool_init_lock)
+        return _Transaction(_Wrapper(self), self._pool_init_lock)
 
     def acquire_connection(self) -> _Connection:
         return _Connection(self, self._pool_init_lock)

@@ -22,12 +22,27 @@ from datetime import datetime
 from typing import Any
 
 import aiosqlite
+from tortoise.backends.base.client import NestedTransactionContext
 from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
+from tortoise.backends.sqlite.executor import SqliteExecutor
 from tortoise.connection import get_connections
 from tortoise.exceptions import TransactionManagementError
 
+from app.rows import FastSelect
 
-class ImmediateTransactionWrapper(SqliteTransactionWrapper):
+
+class Executor(FastSelect, SqliteExecutor):
+    """Whole rows of one model built without Tortoise's detour (app/rows.py)."""
+
+
+class _NestedWrapper(SqliteTransactionWrapper):
+    executor_class = Executor
+
+    def _in_transaction(self) -> NestedTransactionContext:
+        return NestedTransactionContext(_NestedWrapper(self))
+
+
+class ImmediateTransactionWrapper(_NestedWrapper):
     async def begin(self) -> None:
         try:
             await self._connection.commit()
@@ -72,6 +87,8 @@ class ReleasingTransactionContext(SqliteTransactionContext):
 
 
 class ImmediateSqliteClient(SqliteClient):
+    executor_class = Executor
+
     async def create_connection(self, with_db: bool) -> None:
         """Tortoise's, with the declared column types read (for TIMESTAMP)."""
         if self._connection is None:
