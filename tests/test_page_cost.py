@@ -6,6 +6,7 @@ it does alone."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import gc
 from collections.abc import AsyncGenerator
@@ -193,12 +194,32 @@ def test_leadlines_plain_fields_are_resolved_directly() -> None:
     assert query["prospects"].resolve.__module__ != "schema.direct"
 
 
+@strawberry.interface
+class _Named:
+    name: str
+
+
+@strawberry.type
+class _Buddy(_Named):
+    """A type with an interface: Strawberry gives it an ``is_type_of``."""
+
+    @strawberry.field
+    def must(self) -> str:
+        return None  # type: ignore[return-value]  # a bug: null for a non-null field
+
+
 @strawberry.type
 class _Leaves:
     name: str
     nickname: str | None
     sign: _Sign
     big: int | None
+    # Plain attributes of object and list types (the short way without a resolve info).
+    pair: list[_Leaves] = strawberry.field(default_factory=list)
+    maybe_pair: list[_Leaves | None] | None = None
+    buddy: _Buddy | None = None
+    must_buddy: _Buddy = None  # type: ignore[assignment]  # a bug: null for a non-null object
+    wrong_buddy: _Buddy | None = None
 
     @strawberry.field
     def shout(self) -> str:
@@ -225,9 +246,29 @@ class _Leaves:
 class _LeafQuery:
     @strawberry.field
     def leaves(self) -> list[_Leaves | None]:
+        inner = _Leaves(name="c", nickname="sea", sign=_Sign.PLUS, big=1)
         return [
-            _Leaves(name="a", nickname=None, sign=_Sign.PLUS, big=2**40),
-            _Leaves(name="b", nickname="bee", sign=_Sign.PLUS, big=7),
+            _Leaves(
+                name="a",
+                nickname=None,
+                sign=_Sign.PLUS,
+                big=2**40,
+                pair=[inner, inner],
+                maybe_pair=[None, inner],
+                buddy=_Buddy(name="bud"),
+                wrong_buddy=inner,  # type: ignore[arg-type]  # a bug: an object of another type
+            ),
+            _Leaves(name="b", nickname="bee", sign=_Sign.PLUS, big=7, must_buddy=_Buddy(name="pal")),
+        ]
+
+    @strawberry.field
+    def many(self) -> list[_Leaves | None]:
+        """A list long enough to be completed in slices: rows, nulls, rows with a list."""
+        return [
+            None
+            if n % 7 == 3
+            else _Leaves(name=f"n{n}", nickname=f"k{n}" if n % 2 else None, sign=_Sign.PLUS, big=n, pair=[])
+            for n in range(30)
         ]
 
 
@@ -249,6 +290,13 @@ def test_the_short_ways_answer_as_graphql_cores_own_would(monkeypatch: pytest.Mo
         ("{ leaves { name must } }", True),  # each row nulled by its must
         ("{ leaves { twin { name twin { shout } } } }", False),  # an object, or null
         ("{ leaves { name mustTwin { name } } }", True),
+        ("{ leaves { pair { name twin { name } } maybePair { name } buddy { name } } }", False),
+        ("{ leaves { name pair { must } } }", True),  # a non-null error inside a list of non-null items
+        ("{ leaves { maybePair { name must } } }", True),  # ... of nullable items
+        ("{ leaves { buddy { name must } } }", True),
+        ("{ leaves { name mustBuddy { name } } }", True),
+        ("{ leaves { name wrongBuddy { name } } }", True),  # fails its is_type_of
+        ("{ leaves { pair @include(if: true) { name } buddy @skip(if: false) { name } } }", False),
     ):
         usual = strawberry.Schema(query=_LeafQuery).execute_sync(query)
         answer = short.execute_sync(query)
@@ -263,6 +311,45 @@ def test_the_short_ways_answer_as_graphql_cores_own_would(monkeypatch: pytest.Mo
     }
     assert "leaves" in infos and "broken" in infos  # graphql-core's way: an object, an error
     assert "name" not in infos and "shout" not in infos and "sign" not in infos  # the short way
+    infos.clear()
+    short.execute_sync("{ leaves { pair { name } maybePair { name } buddy { name } mustBuddy { name } } }")
+    # graphql-core's way for the nulls (a's mustBuddy, b's maybePair and buddy); the values the short way.
+    assert infos == ["leaves", "mustBuddy", "maybePair", "buddy"]
+
+
+async def test_a_long_list_completed_in_slices_answers_as_graphql_cores_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every item a slice of its own: values, nulls, errors inside nullable and
+    non-null items, as graphql-core's own completion answers them."""
+    monkeypatch.setattr(direct, "SLICE", 0.0)
+    short = strawberry.Schema(query=_LeafQuery, execution_context_class=direct.Executor)
+    direct.install(short)
+    for query, failing in (
+        ("{ many { name nickname big twin { name } pair { name } } }", False),
+        ("{ many { name broken } }", True),  # an error in a nullable field of each item
+        ("{ many { name must } }", True),  # a null for a non-null field: the item is nulled
+        ("{ many { name mustBuddy { name } } leaves { name } }", True),
+    ):
+        usual = await strawberry.Schema(query=_LeafQuery).execute(query)
+        answer = await short.execute(query)
+        assert answer.data == usual.data
+        assert [(e.message, e.path) for e in answer.errors or []] == [(e.message, e.path) for e in usual.errors or []]
+        assert bool(answer.errors) is failing
+
+
+@pytest.mark.parametrize("sliced", [True, False])
+async def test_other_work_runs_between_the_slices_of_a_long_list(monkeypatch: pytest.MonkeyPatch, sliced: bool) -> None:
+    if sliced:
+        monkeypatch.setattr(direct, "SLICE", 0.0)
+    else:
+        monkeypatch.setattr(direct, "SHORT_LIST", 1_000)
+    schema = strawberry.Schema(query=_LeafQuery, execution_context_class=direct.Executor)
+    direct.install(schema)
+    ran: list[str] = []
+    asyncio.get_running_loop().call_soon(ran.append, "other")
+    answer = await schema.execute("{ many { name } }")
+    ran.append("done")
+    assert not answer.errors
+    assert ran == (["other", "done"] if sliced else ["done"])  # unsliced, nothing else ran meanwhile
 
 
 def test_an_extension_that_resolves_every_field_sees_the_leaves_too() -> None:
