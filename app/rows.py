@@ -4,8 +4,8 @@ Tortoise's select reads every row as if it joined related models, even when the
 query selects one model's columns alone: the row is copied into a dict, then
 into a list of items, sliced, copied into another dict and passed as keyword
 arguments, and each field is then set by a call. A page of 100 prospects with
-their statuses, owners and enrollments builds ~220 instances that way: a sixth
-of its CPU (tests/benchmarks/README.md).
+their statuses, owners and enrollments builds ~220 instances: building them here
+takes 14 % off its CPU (tests/benchmarks/README.md).
 
 ``FastSelect`` builds the instances of a query that selects every column of its
 model, with nothing joined, prefetched or annotated: the row's values go into the

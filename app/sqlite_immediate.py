@@ -35,14 +35,14 @@ class Executor(FastSelect, SqliteExecutor):
     """Whole rows of one model built without Tortoise's detour (app/rows.py)."""
 
 
-class _NestedWrapper(SqliteTransactionWrapper):
+class _Wrapper(SqliteTransactionWrapper):
     executor_class = Executor
 
     def _in_transaction(self) -> NestedTransactionContext:
-        return NestedTransactionContext(_NestedWrapper(self))
+        return NestedTransactionContext(_Wrapper(self))
 
 
-class ImmediateTransactionWrapper(_NestedWrapper):
+class ImmediateTransactionWrapper(_Wrapper):
     async def begin(self) -> None:
         try:
             await self._connection.commit()
