@@ -102,7 +102,7 @@ def unreachable(error: BaseException) -> bool:
     for _ in range(10):  # a chain of causes, not a cycle
         if seen is None:
             return False
-        if isinstance(seen, _UNREACHABLE) or _protocol_ended(seen):
+        if isinstance(seen, _UNREACHABLE) or _protocol_ended(seen) or _closed_under_us(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -116,6 +116,17 @@ def log_failure(log: logging.Logger, what: str, error: BaseException) -> None:
         log.warning("%s: the database is unreachable (%s: %s)", what, type(error).__name__, error)
     else:
         log.error("%s", what, exc_info=error)
+
+
+def _closed_under_us(error: BaseException) -> bool:
+    """asyncpg's error for a method of a transaction or a connection whose connection
+    is closed. A server that ends a connection between two statements of a
+    transaction closes it without an error of its own: asyncpg gives the connection
+    back to the pool as it closes, so the next statement fails as if it had been
+    released ("connection has been released back to the pool": alone, that could be
+    a misuse, and stays a failure), and the rollback then finds it closed. Leadline
+    closes no connection mid-work, so a closed one was the server's doing."""
+    return type(error) is asyncpg.InterfaceError and str(error).endswith("the underlying connection is closed")
 
 
 def _protocol_ended(error: BaseException) -> bool:

@@ -25,6 +25,17 @@ def _arising_from(cause: BaseException) -> Exception:
     return error
 
 
+def _closed_after_release() -> Exception:
+    """What a transaction's pass raised when the server ended its connection between
+    two statements (tests/test_postgres_restart.py, 2026-12-07): asyncpg released the
+    closing connection, the next statement found it released, the rollback closed."""
+    error = asyncpg.InterfaceError("cannot call Transaction.rollback(): the underlying connection is closed")
+    error.__context__ = asyncpg.InterfaceError(
+        "cannot call Connection.execute(): connection has been released back to the pool"
+    )
+    return error
+
+
 @pytest.mark.parametrize(
     ("error", "unreachable"),
     [
@@ -38,7 +49,13 @@ def _arising_from(cause: BaseException) -> Exception:
             True,
             id="shutdown-notice-to-an-idle-connection",
         ),
+        pytest.param(_closed_after_release(), True, id="rollback-after-a-close-between-statements"),
         pytest.param(asyncpg.InterfaceError("another operation is in progress"), False, id="misuse"),
+        pytest.param(
+            asyncpg.InterfaceError("cannot call Connection.execute(): connection has been released back to the pool"),
+            False,
+            id="a-released-connection-used",
+        ),
         pytest.param(asyncpg.ProtocolError("unsupported authentication method"), False, id="protocol-error"),
         pytest.param(asyncpg.QueryCanceledError("statement timeout"), False, id="statement-timeout"),
         pytest.param(IntegrityError("duplicate key"), False, id="integrity"),
