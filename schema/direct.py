@@ -107,7 +107,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         middleware = self.middleware_manager
-        self.short_leaves = middleware is None or not middleware.middlewares
+        self.short_ways = middleware is None or not middleware.middlewares
         self.plans: dict[tuple[int, str], tuple[GroupedFieldSet, list[Step]]] = {}
         """_plan of each grouped field set, by its id and its type's name (the set is
         held with its plan, so the id stays its own)."""
@@ -145,7 +145,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         ``self`` answered here (no Path, no call of execute_field) unless null,
         wrong or failing, which graphql-core's execute_field then reports, and its
         plain attributes of object and list types completed here."""
-        if not self.short_leaves:
+        if not self.short_ways:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
         key = (id(grouped_field_set), parent_type.name)
         plan = self.plans.get(key)
@@ -221,7 +221,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         (``execute_sync``), or any list while an extension resolves every field,
         graphql-core's way."""
         if (
-            not self.short_leaves
+            not self.short_ways
             or type(items) is not list
             or len(items) <= SHORT_LIST
             or self.get_stream_usage(field_details_list, path) is not None
